@@ -1,0 +1,263 @@
+"""The ``advembed`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from advembed.errors import AdvembedError
+
+
+class _Parser(argparse.ArgumentParser):
+    """``ArgumentParser`` whose errors are one line: ``advembed <cmd>: error: ...``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got '{text}'")
+    return value
+
+
+def _add_column_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--text-column", help="text column of a CSV/TSV/JSONL file")
+    parser.add_argument("--text-pair-column", help="second-sentence column (sentence pairs)")
+    parser.add_argument("--label-column", help="label column of a CSV/TSV/JSONL file")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="fine-tune a classifier (plain or adversarial)",
+        description="Fine-tune a model on a dataset; with no options, the packaged MiniLM on mr.",
+    )
+    p.add_argument("--dataset", default="mr", help="named dataset, file, GLUE dir or hf:NAME")
+    p.add_argument("--model", default="default", help="'default', a local dir or a hub name")
+    p.add_argument("--output", help="run directory (default runs/DATASET-METHOD-sSEED)")
+    p.add_argument("--epochs", type=_positive_float, default=3.0)
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--eval-batch-size", type=_positive_int, default=64)
+    p.add_argument("--lr", type=_positive_float, default=2e-5)
+    p.add_argument("--weight-decay", type=_nonnegative_float, default=0.01)
+    p.add_argument("--warmup-ratio", type=_nonnegative_float, default=0.1)
+    p.add_argument("--max-length", type=_positive_int, default=128)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--split-seed", type=int, default=2024, help="seed of the train/dev/test split")
+    p.add_argument("--max-steps", type=_positive_int, help="cap the number of training steps")
+    p.add_argument("--limit", type=_positive_int, help="cap the examples taken from each split")
+    p.add_argument("--gradient-accumulation-steps", type=_positive_int, default=1)
+    p.add_argument("--no-group-by-length", action="store_true", help="plain random batches")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--keep-checkpoints", action="store_true", help="keep Trainer checkpoints")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_column_options(p)
+    _add_method_options(p)
+
+
+def _add_method_options(p: argparse.ArgumentParser) -> None:
+    try:
+        from advembed.methods import add_method_arguments
+    except ImportError:
+        p.add_argument("--method", default="none", choices=["none"])
+        return
+    add_method_arguments(p)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from advembed.train import TrainConfig, run_training
+
+    method_options = {}
+    try:
+        from advembed.methods import method_options_from_args
+
+        method_options = method_options_from_args(args)
+    except ImportError:
+        pass
+    config = TrainConfig(
+        dataset=args.dataset,
+        model=args.model,
+        output=args.output,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        eval_batch_size=args.eval_batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_ratio=args.warmup_ratio,
+        max_length=args.max_length,
+        seed=args.seed,
+        split_seed=args.split_seed,
+        max_steps=args.max_steps,
+        limit=args.limit,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        group_by_length=not args.no_group_by_length,
+        text_column=args.text_column,
+        text_pair_column=args.text_pair_column,
+        label_column=args.label_column,
+        method=args.method,
+        method_options=method_options,
+        overwrite=args.overwrite,
+        keep_checkpoints=args.keep_checkpoints,
+        progress=not args.no_progress,
+    )
+    metrics = run_training(config)
+    output = config.output_dir()
+    best, test = metrics["best_dev"], metrics["test"]
+    print(
+        f"run {output}: dev accuracy {best['accuracy']:.4f}, test accuracy {test['accuracy']:.4f},"
+        f" test macro-F1 {test['macro_f1']:.4f} ({metrics['train']['seconds']:.0f} s training)"
+    )
+    return 0
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="re-evaluate a saved run")
+    p.add_argument("--run", required=True, type=Path, help="run directory")
+    p.add_argument("--dataset", help="evaluate on another dataset (default: the run's)")
+    p.add_argument("--split", default="test", help="train, dev or test (default test)")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--json", action="store_true", help="print JSON only")
+    _add_column_options(p)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from advembed.train import evaluate_run
+
+    result = evaluate_run(
+        args.run,
+        dataset=args.dataset,
+        split=args.split,
+        batch_size=args.batch_size,
+        text_column=args.text_column,
+        text_pair_column=args.text_pair_column,
+        label_column=args.label_column,
+    )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{result['dataset']} {result['split']} ({result['examples']} examples): "
+            f"accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}"
+        )
+    return 0
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="label one text (or a text pair) with a saved run")
+    p.add_argument("--run", required=True, type=Path, help="run directory")
+    p.add_argument("text", help="the text to classify")
+    p.add_argument("--pair", help="second sentence, for sentence-pair runs")
+    p.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from advembed.data import Example
+    from advembed.inference import predict_logits
+    from advembed.models import load_saved_classifier
+    from advembed.runs import MODEL_DIR, read_run
+
+    config, _ = read_run(args.run)
+    if not args.text.strip():
+        raise AdvembedError("the text to classify is empty")
+    if config.get("is_pair") and args.pair is None:
+        raise AdvembedError("this run classifies sentence pairs: pass the second one with --pair")
+    loaded = load_saved_classifier(Path(args.run) / MODEL_DIR)
+    example = Example(text=args.text, label=0, text_pair=args.pair)
+    logits = predict_logits(
+        loaded.model, loaded.tokenizer, [example], max_length=config.get("max_length", 128)
+    )
+    probabilities = torch.softmax(torch.from_numpy(logits[0]), dim=-1).tolist()
+    names = config["label_names"]
+    best = max(range(len(names)), key=lambda i: probabilities[i])
+    if args.json:
+        print(json.dumps({"label": names[best], "probabilities": dict(zip(names, probabilities))}))
+    else:
+        spread = " ".join(f"{n}={p:.4f}" for n, p in zip(names, probabilities))
+        print(f"{names[best]}\t{spread}")
+    return 0
+
+
+def _add_datasets(sub) -> None:
+    sub.add_parser("datasets", help="list the named datasets with split sizes and labels")
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from advembed.data import describe_datasets
+
+    print(describe_datasets())
+    return 0
+
+
+COMMANDS = {
+    "train": _cmd_train,
+    "eval": _cmd_eval,
+    "predict": _cmd_predict,
+    "datasets": _cmd_datasets,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="advembed",
+        description="Robust fine-tuning by adversarial training in the embedding space.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for add in (_add_train, _add_eval, _add_predict, _add_datasets):
+        add(sub)
+    return parser
+
+
+def _version() -> str:
+    from advembed import __version__
+
+    return f"advembed {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except AdvembedError as exc:
+        print(f"advembed {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("advembed: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

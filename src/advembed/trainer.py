@@ -1,0 +1,55 @@
+"""``transformers.Trainer`` integration.
+
+:class:`AdvTrainer` is a drop-in ``Trainer`` whose ``training_step`` hands each batch to a
+training *method* (plain fine-tuning, or an adversary × objective composition).  The method
+calls the ``backward`` it is given — ``accelerator.backward`` with the gradient-accumulation
+scale applied — once per pass, so mixed precision, DeepSpeed, DDP and accumulation behave as in
+the stock ``Trainer``.  With ``method=None`` it is exactly the stock ``Trainer``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+from transformers import Trainer
+
+
+class TrainingMethod(Protocol):
+    """One optimisation step's worth of forward/backward passes on a batch.
+
+    ``step`` must call ``backward(loss)`` for every loss whose gradient it wants accumulated
+    into the parameters and return the (detached) loss to log.  It must not call the
+    optimiser: the Trainer steps it afterwards.
+    """
+
+    def step(self, model: torch.nn.Module, inputs: dict[str, Any], backward) -> torch.Tensor: ...
+
+
+class AdvTrainer(Trainer):
+    """``Trainer`` that runs ``method.step`` inside ``training_step``."""
+
+    def __init__(self, *args: Any, method: TrainingMethod | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.method = method
+
+    def training_step(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, Any],
+        num_items_in_batch: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if self.method is None:
+            return super().training_step(model, inputs, num_items_in_batch)
+        model.train()
+        inputs = self._prepare_inputs(inputs)
+        # Each micro-batch's loss is a mean over its examples; dividing by the number of
+        # accumulation steps makes the accumulated gradient the mean over the full batch.
+        scale = 1.0 / self.current_gradient_accumulation_steps
+
+        def backward(loss: torch.Tensor) -> None:
+            self.accelerator.backward(loss * scale)
+
+        with self.compute_loss_context_manager():
+            loss = self.method.step(model, inputs, backward)
+        return loss.detach() * scale
