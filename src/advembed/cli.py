@@ -201,9 +201,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     names = config["label_names"]
     best = max(range(len(names)), key=lambda i: probabilities[i])
     if args.json:
-        print(json.dumps({"label": names[best], "probabilities": dict(zip(names, probabilities))}))
+        spread = dict(zip(names, probabilities, strict=True))
+        print(json.dumps({"label": names[best], "probabilities": spread}))
     else:
-        spread = " ".join(f"{n}={p:.4f}" for n, p in zip(names, probabilities))
+        spread = " ".join(f"{n}={p:.4f}" for n, p in zip(names, probabilities, strict=True))
         print(f"{names[best]}\t{spread}")
     return 0
 

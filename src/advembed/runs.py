@@ -61,7 +61,9 @@ def read_run(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
         metrics_path = run / METRICS_FILE
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+        metrics = (
+            json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+        )
     except json.JSONDecodeError as exc:
         raise AdvembedError(f"run '{run}' has a corrupt JSON file: {exc}") from exc
     return config, metrics

@@ -12,11 +12,13 @@ import math
 import platform
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from transformers import TrainerCallback
 
 from advembed.errors import AdvembedError
 from advembed.runs import CONFIG_FILE, METRICS_FILE, MODEL_DIR, staged_run_dir, write_json
@@ -119,6 +121,40 @@ def _strip_prefix(metrics: dict[str, float], prefix: str) -> dict[str, float]:
     return {key: metrics[f"{prefix}_{key}"] for key in keep if f"{prefix}_{key}" in metrics}
 
 
+def _chance_accuracy(examples) -> float:
+    """Accuracy of always predicting the most frequent label of ``examples``."""
+    counts = np.bincount([example.label for example in examples])
+    return float(counts.max() / counts.sum())
+
+
+class CollapseGuard(TrainerCallback):
+    """Stop training with a warning when dev accuracy after the first evaluation is at chance.
+
+    A too-large perturbation radius can collapse a model to predicting one class; finishing
+    the run silently would waste the remaining epochs and hide the problem.
+    """
+
+    def __init__(self, chance: float, margin: float = 0.01) -> None:
+        self.chance, self.margin = chance, margin
+        self.collapsed = False
+        self._evaluations = 0
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self._evaluations += 1
+        accuracy = (metrics or {}).get("eval_accuracy")
+        if self._evaluations == 1 and accuracy is not None:
+            if accuracy <= self.chance + self.margin:
+                self.collapsed = True
+                control.should_training_stop = True
+                warnings.warn(
+                    f"training collapsed: dev accuracy {accuracy:.4f} after the first epoch is at "
+                    f"chance ({self.chance:.4f}, always the majority label); stopping. Lower the "
+                    "perturbation size (--adv-epsilon / --adv-alpha) or the learning rate.",
+                    stacklevel=2,
+                )
+        return control
+
+
 def build_method(config: TrainConfig, model):
     """The training method named by ``config.method`` (``none`` = plain fine-tuning)."""
     if config.method == "none":
@@ -153,15 +189,20 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
         split: EncodedDataset(dataset.splits[split], tokenizer, max_length=config.max_length)
         for split in SPLITS
     }
+    # FreeAT replays each minibatch m times and divides the epochs by m (Shafahi et al.).
+    replays = getattr(method, "replays", 1)
+    if replays > 1 and config.gradient_accumulation_steps > 1:
+        raise AdvembedError("method freeat does not combine with --gradient-accumulation-steps")
+    epochs = config.epochs / replays
     per_step = config.batch_size * config.gradient_accumulation_steps
-    steps_per_epoch = max(1, math.ceil(len(encoded["train"]) / per_step))
-    total_steps = config.max_steps or math.ceil(steps_per_epoch * config.epochs)
+    steps_per_epoch = max(1, math.ceil(len(encoded["train"]) / per_step)) * replays
+    total_steps = config.max_steps or math.ceil(steps_per_epoch * epochs)
     eval_every = min(steps_per_epoch, total_steps)
 
     with staged_run_dir(output, overwrite=config.overwrite) as staging:
         args = TrainingArguments(
             output_dir=str(staging / "checkpoints"),
-            num_train_epochs=config.epochs,
+            num_train_epochs=epochs,
             max_steps=config.max_steps or -1,
             per_device_train_batch_size=config.batch_size,
             per_device_eval_batch_size=config.eval_batch_size,
@@ -186,6 +227,7 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
             dataloader_num_workers=0,
             save_safetensors=True,
         )
+        collapse = CollapseGuard(_chance_accuracy(dataset.splits["dev"]))
         trainer = AdvTrainer(
             model=model,
             args=args,
@@ -194,6 +236,7 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=compute_metrics,
             method=method,
+            callbacks=[collapse],
         )
         started = time.perf_counter()
         train_output = trainer.train()
@@ -215,6 +258,7 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
                 "examples": len(encoded["train"]),
             },
             "parameters": int(sum(p.numel() for p in model.parameters())),
+            "collapsed": collapse.collapsed,
         }
         record = dataclasses.asdict(config) | {
             "output": str(output),
@@ -283,4 +327,5 @@ def evaluate_run(
     )
     labels = np.array([example.label for example in examples])
     result = classification_metrics(logits, labels)
-    return {"dataset": dataset or config["dataset"], "split": split, "examples": len(examples)} | result
+    name = dataset or config["dataset"]
+    return {"dataset": name, "split": split, "examples": len(examples)} | result

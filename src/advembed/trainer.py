@@ -33,6 +33,11 @@ class AdvTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.method = method
 
+    def get_train_dataloader(self):
+        loader = super().get_train_dataloader()
+        replays = getattr(self.method, "replays", 1)
+        return ReplayLoader(loader, replays) if replays > 1 else loader
+
     def training_step(
         self,
         model: torch.nn.Module,
@@ -53,3 +58,26 @@ class AdvTrainer(Trainer):
         with self.compute_loss_context_manager():
             loss = self.method.step(model, inputs, backward)
         return loss.detach() * scale
+
+
+class ReplayLoader:
+    """Yield every batch of ``loader`` ``replays`` times in a row (FreeAT's minibatch replay).
+
+    The Trainer steps the optimiser after each yielded batch, so each replay gets its own
+    parameter update, and an epoch counts ``replays × len(loader)`` steps.
+    """
+
+    def __init__(self, loader, replays: int) -> None:
+        self.loader = loader
+        self.replays = replays
+
+    def __len__(self) -> int:
+        return len(self.loader) * self.replays
+
+    def __iter__(self):
+        for batch in self.loader:
+            for _ in range(self.replays):
+                yield batch
+
+    def __getattr__(self, name: str):
+        return getattr(self.loader, name)

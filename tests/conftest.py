@@ -1,0 +1,124 @@
+"""Shared fixtures: tiny randomly initialised models of several architectures and a tiny
+local model directory (config + WordPiece tokenizer) that stands in for a hub model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+WORDS = (
+    "the a an movie film story plot actor actors great good bad awful boring fun funny dull "
+    "brilliant terrible best worst love hate is was not very too and but it this that of to "
+    "in with for on at by from as be are were has have had news sport sports market game team "
+    "win lost election vote government company shares price music band song play players"
+).split()
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+SMALL = dict(
+    vocab_size=len(SPECIAL) + len(WORDS) + 20,
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=32,
+    max_position_embeddings=64,
+)
+
+
+def tiny_config(arch: str, num_labels: int = 2, dropout: float = 0.0):
+    """A tiny config of ``arch`` with ``num_labels`` classes (dropout 0 for exact tests)."""
+    from transformers import (
+        AlbertConfig,
+        BertConfig,
+        DebertaV2Config,
+        DistilBertConfig,
+        ElectraConfig,
+        RobertaConfig,
+    )
+
+    if arch == "bert":
+        return BertConfig(**SMALL, num_labels=num_labels, hidden_dropout_prob=dropout,
+                          attention_probs_dropout_prob=dropout)
+    if arch == "roberta":
+        return RobertaConfig(**(SMALL | {"max_position_embeddings": 70}), num_labels=num_labels,
+                             pad_token_id=1, hidden_dropout_prob=dropout,
+                             attention_probs_dropout_prob=dropout)
+    if arch == "albert":
+        return AlbertConfig(**SMALL, embedding_size=8, num_labels=num_labels,
+                            hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+                            classifier_dropout_prob=dropout)
+    if arch == "distilbert":
+        return DistilBertConfig(vocab_size=SMALL["vocab_size"], dim=16, n_layers=2, n_heads=2,
+                                hidden_dim=32, max_position_embeddings=64, num_labels=num_labels,
+                                dropout=dropout, attention_dropout=dropout,
+                                seq_classif_dropout=dropout)
+    if arch == "electra":
+        return ElectraConfig(**SMALL, embedding_size=8, num_labels=num_labels,
+                             hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    if arch == "deberta-v2":
+        return DebertaV2Config(**SMALL, num_labels=num_labels, hidden_dropout_prob=dropout,
+                               attention_probs_dropout_prob=dropout, pooler_dropout=dropout,
+                               relative_attention=True, position_buckets=8,
+                               pos_att_type=["p2c", "c2p"], max_relative_positions=16)
+    raise ValueError(arch)
+
+
+ARCHITECTURES = ["bert", "roberta", "albert", "distilbert", "electra", "deberta-v2"]
+
+
+def tiny_model(arch: str = "bert", num_labels: int = 2, seed: int = 0, dropout: float = 0.0):
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(seed)
+    return AutoModelForSequenceClassification.from_config(tiny_config(arch, num_labels, dropout))
+
+
+def tiny_batch(
+    batch: int = 4,
+    length: int = 9,
+    num_labels: int = 2,
+    seed: int = 0,
+    pair: bool = False,
+    vocab: int = SMALL["vocab_size"],
+) -> dict[str, torch.Tensor]:
+    """Random token ids with ragged lengths (right padding, id 0) and labels."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, vocab, (batch, length), generator=generator)
+    lengths = torch.randint(length // 2, length + 1, (batch,), generator=generator)
+    lengths[0] = length
+    attention = (torch.arange(length)[None, :] < lengths[:, None]).long()
+    ids = ids * attention
+    ids[:, 0] = 2
+    token_types = torch.zeros_like(ids)
+    if pair:
+        token_types = ((torch.arange(length)[None, :] >= (lengths[:, None] // 2)) & (attention == 1)).long()
+    labels = torch.randint(0, num_labels, (batch,), generator=generator)
+    return {"input_ids": ids, "attention_mask": attention, "token_type_ids": token_types,
+            "labels": labels}
+
+
+def make_tiny_model_dir(path: Path, num_labels: int = 2, seed: int = 0) -> Path:
+    """A local 'hub-style' model directory: tiny BERT config, weights and WordPiece vocab."""
+    from transformers import BertForSequenceClassification, BertTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = path / "vocab.txt"
+    vocab.write_text("\n".join(SPECIAL + WORDS) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    config = tiny_config("bert", num_labels, dropout=0.1)
+    config.vocab_size = len(SPECIAL) + len(WORDS)
+    torch.manual_seed(seed)
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return make_tiny_model_dir(tmp_path_factory.mktemp("models") / "tiny-bert")
