@@ -131,18 +131,19 @@ class CollapseGuard(TrainerCallback):
     """Stop training with a warning when dev accuracy after the first evaluation is at chance.
 
     A too-large perturbation radius can collapse a model to predicting one class; finishing
-    the run silently would waste the remaining epochs and hide the problem.
+    the run silently would waste the remaining epochs and hide the problem.  Active for
+    adversarial methods only: plain fine-tuning is the reference and runs its full course.
     """
 
-    def __init__(self, chance: float, margin: float = 0.01) -> None:
-        self.chance, self.margin = chance, margin
+    def __init__(self, chance: float, margin: float = 0.01, active: bool = True) -> None:
+        self.chance, self.margin, self.active = chance, margin, active
         self.collapsed = False
         self._evaluations = 0
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         self._evaluations += 1
         accuracy = (metrics or {}).get("eval_accuracy")
-        if self._evaluations == 1 and accuracy is not None:
+        if self.active and self._evaluations == 1 and accuracy is not None:
             if accuracy <= self.chance + self.margin:
                 self.collapsed = True
                 control.should_training_stop = True
@@ -227,7 +228,8 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
             dataloader_num_workers=0,
             save_safetensors=True,
         )
-        collapse = CollapseGuard(_chance_accuracy(dataset.splits["dev"]))
+        chance = _chance_accuracy(dataset.splits["dev"])
+        collapse = CollapseGuard(chance, active=method is not None)
         trainer = AdvTrainer(
             model=model,
             args=args,

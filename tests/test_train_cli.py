@@ -1,0 +1,195 @@
+"""End to end: ``advembed train / eval / predict`` on a tiny local model and small files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import pytest
+from conftest import make_tiny_model_dir
+
+from advembed.cli import main
+
+POSITIVE = "great good brilliant best fun funny love".split()
+NEGATIVE = "bad awful boring dull terrible worst hate".split()
+FILLER = "the movie film story plot is was very and it this".split()
+
+
+def _sentence(rng: random.Random, label: int) -> str:
+    cue = rng.choice(POSITIVE if label else NEGATIVE)
+    words = rng.sample(FILLER, 4) + [cue]
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+def write_sentiment_csv(path: Path, n: int = 120, seed: int = 0, pair: bool = False) -> Path:
+    rng = random.Random(seed)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sentence", "second", "label"] if pair else ["sentence", "label"])
+        for i in range(n):
+            label = i % 2
+            name = "positive" if label else "negative"
+            row = [_sentence(rng, label)]
+            if pair:
+                row.append(_sentence(rng, label))
+            writer.writerow(row + [name])
+    return path
+
+
+@pytest.fixture()
+def data_csv(tmp_path) -> Path:
+    return write_sentiment_csv(tmp_path / "reviews.csv", n=320)
+
+
+def _train(tmp_path, model_dir, data, name, *extra):
+    out = tmp_path / "runs" / name
+    argv = ["train", "--dataset", str(data), "--model", str(model_dir), "--output", str(out),
+            "--epochs", "2", "--batch-size", "8", "--lr", "3e-3", "--seed", "7", "--no-progress",
+            "--text-column", "sentence", *extra]
+    return main(argv), out
+
+
+def test_train_writes_a_complete_run_and_is_reproducible(tmp_path, tiny_model_dir, data_csv):
+    code, run = _train(tmp_path, tiny_model_dir, data_csv, "a")
+    assert code == 0
+    config = json.loads((run / "config.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (run / "model" / "model.safetensors").is_file()
+    assert not (run / "checkpoints").exists()
+    assert config["label_names"] == ["negative", "positive"]
+    assert config["seed"] == 7 and config["dataset"] == str(data_csv)
+    assert len(metrics["dev"]) == 2  # dev evaluation every epoch
+    for key in ("accuracy", "macro_f1", "loss"):
+        assert key in metrics["test"] and key in metrics["best_dev"]
+    assert metrics["best_dev"]["accuracy"] == max(row["accuracy"] for row in metrics["dev"])
+    assert metrics["test"]["accuracy"] > 0.7  # the cue words make this task easy
+    # Same seed → same metrics on CPU.
+    code, again = _train(tmp_path, tiny_model_dir, data_csv, "b")
+    assert code == 0
+    assert json.loads((again / "metrics.json").read_text())["test"] == metrics["test"]
+
+
+def test_eval_and_predict_read_a_saved_run(tmp_path, tiny_model_dir, data_csv, capsys):
+    code, run = _train(tmp_path, tiny_model_dir, data_csv, "c", "--method", "fgm",
+                       "--adv-epsilon", "0.05")
+    assert code == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    capsys.readouterr()
+    assert main(["eval", "--run", str(run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    assert main(["predict", "--run", str(run), "--json", "a great fun movie"]) == 0
+    prediction = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(prediction["probabilities"]) == {"negative", "positive"}
+    assert sum(prediction["probabilities"].values()) == pytest.approx(1.0)
+    assert prediction["label"] == max(prediction["probabilities"],
+                                      key=prediction["probabilities"].get)
+
+
+def test_sentence_pairs_train_and_predict(tmp_path, tiny_model_dir, capsys):
+    data = write_sentiment_csv(tmp_path / "pairs.csv", pair=True)
+    code, run = _train(tmp_path, tiny_model_dir, data, "pairs", "--text-pair-column", "second",
+                       "--max-steps", "4", "--method", "freelb")
+    assert code == 0
+    assert json.loads((run / "config.json").read_text())["is_pair"] is True
+    capsys.readouterr()
+    assert main(["predict", "--run", str(run), "good"]) == 2
+    assert "--pair" in capsys.readouterr().err
+    assert main(["predict", "--run", str(run), "good", "--pair", "bad"]) == 0
+
+
+def test_freeat_replays_each_batch_and_divides_epochs(tmp_path, tiny_model_dir, data_csv):
+    code, run = _train(tmp_path, tiny_model_dir, data_csv, "freeat", "--method", "freeat",
+                       "--adv-replays", "2", "--limit", "40")
+    assert code == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    # --limit 40 → 40 training examples / batch 8 = 5 batches; 2 epochs / 2 replays = one
+    # pass over the data, each batch replayed twice with an optimiser step per replay.
+    assert metrics["train"]["examples"] == 40
+    assert metrics["train"]["steps"] == 5 * 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--dataset", "nosuchdata"], "unknown dataset 'nosuchdata'"),
+        (["--model", "/no/such/model"], "/no/such/model"),
+        (["--epochs", "three"], "--epochs"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--text-column", "missing"], "missing"),
+        (["--method", "fgm", "--adv-replays", "2"], "--adv-replays"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_no_run_dir(
+    tmp_path, tiny_model_dir, data_csv, capsys, argv, fragment
+):
+    out = tmp_path / "runs" / "bad"
+    base = {"--dataset": str(data_csv), "--model": str(tiny_model_dir)}
+    for i in range(0, len(argv) - 1, 2):
+        base.pop(argv[i], None)
+    full = ["train", "--output", str(out), "--no-progress", "--max-steps", "1"]
+    for key, value in base.items():
+        full += [key, value]
+    with pytest.raises(SystemExit) if argv[0] in ("--epochs", "--batch-size") else _no_raise():
+        code = main(full + argv)
+        assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and fragment in err, err
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert not any(p.name.startswith(".bad") for p in out.parent.glob(".*")) if out.parent.exists() \
+        else True
+
+
+def test_unknown_label_in_test_file_names_the_label(tmp_path, tiny_model_dir, capsys):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    write_sentiment_csv(folder / "train.csv", n=40)
+    write_sentiment_csv(folder / "dev.csv", n=10)
+    test = write_sentiment_csv(folder / "test.csv", n=10)
+    test.write_text(test.read_text() + "an odd one,neutral\n")
+    code, run = _train(tmp_path, tiny_model_dir, folder, "labels")
+    assert code == 2
+    assert "neutral" in capsys.readouterr().err
+    assert not run.exists()
+
+
+def test_existing_output_is_refused_without_overwrite(tmp_path, tiny_model_dir, data_csv, capsys):
+    code, run = _train(tmp_path, tiny_model_dir, data_csv, "twice", "--max-steps", "1")
+    assert code == 0
+    code, _ = _train(tmp_path, tiny_model_dir, data_csv, "twice", "--max-steps", "1")
+    assert code == 2 and "already exists" in capsys.readouterr().err
+
+
+def test_training_failure_leaves_no_run_dir(tmp_path, tiny_model_dir, data_csv, monkeypatch):
+    import advembed.trainer
+
+    def boom(self, *args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(advembed.trainer.AdvTrainer, "training_step", boom)
+    with pytest.raises(RuntimeError):
+        _train(tmp_path, tiny_model_dir, data_csv, "broken")
+    assert not (tmp_path / "runs" / "broken").exists()
+    assert not list((tmp_path / "runs").glob(".broken*"))
+
+
+class _no_raise:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_local_model_directory_is_the_hub_code_path(tmp_path):
+    from advembed.models import load_classifier
+
+    model_dir = make_tiny_model_dir(tmp_path / "hub-like", num_labels=3)
+    loaded = load_classifier(str(model_dir), ["a", "b", "c"])
+    assert loaded.model.config.num_labels == 3
+    assert loaded.model.config.id2label == {0: "a", 1: "b", 2: "c"}
+    assert loaded.tokenizer("good movie")["input_ids"][0] == loaded.tokenizer.cls_token_id
