@@ -97,7 +97,8 @@ def tiny_batch(
     ids[:, 0] = 2
     token_types = torch.zeros_like(ids)
     if pair:
-        token_types = ((torch.arange(length)[None, :] >= (lengths[:, None] // 2)) & (attention == 1)).long()
+        second = torch.arange(length)[None, :] >= (lengths[:, None] // 2)
+        token_types = (second & (attention == 1)).long()
     labels = torch.randint(0, num_labels, (batch,), generator=generator)
     return {"input_ids": ids, "attention_mask": attention, "token_type_ids": token_types,
             "labels": labels}

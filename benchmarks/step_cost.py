@@ -1,0 +1,147 @@
+"""Step cost of each method as a ratio to plain fine-tuning, measured in one run.
+
+For every method: median wall time of a training step (``method.step`` + AdamW step) and peak
+memory, each divided by plain fine-tuning's, next to the method's count of forward/backward
+passes.  Default model, batch 32 of real ``mr`` training sentences (the same batches, in the
+same order, for every method).  Each method runs in a fresh worker process so peak memory is
+its own: on CUDA ``torch.cuda.max_memory_allocated``, on CPU the process's peak RSS (which
+includes the model, optimiser state and the Python runtime, so CPU memory ratios are diluted).
+
+Targets (issue 3): every time ratio <= 1.05 × passes; YOPO cheaper than PGD with as many
+ascent steps (``pgd-6`` vs ``yopo`` 2×3).
+
+    python benchmarks/step_cost.py [--steps 10] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+# name → (method, options).  ``pgd-6`` has as many ascent steps as ``yopo`` (2 outer × 3 inner).
+CONFIGS: dict[str, tuple[str, dict]] = {
+    "none": ("none", {}),
+    "fgsm": ("fgsm", {}),
+    "fgm": ("fgm", {}),
+    "pgd": ("pgd", {}),
+    "pgd-6": ("pgd", {"steps": 6}),
+    "freeat": ("freeat", {}),
+    "yopo": ("yopo", {}),
+    "freelb": ("freelb", {}),
+    "smart": ("smart", {}),
+}
+
+
+def worker(name: str, steps: int, warmup: int, batch_size: int, model_name: str) -> dict:
+    import torch
+    from transformers import DataCollatorWithPadding
+
+    from advembed.data import load_dataset
+    from advembed.encoding import EncodedDataset
+    from advembed.methods import build_training_method
+    from advembed.models import load_classifier
+
+    torch.manual_seed(0)
+    data = load_dataset("mr")
+    loaded = load_classifier(model_name, data.label_names)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = loaded.model.to(device)
+    model.train()
+    examples = data.splits["train"][: batch_size * (steps + warmup)]
+    encoded = EncodedDataset(examples, loaded.tokenizer, max_length=128)
+    collate = DataCollatorWithPadding(loaded.tokenizer)
+    batches = []
+    for start in range(0, len(encoded), batch_size):
+        batch = collate([encoded[i] for i in range(start, start + batch_size)])
+        batches.append({key: value.to(device) for key, value in batch.items()})
+    method_name, options = CONFIGS[name]
+    method = build_training_method(method_name, model, **options)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for index, batch in enumerate(batches):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        method.step(model, batch)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if index >= warmup:
+            times.append(time.perf_counter() - started)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"name": name, "passes": method.passes, "median_s": statistics.median(times),
+            "peak_bytes": peak, "device": str(device)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per method")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--methods", nargs="+", default=list(CONFIGS))
+    parser.add_argument("--json", action="store_true", help="print one JSON list only")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.steps, args.warmup, args.batch_size,
+                                args.model)))
+        return 0
+    names = ["none"] + [m for m in args.methods if m != "none"]
+    env = os.environ | {"PYTHONPATH": str(ROOT / "src")}
+    results = {}
+    for name in names:
+        output = subprocess.run(
+            [sys.executable, __file__, "--worker", name, "--steps", str(args.steps),
+             "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
+             "--model", args.model],
+            check=True, capture_output=True, text=True, env=env,
+        ).stdout
+        results[name] = json.loads(output.strip().splitlines()[-1])
+        if not args.json:
+            print(f"measured {name}: {results[name]['median_s']:.3f} s/step", file=sys.stderr)
+    base = results["none"]
+    rows = [
+        {
+            "method": name,
+            "passes": r["passes"],
+            "time_ratio": round(r["median_s"] / base["median_s"], 3),
+            "memory_ratio": round(r["peak_bytes"] / base["peak_bytes"], 3),
+        }
+        for name, r in results.items()
+    ]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"device {base['device']}, batch {args.batch_size}, median of {args.steps} steps; "
+          f"plain step {base['median_s']:.3f} s")
+    print(f"{'method':8} {'passes':>6} {'time x':>7} {'target':>7} {'memory x':>8}  ok")
+    for row in rows:
+        target = 1.05 * row["passes"]
+        ok = "yes" if row["time_ratio"] <= target else "NO"
+        print(f"{row['method']:8} {row['passes']:>6g} {row['time_ratio']:>7.2f} {target:>7.2f} "
+              f"{row['memory_ratio']:>8.2f}  {ok}")
+    if "yopo" in results and "pgd-6" in results:
+        cheaper = results["yopo"]["median_s"] < results["pgd-6"]["median_s"]
+        print(f"yopo (2x3 ascent updates) cheaper than pgd-6: {'yes' if cheaper else 'NO'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
