@@ -336,3 +336,15 @@ def test_pass_counts():
               ("none", "fgm", "pgd", "freelb", "freeat", "yopo", "smart")}
     assert counts == {"none": 1, "fgm": 2, "pgd": 4, "freelb": 3, "freeat": 1, "yopo": 2,
                       "smart": 3}
+
+
+def test_shipped_defaults_are_the_searched_ones():
+    import json
+    from pathlib import Path
+
+    from advembed.methods import METHOD_DEFAULTS
+
+    searched = json.loads((Path(__file__).parents[1] / "docs" / "defaults.json").read_text())
+    for method, options in searched.items():
+        for key, value in options.items():
+            assert METHOD_DEFAULTS[method][key] == pytest.approx(value), (method, key)

@@ -69,6 +69,7 @@ class Adversary:
 class FGSM(Adversary):
     """Fast gradient sign method: one step of size ε along ``sign(g)`` (L∞ ball)."""
 
+    epsilon: float = 0.001
     norm: str = "linf"
 
     def find(self, loss_at, embeds, mask, *, first_grad=None):
