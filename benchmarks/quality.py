@@ -128,6 +128,20 @@ def aggregate(args) -> str:
     return "\n".join(header + rows + footer) + "\n"
 
 
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def update_readme(path: Path, table: str) -> None:
+    """Replace the text between the results markers of ``path`` with ``table``."""
+    text = path.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        raise SystemExit(f"{path}: no {START} / {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    body = table.split("\n", 2)[2]  # drop the page title
+    path.write_text(f"{head}{START}\n{body}{END}{tail}", encoding="utf-8")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["mr", "cr"])
@@ -144,6 +158,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
     parser.add_argument("--method-options", type=json.loads, default={})
     parser.add_argument("--machine", help="description of the machine for the table")
+    parser.add_argument("--readme", type=Path,
+                        help="also replace the table between the results markers of this file")
     parser.add_argument("--aggregate-only", action="store_true")
     parser.add_argument("--rerun", action="store_true", help="retrain finished runs")
     args = parser.parse_args()
@@ -161,6 +177,8 @@ def main() -> int:
     table = aggregate(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(table, encoding="utf-8")
+    if args.readme:
+        update_readme(args.readme, table)
     print(table)
     return 0
 

@@ -28,17 +28,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-# name → (method, options).  ``pgd-6`` has as many ascent steps as ``yopo`` (2 outer × 3 inner).
-CONFIGS: dict[str, tuple[str, dict]] = {
-    "none": ("none", {}),
-    "fgsm": ("fgsm", {}),
-    "fgm": ("fgm", {}),
-    "pgd": ("pgd", {}),
-    "pgd-6": ("pgd", {"steps": 6}),
-    "freeat": ("freeat", {}),
-    "yopo": ("yopo", {}),
-    "freelb": ("freelb", {}),
-    "smart": ("smart", {}),
+# name → (method, options, objective).  ``pgd-6`` has as many ascent steps as ``yopo``
+# (2 outer × 3 inner).  Objective rows are compared with their adversary's row.
+CONFIGS: dict[str, tuple[str, dict, str]] = {
+    "none": ("none", {}, "ce"),
+    "fgsm": ("fgsm", {}, "ce"),
+    "fgm": ("fgm", {}, "ce"),
+    "pgd": ("pgd", {}, "ce"),
+    "pgd-6": ("pgd", {"steps": 6}, "ce"),
+    "freeat": ("freeat", {}, "ce"),
+    "yopo": ("yopo", {}, "ce"),
+    "freelb": ("freelb", {}, "ce"),
+    "smart": ("smart", {}, "ce"),
+    "freelb+carl": ("freelb", {}, "carl"),
+    "freelb+rar": ("freelb", {}, "rar"),
+    "fgm+atcl": ("fgm", {}, "atcl"),
 }
 
 
@@ -64,11 +68,27 @@ def worker(name: str, steps: int, warmup: int, batch_size: int, model_name: str)
     for start in range(0, len(encoded), batch_size):
         batch = collate([encoded[i] for i in range(start, start + batch_size)])
         batches.append({key: value.to(device) for key, value in batch.items()})
-    method_name, options = CONFIGS[name]
-    method = build_training_method(method_name, model, **options)
+    method_name, options, objective_name = CONFIGS[name]
+    objective = None
+    if objective_name != "ce":
+        from advembed.objectives import build_objective
+
+        extra = {"warmup": 0.0} if objective_name == "carl" else {}
+        objective = build_objective(objective_name, model, tokenizer=loaded.tokenizer,
+                                    train_labels=[e.label for e in examples], **extra)
+        start = 0
+        for batch in batches:
+            size = len(batch["labels"])
+            batch["example_index"] = torch.arange(start, start + size, device=device)
+            start += size
+        if objective_name == "carl":  # time the active phase: banks already full
+            objective.fill_banks(model, [dict(batch) for batch in batches])
+    method = build_training_method(method_name, model, objective=objective, **options)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    if method.replays > 1:  # FreeAT: each minibatch is replayed; one replay is one step
+        batches = [batch for batch in batches for _ in range(method.replays)][: len(batches)]
     times = []
     for index, batch in enumerate(batches):
         if device.type == "cuda":
@@ -107,13 +127,15 @@ def main() -> int:
     env = os.environ | {"PYTHONPATH": str(ROOT / "src")}
     results = {}
     for name in names:
-        output = subprocess.run(
+        process = subprocess.run(
             [sys.executable, __file__, "--worker", name, "--steps", str(args.steps),
              "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
              "--model", args.model],
-            check=True, capture_output=True, text=True, env=env,
-        ).stdout
-        results[name] = json.loads(output.strip().splitlines()[-1])
+            capture_output=True, text=True, env=env,
+        )
+        if process.returncode != 0:
+            sys.exit(f"worker {name} failed:\n{process.stderr[-3000:]}")
+        results[name] = json.loads(process.stdout.strip().splitlines()[-1])
         if not args.json:
             print(f"measured {name}: {results[name]['median_s']:.3f} s/step", file=sys.stderr)
     base = results["none"]
@@ -131,12 +153,17 @@ def main() -> int:
         return 0
     print(f"device {base['device']}, batch {args.batch_size}, median of {args.steps} steps; "
           f"plain step {base['median_s']:.3f} s")
-    print(f"{'method':8} {'passes':>6} {'time x':>7} {'target':>7} {'memory x':>8}  ok")
+    print(f"{'method':12} {'passes':>6} {'time x':>7} {'target':>7} {'memory x':>8}  ok")
     for row in rows:
         target = 1.05 * row["passes"]
         ok = "yes" if row["time_ratio"] <= target else "NO"
-        print(f"{row['method']:8} {row['passes']:>6g} {row['time_ratio']:>7.2f} {target:>7.2f} "
+        print(f"{row['method']:12} {row['passes']:>6g} {row['time_ratio']:>7.2f} {target:>7.2f} "
               f"{row['memory_ratio']:>8.2f}  {ok}")
+    for name in results:
+        if "+" in name and name.split("+")[0] in results:
+            extra = results[name]["median_s"] / results[name.split("+")[0]]["median_s"] - 1
+            print(f"{name}: objective adds {100 * extra:.0f}% to {name.split('+')[0]}'s step "
+                  f"(target <= 10%)")
     if "yopo" in results and "pgd-6" in results:
         cheaper = results["yopo"]["median_s"] < results["pgd-6"]["median_s"]
         print(f"yopo (2x3 ascent updates) cheaper than pgd-6: {'yes' if cheaper else 'NO'}")

@@ -193,3 +193,63 @@ def test_local_model_directory_is_the_hub_code_path(tmp_path):
     assert loaded.model.config.num_labels == 3
     assert loaded.model.config.id2label == {0: "a", 1: "b", 2: "c"}
     assert loaded.tokenizer("good movie")["input_ids"][0] == loaded.tokenizer.cls_token_id
+
+
+@pytest.mark.parametrize("script", ["own_loop.py", "with_trainer.py"])
+def test_examples_run(tmp_path, tiny_model_dir, data_csv, script):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = os.environ | {"PYTHONPATH": str(root / "src")}
+    result = subprocess.run(
+        [sys.executable, str(root / "examples" / script), "--model", str(tiny_model_dir),
+         "--dataset", str(data_csv), "--limit", "48"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert ("last loss" in result.stdout) or ("eval_accuracy" in result.stdout)
+
+
+@pytest.mark.parametrize(("method", "objective"), [("freelb", "carl"), ("freelb", "rar"),
+                                                   ("fgm", "atcl")])
+def test_paper_compositions_train_from_the_cli(tmp_path, tiny_model_dir, data_csv, method,
+                                               objective):
+    extra = ["--carl-warmup", "2", "--carl-negatives", "8"] if objective == "carl" else []
+    code, run = _train(tmp_path, tiny_model_dir, data_csv, f"{method}-{objective}",
+                       "--method", method, "--objective", objective, "--limit", "64", *extra)
+    assert code == 0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["method"], config["objective"]) == (method, objective)
+    from safetensors import safe_open
+
+    with safe_open(str(run / "model" / "model.safetensors"), "pt") as handle:
+        keys = list(handle.keys())
+    assert any(k.startswith("advembed_reconstructor.") for k in keys) == (objective == "rar")
+
+
+def test_objective_option_without_its_objective_is_refused(tmp_path, tiny_model_dir, data_csv,
+                                                            capsys):
+    code, _ = _train(tmp_path, tiny_model_dir, data_csv, "x", "--method", "fgm",
+                     "--carl-tau", "0.1")
+    assert code == 2 and "--carl-tau needs --objective carl" in capsys.readouterr().err
+
+
+def test_reconstruct_writes_text_samples_and_flip_flags(tmp_path, tiny_model_dir, data_csv,
+                                                        capsys):
+    code, run = _train(tmp_path, tiny_model_dir, data_csv, "rar", "--method", "freelb",
+                       "--objective", "rar", "--limit", "64")
+    assert code == 0
+    capsys.readouterr()
+    assert main(["reconstruct", "--run", str(run), "--n-examples", "10"]) == 0
+    assert "flip the prediction" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (run / "reconstruct-dev.jsonl").read_text().splitlines()]
+    assert len(rows) == 10
+    assert all(isinstance(r["flipped"], bool) and r["reconstructed"] for r in rows)
+    assert all(0.0 <= r["changed_tokens"] <= 1.0 for r in rows)
+    # A run without the reconstructor gets a one-line error.
+    code, plain = _train(tmp_path, tiny_model_dir, data_csv, "plain", "--max-steps", "1")
+    capsys.readouterr()
+    assert main(["reconstruct", "--run", str(plain)]) == 2
+    assert "--objective rar" in capsys.readouterr().err

@@ -63,7 +63,8 @@ class EmbeddingAdapter:
         if delta is not None:
             embeds = embeds + delta
         kwargs = {key: inputs[key] for key in _PASSED if inputs.get(key) is not None}
-        return self.model(inputs_embeds=embeds, **kwargs, **extra)
+        kwargs.update({key: value for key, value in extra.items() if value is not None})
+        return self.model(inputs_embeds=embeds, **kwargs)
 
     def embedding_block(self) -> torch.nn.Module:
         """The first block: the module that owns the word embeddings as a direct child.

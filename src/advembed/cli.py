@@ -85,24 +85,16 @@ def _add_train(sub) -> None:
 
 
 def _add_method_options(p: argparse.ArgumentParser) -> None:
-    try:
-        from advembed.methods import add_method_arguments
-    except ImportError:
-        p.add_argument("--method", default="none", choices=["none"])
-        return
+    from advembed.methods import add_method_arguments
+
     add_method_arguments(p)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from advembed.methods import method_options_from_args, objective_options_from_args
     from advembed.train import TrainConfig, run_training
 
-    method_options = {}
-    try:
-        from advembed.methods import method_options_from_args
-
-        method_options = method_options_from_args(args)
-    except ImportError:
-        pass
+    method_options = method_options_from_args(args)
     config = TrainConfig(
         dataset=args.dataset,
         model=args.model,
@@ -125,6 +117,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         label_column=args.label_column,
         method=args.method,
         method_options=method_options,
+        objective=args.objective,
+        objective_options=objective_options_from_args(args),
         overwrite=args.overwrite,
         keep_checkpoints=args.keep_checkpoints,
         progress=not args.no_progress,
@@ -209,6 +203,33 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_reconstruct(sub) -> None:
+    p = sub.add_parser("reconstruct",
+                       help="RAR: decode k-PGD adversarial states of dev sentences into text")
+    p.add_argument("--run", required=True, type=Path, help="run trained with --objective rar")
+    p.add_argument("--dataset", help="dataset (default: the run's)")
+    p.add_argument("--split", default="dev")
+    p.add_argument("--n-examples", type=_positive_int, default=200)
+    p.add_argument("--epsilon", type=_nonnegative_float, default=0.1, help="PGD radius (L2)")
+    p.add_argument("--alpha", type=_positive_float, default=0.05, help="PGD step size")
+    p.add_argument("--steps", type=_positive_int, default=3, help="PGD steps k")
+    p.add_argument("--out", type=Path, help="JSONL output (default RUN/reconstruct-SPLIT.jsonl)")
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> int:
+    from advembed.reconstruct import reconstruct_run
+
+    summary = reconstruct_run(args.run, dataset=args.dataset, split=args.split,
+                              n_examples=args.n_examples, epsilon=args.epsilon,
+                              alpha=args.alpha, steps=args.steps, out=args.out)
+    print(
+        f"{summary['examples']} samples: {summary['flipped']} flip the prediction "
+        f"({100 * summary['flip_rate']:.1f}%), {100 * summary['mean_changed_tokens']:.1f}% of "
+        f"tokens changed; written to {summary['out']} ({summary['seconds']:.0f} s)"
+    )
+    return 0
+
+
 def _add_datasets(sub) -> None:
     sub.add_parser("datasets", help="list the named datasets with split sizes and labels")
 
@@ -225,6 +246,7 @@ COMMANDS = {
     "eval": _cmd_eval,
     "predict": _cmd_predict,
     "datasets": _cmd_datasets,
+    "reconstruct": _cmd_reconstruct,
 }
 
 
@@ -236,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for add in (_add_train, _add_eval, _add_predict, _add_datasets):
+    for add in (_add_train, _add_eval, _add_predict, _add_reconstruct, _add_datasets):
         add(sub)
     return parser
 

@@ -13,9 +13,14 @@ import torch
 
 
 class EncodedDataset(torch.utils.data.Dataset):
-    """Tokenised examples with labels; one ``dict`` of lists per item."""
+    """Tokenised examples with labels; one ``dict`` of lists per item.
 
-    def __init__(self, examples: Sequence, tokenizer, max_length: int = 128) -> None:
+    ``with_index`` adds ``example_index`` (the row's position); :class:`AdvTrainer` and the
+    training methods take it out before calling the model.
+    """
+
+    def __init__(self, examples: Sequence, tokenizer, max_length: int = 128,
+                 with_index: bool = False) -> None:
         self.examples = list(examples)
         texts = [example.text for example in self.examples]
         pairs = [example.text_pair for example in self.examples]
@@ -29,6 +34,9 @@ class EncodedDataset(torch.utils.data.Dataset):
             {key: encoded[key][i] for key in keys} | {"labels": self.examples[i].label}
             for i in range(len(self.examples))
         ]
+        if with_index:  # which training example a row is (CARL's memory banks need it)
+            for i, item in enumerate(self._items):
+                item["example_index"] = i
 
     def __len__(self) -> int:
         return len(self._items)

@@ -37,13 +37,23 @@ import torch.nn.functional as F
 from advembed.adapter import EmbeddingAdapter, capture_first_block, first_block_output
 from advembed.adversaries import FGM, FGSM, PGD, Adversary, gradient_at
 from advembed.errors import AdvembedError
+from advembed.objectives import Objective, ObjectiveContext
 from advembed.perturbation import check_norm, direction, project, random_init
 
 Backward = Callable[[torch.Tensor], None]
 
 
-def _default_backward(loss: torch.Tensor) -> None:
-    loss.backward()
+def _default_backward(loss: torch.Tensor, **kwargs: Any) -> None:
+    loss.backward(**kwargs)
+
+
+def _backward(backward: Backward, loss: torch.Tensor, *, retain: bool) -> None:
+    """Call ``backward``, asking it to keep the graph only when an objective still needs it
+    (so user-supplied ``backward(loss)`` callables without keyword arguments keep working)."""
+    if retain:
+        backward(loss, retain_graph=True)
+    else:
+        backward(loss)
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -67,9 +77,11 @@ class TrainingMethodBase:
 
     name = "base"
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, objective: Objective | None = None) -> None:
         self.adapter = EmbeddingAdapter(_unwrap(model))
         self.steps_done = 0
+        self.objective = objective
+        self._example_index: torch.Tensor | None = None
 
     @property
     def passes(self) -> float:
@@ -84,6 +96,8 @@ class TrainingMethodBase:
         inputs: dict[str, Any],
         backward: Backward = _default_backward,
     ) -> torch.Tensor:
+        inputs = dict(inputs)
+        self._example_index = inputs.pop("example_index", None)
         try:
             return self._step(model, inputs, backward)
         finally:
@@ -91,6 +105,43 @@ class TrainingMethodBase:
 
     def _step(self, model, inputs, backward) -> torch.Tensor:
         raise NotImplementedError
+
+    # --- objective plumbing -----------------------------------------------------------
+
+    @property
+    def _hidden(self) -> bool:
+        return self.objective is not None
+
+    @property
+    def _objective_passes(self) -> int:
+        """A clean-representation objective costs one more pass through the clean graph."""
+        return 1 if self._needs_clean else 0
+
+    @property
+    def _needs_clean(self) -> bool:
+        return self.objective is not None and self.objective.needs_clean
+
+    def _mask(self, inputs: dict[str, Any], like: torch.Tensor) -> torch.Tensor:
+        """Where δ may be non-zero: real tokens, narrowed by the objective (ATCL: one word)."""
+        mask = self.adapter.mask(inputs, like)
+        if self.objective is not None:
+            mask = self.objective.perturbation_mask(inputs, mask)
+        return mask
+
+    def _clean_for_objective(self, outer, inputs):
+        """A clean pass with hidden states, kept in the graph for the objective (or None)."""
+        return outer.forward(inputs, output_hidden_states=True) if self._needs_clean else None
+
+    def _adversarial_loss(self, model, outer, inputs, delta, clean, scale: float = 1.0):
+        """Loss of the adversarial pass: weighted cross-entropy plus the objective's term."""
+        adversarial = outer.forward(inputs, delta, output_hidden_states=self._hidden or None)
+        if self.objective is None:
+            return adversarial, adversarial.loss * scale
+        context = ObjectiveContext(model=model, inputs=inputs, adversarial=adversarial,
+                                   clean=clean, example_index=self._example_index,
+                                   step=self.steps_done)
+        extra = self.objective.loss(context)
+        return adversarial, (self.objective.adversarial_weight * adversarial.loss + extra) * scale
 
     def _adapter_for(self, model: torch.nn.Module) -> EmbeddingAdapter:
         """An adapter over ``model`` as given (DDP-wrapped for passes that call backward)."""
@@ -120,9 +171,13 @@ class PlainTraining(TrainingMethodBase):
     name = "none"
 
     def _step(self, model, inputs, backward):
-        loss = model(**inputs).loss
-        backward(loss)
-        return loss.detach()
+        return _plain_step(model, inputs, backward)
+
+
+def _plain_step(model, inputs, backward) -> torch.Tensor:
+    loss = model(**inputs).loss
+    backward(loss)
+    return loss.detach()
 
 
 class GradientAttackTraining(TrainingMethodBase):
@@ -137,8 +192,8 @@ class GradientAttackTraining(TrainingMethodBase):
     """
 
     def __init__(self, model, adversary: Adversary, *, clean_weight: float = 1.0,
-                 warmup_steps: int = 0) -> None:
-        super().__init__(model)
+                 warmup_steps: int = 0, objective: Objective | None = None) -> None:
+        super().__init__(model, objective)
         self.adversary = adversary
         self.clean_weight = clean_weight
         self.warmup_steps = warmup_steps
@@ -147,34 +202,39 @@ class GradientAttackTraining(TrainingMethodBase):
     @property
     def passes(self) -> float:
         extra = 1 if self.adversary.random_start > 0 or self.clean_weight == 0 else 0
-        return 1 + self.adversary.ascent_steps + extra
+        return 1 + self.adversary.ascent_steps + extra + self._objective_passes
 
     def _step(self, model, inputs, backward):
         if self.steps_done < self.warmup_steps:
-            return PlainTraining._step(self, model, inputs, backward)
+            return _plain_step(model, inputs, backward)
         outer = self._adapter_for(model)
         inner = self.adapter
         with torch.no_grad():
             embeds = inner.embed(inputs)
-        mask = inner.mask(inputs, embeds)
+        mask = self._mask(inputs, embeds)
 
         def loss_at(delta: torch.Tensor) -> torch.Tensor:
             return inner.forward(inputs, delta).loss
 
         first_grad = None
+        clean = None
         total = torch.zeros((), device=embeds.device)
         if self.clean_weight > 0:
             zero_start = self.adversary.random_start <= 0
             delta0 = torch.zeros_like(embeds, requires_grad=zero_start)
-            clean = outer.forward(inputs, delta0 if zero_start else None)
-            backward(self.clean_weight * clean.loss)
+            clean = outer.forward(inputs, delta0 if zero_start else None,
+                                  output_hidden_states=self._needs_clean or None)
+            # Keep the clean graph when the objective back-propagates through R (CARL, ATCL).
+            _backward(backward, self.clean_weight * clean.loss, retain=self._needs_clean)
             total = total + self.clean_weight * clean.loss.detach()
             if zero_start and delta0.grad is not None:
-                first_grad = delta0.grad.detach()
+                first_grad = delta0.grad.detach() * mask
+        elif self._needs_clean:
+            clean = self._clean_for_objective(outer, inputs)
         delta = self.adversary.find(loss_at, embeds.detach(), mask, first_grad=first_grad)
-        adversarial = outer.forward(inputs, delta)
-        backward(adversarial.loss)
-        return total + adversarial.loss.detach()
+        _, loss = self._adversarial_loss(model, outer, inputs, delta, clean)
+        backward(loss)
+        return total + loss.detach()
 
 
 class FreeLB(TrainingMethodBase):
@@ -191,33 +251,41 @@ class FreeLB(TrainingMethodBase):
 
     def __init__(self, model, *, steps: int = 3, alpha: float = 0.03, epsilon: float = 0.0,
                  init_mag: float = 0.1, norm: str = "l2", clean_pass: bool = False,
-                 warmup_steps: int = 0) -> None:
-        super().__init__(model)
+                 warmup_steps: int = 0, objective: Objective | None = None) -> None:
+        super().__init__(model, objective)
         self.steps, self.alpha, self.epsilon = steps, alpha, epsilon
         self.init_mag, self.norm = init_mag, check_norm(norm)
         self.clean_pass, self.warmup_steps = clean_pass, warmup_steps
 
     @property
     def passes(self) -> float:
-        return self.steps + (1 if self.clean_pass else 0)
+        return self.steps + (1 if self.clean_pass or self._needs_clean else 0)
 
     def _step(self, model, inputs, backward):
         if self.steps_done < self.warmup_steps:
-            return PlainTraining._step(self, model, inputs, backward)
+            return _plain_step(model, inputs, backward)
         outer = self._adapter_for(model)
         with torch.no_grad():
             like = self.adapter.embed(inputs)
-        mask = self.adapter.mask(inputs, like)
+        mask = self._mask(inputs, like)
         total = torch.zeros((), device=like.device)
+        clean = None
         if self.clean_pass:
-            clean = model(**inputs).loss
-            backward(clean)
-            total = total + clean.detach()
+            clean = outer.forward(inputs, output_hidden_states=self._needs_clean or None)
+            _backward(backward, clean.loss, retain=self._needs_clean)
+            total = total + clean.loss.detach()
+        elif self._needs_clean:
+            clean = self._clean_for_objective(outer, inputs)
         delta = project(random_init(like, mask, self.init_mag, self.norm), mask, self.epsilon,
                         self.norm)
         for t in range(self.steps):
             delta.requires_grad_(True)
-            loss = outer.forward(inputs, delta).loss / self.steps  # fresh embedding lookup
+            last = t == self.steps - 1
+            if last:  # the objective sees the final adversarial sample
+                _, loss = self._adversarial_loss(model, outer, inputs, delta, clean,
+                                                 1.0 / self.steps)
+            else:  # fresh embedding lookup on every pass
+                loss = outer.forward(inputs, delta).loss / self.steps
             backward(loss)
             total = total + loss.detach()
             if t == self.steps - 1:
@@ -240,8 +308,8 @@ class FreeAT(TrainingMethodBase):
     name = "freeat"
 
     def __init__(self, model, *, replays: int = 3, epsilon: float = 0.001, norm: str = "linf",
-                 warmup_steps: int = 0) -> None:
-        super().__init__(model)
+                 warmup_steps: int = 0, objective: Objective | None = None) -> None:
+        super().__init__(model, objective)
         if replays < 1:
             raise AdvembedError(f"FreeAT needs replays >= 1, got {replays}")
         self.replays, self.epsilon, self.norm = replays, epsilon, check_norm(norm)
@@ -251,11 +319,16 @@ class FreeAT(TrainingMethodBase):
 
     def _step(self, model, inputs, backward):
         if self.steps_done < self.warmup_steps * self.replays:
-            return PlainTraining._step(self, model, inputs, backward)
+            return _plain_step(model, inputs, backward)
         outer = self._adapter_for(model)
         with torch.no_grad():
             like = self.adapter.embed(inputs)
         mask = self.adapter.mask(inputs, like)
+        if self.objective is not None:
+            raise AdvembedError(
+                "method freeat does not take an objective: its δ is carried across replays "
+                "while the objective would pick a new perturbation mask each replay"
+            )
         if self.replay_index % self.replays == 0 or self.delta is None:
             self.delta = torch.zeros_like(like)
         elif self.delta.shape != like.shape:
@@ -288,8 +361,9 @@ class YOPO(TrainingMethodBase):
 
     def __init__(self, model, *, outer_steps: int = 2, inner_steps: int = 3,
                  alpha: float = 0.1 / 3, epsilon: float = 0.1, norm: str = "l2",
-                 init_mag: float = 0.0, warmup_steps: int = 0) -> None:
-        super().__init__(model)
+                 init_mag: float = 0.0, warmup_steps: int = 0,
+                 objective: Objective | None = None) -> None:
+        super().__init__(model, objective)
         self.outer_steps, self.inner_steps = outer_steps, inner_steps
         self.alpha, self.epsilon, self.norm = alpha, epsilon, check_norm(norm)
         self.init_mag, self.warmup_steps = init_mag, warmup_steps
@@ -297,21 +371,26 @@ class YOPO(TrainingMethodBase):
 
     @property
     def passes(self) -> float:
-        return float(self.outer_steps)
+        return float(self.outer_steps) + self._objective_passes
 
     def _step(self, model, inputs, backward):
         if self.steps_done < self.warmup_steps:
-            return PlainTraining._step(self, model, inputs, backward)
+            return _plain_step(model, inputs, backward)
         outer = self._adapter_for(model)
         with torch.no_grad():
             like = self.adapter.embed(inputs)
-        mask = self.adapter.mask(inputs, like)
+        mask = self._mask(inputs, like)
         delta = project(random_init(like, mask, self.init_mag, self.norm), mask, self.epsilon,
                         self.norm)
         total = torch.zeros((), device=like.device)
-        for _ in range(self.outer_steps):
+        clean = self._clean_for_objective(outer, inputs)
+        for j in range(self.outer_steps):
             with capture_first_block(outer) as captured:
-                loss = outer.forward(inputs, delta).loss / self.outer_steps
+                if j == self.outer_steps - 1:
+                    _, loss = self._adversarial_loss(model, outer, inputs, delta, clean,
+                                                     1.0 / self.outer_steps)
+                else:
+                    loss = outer.forward(inputs, delta).loss / self.outer_steps
             block_output = captured[0]
             block_output.retain_grad()
             backward(loss)
@@ -342,8 +421,9 @@ class SMART(TrainingMethodBase):
     name = "smart"
 
     def __init__(self, model, *, weight: float = 1.0, noise: float = 1e-5, step_size: float = 1e-3,
-                 steps: int = 1, epsilon: float = 0.0, warmup_steps: int = 0) -> None:
-        super().__init__(model)
+                 steps: int = 1, epsilon: float = 0.0, warmup_steps: int = 0,
+                 objective: Objective | None = None) -> None:
+        super().__init__(model, objective)
         self.weight, self.noise, self.step_size = weight, noise, step_size
         self.steps, self.epsilon, self.warmup_steps = steps, epsilon, warmup_steps
 
@@ -353,13 +433,13 @@ class SMART(TrainingMethodBase):
 
     def _step(self, model, inputs, backward):
         if self.steps_done < self.warmup_steps:
-            return PlainTraining._step(self, model, inputs, backward)
+            return _plain_step(model, inputs, backward)
         outer = self._adapter_for(model)
-        clean = outer.forward(inputs)
+        clean = outer.forward(inputs, output_hidden_states=self._needs_clean or None)
         clean_logits = clean.logits
         with torch.no_grad():
             like = self.adapter.embed(inputs)
-        mask = self.adapter.mask(inputs, like)
+        mask = self._mask(inputs, like)
         delta = torch.randn_like(like) * self.noise * mask
         target = clean_logits.detach()
         for _ in range(self.steps):
@@ -368,12 +448,17 @@ class SMART(TrainingMethodBase):
             )
             delta = project(delta + self.step_size * direction(grad, mask, "l2", "token"), mask,
                             self.epsilon, "l2", "token").detach()
-        perturbed_logits = outer.forward(inputs, delta).logits
+        perturbed, extra = self._adversarial_loss(model, outer, inputs, delta, clean)
+        if self.objective is not None:  # the objective's term, without the perturbed CE
+            extra = extra - self.objective.adversarial_weight * perturbed.loss
+        else:
+            extra = 0.0
+        perturbed_logits = perturbed.logits
         regulariser = 0.5 * (
             symmetric_kl(perturbed_logits, clean_logits.detach())
             + symmetric_kl(clean_logits, perturbed_logits.detach())
         )
-        loss = clean.loss + self.weight * regulariser
+        loss = clean.loss + self.weight * regulariser + extra
         backward(loss)
         return loss.detach()
 
@@ -444,9 +529,17 @@ METHOD_PAPERS = {
 METHODS = tuple(METHOD_DEFAULTS)
 
 
-def build_training_method(name: str, model: torch.nn.Module, **options: Any):
+def build_training_method(
+    name: str,
+    model: torch.nn.Module,
+    *,
+    objective: Objective | None = None,
+    **options: Any,
+):
     """Build the training method ``name`` for ``model``; unset options take the defaults.
 
+    ``objective`` (see :func:`advembed.objectives.build_objective`) adds its loss term to the
+    method's final adversarial pass; with ATCL, FGM's default ε becomes the paper's 0.03.
     Raises :class:`AdvembedError` for an unknown method or an option the method does not take.
     """
     if name not in METHOD_DEFAULTS:
@@ -459,6 +552,13 @@ def build_training_method(name: str, model: torch.nn.Module, **options: Any):
             raise AdvembedError(
                 f"option {flag} does not apply to method '{name}' (it takes: {accepted})"
             )
+    if objective is not None and name in ("none", "freeat"):
+        raise AdvembedError(
+            f"method '{name}' does not take an objective ({objective.name}): "
+            + ("it has no adversarial pass" if name == "none" else
+               "its δ is carried across replays, which a per-step objective cannot follow")
+        )
+    defaults = defaults | (getattr(objective, "method_defaults", {}).get(name, {}))
     settings = defaults | {k: v for k, v in options.items() if v is not None}
     _check_settings(name, settings)
     if name == "none":
@@ -469,10 +569,10 @@ def build_training_method(name: str, model: torch.nn.Module, **options: Any):
         adversary = adversary_type(**{k: v for k, v in settings.items() if k in adversary_keys})
         return GradientAttackTraining(
             model, adversary, clean_weight=settings["clean_weight"],
-            warmup_steps=settings["warmup_steps"],
+            warmup_steps=settings["warmup_steps"], objective=objective,
         )
     return {"freelb": FreeLB, "freeat": FreeAT, "yopo": YOPO, "smart": SMART}[name](
-        model, **settings
+        model, objective=objective, **settings
     )
 
 
@@ -505,6 +605,36 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
         else:
             group.add_argument(option.flag, dest=option.keyword, type=option.type, default=None,
                                help=option.help)
+    from advembed.objectives import OBJECTIVE_OPTIONS, OBJECTIVES
+
+    parser.add_argument("--objective", default="ce", choices=OBJECTIVES,
+                        help="what is learned from the adversarial sample (default ce: its "
+                             "cross-entropy only; carl, rar, atcl add their loss term)")
+    group = parser.add_argument_group("objective hyper-parameters (defaults: see README)")
+    for options in OBJECTIVE_OPTIONS.values():
+        for flag, _, kind, default, help_text in options:
+            group.add_argument(flag, dest=_dest(flag), type=kind, default=None,
+                               help=f"{help_text} (default {default:g})")
+
+
+def objective_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The objective options given explicitly on the command line."""
+    from advembed.objectives import OBJECTIVE_OPTIONS
+
+    chosen = {}
+    for name, options in OBJECTIVE_OPTIONS.items():
+        for flag, keyword, _, _, _ in options:
+            value = getattr(args, _dest(flag), None)
+            if value is None:
+                continue
+            if name != args.objective:
+                raise AdvembedError(f"option {flag} needs --objective {name}")
+            chosen[keyword] = value
+    return chosen
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
 
 
 def method_options_from_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -51,6 +51,8 @@ class TrainConfig:
     label_column: str | None = None
     method: str = "none"
     method_options: dict[str, Any] = field(default_factory=dict)
+    objective: str = "ce"
+    objective_options: dict[str, Any] = field(default_factory=dict)
     overwrite: bool = False
     keep_checkpoints: bool = False
     progress: bool = True
@@ -60,7 +62,8 @@ class TrainConfig:
             return Path(self.output)
         dataset = Path(self.dataset).stem if Path(self.dataset).exists() else self.dataset
         dataset = dataset.replace(":", "-").replace("/", "-")
-        return Path("runs") / f"{dataset}-{self.method}-s{self.seed}"
+        method = self.method if self.objective == "ce" else f"{self.method}+{self.objective}"
+        return Path("runs") / f"{dataset}-{method}-s{self.seed}"
 
     def validate(self) -> None:
         positive = {
@@ -156,13 +159,21 @@ class CollapseGuard(TrainerCallback):
         return control
 
 
-def build_method(config: TrainConfig, model):
-    """The training method named by ``config.method`` (``none`` = plain fine-tuning)."""
-    if config.method == "none":
-        return None
+def build_method(config: TrainConfig, model, tokenizer=None, train_labels=None,
+                 total_steps: int | None = None):
+    """The training method named by ``config.method`` (``none`` = plain fine-tuning), with
+    the objective named by ``config.objective`` (``ce`` = adversarial cross-entropy only)."""
     from advembed.methods import build_training_method
+    from advembed.objectives import build_objective
 
-    return build_training_method(config.method, model, **config.method_options)
+    objective = build_objective(
+        config.objective, model, tokenizer=tokenizer, train_labels=train_labels,
+        total_steps=total_steps, seed=config.seed, **config.objective_options,
+    )
+    if config.method == "none" and objective is None:
+        return None
+    return build_training_method(config.method, model, objective=objective,
+                                 **config.method_options)
 
 
 def run_training(config: TrainConfig) -> dict[str, Any]:
@@ -185,17 +196,21 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     set_seed(config.seed)
     loaded = load_classifier(config.model, dataset.label_names)
     model, tokenizer = loaded.model, loaded.tokenizer
-    method = build_method(config, model)
     encoded = {
-        split: EncodedDataset(dataset.splits[split], tokenizer, max_length=config.max_length)
+        split: EncodedDataset(dataset.splits[split], tokenizer, max_length=config.max_length,
+                              with_index=split == "train")
         for split in SPLITS
     }
+    per_step = config.batch_size * config.gradient_accumulation_steps
+    planned = config.max_steps or math.ceil(
+        math.ceil(len(encoded["train"]) / per_step) * config.epochs)
+    method = build_method(config, model, tokenizer,
+                          [example.label for example in dataset.splits["train"]], planned)
     # FreeAT replays each minibatch m times and divides the epochs by m (Shafahi et al.).
     replays = getattr(method, "replays", 1)
     if replays > 1 and config.gradient_accumulation_steps > 1:
         raise AdvembedError("method freeat does not combine with --gradient-accumulation-steps")
     epochs = config.epochs / replays
-    per_step = config.batch_size * config.gradient_accumulation_steps
     steps_per_epoch = max(1, math.ceil(len(encoded["train"]) / per_step)) * replays
     total_steps = config.max_steps or math.ceil(steps_per_epoch * epochs)
     eval_every = min(steps_per_epoch, total_steps)

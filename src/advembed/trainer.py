@@ -38,6 +38,20 @@ class AdvTrainer(Trainer):
         replays = getattr(self.method, "replays", 1)
         return ReplayLoader(loader, replays) if replays > 1 else loader
 
+    def _set_signature_columns_if_needed(self) -> None:
+        # Keep ``example_index`` (CARL's memory-bank rows) when unused columns are removed.
+        super()._set_signature_columns_if_needed()
+        if "example_index" not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, "example_index"]
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = {key: value for key, value in inputs.items() if key != "example_index"}
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+
+    def compute_loss(self, model, inputs, *args: Any, **kwargs: Any):
+        inputs = {key: value for key, value in inputs.items() if key != "example_index"}
+        return super().compute_loss(model, inputs, *args, **kwargs)
+
     def training_step(
         self,
         model: torch.nn.Module,
@@ -52,8 +66,8 @@ class AdvTrainer(Trainer):
         # accumulation steps makes the accumulated gradient the mean over the full batch.
         scale = 1.0 / self.current_gradient_accumulation_steps
 
-        def backward(loss: torch.Tensor) -> None:
-            self.accelerator.backward(loss * scale)
+        def backward(loss: torch.Tensor, **kwargs: Any) -> None:
+            self.accelerator.backward(loss * scale, **kwargs)
 
         with self.compute_loss_context_manager():
             loss = self.method.step(model, inputs, backward)

@@ -1,0 +1,304 @@
+"""CARL, RAR and ATCL: hand-computed losses, banks, masks, and their composition."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import tiny_batch, tiny_model
+
+from advembed.adversaries import FGM
+from advembed.methods import build_training_method
+from advembed.objectives import (
+    ATCL,
+    CARL,
+    RAR,
+    MemoryBank,
+    ObjectiveContext,
+    atcl_contrastive_loss,
+    build_objective,
+    carl_contrastive_loss,
+    complete_word_mask,
+    word_flags,
+)
+from advembed.perturbation import l2_norm
+
+# ------------------------------------------------------------------ CARL
+
+
+def test_carl_loss_matches_hand_computation_on_a_toy_bank():
+    tau = 0.5
+    anchor = torch.tensor([[1.0, 0.0]])
+    positive = torch.tensor([[0.6, 0.8]])
+    bank = torch.tensor([[0.0, 1.0], [-1.0, 0.0], [0.8, -0.6]])  # 3 stored examples
+    negatives = bank[torch.tensor([[1, 2]])]  # rows of other labels
+    got = carl_contrastive_loss(anchor, positive, negatives, tau)
+    # -log( exp(a·p/τ) / (exp(a·n1/τ) + exp(a·n2/τ)) ) with a·p = .6, a·n1 = -1, a·n2 = .8
+    want = -math.log(math.exp(0.6 / tau) / (math.exp(-1.0 / tau) + math.exp(0.8 / tau)))
+    assert got.item() == pytest.approx(want, rel=1e-6)
+    with_positive = carl_contrastive_loss(anchor, positive, negatives, tau, include_positive=True)
+    want = -math.log(math.exp(1.2) / (math.exp(1.2) + math.exp(-2.0) + math.exp(1.6)))
+    assert with_positive.item() == pytest.approx(want, rel=1e-6)
+
+
+def test_carl_loss_is_stable_for_large_scores():
+    anchor = torch.tensor([[5.0, 0.0]])  # scores 25/0.07 ≈ 357: exp() alone would overflow
+    value = carl_contrastive_loss(anchor, anchor, anchor[:, None, :].repeat(1, 4, 1), 0.07)
+    assert torch.isfinite(value)
+    assert value.item() == pytest.approx(math.log(4), rel=1e-3)
+
+
+def test_memory_bank_follows_eq5():
+    bank = MemoryBank(3, 2, momentum=0.5, normalize=False)
+    bank.update(torch.tensor([0, 2]), torch.tensor([[2.0, 4.0], [1.0, 1.0]]))
+    assert torch.equal(bank.rows[0], torch.tensor([2.0, 4.0]))  # first write copies
+    assert not bank.filled[1] and bank.filled[2]
+    bank.update(torch.tensor([0]), torch.tensor([[4.0, 0.0]]))
+    expected = 0.5 * torch.tensor([2.0, 4.0]) + 0.5 * torch.tensor([4.0, 0.0])
+    assert torch.allclose(bank.rows[0], expected)
+    normalized = MemoryBank(1, 2, momentum=0.5)
+    normalized.update(torch.tensor([0]), torch.tensor([[3.0, 4.0]]))
+    assert torch.allclose(normalized.rows[0], torch.tensor([0.6, 0.8]))
+
+
+def test_carl_negatives_never_share_the_anchor_label():
+    labels = [0, 1, 2, 0, 1, 2, 0, 1]
+    carl = CARL(labels, dim=4, num_negatives=50, seed=1)
+    batch_labels = torch.tensor([0, 1, 2, 0])
+    negatives = carl.sample_negatives(batch_labels)
+    assert negatives.shape == (4, 50)
+    all_labels = torch.tensor(labels)
+    for row, label in zip(negatives, batch_labels, strict=True):
+        assert torch.all(all_labels[row] != label)
+    assert set(negatives[0].tolist()) == {1, 2, 4, 5, 7}  # every other-label example is used
+
+
+def _carl_context(model, inputs, index, step):
+    clean = model(**inputs, output_hidden_states=True)
+    adversarial = model(**inputs, output_hidden_states=True)
+    return ObjectiveContext(model=model, inputs=inputs, adversarial=adversarial, clean=clean,
+                            example_index=index, step=step)
+
+
+def test_carl_term_is_zero_before_warmup_and_until_the_banks_are_full():
+    model = tiny_model()
+    model.eval()
+    inputs = tiny_batch(batch=4, num_labels=2, seed=2)
+    labels = [0, 1, 0, 1, 0, 1, 0, 1]
+    carl = CARL(labels, dim=model.config.hidden_size, num_negatives=3, warmup_steps=2)
+    first, second = torch.arange(0, 4), torch.arange(4, 8)
+    assert carl.loss(_carl_context(model, inputs, first, step=0)).item() == 0.0
+    assert not carl.orig.filled.any()  # nothing happens before warm-up
+    assert carl.loss(_carl_context(model, inputs, first, step=2)).item() == 0.0
+    assert carl.orig.filled.sum() == 4 and not carl.active  # filling
+    assert carl.loss(_carl_context(model, inputs, second, step=3)).item() == 0.0
+    assert carl.active  # every training example has been seen once
+    value = carl.loss(_carl_context(model, inputs, first, step=4))
+    assert value.item() != 0.0 and value.requires_grad
+
+
+def test_carl_fill_banks_fills_every_row():
+    model = tiny_model()
+    carl = CARL([0, 1, 0, 1], dim=model.config.hidden_size)
+    batch = tiny_batch(batch=4, seed=3)
+    batch["example_index"] = torch.arange(4)
+    carl.fill_banks(model, [batch])
+    assert carl.active
+    assert torch.allclose(carl.orig.rows.norm(dim=1), torch.ones(4), atol=1e-5)
+
+
+# ------------------------------------------------------------------ RAR
+
+
+def test_rar_decoder_is_the_embedding_matrix_and_trains_it():
+    model = tiny_model()
+    rar = RAR(model, special_ids={0, 2, 3})
+    embedding = model.get_input_embeddings().weight
+    own = {p.data_ptr() for p in rar.reconstructor.parameters()}
+    assert embedding.data_ptr() not in own  # no copy: the weight is used where it lives
+    assert "advembed_reconstructor.bias" in dict(model.named_parameters())
+    states = torch.randn(5, model.config.hidden_size)
+    before = rar.logits(model, states)
+    with torch.no_grad():
+        embedding[7] += 1.0  # same storage: the decoder sees the change at once
+    after = rar.logits(model, states)
+    assert not torch.allclose(before[:, 7], after[:, 7])
+    assert torch.allclose(before[:, 8], after[:, 8])
+    model.zero_grad()
+    rar.logits(model, states)[:, 7].sum().backward()
+    assert embedding.grad[7].abs().sum() > 0
+
+
+def test_rar_loss_is_cross_entropy_on_real_non_special_positions():
+    model = tiny_model()
+    model.eval()
+    inputs = tiny_batch(batch=3, length=8, seed=4)
+    special = {0, 2, 3}
+    rar = RAR(model, special_ids=special, weight=0.1)
+    outputs = model(**inputs, output_hidden_states=True)
+    context = ObjectiveContext(model=model, inputs=inputs, adversarial=outputs, clean=None,
+                               example_index=None, step=0)
+    got = rar.loss(context)
+    states = outputs.hidden_states[-1]
+    logits = rar.logits(model, states)
+    special = torch.isin(inputs["input_ids"], torch.tensor([0, 2, 3]))
+    keep = (inputs["attention_mask"] == 1) & ~special
+    assert keep.sum() < keep.numel()  # the batch has padding and [CLS]
+    want = 0.1 * F.cross_entropy(logits[keep], inputs["input_ids"][keep])
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    # Changing what sits at padding positions does not change the loss.
+    changed = dict(inputs)
+    ids = inputs["input_ids"].clone()
+    ids[inputs["attention_mask"] == 0] = 9
+    changed["input_ids"] = ids
+    outputs2 = model(**changed, output_hidden_states=True)
+    again = rar.loss(ObjectiveContext(model, changed, outputs2, None, None, 0))
+    assert again.item() == pytest.approx(got.item(), rel=1e-4)
+
+
+# ------------------------------------------------------------------ ATCL
+
+
+class FakeTokenizer:
+    def __init__(self, tokens, special):
+        self.tokens = tokens
+        self.all_special_ids = [tokens.index(t) for t in special]
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def convert_ids_to_tokens(self, ids):
+        return [self.tokens[i] for i in ids]
+
+
+def _mask_of(tokenizer, sentence):
+    ids = torch.tensor([[tokenizer.tokens.index(t) for t in sentence]])
+    return complete_word_mask(ids, torch.ones_like(ids), word_flags(tokenizer))[0].tolist()
+
+
+def test_atcl_mask_on_wordpiece():
+    vocab = ["[PAD]", "[CLS]", "[SEP]", "the", "movie", "un", "##believ", "##able", "!", "a",
+             "42", "great", "x1", "##s"]
+    tok = FakeTokenizer(vocab, ["[PAD]", "[CLS]", "[SEP]"])
+    sentence = ["[CLS]", "the", "movie", "un", "##believ", "##able", "!", "a", "42", "great",
+                "x1", "[SEP]"]
+    assert _mask_of(tok, sentence) == [False, True, True, False, False, False, False, False,
+                                       False, True, False, False]
+    # A word followed by a sub-word piece is split, so excluded ("movie" + "##s").
+    assert _mask_of(tok, ["[CLS]", "movie", "##s", "great", "[SEP]"]) == [
+        False, False, False, True, False]
+
+
+def test_atcl_mask_on_byte_level_bpe():
+    vocab = ["<pad>", "<s>", "</s>", "The", "Ġmovie", "Ġun", "believ", "able", "Ġgreat", ",",
+             "Ġ!", "Ġ2020", "Ġa", "Ġreally"]
+    tok = FakeTokenizer(vocab, ["<pad>", "<s>", "</s>"])
+    sentence = ["<s>", "The", "Ġmovie", "Ġun", "believ", "able", "Ġgreat", ",", "Ġ!", "Ġ2020",
+                "Ġa", "Ġreally", "</s>"]
+    # "The" starts the sentence without Ġ; "great," keeps "great" (punctuation is no piece).
+    assert _mask_of(tok, sentence) == [False, True, True, False, False, False, True, False,
+                                       False, False, False, True, False]
+
+
+def test_atcl_mask_with_a_real_wordpiece_tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    encoded = tokenizer(["the movie is great !"], return_tensors="pt")
+    mask = complete_word_mask(encoded["input_ids"], encoded["attention_mask"],
+                              word_flags(tokenizer))[0]
+    tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
+    assert [t for t, m in zip(tokens, mask.tolist(), strict=True) if m] == [
+        "the", "movie", "is", "great"]
+
+
+def test_atcl_perturbs_one_complete_word_per_sentence_with_norm_epsilon(tiny_model_dir):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir))
+    model.eval()
+    batch = tokenizer(["the movie is great", "bad plot , awful actors !", "42 !"],
+                      padding=True, return_tensors="pt")
+    batch["labels"] = torch.tensor([1, 0, 0])
+    atcl = ATCL(tokenizer, seed=3)
+    method = build_training_method("fgm", model, objective=atcl)
+    assert method.adversary.epsilon == pytest.approx(0.03)
+    embeds = method.adapter.embed(batch).detach()
+    mask = method._mask(batch, embeds)
+    per_sentence = mask.squeeze(-1).sum(dim=1).tolist()
+    assert per_sentence == [1, 1, 0]  # the third sentence has no complete word
+    candidates = atcl.candidate_mask(batch)
+    assert torch.all(candidates[mask.squeeze(-1).bool()])
+
+    def loss_at(delta):
+        return method.adapter.forward(batch, delta).loss
+
+    delta = FGM(epsilon=0.03).find(loss_at, embeds, mask)
+    touched = (delta.abs().sum(-1) > 0)
+    assert touched.sum(dim=1).tolist() == [1, 1, 0]
+    norms = l2_norm(delta, mask).flatten()
+    assert norms[:2].tolist() == pytest.approx([0.03, 0.03], rel=1e-4)
+    assert loss_at(delta) > loss_at(torch.zeros_like(delta))  # ascent: the loss goes up
+
+
+def test_atcl_contrastive_loss_prefers_the_true_positive():
+    torch.manual_seed(0)
+    anchor = torch.randn(6, 8)
+    pool = anchor.clone()
+    same = atcl_contrastive_loss(anchor, anchor.clone(), pool, 3,
+                                 generator=torch.Generator().manual_seed(0))
+    other = atcl_contrastive_loss(anchor, anchor.roll(1, dims=0), pool, 3,
+                                  generator=torch.Generator().manual_seed(0))
+    assert same < other
+    # The anchor is never its own negative: with identical rows elsewhere the loss is exact.
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    value = atcl_contrastive_loss(a, a, a, 1, tau=1.0)
+    assert value.item() == pytest.approx(-(1.0 - 0.0), abs=1e-6)  # -log(e^1 / e^0)
+
+
+def test_atcl_contrastive_loss_accepts_token_level_representations():
+    tokens = torch.randn(2 * 5, 4)  # (B·L, d) flattened token states
+    value = atcl_contrastive_loss(tokens, tokens + 0.01, tokens, 5, 0.07,
+                                  generator=torch.Generator().manual_seed(1))
+    assert torch.isfinite(value)
+
+
+# ------------------------------------------------------------------ composition
+
+
+@pytest.mark.parametrize("method", ["fgm", "pgd", "freelb", "yopo", "smart"])
+@pytest.mark.parametrize("objective", ["carl", "rar"])
+def test_any_adversary_composes_with_any_objective(method, objective):
+    model = tiny_model(dropout=0.1)
+    model.train()
+    inputs = tiny_batch(batch=4, seed=5)
+    inputs["example_index"] = torch.arange(4)
+
+    class Tok:
+        all_special_ids = [0, 1, 2, 3, 4]
+
+    options = {"warmup": 0.0} if objective == "carl" else {}
+    built = build_objective(objective, model, tokenizer=Tok(), train_labels=[0, 1, 0, 1],
+                            total_steps=10, **options)
+    training = build_training_method(method, model, objective=built)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(2):  # CARL: first step fills the banks, the second uses them
+        loss = training.step(model, inputs)
+        optimizer.step()
+        optimizer.zero_grad()
+        assert torch.isfinite(loss)
+    if objective == "carl":
+        assert built.active
+
+
+def test_objective_adds_its_term_to_the_adversarial_loss():
+    model = tiny_model()
+    model.eval()
+    inputs = tiny_batch(batch=4, seed=6)
+    plain = build_training_method("fgm", model).step(model, inputs)
+    rar = RAR(model, special_ids={0, 2}, weight=1.0)
+    with_rar = build_training_method("fgm", model, objective=rar).step(model, inputs)
+    assert with_rar.item() > plain.item() + 1.0  # L_R of a random head ≈ log(vocab) ≫ 1
