@@ -9,7 +9,9 @@ and skipped if it already finished.  The script then aggregates every finished r
     python benchmarks/quality.py --aggregate-only        # just rebuild the table
 
 Method hyper-parameters are the shipped defaults unless ``--method-options`` overrides them
-(JSON: ``{"fgm": {"epsilon": 0.1}}``).
+(JSON: ``{"fgm": {"epsilon": 0.1}}``).  A method may name an objective: ``freelb+carl``,
+``freelb+rar``, ``fgm+atcl`` (issue 4's comparison: ``--methods freelb freelb+carl
+freelb+rar fgm+atcl``).
 """
 
 from __future__ import annotations
@@ -39,9 +41,12 @@ def run_name(dataset: str, method: str, seed: int) -> str:
 
 
 def train_command(args, dataset: str, method: str, seed: int, options: dict) -> list[str]:
+    """``method`` is a method name or ``method+objective`` (``freelb+carl``)."""
+    name, _, objective = method.partition("+")
     command = [
         sys.executable, "-m", "advembed.cli", "train",
-        "--dataset", dataset, "--model", args.model, "--method", method,
+        "--dataset", dataset, "--model", args.model, "--method", name,
+        "--objective", objective or "ce",
         "--seed", str(seed), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
         "--lr", str(args.lr), "--output", str(args.runs_dir / run_name(dataset, method, seed)),
         "--no-progress", "--overwrite",
@@ -105,7 +110,8 @@ def aggregate(args) -> str:
                 f"| {dataset} | {method} | {len(metrics)} | {mean_std(dev)} | {mean_std(test)} | "
                 f"{delta} | {statistics.mean(seconds):.0f} | {collapsed} |"
             )
-    options = {m: METHOD_DEFAULTS[m] | args.method_options.get(m, {}) for m in args.methods}
+    bases = dict.fromkeys(m.partition("+")[0] for m in args.methods)
+    options = {m: METHOD_DEFAULTS[m] | args.method_options.get(m, {}) for m in bases}
     header = [
         "# Results: plain fine-tuning vs adversarial methods",
         "",
@@ -124,7 +130,7 @@ def aggregate(args) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     footer = ["", "Hyper-parameters of each method:", ""]
-    footer += [f"- `{m}`: {json.dumps(options[m])}" for m in args.methods]
+    footer += [f"- `{m}`: {json.dumps(options[m])}" for m in bases]
     return "\n".join(header + rows + footer) + "\n"
 
 
@@ -168,7 +174,8 @@ def main() -> int:
         # Seed-major order: if the run is cut short, every method still has its first seeds.
         jobs = [(d, m, s) for s in args.seeds for d in args.datasets for m in args.methods]
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            futures = [pool.submit(run_one, args, d, m, s, args.method_options.get(m, {}))
+            futures = [pool.submit(run_one, args, d, m, s,
+                                   args.method_options.get(m.partition("+")[0], {}))
                        for d, m, s in jobs]
             for future in futures:
                 name, code, seconds = future.result()

@@ -203,6 +203,49 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_attack(sub) -> None:
+    p = sub.add_parser("attack", help="robustness of a saved run: pgd, vulnerability")
+    p.add_argument("--run", required=True, type=Path, help="run directory")
+    p.add_argument("--attack", required=True, help="pgd or vulnerability")
+    p.add_argument("--dataset", help="dataset (default: the run's)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--n-examples", type=_positive_int, default=1000,
+                   help="seeded sample size (default 1000, or the whole split if smaller)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    p.add_argument("--epsilons", type=_nonnegative_float, nargs="+", default=[0.02, 0.075, 0.1],
+                   help="pgd: perturbation radii")
+    p.add_argument("--steps", type=_positive_int, default=3, help="pgd: steps k")
+    p.add_argument("--alpha-ratio", type=_positive_float, default=0.5,
+                   help="pgd: step size as a fraction of ε")
+    p.add_argument("--norm", default="l2", help="l2 or linf")
+    p.add_argument("--epsilon", type=_nonnegative_float, default=0.02,
+                   help="vulnerability: FGSM strength ε")
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+
+
+def _cmd_attack(args: argparse.Namespace) -> int:
+    from advembed.attack import run_attack
+
+    summary = run_attack(args.run, args.attack, dataset=args.dataset, split=args.split,
+                         n_examples=args.n_examples, seed=args.seed,
+                         epsilons=tuple(args.epsilons), steps=args.steps,
+                         alpha_ratio=args.alpha_ratio, norm=args.norm,
+                         vulnerability_epsilon=args.epsilon, batch_size=args.batch_size)
+    print(f"{args.attack} on {summary['examples']} {summary['split']} examples "
+          f"({summary['seconds']:.0f} s); written to {args.run}/attack-{args.attack}.json")
+    if args.attack == "pgd":
+        print(f"{'epsilon':>8} {'accuracy':>9} {'cosine':>8} {'euclidean':>10}")
+        for row in summary["results"]:
+            print(f"{row['epsilon']:>8g} {row['accuracy']:>9.4f} {row['cosine']:>8.4f} "
+                  f"{row['euclidean']:>10.4f}")
+    else:
+        print(f"ROC AUC of the label from vulnerability: {json.dumps(summary['auc'])}")
+        for label, stats in summary["per_label"].items():
+            f1, f2 = stats["F1"]["mean"], stats["F2"]["mean"]
+            print(f"  {label}: mean F1 {f1:.4f}, mean F2 {f2:.4f}")
+    return 0
+
+
 def _add_reconstruct(sub) -> None:
     p = sub.add_parser("reconstruct",
                        help="RAR: decode k-PGD adversarial states of dev sentences into text")
@@ -247,6 +290,7 @@ COMMANDS = {
     "predict": _cmd_predict,
     "datasets": _cmd_datasets,
     "reconstruct": _cmd_reconstruct,
+    "attack": _cmd_attack,
 }
 
 
@@ -258,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for add in (_add_train, _add_eval, _add_predict, _add_reconstruct, _add_datasets):
+    for add in (_add_train, _add_eval, _add_predict, _add_attack, _add_reconstruct,
+                _add_datasets):
         add(sub)
     return parser
 

@@ -1,0 +1,110 @@
+"""``advembed attack``: robustness of a saved run, written into the run directory.
+
+* ``pgd``: white-box k-PGD on word embeddings at several ε (accuracy under attack, cosine and
+  Euclidean drift of the sentence representation) — paper 001 §4.5.
+* ``vulnerability``: VAA's F1/F2 under an FGSM with the predicted label, per gold label, and
+  their ROC AUC as label predictors — paper 002 §4.2.
+
+Each writes ``attack-NAME.json`` (summary) and ``attack-NAME.jsonl`` (one line per example)
+atomically.  The examples are a seeded sample of ``n_examples`` from the split.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from advembed.errors import AdvembedError
+from advembed.runs import MODEL_DIR, read_run, write_json
+
+ATTACKS = ("pgd", "vulnerability")
+
+
+def _sample(examples: list, n: int, seed: int) -> list:
+    if n >= len(examples):
+        return list(examples)
+    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed))
+    return [examples[i] for i in sorted(order[:n].tolist())]
+
+
+def run_attack(
+    run: Path,
+    attack: str,
+    *,
+    dataset: str | None = None,
+    split: str = "test",
+    n_examples: int = 1000,
+    seed: int = 0,
+    epsilons: tuple[float, ...] = (0.02, 0.075, 0.1),
+    steps: int = 3,
+    alpha_ratio: float = 0.5,
+    norm: str = "l2",
+    vulnerability_epsilon: float = 0.02,
+    batch_size: int = 32,
+) -> dict[str, Any]:
+    """Run ``attack`` on a saved run and write its results; return the summary."""
+    from advembed.data import load_dataset
+    from advembed.models import load_saved_classifier
+    from advembed.perturbation import check_norm
+    from advembed.robustness import pgd_robustness, vulnerability_auc, vulnerability_scores
+
+    if attack not in ATTACKS:
+        raise AdvembedError(f"unknown attack '{attack}'; choose one of {', '.join(ATTACKS)}")
+    check_norm(norm)
+    if any(e < 0 for e in epsilons):
+        raise AdvembedError(f"--epsilons must be >= 0, got {list(epsilons)}")
+    config, _ = read_run(run)
+    same = dataset is None
+    data = load_dataset(config["dataset"] if same else dataset,
+                        text_column=config.get("text_column") if same else None,
+                        text_pair_column=config.get("text_pair_column") if same else None,
+                        label_column=config.get("label_column") if same else None,
+                        split_seed=config.get("split_seed", 2024))
+    if data.label_names != config["label_names"]:
+        raise AdvembedError(f"dataset '{dataset}' has labels {data.label_names}, but the run was "
+                            f"trained on {config['label_names']}")
+    examples = _sample(data.splits.get(split) or [], n_examples, seed)
+    if not examples:
+        raise AdvembedError(f"dataset '{dataset or config['dataset']}' has an empty {split} split")
+    loaded = load_saved_classifier(Path(run) / MODEL_DIR)
+    if torch.cuda.is_available():
+        loaded.model.cuda()
+    max_length = config.get("max_length", 128)
+    started = time.perf_counter()
+    summary: dict[str, Any] = {"attack": attack, "dataset": dataset or config["dataset"],
+                               "split": split, "examples": len(examples), "seed": seed}
+    if attack == "pgd":
+        results, records = pgd_robustness(loaded.model, loaded.tokenizer, examples, epsilons,
+                                          steps=steps, alpha_ratio=alpha_ratio, norm=norm,
+                                          batch_size=batch_size, max_length=max_length)
+        summary |= {"norm": norm, "steps": steps, "alpha_ratio": alpha_ratio,
+                    "results": [r.as_dict() for r in results]}
+    else:
+        records = vulnerability_scores(loaded.model, loaded.tokenizer, examples,
+                                       epsilon=vulnerability_epsilon, norm=norm,
+                                       batch_size=batch_size, max_length=max_length)
+        per_label = {}
+        for index, name in enumerate(config["label_names"]):
+            rows = [r for r in records if r["label"] == index]
+            if rows:
+                per_label[name] = {key: {"mean": statistics.fmean(r[key] for r in rows),
+                                         "median": statistics.median(r[key] for r in rows)}
+                                   for key in ("F1", "F2")}
+        summary |= {"norm": norm, "epsilon": vulnerability_epsilon, "per_label": per_label,
+                    "auc": vulnerability_auc(records, len(config["label_names"]))}
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    _write_jsonl(Path(run) / f"attack-{attack}.jsonl", records)
+    write_json(Path(run) / f"attack-{attack}.json", summary)
+    return summary
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    os.replace(tmp, path)
