@@ -26,7 +26,8 @@ from advembed.runs import MODEL_DIR, read_run, write_json
 ATTACKS = ("pgd", "vulnerability")
 
 
-def _sample(examples: list, n: int, seed: int) -> list:
+def sample_examples(examples: list, n: int, seed: int) -> list:
+    """A seeded sample of at most ``n`` examples, in their original order."""
     if n >= len(examples):
         return list(examples)
     order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed))
@@ -49,10 +50,10 @@ def run_attack(
     batch_size: int = 32,
 ) -> dict[str, Any]:
     """Run ``attack`` on a saved run and write its results; return the summary."""
-    from advembed.data import load_dataset
     from advembed.models import load_saved_classifier
     from advembed.perturbation import check_norm
     from advembed.robustness import pgd_robustness, vulnerability_auc, vulnerability_scores
+    from advembed.train import run_split
 
     if attack not in ATTACKS:
         raise AdvembedError(f"unknown attack '{attack}'; choose one of {', '.join(ATTACKS)}")
@@ -60,18 +61,7 @@ def run_attack(
     if any(e < 0 for e in epsilons):
         raise AdvembedError(f"--epsilons must be >= 0, got {list(epsilons)}")
     config, _ = read_run(run)
-    same = dataset is None
-    data = load_dataset(config["dataset"] if same else dataset,
-                        text_column=config.get("text_column") if same else None,
-                        text_pair_column=config.get("text_pair_column") if same else None,
-                        label_column=config.get("label_column") if same else None,
-                        split_seed=config.get("split_seed", 2024))
-    if data.label_names != config["label_names"]:
-        raise AdvembedError(f"dataset '{dataset}' has labels {data.label_names}, but the run was "
-                            f"trained on {config['label_names']}")
-    examples = _sample(data.splits.get(split) or [], n_examples, seed)
-    if not examples:
-        raise AdvembedError(f"dataset '{dataset or config['dataset']}' has an empty {split} split")
+    examples = sample_examples(run_split(config, split, dataset=dataset), n_examples, seed)
     loaded = load_saved_classifier(Path(run) / MODEL_DIR)
     if torch.cuda.is_available():
         loaded.model.cuda()

@@ -121,6 +121,13 @@ class TrainingMethodBase:
     def _needs_clean(self) -> bool:
         return self.objective is not None and self.objective.needs_clean
 
+    def _prologue(self, model, inputs):
+        """``(adapter for backward passes, clean embeddings (no graph), perturbation mask)``."""
+        outer = self._adapter_for(model)
+        with torch.no_grad():
+            like = self.adapter.embed(inputs)
+        return outer, like, self._mask(inputs, like)
+
     def _mask(self, inputs: dict[str, Any], like: torch.Tensor) -> torch.Tensor:
         """Where δ may be non-zero: real tokens, narrowed by the objective (ATCL: one word)."""
         mask = self.adapter.mask(inputs, like)
@@ -264,10 +271,7 @@ class FreeLB(TrainingMethodBase):
     def _step(self, model, inputs, backward):
         if self.steps_done < self.warmup_steps:
             return _plain_step(model, inputs, backward)
-        outer = self._adapter_for(model)
-        with torch.no_grad():
-            like = self.adapter.embed(inputs)
-        mask = self._mask(inputs, like)
+        outer, like, mask = self._prologue(model, inputs)
         total = torch.zeros((), device=like.device)
         clean = None
         if self.clean_pass:
@@ -376,10 +380,7 @@ class YOPO(TrainingMethodBase):
     def _step(self, model, inputs, backward):
         if self.steps_done < self.warmup_steps:
             return _plain_step(model, inputs, backward)
-        outer = self._adapter_for(model)
-        with torch.no_grad():
-            like = self.adapter.embed(inputs)
-        mask = self._mask(inputs, like)
+        outer, like, mask = self._prologue(model, inputs)
         delta = project(random_init(like, mask, self.init_mag, self.norm), mask, self.epsilon,
                         self.norm)
         total = torch.zeros((), device=like.device)

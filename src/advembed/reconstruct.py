@@ -61,22 +61,18 @@ def reconstruct_run(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Attack, decode and re-score; write ``reconstruct-SPLIT.jsonl`` and return a summary."""
-    from advembed.data import load_dataset
+    from advembed.attack import sample_examples
     from advembed.encoding import EncodedDataset
     from advembed.inference import predict_logits
     from advembed.models import load_saved_classifier
+    from advembed.train import run_split
 
     config, _ = read_run(run)
     loaded = load_saved_classifier(Path(run) / MODEL_DIR)
     model, tokenizer = loaded.model, loaded.tokenizer
     reconstructor = load_reconstructor(model, Path(run) / MODEL_DIR)
-    data = load_dataset(dataset or config["dataset"], split_seed=config.get("split_seed", 2024))
-    examples = data.splits.get(split) or []
-    if not examples:
-        raise AdvembedError(f"dataset '{dataset or config['dataset']}' has an empty {split} split")
-    generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(examples), generator=generator)[:n_examples].tolist()
-    chosen = [examples[i] for i in sorted(order)]
+    examples = run_split(config, split, dataset=dataset)
+    chosen = sample_examples(examples, n_examples, seed)
     max_length = config.get("max_length", 128)
     encoded = EncodedDataset(chosen, tokenizer, max_length=max_length)
     collate = DataCollatorWithPadding(tokenizer)

@@ -295,24 +295,19 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     return metrics
 
 
-def evaluate_run(
-    run: Path,
+def run_split(
+    config: dict[str, Any],
+    split: str,
     *,
     dataset: str | None = None,
-    split: str = "test",
-    batch_size: int = 64,
     text_column: str | None = None,
     text_pair_column: str | None = None,
     label_column: str | None = None,
-) -> dict[str, Any]:
-    """Re-evaluate a saved run on a split of its own dataset or of another one."""
+) -> list:
+    """The examples of ``split`` for a saved run: its own dataset (same columns, split seed
+    and ``--limit``) or another one with the same labels; one-line errors otherwise."""
     from advembed.data import load_dataset
-    from advembed.inference import predict_logits
-    from advembed.metrics import classification_metrics
-    from advembed.models import load_saved_classifier
-    from advembed.runs import read_run
 
-    config, _ = read_run(run)
     if split not in SPLITS:
         raise AdvembedError(f"unknown split '{split}'; choose one of {', '.join(SPLITS)}")
     same = dataset is None
@@ -333,6 +328,28 @@ def evaluate_run(
     examples = data.splits[split]
     if not examples:
         raise AdvembedError(f"dataset '{dataset or config['dataset']}' has an empty {split} split")
+    return examples
+
+
+def evaluate_run(
+    run: Path,
+    *,
+    dataset: str | None = None,
+    split: str = "test",
+    batch_size: int = 64,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+) -> dict[str, Any]:
+    """Re-evaluate a saved run on a split of its own dataset or of another one."""
+    from advembed.inference import predict_logits
+    from advembed.metrics import classification_metrics
+    from advembed.models import load_saved_classifier
+    from advembed.runs import read_run
+
+    config, _ = read_run(run)
+    examples = run_split(config, split, dataset=dataset, text_column=text_column,
+                         text_pair_column=text_pair_column, label_column=label_column)
     loaded = load_saved_classifier(Path(run) / MODEL_DIR)
     logits = predict_logits(
         loaded.model,
