@@ -36,3 +36,40 @@ def _initial_parameters():
     from conftest import tiny_model
 
     return {n: p.detach() for n, p in tiny_model("bert", dropout=0.1).named_parameters()}
+
+
+@pytest.mark.parametrize("method", ["fgm", "freelb"])
+def test_trainer_gradient_accumulation_equals_a_double_batch(tmp_path, method):
+    """AdvTrainer: 2 micro-batches of 4 with accumulation == 1 batch of 8 (one SGD step)."""
+    sys.path.insert(0, str(HERE))
+    from conftest import tiny_batch, tiny_model
+    from transformers import TrainingArguments
+
+    from advembed.methods import build_training_method
+    from advembed.trainer import AdvTrainer
+
+    batch = tiny_batch(batch=8, length=9, seed=4)
+    rows = [{k: v[i] for k, v in batch.items()} for i in range(8)]
+    options = {"fgm": {"epsilon": 0.2}, "freelb": {"init_mag": 0.0, "alpha": 0.2}}[method]
+
+    def train(per_device: int, accumulation: int):
+        model = tiny_model("bert", dropout=0.0)
+        args = TrainingArguments(
+            output_dir=str(tmp_path / f"ga{accumulation}"), per_device_train_batch_size=per_device,
+            gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=0.5,
+            optim="sgd", lr_scheduler_type="constant", warmup_ratio=0.0, weight_decay=0.0,
+            report_to="none", save_strategy="no", disable_tqdm=True, use_cpu=True, seed=0,
+            dataloader_drop_last=False,
+        )
+        trainer = AdvTrainer(model=model, args=args, train_dataset=rows,
+                             method=build_training_method(method, model, **options))
+        trainer._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(rows)
+        trainer.train()
+        return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    whole = train(8, 1)
+    accumulated = train(4, 2)
+    initial = {n: p.detach() for n, p in tiny_model("bert", dropout=0.0).named_parameters()}
+    assert not torch.equal(whole["classifier.weight"], initial["classifier.weight"])
+    for name in whole:
+        assert torch.allclose(whole[name], accumulated[name], atol=1e-5), name
