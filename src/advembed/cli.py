@@ -246,6 +246,21 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="compare runs side by side: HTML + Markdown with plots")
+    p.add_argument("runs", nargs="+", type=Path, help="run directories")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output directory for report.html, report.md and the plots")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from advembed.report import write_report
+
+    for path in write_report(args.runs, args.out):
+        print(path)
+    return 0
+
+
 def _add_reconstruct(sub) -> None:
     p = sub.add_parser("reconstruct",
                        help="RAR: decode k-PGD adversarial states of dev sentences into text")
@@ -291,6 +306,7 @@ COMMANDS = {
     "datasets": _cmd_datasets,
     "reconstruct": _cmd_reconstruct,
     "attack": _cmd_attack,
+    "report": _cmd_report,
 }
 
 
@@ -303,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for add in (_add_train, _add_eval, _add_predict, _add_attack, _add_reconstruct,
-                _add_datasets):
+                _add_report, _add_datasets):
         add(sub)
     return parser
 

@@ -1,0 +1,156 @@
+"""``advembed report``: fake run directories written by hand, no model, no network."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import statistics
+from pathlib import Path
+
+from advembed.cli import main
+
+EPSILONS = (0.02, 0.075, 0.1)
+LABELS = ["negative", "positive"]
+
+
+def make_run(root: Path, name: str, *, method: str, seed: int, test_accuracy: float,
+             objective: str | None = "ce", attacks: bool = True,
+             word_attack: bool = False) -> Path:
+    """A run directory like ``advembed train`` + ``advembed attack`` leave behind."""
+    run = root / name
+    run.mkdir(parents=True)
+    config = {"dataset": "mr", "model": "bert-base-uncased", "method": method, "seed": seed,
+              "label_names": LABELS, "epochs": 2, "lr": 2e-5, "batch_size": 32,
+              "method_options": {"epsilon": 0.1} if method != "none" else {}}
+    if objective is not None:
+        config["objective"] = objective
+    split = {"accuracy": test_accuracy, "macro_f1": test_accuracy - 0.01, "loss": 0.4}
+    metrics = {"dev": [{"epoch": 1, "step": 10, **split}], "best_dev": split, "test": split,
+               "train": {"steps": 20, "loss": 0.5, "seconds": 12.5 + seed, "examples": 640},
+               "parameters": 109_483_778, "collapsed": False}
+    _dump(run / "config.json", config)
+    _dump(run / "metrics.json", metrics)
+    if attacks:
+        _write_attacks(run, test_accuracy, seed)
+    if word_attack:
+        _dump(run / "attack-textfooler.json",
+              {"original_accuracy": test_accuracy, "attack_accuracy": 0.21, "success_rate": 0.75,
+               "mean_queries": 88.5, "mean_perturbed_percent": 14.2})
+    return run
+
+
+def _write_attacks(run: Path, accuracy: float, seed: int) -> None:
+    results = [{"epsilon": eps, "accuracy": accuracy - 2 * eps, "cosine": eps / 2,
+                "euclidean": eps * 3, "examples": 100, "seconds": 1.0} for eps in EPSILONS]
+    _dump(run / "attack-pgd.json",
+          {"attack": "pgd", "dataset": "mr", "split": "test", "examples": 100, "seed": 0,
+           "norm": "l2", "steps": 3, "alpha_ratio": 0.5, "results": results, "seconds": 3.0})
+    rng = random.Random(seed)
+    records = [{"label": i % 2, "predicted": i % 2, "F1": rng.random(),
+                "F2": rng.gauss(0.3 + 0.3 * (i % 2), 0.1)} for i in range(60)]
+    (run / "attack-vulnerability.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    per_label = {name: {"F1": {"mean": 0.5, "median": 0.5}, "F2": {"mean": 0.4, "median": 0.4}}
+                 for name in LABELS}
+    _dump(run / "attack-vulnerability.json",
+          {"attack": "vulnerability", "norm": "l2", "epsilon": 0.02, "per_label": per_label,
+           "auc": {"F1": 0.52, "F2": 0.81}, "examples": 60, "seconds": 1.0})
+
+
+def _dump(path: Path, payload: dict) -> None:
+    path.write_text(json.dumps(payload), encoding="utf-8")
+
+
+def _three_runs(tmp_path: Path) -> list[Path]:
+    runs = tmp_path / "runs"
+    return [make_run(runs, "freelb-carl-s1", method="freelb", objective="carl", seed=1,
+                     test_accuracy=0.80),
+            make_run(runs, "freelb-carl-s2", method="freelb", objective="carl", seed=2,
+                     test_accuracy=0.84),
+            make_run(runs, "none-s1", method="none", objective=None, seed=1,
+                     test_accuracy=0.78, word_attack=True)]
+
+
+def test_report_compares_runs_in_html_and_markdown(tmp_path, capsys):
+    out = tmp_path / "report"
+    code = main(["report", *map(str, _three_runs(tmp_path)), "--out", str(out)])
+    assert code == 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert str(out / "report.html") in capsys.readouterr().out
+
+    assert html.count('src="data:image/png;base64,') == 3
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?://""", html, re.IGNORECASE)
+    for png in re.findall(r"\]\(([^)]+\.png)\)", markdown):
+        assert (out / png).read_bytes().startswith(b"\x89PNG")
+    assert len(list(out.glob("*.png"))) == 3
+
+    mean, std = statistics.fmean([0.80, 0.84]), statistics.stdev([0.80, 0.84])
+    assert f"{mean:.4f} ± {std:.4f}" in markdown
+    for text in (markdown, html):
+        assert "freelb+carl" in text
+        assert "| none |" in markdown and ">none</td>" in html
+        for eps in EPSILONS:
+            assert f"PGD acc ε={eps:g}" in text
+        assert "textfooler acc" in text
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_report_of_a_run_without_attacks_skips_plots_with_a_note(tmp_path):
+    run = make_run(tmp_path / "runs", "plain", method="fgm", seed=0, test_accuracy=0.7,
+                   attacks=False)
+    out = tmp_path / "report"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "data:image/png" not in html
+    assert html.count("skipped:") == 3 and markdown.count("skipped:") == 3
+    assert "0.7000" in markdown and "PGD acc" not in markdown
+    assert not list(out.glob("*.png"))
+
+
+def test_report_rerun_removes_plots_that_are_now_skipped(tmp_path):
+    out = tmp_path / "report"
+    assert main(["report", *map(str, _three_runs(tmp_path)), "--out", str(out)]) == 0
+    plain = make_run(tmp_path / "runs", "plain", method="fgm", seed=0, test_accuracy=0.7,
+                     attacks=False)
+    assert main(["report", str(plain), "--out", str(out)]) == 0
+    assert not list(out.glob("*.png"))
+
+
+def test_report_bad_run_path_is_a_one_line_error(tmp_path, capsys):
+    missing = tmp_path / "no-such-run"
+    assert main(["report", str(missing), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and str(missing) in err and "does not exist" in err
+
+    not_a_run = tmp_path / "empty"
+    not_a_run.mkdir()
+    assert main(["report", str(not_a_run), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and str(not_a_run) in err and "config.json is missing" in err
+    assert not (tmp_path / "r" / "report.html").exists()
+
+
+def test_report_rejects_the_same_run_twice(tmp_path, capsys):
+    run = make_run(tmp_path / "runs", "a", method="fgm", seed=0, test_accuracy=0.7)
+    assert main(["report", str(run), str(run), "--out", str(tmp_path / "r")]) == 2
+    assert "given twice" in capsys.readouterr().err
+
+
+def test_report_tells_configurations_apart_and_reads_multiclass_auc(tmp_path):
+    runs = tmp_path / "runs"
+    a = make_run(runs, "a", method="fgm", seed=0, test_accuracy=0.7)
+    b = make_run(runs, "b", method="fgm", seed=0, test_accuracy=0.6)
+    config = json.loads((b / "config.json").read_text())
+    config["method_options"] = {"epsilon": 0.5}
+    _dump(b / "config.json", config)
+    vulnerability = json.loads((b / "attack-vulnerability.json").read_text())
+    vulnerability["auc"]["F2"] = {"per_label": {"0": 0.6, "1": 0.7}, "mean": 0.65}
+    _dump(b / "attack-vulnerability.json", vulnerability)
+    out = tmp_path / "report"
+    assert main(["report", str(a), str(b), "--out", str(out)]) == 0
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "| fgm [epsilon=0.1] |" in markdown and "| fgm [epsilon=0.5] |" in markdown
+    assert "0.6500" in markdown and "0.8100" in markdown
