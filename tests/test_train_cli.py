@@ -253,3 +253,33 @@ def test_reconstruct_writes_text_samples_and_flip_flags(tmp_path, tiny_model_dir
     capsys.readouterr()
     assert main(["reconstruct", "--run", str(plain)]) == 2
     assert "--objective rar" in capsys.readouterr().err
+
+
+def test_sigterm_and_stale_staging_leave_no_partial_run(tmp_path, tiny_model_dir, data_csv):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    stale = runs / ".killed.partial-999999999"  # a process id that does not exist
+    stale.mkdir()
+    root = Path(__file__).resolve().parents[1]
+    env = os.environ | {"PYTHONPATH": str(root / "src")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "advembed.cli", "train", "--dataset", str(data_csv),
+         "--model", str(tiny_model_dir), "--output", str(runs / "killed"), "--epochs", "200",
+         "--batch-size", "8", "--no-progress"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not [p for p in runs.iterdir() if p != stale]:
+        time.sleep(0.2)
+    assert not stale.exists()  # the new run removed the dead process's staging folder
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    assert list(runs.iterdir()) == []

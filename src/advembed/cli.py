@@ -330,9 +330,24 @@ def _version() -> str:
     return f"advembed {__version__}"
 
 
+def _stop_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt so staged run folders are removed on the way out."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
+    _stop_cleanly_on_sigterm()
     try:
         return COMMANDS[args.command](args)
     except AdvembedError as exc:

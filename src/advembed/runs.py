@@ -29,6 +29,7 @@ def staged_run_dir(output: Path, *, overwrite: bool = False) -> Iterator[Path]:
     if output.exists() and not overwrite:
         raise AdvembedError(f"output directory '{output}' already exists (pass --overwrite)")
     output.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(output)
     staging = output.parent / f".{output.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
@@ -40,6 +41,25 @@ def staged_run_dir(output: Path, *, overwrite: bool = False) -> Iterator[Path]:
     if output.exists():
         shutil.rmtree(output)
     os.replace(staging, output)
+
+
+def _remove_stale_staging(output: Path) -> None:
+    """Remove staging folders of this output left by processes that no longer exist
+    (a run killed with SIGKILL cannot clean up after itself)."""
+    for candidate in output.parent.glob(f".{output.name}.partial-*"):
+        pid = candidate.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(candidate, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_json(path: Path, payload: Any) -> None:
