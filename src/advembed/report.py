@@ -289,10 +289,10 @@ def _pgd_columns(runs: Sequence[Run]) -> list[Column]:
     for title, key, meaning in (
         ("PGD acc", "accuracy", f"accuracy under k-PGD on the word embeddings ({settings}) "
          "of radius ε"),
-        ("cos drift", "cosine", "mean cosine drift of the sentence representation under PGD "
-         "of radius ε"),
-        ("L2 drift", "euclidean", "mean Euclidean drift of the sentence representation under "
-         "PGD of radius ε"),
+        ("cos sim", "cosine", "mean cosine similarity between the clean and adversarial "
+         "sentence representations under PGD of radius ε (1 = no drift)"),
+        ("L2 drift", "euclidean", "mean Euclidean distance between the clean and adversarial "
+         "sentence representations under PGD of radius ε (0 = no drift)"),
     ):
         for eps in epsilons:
             columns.append(Column(f"{title} ε={eps:g}", meaning, _per_run(_pgd_value(eps, key)),
