@@ -401,6 +401,8 @@ def _attack_sources(runs: Sequence[Run]) -> list[tuple[str, Callable[[Run], Any]
 
 def _scatter_panel(axes, groups: Sequence[Group], ylabel: str,
                    getter: Callable[[Run], Any]) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     for group in groups:
         pairs = [(x, y) for r in group.runs
                  for x, y in [(_dig(r.metrics, "test", "accuracy"), getter(r))]
@@ -414,6 +416,7 @@ def _scatter_panel(axes, groups: Sequence[Group], ylabel: str,
                      marker="D", s=90, edgecolors="black", linewidths=1.2)
     axes.set_xlabel("clean test accuracy")
     axes.set_ylabel(ylabel)
+    axes.xaxis.set_major_locator(MaxNLocator(nbins=4))  # close accuracies: keep ticks apart
     axes.grid(alpha=0.3)
 
 
