@@ -144,11 +144,18 @@ class TrainingMethodBase:
         adversarial = outer.forward(inputs, delta, output_hidden_states=self._hidden or None)
         if self.objective is None:
             return adversarial, adversarial.loss * scale
+        weighted = self.objective.adversarial_weight * adversarial.loss
+        return adversarial, (weighted + self._objective_term(model, inputs, adversarial,
+                                                             clean)) * scale
+
+    def _objective_term(self, model, inputs, adversarial, clean) -> torch.Tensor:
+        """The objective's own loss term for this step (0 without an objective)."""
+        if self.objective is None:
+            return torch.zeros((), device=adversarial.logits.device)
         context = ObjectiveContext(model=model, inputs=inputs, adversarial=adversarial,
                                    clean=clean, example_index=self._example_index,
                                    step=self.steps_done)
-        extra = self.objective.loss(context)
-        return adversarial, (self.objective.adversarial_weight * adversarial.loss + extra) * scale
+        return self.objective.loss(context)
 
     def _adapter_for(self, model: torch.nn.Module) -> EmbeddingAdapter:
         """An adapter over ``model`` as given (DDP-wrapped for passes that call backward)."""
@@ -449,11 +456,8 @@ class SMART(TrainingMethodBase):
             )
             delta = project(delta + self.step_size * direction(grad, mask, "l2", "token"), mask,
                             self.epsilon, "l2", "token").detach()
-        perturbed, extra = self._adversarial_loss(model, outer, inputs, delta, clean)
-        if self.objective is not None:  # the objective's term, without the perturbed CE
-            extra = extra - self.objective.adversarial_weight * perturbed.loss
-        else:
-            extra = 0.0
+        perturbed = outer.forward(inputs, delta, output_hidden_states=self._hidden or None)
+        extra = self._objective_term(model, inputs, perturbed, clean)
         perturbed_logits = perturbed.logits
         regulariser = 0.5 * (
             symmetric_kl(perturbed_logits, clean_logits.detach())

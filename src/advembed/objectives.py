@@ -157,12 +157,15 @@ class CARL(Objective):
 
     def sample_negatives(self, labels: torch.Tensor) -> torch.Tensor:
         """``(B, m)`` training-set indices, each of a label different from its row's."""
-        rows = []
-        for label in labels.cpu().tolist():
+        labels = labels.cpu()
+        negatives = torch.empty(len(labels), self.num_negatives, dtype=torch.long)
+        for label in labels.unique().tolist():  # one draw per label present, not per row
+            rows = labels == label
             pool = self._pools[label]
-            picks = torch.randint(0, pool.numel(), (self.num_negatives,), generator=self.generator)
-            rows.append(pool[picks])
-        return torch.stack(rows)
+            picks = torch.randint(0, pool.numel(), (int(rows.sum()), self.num_negatives),
+                                  generator=self.generator)
+            negatives[rows] = pool[picks]
+        return negatives
 
     def _prepare(self, representation: torch.Tensor) -> torch.Tensor:
         return F.normalize(representation, dim=-1) if self.normalize else representation
