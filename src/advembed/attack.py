@@ -4,6 +4,8 @@
   Euclidean drift of the sentence representation) — paper 001 §4.5.
 * ``vulnerability``: VAA's F1/F2 under an FGSM with the predicted label, per gold label, and
   their ROC AUC as label predictors — paper 002 §4.2.
+* ``pwws``, ``bert-attack``, ``bae``: black-box word-substitution attacks on the text, run by
+  TextAttack (:mod:`advembed.word_attack`) — paper 003 §5.1.3.  Pairs: the second sentence.
 
 Each writes ``attack-NAME.json`` (summary) and ``attack-NAME.jsonl`` (one line per example)
 atomically.  The examples are a seeded sample of ``n_examples`` from the split.
@@ -22,8 +24,9 @@ import torch
 
 from advembed.errors import AdvembedError
 from advembed.runs import MODEL_DIR, read_run, write_json
+from advembed.word_attack import WORD_ATTACKS, WordAttackOptions
 
-ATTACKS = ("pgd", "vulnerability")
+ATTACKS = ("pgd", "vulnerability", *WORD_ATTACKS)
 
 
 def sample_examples(examples: list, n: int, seed: int) -> list:
@@ -48,6 +51,8 @@ def run_attack(
     norm: str = "l2",
     vulnerability_epsilon: float = 0.02,
     batch_size: int = 32,
+    word_options: WordAttackOptions | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Run ``attack`` on a saved run and write its results; return the summary."""
     from advembed.models import load_saved_classifier
@@ -57,7 +62,12 @@ def run_attack(
 
     if attack not in ATTACKS:
         raise AdvembedError(f"unknown attack '{attack}'; choose one of {', '.join(ATTACKS)}")
-    check_norm(norm)
+    if attack in WORD_ATTACKS:
+        word_options = word_options or WordAttackOptions()
+        word_options.attack = attack
+        word_options.resolved()  # bad options fail before anything is loaded
+    else:
+        check_norm(norm)
     if any(e < 0 for e in epsilons):
         raise AdvembedError(f"--epsilons must be >= 0, got {list(epsilons)}")
     config, _ = read_run(run)
@@ -75,6 +85,13 @@ def run_attack(
                                           batch_size=batch_size, max_length=max_length)
         summary |= {"norm": norm, "steps": steps, "alpha_ratio": alpha_ratio,
                     "results": [r.as_dict() for r in results]}
+    elif attack in WORD_ATTACKS:
+        from advembed.word_attack import run_word_attack
+
+        word_summary, records = run_word_attack(loaded.model, loaded.tokenizer, examples,
+                                                word_options, max_length=max_length,
+                                                progress=progress)
+        summary |= word_summary
     else:
         records = vulnerability_scores(loaded.model, loaded.tokenizer, examples,
                                        epsilon=vulnerability_epsilon, norm=norm,

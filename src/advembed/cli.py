@@ -204,9 +204,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _add_attack(sub) -> None:
-    p = sub.add_parser("attack", help="robustness of a saved run: pgd, vulnerability")
+    p = sub.add_parser("attack", help="robustness of a saved run: pgd, vulnerability, "
+                       "pwws, bert-attack, bae")
     p.add_argument("--run", required=True, type=Path, help="run directory")
-    p.add_argument("--attack", required=True, help="pgd or vulnerability")
+    p.add_argument("--attack", required=True,
+                   help="pgd, vulnerability (embedding space) or pwws, bert-attack, bae (words)")
     p.add_argument("--dataset", help="dataset (default: the run's)")
     p.add_argument("--split", default="test")
     p.add_argument("--n-examples", type=_positive_int, default=1000,
@@ -220,17 +222,43 @@ def _add_attack(sub) -> None:
     p.add_argument("--norm", default="l2", help="l2 or linf")
     p.add_argument("--epsilon", type=_nonnegative_float, default=0.02,
                    help="vulnerability: FGSM strength ε")
-    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--batch-size", type=_positive_int, default=32,
+                   help="examples (pgd, vulnerability) or queries (word attacks) per forward")
+    words = p.add_argument_group("word-substitution attacks (pwws, bert-attack, bae)")
+    words.add_argument("--mlm", help="bert-attack/bae: masked LM proposing the candidates "
+                       "(local folder or hub name)")
+    words.add_argument("--max-candidates", type=_positive_int,
+                       help="bert-attack/bae: candidates per word (default 8 / 50)")
+    words.add_argument("--max-perturbed", type=_positive_float,
+                       help="budget: largest fraction of words changed (default 0.4)")
+    words.add_argument("--min-similarity", type=float,
+                       help="bert-attack/bae: least cosine similarity to the original "
+                       "(default 0.2 / 0.936)")
+    words.add_argument("--similarity-model", default="default",
+                       help="sentence encoder for --min-similarity, or 'none' (default: the "
+                       "packaged MiniLM)")
+    words.add_argument("--query-budget", type=_positive_int,
+                       help="largest number of model queries per example (default: none)")
+    words.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _cmd_attack(args: argparse.Namespace) -> int:
     from advembed.attack import run_attack
+    from advembed.word_attack import WORD_ATTACKS, WordAttackOptions
 
     summary = run_attack(args.run, args.attack, dataset=args.dataset, split=args.split,
                          n_examples=args.n_examples, seed=args.seed,
                          epsilons=tuple(args.epsilons), steps=args.steps,
                          alpha_ratio=args.alpha_ratio, norm=args.norm,
-                         vulnerability_epsilon=args.epsilon, batch_size=args.batch_size)
+                         vulnerability_epsilon=args.epsilon, batch_size=args.batch_size,
+                         word_options=WordAttackOptions(
+                             attack=args.attack, mlm=args.mlm,
+                             max_candidates=args.max_candidates,
+                             max_perturbed=args.max_perturbed,
+                             min_similarity=args.min_similarity,
+                             similarity_model=args.similarity_model,
+                             query_budget=args.query_budget, batch_size=args.batch_size),
+                         progress=not args.no_progress)
     print(f"{args.attack} on {summary['examples']} {summary['split']} examples "
           f"({summary['seconds']:.0f} s); written to {args.run}/attack-{args.attack}.json")
     if args.attack == "pgd":
@@ -238,6 +266,14 @@ def _cmd_attack(args: argparse.Namespace) -> int:
         for row in summary["results"]:
             print(f"{row['epsilon']:>8g} {row['accuracy']:>9.4f} {row['cosine']:>8.4f} "
                   f"{row['euclidean']:>10.4f}")
+    elif args.attack in WORD_ATTACKS:
+        print(f"original accuracy {summary['original_accuracy']:.4f}, "
+              f"attack accuracy {summary['attack_accuracy']:.4f}, "
+              f"success rate {summary['success_rate']:.4f}, "
+              f"mean queries {summary['mean_queries']:.1f}, "
+              f"perturbed words {summary['mean_perturbed_percent']:.2f}%, "
+              f"flips confirmed by re-scoring {summary['confirmed_flips']}/"
+              f"{summary['successful']}")
     else:
         print(f"ROC AUC of the label from vulnerability: {json.dumps(summary['auc'])}")
         for label, stats in summary["per_label"].items():

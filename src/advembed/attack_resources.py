@@ -1,0 +1,239 @@
+"""Offline resources for the word-substitution attacks: NLTK data and TextAttack's cache.
+
+TextAttack's PWWS needs WordNet 3.0 and an English stop-word list through NLTK, and on its first
+import TextAttack calls ``nltk.download`` (network).  Nothing may be fetched from a website here,
+so this module builds an NLTK data folder from the Debian packages that carry the same data
+(the apt registry is reachable):
+
+* ``wordnet-base`` + ``wordnet-sense-index`` → ``corpora/wordnet/`` (copies, since NLTK refuses
+  symlinks out of its data root).  Debian lacks WordNet's ``lexnames`` file; it is regenerated
+  from the ``lexnames(5WN)`` man page shipped in ``wordnet-base`` (45 fixed lines).
+* ``liblingua-stopwords-perl`` → ``corpora/stopwords/english`` (Snowball's English list, the
+  same source as NLTK's).
+
+Resolution order, first hit wins:
+
+1. NLTK data that NLTK already finds (``$NLTK_DATA``, ``~/nltk_data``, …), e.g. after
+   ``python -m nltk.downloader wordnet stopwords`` on a connected machine;
+2. ``<advembed cache>/nltk_data``, built earlier;
+3. build it now from ``.deb`` files in ``$ADVEMBED_FIND_LINKS`` or fetched with
+   ``apt-get download`` (not when ``ADVEMBED_OFFLINE=1``).
+
+Otherwise one :class:`~advembed.errors.AdvembedError` names what is missing and how to get it.
+The folder is built in a temporary sibling and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from advembed.errors import AdvembedError
+from advembed.provider import _move_into_place, _offline, cache_dir
+
+DEBIAN_PACKAGES = ("wordnet-base", "wordnet-sense-index", "liblingua-stopwords-perl")
+"""Debian packages that carry WordNet 3.0 and the English stop words."""
+
+WORDNET_FILES = (
+    "adj.exc", "adv.exc", "cntlist.rev", "data.adj", "data.adv", "data.noun", "data.verb",
+    "index.adj", "index.adv", "index.noun", "index.verb", "noun.exc", "verb.exc",
+    "index.sense", "cntlist", "frames.vrb", "sentidx.vrb", "sents.vrb",
+)
+"""WordNet database files copied from ``usr/share/wordnet`` of the two WordNet packages."""
+
+_LEXNAME_CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
+_MISSING_HINT = (
+    "get them with `apt-get download wordnet-base wordnet-sense-index liblingua-stopwords-perl` "
+    "into a folder named by ADVEMBED_FIND_LINKS, or with "
+    "`python -m nltk.downloader wordnet stopwords` on a connected machine and NLTK_DATA "
+    "pointing at its folder"
+)
+
+
+def nltk_has_resources(paths: list[str] | None = None) -> bool:
+    """Whether NLTK finds WordNet and the English stop words (in ``paths`` or its defaults)."""
+    import nltk
+
+    search = paths if paths is not None else None
+    try:
+        for resource in ("corpora/wordnet", "corpora/stopwords/english"):
+            try:
+                nltk.data.find(resource, paths=search)
+            except LookupError:
+                nltk.data.find(resource + ".zip", paths=search)
+    except LookupError:
+        return False
+    return True
+
+
+def ensure_nltk_data() -> Path | None:
+    """Make WordNet and the stop words visible to NLTK; return the folder added, if any."""
+    import nltk
+
+    if nltk_has_resources():
+        return None
+    folder = cache_dir() / "nltk_data"
+    if not nltk_has_resources([str(folder)]):
+        build_nltk_data(folder)
+    if str(folder) not in nltk.data.path:
+        nltk.data.path.insert(0, str(folder))
+    return folder
+
+
+def build_nltk_data(folder: Path, debs: dict[str, Path] | None = None) -> Path:
+    """Build an NLTK data folder at ``folder`` from the Debian packages (atomically)."""
+    debs = debs if debs is not None else _locate_debs()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-nltk-", dir=folder.parent))
+    try:
+        files: dict[str, bytes] = {}
+        for name in DEBIAN_PACKAGES:
+            files |= deb_files(debs[name])
+        wordnet = tmp / "corpora" / "wordnet"
+        wordnet.mkdir(parents=True)
+        for name in WORDNET_FILES:
+            key = f"usr/share/wordnet/{name}"
+            if key not in files:
+                raise AdvembedError(f"the WordNet packages lack {key}; {_MISSING_HINT}")
+            (wordnet / name).write_bytes(files[key])
+        man = files.get("usr/share/man/man5/lexnames.5WN.gz")
+        if man is None:
+            raise AdvembedError(f"wordnet-base lacks the lexnames(5WN) man page; {_MISSING_HINT}")
+        (wordnet / "lexnames").write_text(lexnames_from_man(gzip.decompress(man).decode()))
+        perl = files.get("usr/share/perl5/Lingua/StopWords/EN.pm")
+        if perl is None:
+            raise AdvembedError(f"liblingua-stopwords-perl lacks EN.pm; {_MISSING_HINT}")
+        stopwords = tmp / "corpora" / "stopwords"
+        stopwords.mkdir(parents=True)
+        (stopwords / "english").write_text("\n".join(stopwords_from_perl(perl.decode())) + "\n")
+        if folder.exists():
+            shutil.rmtree(folder)
+        _move_into_place(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def lexnames_from_man(man_page: str) -> str:
+    """WordNet's ``lexnames`` file (``NN<TAB>name<TAB>category``) from the lexnames(5WN) page."""
+    lines = []
+    for row in re.findall(r"^(\d\d)\t(\S+)\s*\t", man_page, flags=re.M):
+        number, name = row
+        lines.append(f"{number}\t{name}\t{_LEXNAME_CATEGORY[name.split('.')[0]]}")
+    if len(lines) != 45 or [int(line[:2]) for line in lines] != list(range(45)):
+        raise AdvembedError(f"the lexnames(5WN) man page did not give 45 lexicographer files "
+                            f"(got {len(lines)}); {_MISSING_HINT}")
+    return "\n".join(lines) + "\n"
+
+
+def stopwords_from_perl(source: str) -> list[str]:
+    """The words of the ``qw( … )`` list in Lingua::StopWords::EN."""
+    match = re.search(r"sub _stopwords\s*\{\s*return qw\((.*?)\);", source, flags=re.S)
+    if match is None:
+        raise AdvembedError(f"no stop-word list found in Lingua/StopWords/EN.pm; {_MISSING_HINT}")
+    return match.group(1).split()
+
+
+def deb_files(deb: Path) -> dict[str, bytes]:
+    """Regular files of a ``.deb`` (an ``ar`` archive holding ``data.tar.*``), by path."""
+    data = deb.read_bytes()
+    if not data.startswith(b"!<arch>\n"):
+        raise AdvembedError(f"{deb} is not a Debian package")
+    offset = 8
+    while offset + 60 <= len(data):
+        header = data[offset:offset + 60]
+        name = header[:16].decode().strip().rstrip("/")
+        size = int(header[48:58].decode().strip())
+        body = data[offset + 60:offset + 60 + size]
+        offset += 60 + size + (size % 2)
+        if name.startswith("data.tar"):
+            with tarfile.open(fileobj=io.BytesIO(body)) as tf:
+                return {m.name.removeprefix("./"): tf.extractfile(m).read()
+                        for m in tf.getmembers() if m.isfile()}
+    raise AdvembedError(f"{deb} holds no data.tar member")
+
+
+def _locate_debs(fetch: bool = True) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    links = os.environ.get("ADVEMBED_FIND_LINKS")
+    for name in DEBIAN_PACKAGES:
+        for folder in ([Path(links)] if links else []) + [cache_dir() / "downloads"]:
+            hits = sorted(folder.glob(f"{name}_*.deb")) if folder.is_dir() else []
+            if hits:
+                found[name] = hits[-1]
+                break
+    missing = [n for n in DEBIAN_PACKAGES if n not in found]
+    if missing and fetch and not _offline():
+        _apt_download(missing)
+        return _locate_debs(fetch=False)
+    if missing:
+        raise AdvembedError(f"WordNet / stop-word data not found (no Debian package "
+                            f"{', '.join(missing)}); {_MISSING_HINT}")
+    return found
+
+
+def _apt_download(names: list[str]) -> None:
+    downloads = cache_dir() / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    if shutil.which("apt-get") is None:
+        raise AdvembedError(f"WordNet / stop-word data not found and apt-get is not available; "
+                            f"{_MISSING_HINT}")
+    with tempfile.TemporaryDirectory(dir=downloads, prefix=".tmp-apt-") as tmp:
+        proc = subprocess.run(["apt-get", "download", *names], cwd=tmp, capture_output=True,
+                              text=True, timeout=600)
+        got = list(Path(tmp).glob("*.deb"))
+        if proc.returncode != 0 or len(got) < len(names):
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise AdvembedError(f"apt-get download {' '.join(names)} failed ({last}); "
+                                f"{_MISSING_HINT}")
+        for deb in got:
+            os.replace(deb, downloads / deb.name.replace("%3a", "_"))
+
+
+def import_textattack():
+    """Import TextAttack offline and return the module.
+
+    TextAttack's first import runs ``nltk.download`` for several packages unless a
+    ``post_install_check_3`` marker exists in its cache, and ``WordSwapWordNet`` calls
+    ``nltk.download("omw-1.4")`` every time.  We give it a cache folder under ours (unless the
+    user set ``TA_CACHE_DIR``) holding the marker, and replace ``nltk.download`` by a no-op; the
+    data itself comes from :func:`ensure_nltk_data`.  Importing TextAttack with ``TA_CACHE_DIR``
+    set also rewrites ``HF_HOME`` and ``XDG_CACHE_HOME``; those are restored afterwards so our
+    own cache does not move.
+    """
+    import nltk
+
+    ensure_nltk_data()
+    saved = {k: os.environ.get(k) for k in _TEXTATTACK_ENV}
+    ta_cache = Path(os.environ.setdefault("TA_CACHE_DIR", str(cache_dir() / "textattack")))
+    ta_cache.mkdir(parents=True, exist_ok=True)
+    (ta_cache / "post_install_check_3").touch()
+    nltk.download = _no_download
+    try:
+        import textattack
+    except ImportError as exc:
+        raise AdvembedError(f"word-substitution attacks need TextAttack ({exc}); install them "
+                            "with `pip install 'advembed[attack]'`") from None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return textattack
+
+
+_TEXTATTACK_ENV = ("TA_CACHE_DIR", "TFHUB_CACHE_DIR", "PYTORCH_TRANSFORMERS_CACHE", "HF_HOME",
+                   "XDG_CACHE_HOME")
+
+
+def _no_download(*args: object, **kwargs: object) -> bool:
+    """Stand-in for ``nltk.download``: never touches the network."""
+    return True

@@ -1,0 +1,251 @@
+"""Word-substitution attacks (TextAttack, offline) on a tiny trained model; their resources."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+import tarfile
+
+import pytest
+import torch
+from test_train_cli import _train, write_sentiment_csv
+
+from advembed import attack_resources
+from advembed.cli import main
+from advembed.data import Example
+from advembed.errors import AdvembedError
+from advembed.word_attack import (
+    WordAttackOptions,
+    protected_words,
+    run_word_attack,
+    score_texts,
+)
+
+
+# --------------------------------------------------------------------------- resources
+def _man_page(rows: list[tuple[str, str]]) -> str:
+    body = "\n".join(f"{n}\t{name}\tsome description " for n, name in rows)
+    return f".SS Lexicographer Files\n.TS\nl l l.\n_\n{body}\n.TE\n"
+
+
+def test_lexnames_are_regenerated_from_the_man_page():
+    names = ["adj.all", "adj.pert", "adv.all"] + [f"noun.x{i}" for i in range(25)]
+    names += [f"verb.y{i}" for i in range(16)] + ["adj.ppl"]
+    rows = [(f"{i:02d}", name) for i, name in enumerate(names)]
+    text = attack_resources.lexnames_from_man(_man_page(rows))
+    lines = text.splitlines()
+    assert len(lines) == 45
+    assert lines[0] == "00\tadj.all\t3"
+    assert lines[2] == "02\tadv.all\t4"
+    assert lines[3] == "03\tnoun.x0\t1"
+    assert lines[28] == "28\tverb.y0\t2"
+    assert lines[44] == "44\tadj.ppl\t3"
+    with pytest.raises(AdvembedError, match="45 lexicographer files"):
+        attack_resources.lexnames_from_man(_man_page(rows[:-1]))
+
+
+def test_stopwords_are_read_from_the_perl_module():
+    source = "sub _stopwords {\n    return qw(\n  i me my\n  the\n );\n}\n"
+    assert attack_resources.stopwords_from_perl(source) == ["i", "me", "my", "the"]
+    with pytest.raises(AdvembedError, match="no stop-word list"):
+        attack_resources.stopwords_from_perl("package X;")
+
+
+def _deb(path, files: dict[str, bytes]):
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:xz") as tf:
+        for name, content in files.items():
+            info = tarfile.TarInfo("./" + name)
+            info.size = len(content)
+            tf.addfile(info, io.BytesIO(content))
+    out = b"!<arch>\n"
+    for name, body in (("debian-binary", b"2.0\n"), ("data.tar.xz", data.getvalue())):
+        header = f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n"
+        out += header.encode() + body + (b"\n" if len(body) % 2 else b"")
+    path.write_bytes(out)
+    return path
+
+
+def test_a_debian_package_is_read_without_dpkg(tmp_path):
+    deb = _deb(tmp_path / "x_1.0_all.deb", {"usr/share/wordnet/data.adj": b"abc",
+                                           "usr/share/doc/x/copyright": b"c"})
+    files = attack_resources.deb_files(deb)
+    assert files == {"usr/share/wordnet/data.adj": b"abc", "usr/share/doc/x/copyright": b"c"}
+    (tmp_path / "bad.deb").write_bytes(b"not a deb")
+    with pytest.raises(AdvembedError, match="not a Debian package"):
+        attack_resources.deb_files(tmp_path / "bad.deb")
+
+
+def test_nltk_data_is_built_from_the_debian_files(tmp_path):
+    wordnet = {f"usr/share/wordnet/{name}": name.encode()
+               for name in attack_resources.WORDNET_FILES}
+    rows = [(f"{i:02d}", name) for i, name in
+            enumerate(["adj.all"] * 3 + ["noun.a"] * 25 + ["verb.b"] * 16 + ["adj.ppl"])]
+    wordnet["usr/share/man/man5/lexnames.5WN.gz"] = gzip.compress(_man_page(rows).encode())
+    perl = b"sub _stopwords {\n return qw(\n a the of\n );\n}"
+    debs = {"wordnet-base": _deb(tmp_path / "wordnet-base_1_all.deb", wordnet),
+            "wordnet-sense-index": _deb(tmp_path / "wordnet-sense-index_1_all.deb", {}),
+            "liblingua-stopwords-perl": _deb(tmp_path / "stop_1_all.deb",
+                                             {"usr/share/perl5/Lingua/StopWords/EN.pm": perl})}
+    folder = attack_resources.build_nltk_data(tmp_path / "nltk_data", debs)
+    assert (folder / "corpora/stopwords/english").read_text() == "a\nthe\nof\n"
+    assert (folder / "corpora/wordnet/data.noun").read_bytes() == b"data.noun"
+    assert len((folder / "corpora/wordnet/lexnames").read_text().splitlines()) == 45
+    assert not any(p.name.startswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_missing_resources_offline_give_one_clear_error(tmp_path, monkeypatch):
+    import nltk
+
+    monkeypatch.setattr(nltk.data, "path", [])
+    monkeypatch.setenv("ADVEMBED_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ADVEMBED_OFFLINE", "1")
+    monkeypatch.delenv("ADVEMBED_FIND_LINKS", raising=False)
+    with pytest.raises(AdvembedError, match="wordnet-base.*apt-get download"):
+        attack_resources.ensure_nltk_data()
+    assert not (tmp_path / "cache" / "nltk_data").exists()
+
+
+# --------------------------------------------------------------------------- attacks
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model_dir):
+    tmp = tmp_path_factory.mktemp("wordattack")
+    data = write_sentiment_csv(tmp / "reviews.csv", n=320)
+    code, run = _train(tmp, tiny_model_dir, data, "plain")
+    assert code == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def model_and_examples(trained):
+    from advembed.data import load_dataset
+    from advembed.models import load_saved_classifier
+
+    config = json.loads((trained / "config.json").read_text())
+    data = load_dataset(config["dataset"], text_column="sentence")
+    loaded = load_saved_classifier(trained / "model")
+    return loaded.model, loaded.tokenizer, data.splits["test"][:24]
+
+
+def _stopwords() -> set[str]:
+    from nltk.corpus import stopwords
+
+    attack_resources.ensure_nltk_data()
+    return set(stopwords.words("english"))
+
+
+def test_pwws_respects_stopwords_budget_and_its_flips_are_real(model_and_examples):
+    model, tokenizer, examples = model_and_examples
+    # A special token written in the text must survive the attack as well.
+    examples = [Example(e.text + " [UNK]", e.label) for e in examples]
+    summary, records = run_word_attack(model, tokenizer, examples,
+                                       WordAttackOptions(attack="pwws", max_perturbed=0.25),
+                                       progress=False)
+    assert summary["successful"] >= 1, summary  # the attack does something on this model
+    stop = _stopwords()
+    special = protected_words(tokenizer)
+    assert {"UNK", "unk", "CLS", "cls"} <= special
+    probs = score_texts(model, tokenizer, [e.text for e in examples])
+    for record, example, p in zip(records, examples, probs, strict=True):
+        assert (record["status"] == "skipped") == (int(p.argmax()) != example.label)
+        for _, before, after in record["changed_words"]:
+            assert before not in stop and before not in special
+            assert before != after
+        if record["status"] == "successful":
+            assert len(record["changed_words"]) <= math.ceil(0.25 * record["words"])
+            assert record["text"].endswith("[UNK]")
+            # independent re-scoring of the adversarial text
+            rescored = score_texts(model, tokenizer, [record["text"]])[0]
+            assert int(rescored.argmax()) != example.label
+            assert record["flip_confirmed"]
+    n = len(examples)
+    counts = {s: sum(r["status"] == s for r in records) for s in ("successful", "failed",
+                                                                  "skipped")}
+    assert summary["original_accuracy"] == pytest.approx((n - counts["skipped"]) / n)
+    assert summary["attack_accuracy"] == pytest.approx(counts["failed"] / n)
+    assert summary["success_rate"] == pytest.approx(
+        counts["successful"] / (counts["successful"] + counts["failed"]))
+    attacked = [r["queries"] for r in records if r["status"] != "skipped"]
+    assert summary["mean_queries"] == pytest.approx(sum(attacked) / len(attacked), abs=0.01)
+    percents = [100 * len(r["changed_words"]) / r["words"] for r in records
+                if r["status"] == "successful"]
+    assert summary["mean_perturbed_percent"] == pytest.approx(
+        sum(percents) / len(percents), abs=0.01)
+    assert summary["confirmed_flips"] == counts["successful"]
+    # queries are batched: far fewer model calls than scored inputs
+    assert summary["model_calls"] < summary["inputs_scored"] / 2
+
+
+def test_query_budget_is_never_exceeded(model_and_examples):
+    model, tokenizer, examples = model_and_examples
+    _, records = run_word_attack(model, tokenizer, examples,
+                                 WordAttackOptions(attack="pwws", query_budget=5),
+                                 progress=False)
+    assert max(r["queries"] for r in records) <= 5
+
+
+def test_pairs_attack_only_the_second_sentence(model_and_examples):
+    model, tokenizer, examples = model_and_examples
+    pairs = [Example("the movie", e.label, e.text) for e in examples[:10]]
+    summary, records = run_word_attack(model, tokenizer, pairs, WordAttackOptions(attack="pwws"),
+                                       progress=False)
+    assert summary["attacked_column"] == "text_pair"
+    assert all(r["text"] == "the movie" for r in records)
+    assert any(r["text_pair"] != r["original_text_pair"] for r in records)
+
+
+def _tiny_mlm_dir(tmp_path, tiny_model_dir):
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    config = BertConfig.from_pretrained(str(tiny_model_dir))
+    torch.manual_seed(0)
+    path = tmp_path / "tiny-mlm"
+    BertForMaskedLM(config).save_pretrained(path)
+    AutoTokenizer.from_pretrained(str(tiny_model_dir)).save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("recipe", ["bert-attack", "bae"])
+def test_masked_lm_attacks_run_with_a_local_mlm(tmp_path, tiny_model_dir, model_and_examples,
+                                                recipe):
+    model, tokenizer, examples = model_and_examples
+    mlm = _tiny_mlm_dir(tmp_path, tiny_model_dir)
+    options = WordAttackOptions(attack=recipe, mlm=str(mlm), max_candidates=5,
+                                similarity_model=str(tiny_model_dir), min_similarity=0.0)
+    summary, records = run_word_attack(model, tokenizer, examples[:8], options, progress=False)
+    assert summary["recipe"] == recipe and summary["settings"]["max_candidates"] == 5
+    stop = _stopwords()
+    for record in records:
+        assert all(before not in stop for _, before, _ in record["changed_words"])
+        if record["status"] == "successful":
+            assert record["flip_confirmed"]
+
+
+def test_an_mlm_without_its_head_is_refused(tiny_model_dir, model_and_examples):
+    model, tokenizer, examples = model_and_examples
+    options = WordAttackOptions(attack="bert-attack", mlm=str(tiny_model_dir))
+    with pytest.raises(AdvembedError, match="no trained masked-LM head"):
+        run_word_attack(model, tokenizer, examples[:2], options, progress=False)
+
+
+def test_word_attack_command_and_its_errors(trained, capsys):
+    assert main(["attack", "--run", str(trained), "--attack", "pwws", "--n-examples", "12",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "attack accuracy" in out
+    summary = json.loads((trained / "attack-pwws.json").read_text())
+    for key in ("original_accuracy", "attack_accuracy", "success_rate", "mean_queries",
+                "mean_perturbed_percent", "seconds"):
+        assert key in summary
+    assert summary["examples"] == 12
+    assert len((trained / "attack-pwws.jsonl").read_text().splitlines()) == 12
+    assert main(["attack", "--run", str(trained), "--attack", "bae"]) == 2
+    assert "needs --mlm" in capsys.readouterr().err
+    assert main(["attack", "--run", str(trained), "--attack", "pwws", "--mlm", "x"]) == 2
+    assert "not by pwws" in capsys.readouterr().err
+    assert main(["attack", "--run", str(trained), "--attack", "pwws",
+                 "--max-perturbed", "1.5"]) == 2
+    assert "--max-perturbed" in capsys.readouterr().err
+    assert not (trained / "attack-bae.json").exists()
