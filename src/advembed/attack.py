@@ -82,7 +82,8 @@ def run_attack(
     if attack == "pgd":
         results, records = pgd_robustness(loaded.model, loaded.tokenizer, examples, epsilons,
                                           steps=steps, alpha_ratio=alpha_ratio, norm=norm,
-                                          batch_size=batch_size, max_length=max_length)
+                                          batch_size=batch_size, max_length=max_length,
+                                          progress=progress)
         summary |= {"norm": norm, "steps": steps, "alpha_ratio": alpha_ratio,
                     "results": [r.as_dict() for r in results]}
     elif attack in WORD_ATTACKS:
@@ -95,7 +96,8 @@ def run_attack(
     else:
         records = vulnerability_scores(loaded.model, loaded.tokenizer, examples,
                                        epsilon=vulnerability_epsilon, norm=norm,
-                                       batch_size=batch_size, max_length=max_length)
+                                       batch_size=batch_size, max_length=max_length,
+                                       progress=progress)
         per_label = {}
         for index, name in enumerate(config["label_names"]):
             rows = [r for r in records if r["label"] == index]

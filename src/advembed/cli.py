@@ -224,6 +224,7 @@ def _add_attack(sub) -> None:
                    help="vulnerability: FGSM strength ε")
     p.add_argument("--batch-size", type=_positive_int, default=32,
                    help="examples (pgd, vulnerability) or queries (word attacks) per forward")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     words = p.add_argument_group("word-substitution attacks (pwws, bert-attack, bae)")
     words.add_argument("--mlm", help="bert-attack/bae: masked LM proposing the candidates "
                        "(local folder or hub name)")
@@ -239,7 +240,6 @@ def _add_attack(sub) -> None:
                        "packaged MiniLM)")
     words.add_argument("--query-budget", type=_positive_int,
                        help="largest number of model queries per example (default: none)")
-    words.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _cmd_attack(args: argparse.Namespace) -> int:
