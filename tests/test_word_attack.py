@@ -151,7 +151,7 @@ def test_pwws_respects_stopwords_budget_and_its_flips_are_real(model_and_example
     for record, example, p in zip(records, examples, probs, strict=True):
         assert (record["status"] == "skipped") == (int(p.argmax()) != example.label)
         for _, before, after in record["changed_words"]:
-            assert before not in stop and before not in special
+            assert before.lower() not in stop and before not in special
             assert before != after
         if record["status"] == "successful":
             assert len(record["changed_words"]) <= math.ceil(0.25 * record["words"])
@@ -176,6 +176,26 @@ def test_pwws_respects_stopwords_budget_and_its_flips_are_real(model_and_example
     assert summary["confirmed_flips"] == counts["successful"]
     # queries are batched: far fewer model calls than scored inputs
     assert summary["model_calls"] < summary["inputs_scored"] / 2
+
+
+def test_capitalised_stopwords_and_special_tokens_are_never_candidates(model_and_examples):
+    from advembed.attack_resources import import_textattack
+    from advembed.word_attack import _build_wrapper_class, build_attack
+
+    model, tokenizer, _ = model_and_examples
+    textattack = import_textattack()
+    wrapper = _build_wrapper_class(textattack)(model, tokenizer)
+    attack, _ = build_attack(textattack, wrapper, WordAttackOptions(attack="pwws"), pair=False,
+                             target_tokenizer=tokenizer)
+    text = textattack.shared.AttackedText("Has the movie NOT been good [MASK] fun")
+    stop = _stopwords()
+    changed = set()
+    for candidate in attack.get_transformations(text, text):
+        changed |= text.all_words_diff(candidate)
+    words = text.words
+    assert changed  # "movie", "good", "fun" have WordNet synonyms
+    assert all(words[i].lower() not in stop and words[i] != "MASK" for i in changed), \
+        [words[i] for i in changed]
 
 
 def test_query_budget_is_never_exceeded(model_and_examples):

@@ -230,7 +230,9 @@ def build_attack(textattack, wrapper, options: WordAttackOptions, *, pair: bool,
     from textattack.search_methods import GreedyWordSwapWIR
 
     settings = options.resolved()
-    stopwords = set(nltk_stopwords.words("english"))
+    # TextAttack compares words case-sensitively; "Has" or "NOT" must be protected as well.
+    stopwords = {variant for word in nltk_stopwords.words("english")
+                 for variant in (word, word.capitalize(), word.upper())}
     if target_tokenizer is not None:
         stopwords |= protected_words(target_tokenizer)
     constraints = [RepeatModification(), StopwordModification(stopwords=stopwords),
