@@ -3,7 +3,8 @@
 # time of each; then a copy of the summaries into benchmarks/results/attacks/<run name>/ and the
 # comparison report.  Usage:
 #   MLM=~/.cache/advembed/minilm-mlm bash benchmarks/attack_runs.sh runs/mr-plain runs/mr-freelb
-# ATTACKS overrides the list (default: pgd vulnerability pwws bert-attack); REPORT the report dir.
+# ATTACKS overrides the list (default: pgd vulnerability pwws bert-attack); REPORT the report dir;
+# MLM_N the sample size of the masked-LM attacks (default 1000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ATTACKS=${ATTACKS:-pgd vulnerability pwws bert-attack}
@@ -12,7 +13,7 @@ for run in "$@"; do
   for attack in $ATTACKS; do
     extra=()
     if [ "$attack" = bert-attack ] || [ "$attack" = bae ]; then
-      extra=(--mlm "${MLM:?set MLM to a masked LM folder for $attack}")
+      extra=(--mlm "${MLM:?set MLM to a masked LM folder for $attack}" --n-examples "${MLM_N:-1000}")
     fi
     start=$(date +%s)
     .venv/bin/advembed attack --run "$run" --attack "$attack" --no-progress "${extra[@]}" \
