@@ -304,6 +304,7 @@ def _word_columns(runs: Sequence[Run]) -> list[Column]:
     columns = []
     for name in _word_attack_names(runs):
         for key, title, meaning, digits in (
+            ("examples", "n", "examples in the attacked sample", 0),
             ("original_accuracy", "orig acc", "accuracy on the attacked sample before attack", 4),
             ("attack_accuracy", "acc", "accuracy after the attack", 4),
             ("success_rate", "success", "fraction of attacked examples whose label flipped", 4),
