@@ -123,3 +123,15 @@ def make_tiny_model_dir(path: Path, num_labels: int = 2, seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return make_tiny_model_dir(tmp_path_factory.mktemp("models") / "tiny-bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_run(tmp_path_factory, tiny_model_dir) -> Path:
+    """A run of the tiny BERT trained on a small sentiment CSV (shared by the attack tests)."""
+    from test_train_cli import _train, write_sentiment_csv
+
+    tmp = tmp_path_factory.mktemp("trained")
+    data = write_sentiment_csv(tmp / "reviews.csv", n=320)
+    code, run = _train(tmp, tiny_model_dir, data, "plain")
+    assert code == 0
+    return run

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from test_train_cli import _train, write_sentiment_csv
 
 from advembed.cli import main
 from advembed.data import Example
@@ -17,15 +16,6 @@ from advembed.robustness import (
     vulnerability_from_logits,
     vulnerability_scores,
 )
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_model_dir):
-    tmp = tmp_path_factory.mktemp("attack")
-    data = write_sentiment_csv(tmp / "reviews.csv", n=320)
-    code, run = _train(tmp, tiny_model_dir, data, "plain")
-    assert code == 0
-    return run
 
 
 def _model_and_examples(run):
@@ -38,8 +28,8 @@ def _model_and_examples(run):
     return loaded.model, loaded.tokenizer, data.splits["test"]
 
 
-def test_pgd_accuracy_is_clean_at_zero_and_non_increasing_in_epsilon(trained):
-    model, tokenizer, examples = _model_and_examples(trained)
+def test_pgd_accuracy_is_clean_at_zero_and_non_increasing_in_epsilon(tiny_trained_run):
+    model, tokenizer, examples = _model_and_examples(tiny_trained_run)
     epsilons = [0.0, 0.05, 0.2, 0.5, 1.0, 3.0]
     results, records = pgd_robustness(model, tokenizer, examples, epsilons, steps=3,
                                       progress=False)
@@ -70,8 +60,8 @@ def test_vulnerability_hand_computed_example():
     assert same_f2.item() == pytest.approx(-math.log(phi[0].item()), rel=1e-6)
 
 
-def test_vulnerability_scores_are_non_negative_and_auc_is_computed(trained):
-    model, tokenizer, examples = _model_and_examples(trained)
+def test_vulnerability_scores_are_non_negative_and_auc_is_computed(tiny_trained_run):
+    model, tokenizer, examples = _model_and_examples(tiny_trained_run)
     records = vulnerability_scores(model, tokenizer, examples, epsilon=0.5, progress=False)
     assert len(records) == len(examples)
     assert all(r["F1"] >= 0 and r["F2"] >= 0 for r in records)
@@ -82,20 +72,20 @@ def test_vulnerability_scores_are_non_negative_and_auc_is_computed(trained):
     assert three["F1"]["per_label"]["2"] == pytest.approx(1.0)
 
 
-def test_attack_command_writes_results_into_the_run(trained, capsys):
-    assert main(["attack", "--run", str(trained), "--attack", "pgd", "--epsilons", "0", "0.5",
-                 "--n-examples", "20"]) == 0
-    summary = json.loads((trained / "attack-pgd.json").read_text())
+def test_attack_command_writes_results_into_the_run(tiny_trained_run, capsys):
+    assert main(["attack", "--run", str(tiny_trained_run), "--attack", "pgd",
+                 "--epsilons", "0", "0.5", "--n-examples", "20"]) == 0
+    summary = json.loads((tiny_trained_run / "attack-pgd.json").read_text())
     assert [r["epsilon"] for r in summary["results"]] == [0.0, 0.5]
     assert summary["examples"] == 20
-    lines = (trained / "attack-pgd.jsonl").read_text().splitlines()
+    lines = (tiny_trained_run / "attack-pgd.jsonl").read_text().splitlines()
     assert len(lines) == 20
-    assert main(["attack", "--run", str(trained), "--attack", "vulnerability",
+    assert main(["attack", "--run", str(tiny_trained_run), "--attack", "vulnerability",
                  "--n-examples", "20"]) == 0
-    vulnerability = json.loads((trained / "attack-vulnerability.json").read_text())
+    vulnerability = json.loads((tiny_trained_run / "attack-vulnerability.json").read_text())
     assert set(vulnerability["per_label"]) <= {"negative", "positive"}
     capsys.readouterr()
-    assert main(["attack", "--run", str(trained), "--attack", "textfooler"]) == 2
+    assert main(["attack", "--run", str(tiny_trained_run), "--attack", "textfooler"]) == 2
     assert "unknown attack 'textfooler'" in capsys.readouterr().err
 
 

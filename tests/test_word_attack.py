@@ -10,7 +10,6 @@ import tarfile
 
 import pytest
 import torch
-from test_train_cli import _train, write_sentiment_csv
 
 from advembed import attack_resources
 from advembed.cli import main
@@ -110,22 +109,13 @@ def test_missing_resources_offline_give_one_clear_error(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- attacks
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_model_dir):
-    tmp = tmp_path_factory.mktemp("wordattack")
-    data = write_sentiment_csv(tmp / "reviews.csv", n=320)
-    code, run = _train(tmp, tiny_model_dir, data, "plain")
-    assert code == 0
-    return run
-
-
-@pytest.fixture(scope="module")
-def model_and_examples(trained):
+def model_and_examples(tiny_trained_run):
     from advembed.data import load_dataset
     from advembed.models import load_saved_classifier
 
-    config = json.loads((trained / "config.json").read_text())
+    config = json.loads((tiny_trained_run / "config.json").read_text())
     data = load_dataset(config["dataset"], text_column="sentence")
-    loaded = load_saved_classifier(trained / "model")
+    loaded = load_saved_classifier(tiny_trained_run / "model")
     return loaded.model, loaded.tokenizer, data.splits["test"][:24]
 
 
@@ -250,22 +240,22 @@ def test_an_mlm_without_its_head_is_refused(tiny_model_dir, model_and_examples):
         run_word_attack(model, tokenizer, examples[:2], options, progress=False)
 
 
-def test_word_attack_command_and_its_errors(trained, capsys):
-    assert main(["attack", "--run", str(trained), "--attack", "pwws", "--n-examples", "12",
-                 "--no-progress"]) == 0
+def test_word_attack_command_and_its_errors(tiny_trained_run, capsys):
+    assert main(["attack", "--run", str(tiny_trained_run), "--attack", "pwws",
+                 "--n-examples", "12", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "attack accuracy" in out
-    summary = json.loads((trained / "attack-pwws.json").read_text())
+    summary = json.loads((tiny_trained_run / "attack-pwws.json").read_text())
     for key in ("original_accuracy", "attack_accuracy", "success_rate", "mean_queries",
                 "mean_perturbed_percent", "seconds"):
         assert key in summary
     assert summary["examples"] == 12
-    assert len((trained / "attack-pwws.jsonl").read_text().splitlines()) == 12
-    assert main(["attack", "--run", str(trained), "--attack", "bae"]) == 2
+    assert len((tiny_trained_run / "attack-pwws.jsonl").read_text().splitlines()) == 12
+    assert main(["attack", "--run", str(tiny_trained_run), "--attack", "bae"]) == 2
     assert "needs --mlm" in capsys.readouterr().err
-    assert main(["attack", "--run", str(trained), "--attack", "pwws", "--mlm", "x"]) == 2
+    assert main(["attack", "--run", str(tiny_trained_run), "--attack", "pwws", "--mlm", "x"]) == 2
     assert "not by pwws" in capsys.readouterr().err
-    assert main(["attack", "--run", str(trained), "--attack", "pwws",
+    assert main(["attack", "--run", str(tiny_trained_run), "--attack", "pwws",
                  "--max-perturbed", "1.5"]) == 2
     assert "--max-perturbed" in capsys.readouterr().err
-    assert not (trained / "attack-bae.json").exists()
+    assert not (tiny_trained_run / "attack-bae.json").exists()
