@@ -61,13 +61,12 @@ def nltk_has_resources(paths: list[str] | None = None) -> bool:
     """Whether NLTK finds WordNet and the English stop words (in ``paths`` or its defaults)."""
     import nltk
 
-    search = paths if paths is not None else None
     try:
         for resource in ("corpora/wordnet", "corpora/stopwords/english"):
             try:
-                nltk.data.find(resource, paths=search)
+                nltk.data.find(resource, paths=paths)
             except LookupError:
-                nltk.data.find(resource + ".zip", paths=search)
+                nltk.data.find(resource + ".zip", paths=paths)
     except LookupError:
         return False
     return True

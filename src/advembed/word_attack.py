@@ -111,15 +111,6 @@ def _examples_input(example) -> OrderedDict:
     return OrderedDict([("text", example.text), ("text_pair", example.text_pair)])
 
 
-class _Text:
-    """A minimal stand-in for :class:`advembed.data.Example` used for scoring."""
-
-    __slots__ = ("text", "text_pair", "label")
-
-    def __init__(self, text: str, text_pair: str | None = None) -> None:
-        self.text, self.text_pair, self.label = text, text_pair, 0
-
-
 def _build_wrapper_class(textattack):
     class ClassifierWrapper(textattack.models.wrappers.ModelWrapper):
         """Our classifier as a black box: a list of inputs in, class probabilities out."""
@@ -142,9 +133,11 @@ def _build_wrapper_class(textattack):
 def score_texts(model, tokenizer, inputs: Sequence, *, batch_size: int = 64,
                 max_length: int = 128) -> np.ndarray:
     """Class probabilities for strings or (text, text_pair) tuples, in batches."""
+    from advembed.data import Example
     from advembed.inference import predict_logits
 
-    texts = [_Text(*item) if isinstance(item, tuple) else _Text(item) for item in inputs]
+    texts = [Example(item[0], 0, item[1]) if isinstance(item, tuple) else Example(item, 0)
+             for item in inputs]
     logits = predict_logits(model, tokenizer, texts, batch_size=batch_size, max_length=max_length)
     return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
 
@@ -294,6 +287,7 @@ def run_word_attack(model, tokenizer, examples: Sequence, options: WordAttackOpt
         from tqdm.auto import tqdm
 
         iterator = tqdm(examples, desc=f"attack {options.attack}", unit="example")
+    attacked_count = succeeded = 0
     for index, example in enumerate(iterator):
         attacked = textattack.shared.AttackedText(_examples_input(example))
         result = attack.attack(attacked, example.label)
@@ -301,9 +295,9 @@ def run_word_attack(model, tokenizer, examples: Sequence, options: WordAttackOpt
         records.append(_record(index, example, result, SuccessfulAttackResult,
                                SkippedAttackResult))
         if progress:
-            done = [r for r in results if not isinstance(r, SkippedAttackResult)]
-            ok = sum(isinstance(r, SuccessfulAttackResult) for r in done)
-            iterator.set_postfix(success=f"{ok}/{len(done)}")
+            attacked_count += not isinstance(result, SkippedAttackResult)
+            succeeded += isinstance(result, SuccessfulAttackResult)
+            iterator.set_postfix(success=f"{succeeded}/{attacked_count}")
     seconds = time.perf_counter() - started
     _confirm_flips(model, tokenizer, examples, records, options.batch_size, max_length)
     summary = _summarise(results, records, AttackSuccessRate, AttackQueries, WordsPerturbed,
