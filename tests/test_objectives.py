@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from conftest import tiny_batch, tiny_model
 
 from advembed.adversaries import FGM
+from advembed.errors import AdvembedError
 from advembed.methods import build_training_method
 from advembed.objectives import (
     ATCL,
@@ -21,6 +22,7 @@ from advembed.objectives import (
     build_objective,
     carl_contrastive_loss,
     complete_word_mask,
+    param_groups,
     word_flags,
 )
 from advembed.perturbation import l2_norm
@@ -156,6 +158,58 @@ def test_rar_loss_is_cross_entropy_on_real_non_special_positions():
     outputs2 = model(**changed, output_hidden_states=True)
     again = rar.loss(ObjectiveContext(model, changed, outputs2, None, None, 0))
     assert again.item() == pytest.approx(got.item(), rel=1e-4)
+
+
+
+def test_rar_lr_puts_only_the_reconstructor_in_its_own_group():
+    model = tiny_model()
+    assert RAR(model, special_ids={0}).learning_rates() == []  # paper: one learning rate
+    model = tiny_model()
+    rar = RAR(model, special_ids={0}, lr=1e-3)
+    groups = param_groups(model, 2e-5, rar)
+    by_id = {id(p): g["lr"] for g in groups for p in g["params"]}
+    assert sum(len(g["params"]) for g in groups) == len(by_id)  # no parameter twice
+    assert len(by_id) == len(list(model.parameters()))  # and none left out
+    names = {id(p): n for n, p in model.named_parameters()}
+    fast = {names[i] for i, lr in by_id.items() if lr == 1e-3}
+    assert fast == {"advembed_reconstructor.norm.weight", "advembed_reconstructor.norm.bias",
+                    "advembed_reconstructor.dense.weight", "advembed_reconstructor.dense.bias",
+                    "advembed_reconstructor.bias"}
+    # The tied output weight is the embedding matrix: it stays at the model's rate.
+    assert by_id[id(model.get_input_embeddings().weight)] == 2e-5
+    with pytest.raises(AdvembedError, match="learning rate must be > 0"):
+        build_objective("rar", tiny_model(), tokenizer=FakeTokenizer(["[PAD]", "a"], ["[PAD]"]),
+                        lr=0.0)
+
+
+def test_trainer_steps_the_reconstructor_at_its_own_rate(tmp_path):
+    """Adam's first update moves every weight by about its learning rate (g/|g|): with
+    ``--rar-lr 1e-3`` the reconstructor moves ~50x more than the encoder at 2e-5, and the
+    groups keep the stock weight-decay split."""
+    from transformers import TrainingArguments
+
+    from advembed.trainer import AdvTrainer
+
+    model = tiny_model()
+    rar = RAR(model, special_ids={0, 2, 3}, lr=1e-3)
+    method = build_training_method("fgm", model, objective=rar)
+    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=2e-5, weight_decay=0.01,
+                             warmup_ratio=0.0, lr_scheduler_type="constant", report_to="none")
+    trainer = AdvTrainer(model=model, args=args, method=method)
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    optimizer = trainer.optimizer
+    groups = {(g["lr"], g["weight_decay"]) for g in optimizer.param_groups}
+    assert groups == {(2e-5, 0.01), (2e-5, 0.0), (1e-3, 0.01), (1e-3, 0.0)}
+    dense = rar.reconstructor.dense.weight
+    encoder = model.get_input_embeddings().weight
+    before = dense.detach().clone(), encoder.detach().clone()
+    model.train()
+    method.step(model, tiny_batch(batch=4, length=8, seed=1), lambda loss: loss.backward())
+    optimizer.step()
+    moved_dense = (dense.detach() - before[0]).abs()
+    moved_encoder = (encoder.detach() - before[1]).abs()
+    assert moved_dense.max().item() == pytest.approx(1e-3, rel=0.05)
+    assert moved_encoder.max().item() == pytest.approx(2e-5, rel=0.05)
 
 
 # ------------------------------------------------------------------ ATCL

@@ -216,12 +216,15 @@ def test_examples_run(tmp_path, tiny_model_dir, data_csv, script):
                                                    ("fgm", "atcl")])
 def test_paper_compositions_train_from_the_cli(tmp_path, tiny_model_dir, data_csv, method,
                                                objective):
-    extra = ["--carl-warmup", "2", "--carl-negatives", "8"] if objective == "carl" else []
+    extra = {"carl": ["--carl-warmup", "2", "--carl-negatives", "8"],
+             "rar": ["--rar-lr", "0.001"]}.get(objective, [])
     code, run = _train(tmp_path, tiny_model_dir, data_csv, f"{method}-{objective}",
                        "--method", method, "--objective", objective, "--limit", "64", *extra)
     assert code == 0
     config = json.loads((run / "config.json").read_text())
     assert (config["method"], config["objective"]) == (method, objective)
+    if objective == "rar":
+        assert config["objective_options"] == {"lr": 0.001}
     from safetensors import safe_open
 
     with safe_open(str(run / "model" / "model.safetensors"), "pt") as handle:

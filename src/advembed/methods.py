@@ -618,8 +618,9 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("objective hyper-parameters (defaults: see README)")
     for options in OBJECTIVE_OPTIONS.values():
         for flag, _, kind, default, help_text in options:
+            suffix = "" if default is None else f" (default {default:g})"
             group.add_argument(flag, dest=_dest(flag), type=kind, default=None,
-                               help=f"{help_text} (default {default:g})")
+                               help=help_text + suffix)
 
 
 def objective_options_from_args(args: argparse.Namespace) -> dict[str, Any]:

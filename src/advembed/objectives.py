@@ -59,6 +59,14 @@ class Objective:
     def attach(self, model: torch.nn.Module) -> None:
         """Register trainable parameters on ``model`` (so any optimiser picks them up)."""
 
+    def learning_rates(self) -> list[tuple[list[torch.nn.Parameter], float]]:
+        """Parameters that train at their own learning rate: ``[(params, lr), ...]``.
+
+        :class:`~advembed.trainer.AdvTrainer` moves them into their own optimiser groups (same
+        schedule, same weight decay); in your own loop use :func:`param_groups`.
+        """
+        return []
+
 
 # ----------------------------------------------------------------------------- CARL
 
@@ -255,14 +263,32 @@ class RAR(Objective):
     special tokens).  The reconstructor is registered on the model as ``advembed_reconstructor``
     so any optimiser built from ``model.parameters()`` trains it, and it is saved with the
     model (``advembed reconstruct`` uses it).
+
+    ``lr`` gives the reconstructor's own parameters (LayerNorm, the hidden → embedding layer and
+    the output bias) their own learning rate; ``None`` (the default) trains them at the model's
+    rate, as the paper does (one Adam learning rate, §4.3).  The tied output weight is the
+    embedding matrix and always trains at the model's rate.  The paper's encoder is ALBERT,
+    whose final states were pre-trained to predict tokens; on an encoder whose final states
+    keep little token identity (a sentence-embedding model) a freshly initialised
+    reconstructor at a fine-tuning rate such as 2e-5 learns little beyond frequent tokens, and
+    ``lr=1e-3`` is the remedy to try (measured in ``docs/rar-samples-cr.md``).
     """
 
     name = "rar"
 
-    def __init__(self, model: torch.nn.Module, special_ids: set[int], *, weight: float = 0.1):
+    def __init__(self, model: torch.nn.Module, special_ids: set[int], *, weight: float = 0.1,
+                 lr: float | None = None):
+        if lr is not None and lr <= 0:
+            raise AdvembedError(f"RAR's reconstructor learning rate must be > 0, got {lr}")
         self.weight = weight
+        self.lr = lr
         self.special_ids = set(special_ids)
         self.attach(model)
+
+    def learning_rates(self) -> list[tuple[list[torch.nn.Parameter], float]]:
+        if self.lr is None:
+            return []
+        return [(list(self.reconstructor.parameters()), self.lr)]
 
     def attach(self, model: torch.nn.Module) -> None:
         inner = getattr(model, "module", model)
@@ -456,7 +482,11 @@ OBJECTIVE_OPTIONS: dict[str, list[tuple[str, str, type, Any, str]]] = {
          "CARL: plain-adversarial steps before the banks fill (< 1: fraction of training)"),
         ("--carl-weight", "weight", float, 1.0, "CARL: weight of L_D"),
     ],
-    "rar": [("--rar-weight", "weight", float, 0.1, "RAR: weight w_r of L_R")],
+    "rar": [
+        ("--rar-weight", "weight", float, 0.1, "RAR: weight w_r of L_R"),
+        ("--rar-lr", "lr", float, None,
+         "RAR: learning rate of the reconstructor's own parameters (default: --lr)"),
+    ],
     "atcl": [
         ("--atcl-alpha", "alpha", float, 0.1, "ATCL: weight α of the adversarial loss"),
         ("--atcl-beta", "beta", float, 0.1, "ATCL: weight β of the contrastive loss"),
@@ -489,12 +519,13 @@ def build_objective(
             raise AdvembedError(f"option '{keyword}' does not apply to objective '{name}'")
     settings = known | {k: v for k, v in options.items() if v is not None}
     for keyword, value in settings.items():
-        if value < 0:
+        if value is not None and value < 0:
             raise AdvembedError(f"objective option '{keyword}' must be >= 0, got {value}")
     if name == "rar":
         if tokenizer is None:
             raise AdvembedError("objective rar needs the tokenizer (its special tokens)")
-        return RAR(model, set(tokenizer.all_special_ids), weight=settings["weight"])
+        return RAR(model, set(tokenizer.all_special_ids), weight=settings["weight"],
+                   lr=settings["lr"])
     if name == "atcl":
         if tokenizer is None:
             raise AdvembedError("objective atcl needs the tokenizer (its complete-word mask)")
@@ -510,6 +541,20 @@ def build_objective(
                 momentum=settings["momentum"], num_negatives=int(settings["num_negatives"]),
                 warmup_steps=int(warmup), weight=settings["weight"], seed=seed)
 
+def param_groups(
+    model: torch.nn.Module, lr: float, objective: Objective | None = None
+) -> list[dict[str, Any]]:
+    """Optimiser groups for your own loop: every trainable parameter at ``lr``, except those the
+    objective trains at their own rate (``torch.optim.AdamW(param_groups(model, 2e-5, rar))``).
+    """
+    special = objective.learning_rates() if objective is not None else []
+    taken = {id(p) for params, _ in special for p in params}
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) not in taken],
+               "lr": lr}]
+    groups += [{"params": params, "lr": rate} for params, rate in special]
+    return groups
+
+
 __all__ = [
     "ATCL",
     "CARL",
@@ -517,6 +562,7 @@ __all__ = [
     "RAR",
     "MemoryBank",
     "Objective",
+    "param_groups",
     "ObjectiveContext",
     "Reconstructor",
     "atcl_contrastive_loss",

@@ -33,6 +33,17 @@ class AdvTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.method = method
 
+    def create_optimizer(self):
+        """The stock optimiser, with the objective's own-rate parameters (RAR's reconstructor
+        with ``lr`` set) moved into groups of their own before the scheduler is built, so they
+        follow the same warm-up and decay from their own peak rate."""
+        created = self.optimizer is None
+        optimizer = super().create_optimizer()
+        objective = getattr(self.method, "objective", None)
+        if created and objective is not None:
+            split_learning_rates(optimizer, objective.learning_rates())
+        return optimizer
+
     def get_train_dataloader(self):
         loader = super().get_train_dataloader()
         replays = getattr(self.method, "replays", 1)
@@ -72,6 +83,22 @@ class AdvTrainer(Trainer):
         with self.compute_loss_context_manager():
             loss = self.method.step(model, inputs, backward)
         return loss.detach() * scale
+
+
+def split_learning_rates(optimizer: torch.optim.Optimizer,
+                         special: list[tuple[list[torch.nn.Parameter], float]]) -> None:
+    """Move each ``(params, lr)`` of ``special`` out of the optimiser's groups into new groups at
+    ``lr``, one per original group so each keeps its weight decay.  Call before any step."""
+    for params, lr in special:
+        wanted = {id(p) for p in params}
+        for group in list(optimizer.param_groups):
+            moved = [p for p in group["params"] if id(p) in wanted]
+            if not moved or group["lr"] == lr and len(moved) == len(group["params"]):
+                continue
+            group["params"] = [p for p in group["params"] if id(p) not in wanted]
+            optimizer.add_param_group({**{k: v for k, v in group.items() if k != "params"},
+                                       "params": moved, "lr": lr})
+        optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
 
 
 class ReplayLoader:
