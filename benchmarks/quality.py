@@ -9,9 +9,10 @@ and skipped if it already finished.  The script then aggregates every finished r
     python benchmarks/quality.py --aggregate-only        # just rebuild the table
 
 Method hyper-parameters are the shipped defaults unless ``--method-options`` overrides them
-(JSON: ``{"fgm": {"epsilon": 0.1}}``).  A method may name an objective: ``freelb+carl``,
-``freelb+rar``, ``fgm+atcl`` (issue 4's comparison: ``--methods freelb freelb+carl
-freelb+rar fgm+atcl``).
+(JSON: ``{"fgm": {"epsilon": 0.1}}``), and objective hyper-parameters unless
+``--objective-options`` does (``{"rar": {"lr": 0.001}}``); the table lists the objective
+options each run recorded.  A method may name an objective: ``freelb+carl``, ``freelb+rar``,
+``fgm+atcl`` (issue 4's comparison: ``--methods freelb freelb+carl freelb+rar fgm+atcl``).
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from advembed.methods import METHOD_DEFAULTS, OPTIONS  # noqa: E402
+from advembed.objectives import OBJECTIVE_OPTIONS  # noqa: E402
 
 DEFAULT_METHODS = ["none", "fgsm", "fgm", "pgd", "freeat", "yopo", "freelb", "smart"]
 FLAG = {option.keyword: option.flag for option in OPTIONS}
+OBJECTIVE_FLAG = {(name, keyword): flag for name, options in OBJECTIVE_OPTIONS.items()
+                  for flag, keyword, *_ in options}
 
 
 def run_name(dataset: str, method: str, seed: int) -> str:
@@ -55,6 +59,8 @@ def train_command(args, dataset: str, method: str, seed: int, options: dict) -> 
         command += ["--limit", str(args.limit)]
     if args.max_steps:
         command += ["--max-steps", str(args.max_steps)]
+    for keyword, value in args.objective_options.get(objective, {}).items():
+        command += [OBJECTIVE_FLAG[objective, keyword], str(value)]
     for keyword, value in options.items():
         if isinstance(value, bool):
             if value:
@@ -88,6 +94,7 @@ def mean_std(values: list[float]) -> str:
 
 def aggregate(args) -> str:
     rows = []
+    recorded: dict[str, set[str]] = {}
     for dataset in args.datasets:
         plain_test = None
         for method in args.methods:
@@ -96,6 +103,10 @@ def aggregate(args) -> str:
                 path = args.runs_dir / run_name(dataset, method, seed) / "metrics.json"
                 if path.is_file():
                     metrics.append(json.loads(path.read_text()))
+                    config = json.loads((path.parent / "config.json").read_text())
+                    if config.get("objective", "ce") != "ce":
+                        recorded.setdefault(method, set()).add(
+                            json.dumps(config.get("objective_options", {}), sort_keys=True))
             if not metrics:
                 continue
             dev = [m["best_dev"]["accuracy"] for m in metrics]
@@ -131,6 +142,8 @@ def aggregate(args) -> str:
     ]
     footer = ["", "Hyper-parameters of each method:", ""]
     footer += [f"- `{m}`: {json.dumps(options[m])}" for m in bases]
+    footer += [f"- `{m}` objective options (non-default, as each run recorded): "
+               f"{' / '.join(sorted(v))}" for m, v in recorded.items()]
     return "\n".join(header + rows + footer) + "\n"
 
 
@@ -163,6 +176,8 @@ def main() -> int:
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "quality")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
     parser.add_argument("--method-options", type=json.loads, default={})
+    parser.add_argument("--objective-options", type=json.loads, default={},
+                        help='JSON, e.g. {"rar": {"lr": 0.001}}')
     parser.add_argument("--machine", help="description of the machine for the table")
     parser.add_argument("--readme", type=Path,
                         help="also replace the table between the results markers of this file")
