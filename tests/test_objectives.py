@@ -163,9 +163,9 @@ def test_rar_loss_is_cross_entropy_on_real_non_special_positions():
 
 def test_rar_lr_puts_only_the_reconstructor_in_its_own_group():
     model = tiny_model()
-    assert RAR(model, special_ids={0}).learning_rates() == []  # paper: one learning rate
+    assert RAR(model, special_ids={0}, lr=None).learning_rates() == []  # paper: one rate
     model = tiny_model()
-    rar = RAR(model, special_ids={0}, lr=1e-3)
+    rar = RAR(model, special_ids={0})  # default: the reconstructor at 1e-3
     groups = param_groups(model, 2e-5, rar)
     by_id = {id(p): g["lr"] for g in groups for p in g["params"]}
     assert sum(len(g["params"]) for g in groups) == len(by_id)  # no parameter twice

@@ -217,14 +217,18 @@ def test_examples_run(tmp_path, tiny_model_dir, data_csv, script):
 def test_paper_compositions_train_from_the_cli(tmp_path, tiny_model_dir, data_csv, method,
                                                objective):
     extra = {"carl": ["--carl-warmup", "2", "--carl-negatives", "8"],
-             "rar": ["--rar-lr", "0.001"]}.get(objective, [])
+             "rar": ["--rar-lr", "0.002"]}.get(objective, [])
     code, run = _train(tmp_path, tiny_model_dir, data_csv, f"{method}-{objective}",
                        "--method", method, "--objective", objective, "--limit", "64", *extra)
     assert code == 0
     config = json.loads((run / "config.json").read_text())
     assert (config["method"], config["objective"]) == (method, objective)
     if objective == "rar":
-        assert config["objective_options"] == {"lr": 0.001}
+        assert config["objective_options"] == {"lr": 0.002}
+        assert config["objective_settings"] == {"weight": 0.1, "lr": 0.002}
+    elif objective == "atcl":  # the defaults are recorded too
+        assert config["objective_settings"] == {"alpha": 0.1, "beta": 0.1, "tau": 0.07,
+                                                "num_negatives": 5}
     from safetensors import safe_open
 
     with safe_open(str(run / "model" / "model.safetensors"), "pt") as handle:

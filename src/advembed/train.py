@@ -186,6 +186,7 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     from advembed.encoding import EncodedDataset
     from advembed.metrics import compute_metrics
     from advembed.models import load_classifier
+    from advembed.objectives import objective_settings
     from advembed.trainer import AdvTrainer
 
     config.validate()
@@ -278,6 +279,7 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
             "collapsed": collapse.collapsed,
         }
         record = dataclasses.asdict(config) | {
+            "objective_settings": objective_settings(config.objective, config.objective_options),
             "output": str(output),
             "model_source": loaded.source,
             "label_names": dataset.label_names,
