@@ -60,7 +60,10 @@ def train_command(args, dataset: str, method: str, seed: int, options: dict) -> 
     if args.max_steps:
         command += ["--max-steps", str(args.max_steps)]
     for keyword, value in args.objective_options.get(objective, {}).items():
-        command += [OBJECTIVE_FLAG[objective, keyword], str(value)]
+        if isinstance(value, bool):
+            command += [OBJECTIVE_FLAG[objective, keyword]] if value else []
+        else:
+            command += [OBJECTIVE_FLAG[objective, keyword], str(value)]
     for keyword, value in options.items():
         if isinstance(value, bool):
             if value:

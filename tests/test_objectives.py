@@ -21,7 +21,9 @@ from advembed.objectives import (
     atcl_contrastive_loss,
     build_objective,
     carl_contrastive_loss,
+    carl_nce_loss,
     complete_word_mask,
+    estimate_log_z,
     param_groups,
     word_flags,
 )
@@ -63,6 +65,51 @@ def test_memory_bank_follows_eq5():
     normalized = MemoryBank(1, 2, momentum=0.5)
     normalized.update(torch.tensor([0]), torch.tensor([[3.0, 4.0]]))
     assert torch.allclose(normalized.rows[0], torch.tensor([0.6, 0.8]))
+
+
+def test_carl_nce_matches_hand_computation():
+    tau, n_data, log_z = 0.5, 10, math.log(3.0)
+    anchor = torch.tensor([[1.0, 0.0]])
+    positive = torch.tensor([[0.6, 0.8]])
+    negatives = torch.tensor([[[0.0, 1.0], [0.8, -0.6]]])  # m = 2
+    got = carl_nce_loss(anchor, positive, negatives, tau, log_z=log_z, num_data=n_data)
+    noise = 2 / n_data  # m · P_n with P_n = 1/N
+
+    def x(score):
+        return math.exp(score / tau) / 3.0
+
+    def data(score):  # D = x / (x + m·P_n)
+        return x(score) / (x(score) + noise)
+
+    want = -(math.log(data(0.6)) + math.log(1 - data(0.0)) + math.log(1 - data(0.8)))
+    assert got.item() == pytest.approx(want, rel=1e-6)
+    # Z = N · mean exp(score/τ) over the batch's three pairs.
+    z = n_data * sum(math.exp(v / tau) for v in (0.6, 0.0, 0.8)) / 3
+    assert estimate_log_z(anchor, positive, negatives, tau, n_data) == pytest.approx(
+        math.log(z), rel=1e-6)
+    # Stable where exp(score/τ) overflows float32, and lower when the positive is closer.
+    big = carl_nce_loss(anchor * 100, anchor * 100, negatives * 100, 0.07, log_z=0.0,
+                        num_data=n_data)
+    assert torch.isfinite(big)
+    far = carl_nce_loss(anchor, -anchor, negatives, tau, log_z=log_z, num_data=n_data)
+    assert got < far
+
+
+def test_carl_nce_fixes_z_on_the_first_active_step():
+    model = tiny_model()
+    model.eval()
+    inputs = tiny_batch(batch=4, length=8, seed=2)
+    labels = inputs["labels"].tolist() * 2
+    carl = CARL(labels, dim=model.config.hidden_size, num_negatives=3, nce=True)
+    index = torch.arange(4)
+    carl.loss(_carl_context(model, inputs, index, step=0))
+    carl.loss(_carl_context(model, inputs, index + 4, step=1))  # banks full now
+    assert carl.active and carl.log_z == {}
+    first = carl.loss(_carl_context(model, inputs, index, step=2))
+    assert set(carl.log_z) == {"a", "o"} and torch.isfinite(first) and first > 0
+    fixed = dict(carl.log_z)
+    carl.loss(_carl_context(model, inputs, index, step=3))
+    assert carl.log_z == fixed
 
 
 def test_carl_negatives_never_share_the_anchor_label():

@@ -216,7 +216,7 @@ def test_examples_run(tmp_path, tiny_model_dir, data_csv, script):
                                                    ("fgm", "atcl")])
 def test_paper_compositions_train_from_the_cli(tmp_path, tiny_model_dir, data_csv, method,
                                                objective):
-    extra = {"carl": ["--carl-warmup", "2", "--carl-negatives", "8"],
+    extra = {"carl": ["--carl-warmup", "2", "--carl-negatives", "8", "--carl-nce"],
              "rar": ["--rar-lr", "0.002"]}.get(objective, [])
     code, run = _train(tmp_path, tiny_model_dir, data_csv, f"{method}-{objective}",
                        "--method", method, "--objective", objective, "--limit", "64", *extra)
@@ -226,6 +226,8 @@ def test_paper_compositions_train_from_the_cli(tmp_path, tiny_model_dir, data_cs
     if objective == "rar":
         assert config["objective_options"] == {"lr": 0.002}
         assert config["objective_settings"] == {"weight": 0.1, "lr": 0.002}
+    elif objective == "carl":
+        assert config["objective_settings"]["nce"] is True
     elif objective == "atcl":  # the defaults are recorded too
         assert config["objective_settings"] == {"alpha": 0.1, "beta": 0.1, "tau": 0.07,
                                                 "num_negatives": 5}

@@ -618,6 +618,10 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("objective hyper-parameters (defaults: see README)")
     for options in OBJECTIVE_OPTIONS.values():
         for flag, _, kind, default, help_text in options:
+            if kind is bool:
+                group.add_argument(flag, dest=_dest(flag), action="store_const", const=True,
+                                   default=None, help=help_text)
+                continue
             suffix = "" if default is None else f" (default {default:g})"
             group.add_argument(flag, dest=_dest(flag), type=kind, default=None,
                                help=help_text + suffix)

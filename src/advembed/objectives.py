@@ -14,6 +14,7 @@ it once per step, on its final adversarial pass, through :class:`ObjectiveContex
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +93,44 @@ def carl_contrastive_loss(
     return (torch.logsumexp(negative_scores, dim=1) - positive_score).mean()
 
 
+def carl_nce_loss(
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    negatives: torch.Tensor,
+    tau: float,
+    *,
+    log_z: float,
+    num_data: int,
+) -> torch.Tensor:
+    """One direction of eq. 2 with the NCE approximation the paper cites (Gutmann & Hyvärinen
+    2010; Wu et al. 2018, as in Tian et al. 2020's contrastive distillation).
+
+    The softmax over all ``N = num_data`` training examples is replaced by a binary task:
+    with ``x = exp(a·y/τ) / Z`` and the uniform noise distribution ``P_n = 1/N``, a pair is
+    "data" with probability ``D(y) = x / (x + m·P_n)``; the loss is
+    ``-[log D(p) + Σ_j log(1 − D(n_j))]`` per anchor, mean over the batch.  ``log_z`` is
+    ``log Z``, the normalising constant (see :meth:`CARL.loss` for its estimate).  Computed as
+    ``log D = logsigmoid(s/τ − log Z − log(m/N))`` and ``log(1 − D) = logsigmoid(−…)``, so it
+    never overflows.
+    """
+    m = negatives.shape[1]
+    shift = log_z + math.log(m / num_data)
+    positive_score = (anchor * positive).sum(-1) / tau - shift
+    negative_scores = torch.einsum("bd,bmd->bm", anchor, negatives) / tau - shift
+    per_anchor = F.logsigmoid(positive_score) + F.logsigmoid(-negative_scores).sum(1)
+    return -per_anchor.mean()
+
+
+def estimate_log_z(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor,
+                   tau: float, num_data: int) -> float:
+    """``log Z`` with ``Z = N · mean exp(score/τ)`` over one batch's pairs (Wu et al. 2018's
+    Monte-Carlo estimate, fixed afterwards as in Tian et al.'s code)."""
+    scores = torch.cat([((anchor * positive).sum(-1) / tau)[:, None],
+                        torch.einsum("bd,bmd->bm", anchor, negatives) / tau], dim=1).detach()
+    return float(math.log(num_data) + torch.logsumexp(scores.flatten().float(), 0)
+                 - math.log(scores.numel()))
+
+
 class MemoryBank:
     """One row per training example, updated by eq. 5: ``B[i] = M·B[i] + (1 − M)·R_i``.
 
@@ -134,6 +173,10 @@ class CARL(Objective):
     training steps themselves — one pass over every training example — and the contrastive
     term is used once every row has been written (``fill_banks`` fills them at once instead).
     Banks are updated on every step after warm-up with momentum M (eq. 5).
+
+    ``nce=True`` replaces eq. 2's softmax by the NCE approximation the paper cites
+    (:func:`carl_nce_loss`); ``Z`` is estimated once per direction on the first active step
+    and then held fixed.
     """
 
     name = "carl"
@@ -143,12 +186,14 @@ class CARL(Objective):
     def __init__(self, labels: list[int] | torch.Tensor, *, dim: int, tau: float = 0.07,
                  momentum: float = 0.5, num_negatives: int = 64, warmup_steps: int = 0,
                  weight: float = 1.0, normalize: bool = True, include_positive: bool = False,
-                 seed: int = 0) -> None:
+                 nce: bool = False, seed: int = 0) -> None:
         self.labels = torch.as_tensor(labels, dtype=torch.long).cpu()
         if self.labels.numel() == 0:
             raise AdvembedError("CARL needs the labels of the training examples")
         self.tau, self.num_negatives, self.warmup_steps = tau, num_negatives, warmup_steps
         self.weight, self.normalize, self.include_positive = weight, normalize, include_positive
+        self.nce = nce
+        self.log_z: dict[str, float] = {}  # NCE's normalising constants, per direction
         self.orig = MemoryBank(len(self.labels), dim, momentum, normalize)
         self.adv = MemoryBank(len(self.labels), dim, momentum, normalize)
         self.generator = torch.Generator().manual_seed(seed)
@@ -178,6 +223,17 @@ class CARL(Objective):
     def _prepare(self, representation: torch.Tensor) -> torch.Tensor:
         return F.normalize(representation, dim=-1) if self.normalize else representation
 
+    def _direction(self, key: str, anchor: torch.Tensor, positive: torch.Tensor,
+                   negatives: torch.Tensor) -> torch.Tensor:
+        if not self.nce:
+            return carl_contrastive_loss(anchor, positive, negatives, self.tau,
+                                         include_positive=self.include_positive)
+        num_data = len(self.labels)
+        if key not in self.log_z:
+            self.log_z[key] = estimate_log_z(anchor, positive, negatives, self.tau, num_data)
+        return carl_nce_loss(anchor, positive, negatives, self.tau, log_z=self.log_z[key],
+                             num_data=num_data)
+
     def loss(self, context: ObjectiveContext) -> torch.Tensor:
         adversarial = sentence_representation(context.adversarial)
         zero = adversarial.sum() * 0.0
@@ -194,10 +250,8 @@ class CARL(Objective):
             device = clean.device
             from_orig = self.orig[negatives.flatten()].view(*negatives.shape, -1).to(device)
             from_adv = self.adv[negatives.flatten()].view(*negatives.shape, -1).to(device)
-            l_a = carl_contrastive_loss(adversarial, clean, from_orig.to(clean.dtype), self.tau,
-                                        include_positive=self.include_positive)
-            l_o = carl_contrastive_loss(clean, adversarial, from_adv.to(clean.dtype), self.tau,
-                                        include_positive=self.include_positive)
+            l_a = self._direction("a", adversarial, clean, from_orig.to(clean.dtype))
+            l_o = self._direction("o", clean, adversarial, from_adv.to(clean.dtype))
             value = self.weight * (l_a + l_o)
         self.orig.update(index, clean)
         self.adv.update(index, adversarial)
@@ -482,6 +536,8 @@ OBJECTIVE_OPTIONS: dict[str, list[tuple[str, str, type, Any, str]]] = {
         ("--carl-warmup", "warmup", float, 1 / 3,
          "CARL: plain-adversarial steps before the banks fill (< 1: fraction of training)"),
         ("--carl-weight", "weight", float, 1.0, "CARL: weight of L_D"),
+        ("--carl-nce", "nce", bool, False,
+         "CARL: approximate eq. 2's softmax by noise-contrastive estimation"),
     ],
     "rar": [
         ("--rar-weight", "weight", float, 0.1, "RAR: weight w_r of L_R"),
@@ -548,8 +604,10 @@ def build_objective(
         warmup = int(round(warmup * (total_steps or 0)))
     inner = getattr(model, "module", model)
     return CARL(train_labels, dim=inner.config.hidden_size, tau=settings["tau"],
+                nce=bool(settings["nce"]),
                 momentum=settings["momentum"], num_negatives=int(settings["num_negatives"]),
                 warmup_steps=int(warmup), weight=settings["weight"], seed=seed)
+
 
 def param_groups(
     model: torch.nn.Module, lr: float, objective: Objective | None = None
@@ -578,6 +636,7 @@ __all__ = [
     "atcl_contrastive_loss",
     "build_objective",
     "carl_contrastive_loss",
+    "carl_nce_loss",
     "complete_word_mask",
     "word_flags",
 ]
