@@ -3,8 +3,9 @@
 Reads ``RUN/reconstruct-SPLIT.jsonl`` (written by ``advembed reconstruct --run RUN``) for each
 run and writes one Markdown page: a summary row per run (reconstructor learning rate, test
 accuracy, fraction of tokens decoded differently from the original, distinct words in the
-decoded text, how many decoded texts flip the prediction), then each run's first ``--show``
-samples that changed at least one token, flipped ones first.
+decoded text, how many decoded texts flip the prediction, and how many correctly classified
+originals decode into misclassified text: the paper's text-form adversarial samples), then
+each run's first ``--show`` samples that changed at least one token, flipped ones first.
 
     python benchmarks/rar_samples.py runs/cr-freelb+rar-s13 runs/cr-freelb+rar-lr1e-3-s13 \\
         --out docs/rar-samples-cr.md
@@ -57,18 +58,23 @@ def main() -> int:
         "",
         "| run | method + objective | seed | reconstructor lr | test accuracy | examples "
         "| tokens decoded differently | distinct decoded words | decoded text flips the "
-        "prediction |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "prediction | correct → misclassified |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run, config, metrics, rows in loaded:
         lr = reconstructor_lr(config, given, run)
         words = {w for r in rows for w in r["reconstructed"].split()}
         flipped = sum(r["flipped"] for r in rows)
         changed = sum(r["changed_tokens"] for r in rows) / len(rows)
+        # Computed from the predictions, so older JSONL files (before the field) work too.
+        correct = sum(r["original_prediction"] == r["label"] for r in rows)
+        adversarial = sum(r["original_prediction"] == r["label"]
+                          and r["reconstructed_prediction"] != r["label"] for r in rows)
         lines.append(
             f"| `{run.name}` | {config['method']} + {config['objective']} | {config['seed']} "
             f"| {lr} | {metrics['test']['accuracy']:.4f} | {len(rows)} | {changed:.1%} "
-            f"| {len(words)} | {flipped} ({flipped / len(rows):.1%}) |")
+            f"| {len(words)} | {flipped} ({flipped / len(rows):.1%}) "
+            f"| {adversarial} of {correct} ({adversarial / max(correct, 1):.1%}) |")
     for run, _, _, rows in loaded:
         changed = [r for r in rows if r["changed_tokens"] > 0]
         shown = sorted(changed, key=lambda r: (not r["flipped"], -r["changed_tokens"]))

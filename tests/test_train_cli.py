@@ -257,6 +257,9 @@ def test_reconstruct_writes_text_samples_and_flip_flags(tmp_path, tiny_model_dir
     assert len(rows) == 10
     assert all(isinstance(r["flipped"], bool) and r["reconstructed"] for r in rows)
     assert all(0.0 <= r["changed_tokens"] <= 1.0 for r in rows)
+    for r in rows:
+        assert r["adversarial"] == (r["original_prediction"] == r["label"]
+                                    and r["reconstructed_prediction"] != r["label"])
     # A run without the reconstructor gets a one-line error.
     code, plain = _train(tmp_path, tiny_model_dir, data_csv, "plain", "--max-steps", "1")
     capsys.readouterr()

@@ -318,8 +318,10 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
                               alpha=args.alpha, steps=args.steps, out=args.out)
     print(
         f"{summary['examples']} samples: {summary['flipped']} flip the prediction "
-        f"({100 * summary['flip_rate']:.1f}%), {100 * summary['mean_changed_tokens']:.1f}% of "
-        f"tokens changed; written to {summary['out']} ({summary['seconds']:.0f} s)"
+        f"({100 * summary['flip_rate']:.1f}%), {summary['adversarial']} of the "
+        f"{summary['originally_correct']} correctly classified become misclassified, "
+        f"{100 * summary['mean_changed_tokens']:.1f}% of tokens changed; written to "
+        f"{summary['out']} ({summary['seconds']:.0f} s)"
     )
     return 0
 

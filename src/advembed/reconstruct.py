@@ -115,6 +115,9 @@ def reconstruct_run(
             "original_prediction": names[int(before[i])],
             "reconstructed_prediction": names[int(after[i])],
             "flipped": bool(before[i] != after[i]),
+            # A text-form adversarial sample (Table 6): the original is classified correctly and
+            # the decoded text is not.
+            "adversarial": bool(before[i] == example.label and after[i] != example.label),
             "changed_tokens": round(changed_fraction[i], 4),
         })
     out = Path(out) if out else Path(run) / f"reconstruct-{split}.jsonl"
@@ -126,6 +129,8 @@ def reconstruct_run(
         "examples": len(records),
         "flipped": flips,
         "flip_rate": flips / len(records),
+        "originally_correct": int((before == torch.tensor([e.label for e in chosen])).sum()),
+        "adversarial": sum(r["adversarial"] for r in records),
         "mean_changed_tokens": sum(changed_fraction) / len(changed_fraction),
         "seconds": round(time.perf_counter() - started, 2),
         "out": str(out),
