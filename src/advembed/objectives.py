@@ -72,6 +72,13 @@ class Objective:
 # ----------------------------------------------------------------------------- CARL
 
 
+def _pair_scores(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor,
+                 tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``a·p/τ`` as ``(B,)`` and ``a·n_j/τ`` as ``(B, m)``."""
+    return ((anchor * positive).sum(-1) / tau,
+            torch.einsum("bd,bmd->bm", anchor, negatives) / tau)
+
+
 def carl_contrastive_loss(
     anchor: torch.Tensor,
     positive: torch.Tensor,
@@ -86,8 +93,7 @@ def carl_contrastive_loss(
     (log-sum-exp), mean over the batch.  Eq. 2's denominator sums the negatives only;
     ``include_positive=True`` adds the positive (the InfoNCE form).
     """
-    positive_score = (anchor * positive).sum(-1) / tau
-    negative_scores = torch.einsum("bd,bmd->bm", anchor, negatives) / tau
+    positive_score, negative_scores = _pair_scores(anchor, positive, negatives, tau)
     if include_positive:
         negative_scores = torch.cat([positive_score[:, None], negative_scores], dim=1)
     return (torch.logsumexp(negative_scores, dim=1) - positive_score).mean()
@@ -113,11 +119,10 @@ def carl_nce_loss(
     ``log D = logsigmoid(s/τ − log Z − log(m/N))`` and ``log(1 − D) = logsigmoid(−…)``, so it
     never overflows.
     """
-    m = negatives.shape[1]
-    shift = log_z + math.log(m / num_data)
-    positive_score = (anchor * positive).sum(-1) / tau - shift
-    negative_scores = torch.einsum("bd,bmd->bm", anchor, negatives) / tau - shift
-    per_anchor = F.logsigmoid(positive_score) + F.logsigmoid(-negative_scores).sum(1)
+    shift = log_z + math.log(negatives.shape[1] / num_data)
+    positive_score, negative_scores = _pair_scores(anchor, positive, negatives, tau)
+    per_anchor = (F.logsigmoid(positive_score - shift)
+                  + F.logsigmoid(shift - negative_scores).sum(1))
     return -per_anchor.mean()
 
 
@@ -125,8 +130,8 @@ def estimate_log_z(anchor: torch.Tensor, positive: torch.Tensor, negatives: torc
                    tau: float, num_data: int) -> float:
     """``log Z`` with ``Z = N · mean exp(score/τ)`` over one batch's pairs (Wu et al. 2018's
     Monte-Carlo estimate, fixed afterwards as in Tian et al.'s code)."""
-    scores = torch.cat([((anchor * positive).sum(-1) / tau)[:, None],
-                        torch.einsum("bd,bmd->bm", anchor, negatives) / tau], dim=1).detach()
+    positive_score, negative_scores = _pair_scores(anchor, positive, negatives, tau)
+    scores = torch.cat([positive_score[:, None], negative_scores], dim=1).detach()
     return float(math.log(num_data) + torch.logsumexp(scores.flatten().float(), 0)
                  - math.log(scores.numel()))
 
