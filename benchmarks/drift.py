@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from advembed.attack import run_attack  # noqa: E402
+from advembed.evaluation.attack import run_attack  # noqa: E402
+from advembed.evaluation.settings import PGDAttackSettings  # noqa: E402
 
 
 def fmt(values: list[float]) -> str:
@@ -64,8 +65,9 @@ def main() -> int:
                 if args.reuse and cached.is_file():
                     summaries.append(json.loads(cached.read_text()))
                 else:
-                    summaries.append(run_attack(run, "pgd", epsilons=tuple(args.epsilons),
-                                                steps=args.steps, n_examples=args.n_examples))
+                    settings = PGDAttackSettings(epsilon=tuple(args.epsilons), steps=args.steps)
+                    summaries.append(run_attack(run, "pgd", settings=settings,
+                                                n_examples=args.n_examples))
             for i, epsilon in enumerate(sorted(args.epsilons)):
                 rows = [s["results"][i] for s in summaries]
                 lines.append(

@@ -31,13 +31,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from advembed.methods import METHOD_DEFAULTS, OPTIONS  # noqa: E402
-from advembed.objectives import OBJECTIVE_OPTIONS  # noqa: E402
+from advembed.methods import FLAG_OF, method_settings  # noqa: E402
+from advembed.objectives import REGISTRY as OBJECTIVES  # noqa: E402
 
 DEFAULT_METHODS = ["none", "fgsm", "fgm", "pgd", "freeat", "yopo", "freelb", "smart"]
-FLAG = {option.keyword: option.flag for option in OPTIONS}
-OBJECTIVE_FLAG = {(name, keyword): flag for name, options in OBJECTIVE_OPTIONS.items()
-                  for flag, keyword, *_ in options}
+FLAG = dict(FLAG_OF)
+OBJECTIVE_FLAG = {(name, item.name): item.flag.name for name, cls in OBJECTIVES.items()
+                  for item in cls.Settings.declared()}
+
+
+def _flag_value(flag: str, value) -> list[str]:
+    """The command-line words for one option (booleans: ``--x`` or ``--no-x``)."""
+    if isinstance(value, bool):
+        return [flag if value else "--no-" + flag.removeprefix("--")]
+    return [flag, str(value)]
 
 
 def run_name(dataset: str, method: str, seed: int) -> str:
@@ -60,16 +67,9 @@ def train_command(args, dataset: str, method: str, seed: int, options: dict) -> 
     if args.max_steps:
         command += ["--max-steps", str(args.max_steps)]
     for keyword, value in args.objective_options.get(objective, {}).items():
-        if isinstance(value, bool):
-            command += [OBJECTIVE_FLAG[objective, keyword]] if value else []
-        else:
-            command += [OBJECTIVE_FLAG[objective, keyword], str(value)]
+        command += _flag_value(OBJECTIVE_FLAG[objective, keyword], value)
     for keyword, value in options.items():
-        if isinstance(value, bool):
-            if value:
-                command.append(FLAG[keyword])
-        else:
-            command += [FLAG[keyword], str(value)]
+        command += _flag_value(FLAG[keyword], value)
     return command
 
 
@@ -109,9 +109,25 @@ def recorded_settings(config: dict) -> str:
     return f"{explicit} (explicit options only; older run, defaults not recorded)"
 
 
+def recorded_method_settings(config: dict) -> str:
+    """The method settings a run trained with, as one JSON string.
+
+    Runs record every effective setting as ``method_settings`` (an objective's overrides
+    included: FGM runs at ε = 0.03 under ATCL).  For runs made before that key existed, the
+    settings are derived from the code's defaults, the objective's overrides and the run's
+    explicit options, and marked as derived."""
+    if "method_settings" in config:
+        return json.dumps(config["method_settings"], sort_keys=True)
+    objective = OBJECTIVES.get(config.get("objective", "ce"))
+    derived = method_settings(config.get("method", "none"), config.get("method_options"),
+                              objective=objective).as_dict()
+    return f"{json.dumps(derived, sort_keys=True)} (derived: the run predates recorded settings)"
+
+
 def aggregate(args) -> str:
     rows = []
     recorded: dict[str, set[str]] = {}
+    methods_used: dict[str, set[str]] = {}
     for dataset in args.datasets:
         plain_test = None
         for method in args.methods:
@@ -121,6 +137,7 @@ def aggregate(args) -> str:
                 if path.is_file():
                     metrics.append(json.loads(path.read_text()))
                     config = json.loads((path.parent / "config.json").read_text())
+                    methods_used.setdefault(method, set()).add(recorded_method_settings(config))
                     if config.get("objective", "ce") != "ce":
                         recorded.setdefault(method, set()).add(recorded_settings(config))
             if not metrics:
@@ -137,8 +154,6 @@ def aggregate(args) -> str:
                 f"| {dataset} | {method} | {len(metrics)} | {mean_std(dev)} | {mean_std(test)} | "
                 f"{delta} | {statistics.mean(seconds):.0f} | {collapsed} |"
             )
-    bases = dict.fromkeys(m.partition("+")[0] for m in args.methods)
-    options = {m: METHOD_DEFAULTS[m] | args.method_options.get(m, {}) for m in bases}
     header = [
         "# Results: plain fine-tuning vs adversarial methods",
         "",
@@ -156,8 +171,8 @@ def aggregate(args) -> str:
         "| collapsed |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    footer = ["", "Hyper-parameters of each method:", ""]
-    footer += [f"- `{m}`: {json.dumps(options[m])}" for m in bases]
+    footer = ["", "Hyper-parameters of each method, as its runs trained with:", ""]
+    footer += [f"- `{m}`: {' / '.join(sorted(v))}" for m, v in methods_used.items()]
     footer += [f"- `{m}` objective settings, as each run recorded: "
                f"{' / '.join(sorted(v))}" for m, v in recorded.items()]
     return "\n".join(header + rows + footer) + "\n"

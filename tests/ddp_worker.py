@@ -17,7 +17,7 @@ from conftest import tiny_batch, tiny_model  # noqa: E402
 from transformers import TrainingArguments  # noqa: E402
 
 from advembed.methods import build_training_method  # noqa: E402
-from advembed.trainer import AdvTrainer  # noqa: E402
+from advembed.training.trainer import AdvTrainer  # noqa: E402
 
 
 class Batches(torch.utils.data.Dataset):

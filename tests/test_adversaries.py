@@ -9,14 +9,14 @@ from conftest import ARCHITECTURES, tiny_batch, tiny_model
 from advembed.adapter import EmbeddingAdapter
 from advembed.adversaries import FGM, FGSM, PGD, gradient_at
 from advembed.errors import AdvembedError
+from advembed.losses import symmetric_kl
 from advembed.methods import (
     SMART,
     YOPO,
+    FGMTraining,
     FreeAT,
     FreeLB,
-    GradientAttackTraining,
     build_training_method,
-    symmetric_kl,
 )
 from advembed.perturbation import direction, l2_norm, project, random_init
 
@@ -128,7 +128,7 @@ def test_pgd_reuses_a_given_first_gradient():
 
 def test_fgm_training_gradient_is_clean_plus_adversarial():
     model, inputs, adapter, embeds, mask, loss_at = _setup()
-    method = GradientAttackTraining(model, FGM(epsilon=0.2))
+    method = FGMTraining(model, epsilon=0.2)
     method.step(model, inputs)
     got = _grads(model)
     model.zero_grad()
@@ -199,7 +199,7 @@ def test_freeat_carries_delta_across_replays_and_steps_optimizer_each_replay():
 
 
 def test_freeat_replays_in_trainer_loader():
-    from advembed.trainer import ReplayLoader
+    from advembed.training.trainer import ReplayLoader
 
     loader = ReplayLoader([1, 2], replays=3)
     assert list(loader) == [1, 1, 1, 2, 2, 2]
@@ -342,9 +342,10 @@ def test_shipped_defaults_are_the_searched_ones():
     import json
     from pathlib import Path
 
-    from advembed.methods import METHOD_DEFAULTS
+    from advembed.methods import method_settings
 
     searched = json.loads((Path(__file__).parents[1] / "docs" / "defaults.json").read_text())
     for method, options in searched.items():
+        settings = method_settings(method).as_dict()
         for key, value in options.items():
-            assert METHOD_DEFAULTS[method][key] == pytest.approx(value), (method, key)
+            assert settings[key] == pytest.approx(value), (method, key)

@@ -46,7 +46,7 @@ def test_trainer_gradient_accumulation_equals_a_double_batch(tmp_path, method):
     from transformers import TrainingArguments
 
     from advembed.methods import build_training_method
-    from advembed.trainer import AdvTrainer
+    from advembed.training.trainer import AdvTrainer
 
     batch = tiny_batch(batch=8, length=9, seed=4)
     rows = [{k: v[i] for k, v in batch.items()} for i in range(8)]

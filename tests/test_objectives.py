@@ -100,7 +100,7 @@ def test_carl_nce_fixes_z_on_the_first_active_step():
     model.eval()
     inputs = tiny_batch(batch=4, length=8, seed=2)
     labels = inputs["labels"].tolist() * 2
-    carl = CARL(labels, dim=model.config.hidden_size, num_negatives=3, nce=True)
+    carl = CARL(labels, dim=model.config.hidden_size, num_negatives=3, nce=True, warmup=0)
     index = torch.arange(4)
     carl.loss(_carl_context(model, inputs, index, step=0))
     carl.loss(_carl_context(model, inputs, index + 4, step=1))  # banks full now
@@ -114,7 +114,7 @@ def test_carl_nce_fixes_z_on_the_first_active_step():
 
 def test_carl_negatives_never_share_the_anchor_label():
     labels = [0, 1, 2, 0, 1, 2, 0, 1]
-    carl = CARL(labels, dim=4, num_negatives=50, seed=1)
+    carl = CARL(labels, dim=4, num_negatives=50, seed=1, warmup=0)
     batch_labels = torch.tensor([0, 1, 2, 0])
     negatives = carl.sample_negatives(batch_labels)
     assert negatives.shape == (4, 50)
@@ -136,7 +136,7 @@ def test_carl_term_is_zero_before_warmup_and_until_the_banks_are_full():
     model.eval()
     inputs = tiny_batch(batch=4, num_labels=2, seed=2)
     labels = [0, 1, 0, 1, 0, 1, 0, 1]
-    carl = CARL(labels, dim=model.config.hidden_size, num_negatives=3, warmup_steps=2)
+    carl = CARL(labels, dim=model.config.hidden_size, num_negatives=3, warmup=2)
     first, second = torch.arange(0, 4), torch.arange(4, 8)
     assert carl.loss(_carl_context(model, inputs, first, step=0)).item() == 0.0
     assert not carl.orig.filled.any()  # nothing happens before warm-up
@@ -150,7 +150,7 @@ def test_carl_term_is_zero_before_warmup_and_until_the_banks_are_full():
 
 def test_carl_fill_banks_fills_every_row():
     model = tiny_model()
-    carl = CARL([0, 1, 0, 1], dim=model.config.hidden_size)
+    carl = CARL([0, 1, 0, 1], dim=model.config.hidden_size, warmup=0)
     batch = tiny_batch(batch=4, seed=3)
     batch["example_index"] = torch.arange(4)
     carl.fill_banks(model, [batch])
@@ -224,7 +224,7 @@ def test_rar_lr_puts_only_the_reconstructor_in_its_own_group():
                     "advembed_reconstructor.bias"}
     # The tied output weight is the embedding matrix: it stays at the model's rate.
     assert by_id[id(model.get_input_embeddings().weight)] == 2e-5
-    with pytest.raises(AdvembedError, match="learning rate must be > 0"):
+    with pytest.raises(AdvembedError, match="--rar-lr must be > 0"):
         build_objective("rar", tiny_model(), tokenizer=FakeTokenizer(["[PAD]", "a"], ["[PAD]"]),
                         lr=0.0)
 
@@ -235,7 +235,7 @@ def test_trainer_steps_the_reconstructor_at_its_own_rate(tmp_path):
     groups keep the stock weight-decay split."""
     from transformers import TrainingArguments
 
-    from advembed.trainer import AdvTrainer
+    from advembed.training.trainer import AdvTrainer
 
     model = tiny_model()
     rar = RAR(model, special_ids={0, 2, 3}, lr=1e-3)

@@ -10,8 +10,9 @@ import torch
 
 from advembed.cli import main
 from advembed.data import Example
-from advembed.robustness import (
-    pgd_robustness,
+from advembed.evaluation.robustness import pgd_robustness
+from advembed.evaluation.settings import PGDAttackSettings, VulnerabilitySettings
+from advembed.evaluation.vulnerability import (
     vulnerability_auc,
     vulnerability_from_logits,
     vulnerability_scores,
@@ -31,7 +32,8 @@ def _model_and_examples(run):
 def test_pgd_accuracy_is_clean_at_zero_and_non_increasing_in_epsilon(tiny_trained_run):
     model, tokenizer, examples = _model_and_examples(tiny_trained_run)
     epsilons = [0.0, 0.05, 0.2, 0.5, 1.0, 3.0]
-    results, records = pgd_robustness(model, tokenizer, examples, epsilons, steps=3,
+    results, records = pgd_robustness(model, tokenizer, examples,
+                                      PGDAttackSettings(epsilon=epsilons, steps=3),
                                       progress=False)
     from advembed.inference import predict_logits
 
@@ -62,7 +64,8 @@ def test_vulnerability_hand_computed_example():
 
 def test_vulnerability_scores_are_non_negative_and_auc_is_computed(tiny_trained_run):
     model, tokenizer, examples = _model_and_examples(tiny_trained_run)
-    records = vulnerability_scores(model, tokenizer, examples, epsilon=0.5, progress=False)
+    records = vulnerability_scores(model, tokenizer, examples, VulnerabilitySettings(epsilon=0.5),
+                                   progress=False)
     assert len(records) == len(examples)
     assert all(r["F1"] >= 0 and r["F2"] >= 0 for r in records)
     auc = vulnerability_auc(records, 2)
@@ -95,5 +98,6 @@ def test_pgd_attack_runs_on_sentence_pairs(tiny_model_dir):
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     model = AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir))
     examples = [Example("good movie", 1, "great film"), Example("bad plot", 0, "awful")]
-    results, _ = pgd_robustness(model, tokenizer, examples, [0.0, 0.1], progress=False)
+    results, _ = pgd_robustness(model, tokenizer, examples, PGDAttackSettings(epsilon=(0.0, 0.1)),
+                                progress=False)
     assert [r.examples for r in results] == [2, 2]

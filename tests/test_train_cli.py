@@ -165,12 +165,12 @@ def test_existing_output_is_refused_without_overwrite(tmp_path, tiny_model_dir, 
 
 
 def test_training_failure_leaves_no_run_dir(tmp_path, tiny_model_dir, data_csv, monkeypatch):
-    import advembed.trainer
+    import advembed.training.trainer
 
     def boom(self, *args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(advembed.trainer.AdvTrainer, "training_step", boom)
+    monkeypatch.setattr(advembed.training.trainer.AdvTrainer, "training_step", boom)
     with pytest.raises(RuntimeError):
         _train(tmp_path, tiny_model_dir, data_csv, "broken")
     assert not (tmp_path / "runs" / "broken").exists()

@@ -11,11 +11,11 @@ import tarfile
 import pytest
 import torch
 
-from advembed import attack_resources
 from advembed.cli import main
 from advembed.data import Example
 from advembed.errors import AdvembedError
-from advembed.word_attack import (
+from advembed.evaluation import attack_resources
+from advembed.evaluation.word_attack import (
     WordAttackOptions,
     protected_words,
     run_word_attack,
@@ -169,8 +169,8 @@ def test_pwws_respects_stopwords_budget_and_its_flips_are_real(model_and_example
 
 
 def test_capitalised_stopwords_and_special_tokens_are_never_candidates(model_and_examples):
-    from advembed.attack_resources import import_textattack
-    from advembed.word_attack import _build_wrapper_class, build_attack
+    from advembed.evaluation.attack_resources import import_textattack
+    from advembed.evaluation.word_attack import _build_wrapper_class, build_attack
 
     model, tokenizer, _ = model_and_examples
     textattack = import_textattack()
@@ -255,7 +255,12 @@ def test_word_attack_command_and_its_errors(tiny_trained_run, capsys):
     assert "needs --mlm" in capsys.readouterr().err
     assert main(["attack", "--run", str(tiny_trained_run), "--attack", "pwws", "--mlm", "x"]) == 2
     assert "not by pwws" in capsys.readouterr().err
-    assert main(["attack", "--run", str(tiny_trained_run), "--attack", "pwws",
-                 "--max-perturbed", "1.5"]) == 2
-    assert "--max-perturbed" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:  # refused by the option parser itself
+        main(["attack", "--run", str(tiny_trained_run), "--attack", "pwws",
+              "--max-perturbed", "1.5"])
+    assert stopped.value.code == 2
+    assert "--max-perturbed: must be in (0, 1]" in capsys.readouterr().err
+    assert main(["attack", "--run", str(tiny_trained_run), "--attack", "pgd",
+                 "--mlm", "x"]) == 2  # a word-attack option on an embedding attack
+    assert "--mlm does not apply to attack 'pgd'" in capsys.readouterr().err
     assert not (tiny_trained_run / "attack-bae.json").exists()

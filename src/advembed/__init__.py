@@ -25,8 +25,11 @@ __all__ = [
     "FreeAT",
     "FreeLB",
     "METHODS",
+    "TrainConfig",
     "__version__",
+    "build_objective",
     "build_training_method",
+    "run_training",
 ]
 
 _LAZY = {
@@ -39,13 +42,19 @@ _LAZY = {
     "FreeLB": "advembed.methods",
     "METHODS": "advembed.methods",
     "build_training_method": "advembed.methods",
-    "AdvTrainer": "advembed.trainer",
+    "build_objective": "advembed.objectives",
+    "AdvTrainer": "advembed.training.trainer",
+    "TrainConfig": "advembed.training.config",
+    "run_training": "advembed.training.run",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from advembed.adversaries import FGM, FGSM, PGD
     from advembed.methods import METHODS, SMART, YOPO, FreeAT, FreeLB, build_training_method
-    from advembed.trainer import AdvTrainer
+    from advembed.objectives import build_objective
+    from advembed.training.config import TrainConfig
+    from advembed.training.run import run_training
+    from advembed.training.trainer import AdvTrainer
 
 
 def __getattr__(name: str) -> Any:

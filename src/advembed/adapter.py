@@ -16,8 +16,11 @@ import torch
 from advembed.errors import AdvembedError
 from advembed.perturbation import token_mask
 
-# Keys the adapter passes on to the model besides ``inputs_embeds``.
-_PASSED = ("attention_mask", "token_type_ids", "position_ids", "labels")
+# Batch keys that never reach the model: the ids (replaced by ``inputs_embeds``) and the
+# bookkeeping training adds (``example_index``: CARL's memory-bank rows).  Every other key the
+# task's collator put in the batch is passed on (attention and segment masks, labels,
+# ``decoder_input_ids`` of an encoder–decoder, …).
+NOT_PASSED = frozenset({"input_ids", "example_index"})
 
 
 class EmbeddingAdapter:
@@ -62,7 +65,8 @@ class EmbeddingAdapter:
             embeds = self.embed(inputs)
         if delta is not None:
             embeds = embeds + delta
-        kwargs = {key: inputs[key] for key in _PASSED if inputs.get(key) is not None}
+        kwargs = {key: value for key, value in inputs.items()
+                  if key not in NOT_PASSED and value is not None}
         kwargs.update({key: value for key, value in extra.items() if value is not None})
         return self.model(inputs_embeds=embeds, **kwargs)
 

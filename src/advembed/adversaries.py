@@ -30,11 +30,16 @@ def gradient_at(loss_at: LossAt, delta: torch.Tensor) -> torch.Tensor:
     return grad
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Adversary:
-    """Base class: an ε-ball of a norm, and an optional random start."""
+    """Base class: an ε-ball of a norm, and an optional random start.
 
-    epsilon: float = 0.1
+    The sizes (ε, and α and k for PGD) have no defaults here: the training methods
+    (:mod:`advembed.methods`) and the attacks (:mod:`advembed.evaluation`) declare theirs in
+    their settings classes, each once.
+    """
+
+    epsilon: float
     norm: str = "l2"
     random_start: float = 0.0
 
@@ -65,11 +70,10 @@ class Adversary:
         raise NotImplementedError
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FGSM(Adversary):
     """Fast gradient sign method: one step of size ε along ``sign(g)`` (L∞ ball)."""
 
-    epsilon: float = 0.001
     norm: str = "linf"
 
     def find(self, loss_at, embeds, mask, *, first_grad=None):
@@ -79,7 +83,7 @@ class FGSM(Adversary):
         return project(step, mask, self.epsilon, "linf").detach()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FGM(Adversary):
     """Fast gradient method: ``δ = ε·g/‖g‖`` with the L2 norm per example."""
 
@@ -90,15 +94,15 @@ class FGM(Adversary):
         return project(step, mask, self.epsilon, self.norm).detach()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PGD(Adversary):
     """k-step projected gradient ascent (Madry et al.) with step size α.
 
     ``epsilon <= 0`` means unbounded (no projection).  δ is projected after *every* step.
     """
 
-    steps: int = 3
-    alpha: float = 0.05
+    steps: int
+    alpha: float
 
     @property
     def ascent_steps(self) -> int:
@@ -113,6 +117,3 @@ class PGD(Adversary):
             delta = project(delta + self.alpha * direction(grad, mask, self.norm), mask,
                             self.epsilon, self.norm).detach()
         return delta
-
-
-ADVERSARIES: dict[str, type[Adversary]] = {"fgsm": FGSM, "fgm": FGM, "pgd": PGD}

@@ -1,4 +1,4 @@
-"""Batched inference with dynamic padding (used by ``eval``, ``predict`` and attacks)."""
+"""Batched classifier inference with dynamic padding (``eval``, ``predict``, attacks)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from transformers import DataCollatorWithPadding
 
 from advembed.encoding import EncodedDataset
+from advembed.modes import eval_mode
 
 
 @torch.no_grad()
@@ -26,20 +27,16 @@ def predict_logits(
     collator = DataCollatorWithPadding(tokenizer)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collator)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     outputs = []
     if progress:
         from tqdm.auto import tqdm
 
         loader = tqdm(loader, desc="predict", unit="batch")
-    try:
+    with eval_mode(model):
         for batch in loader:
             batch.pop("labels", None)
             batch = {key: value.to(device) for key, value in batch.items()}
             outputs.append(model(**batch).logits.float().cpu())
-    finally:
-        model.train(was_training)
     if not outputs:
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
     return torch.cat(outputs).numpy()

@@ -14,6 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from advembed.errors import AdvembedError
 
@@ -62,45 +63,62 @@ class LoadedClassifier:
     source: str
 
 
-def load_classifier(
+def load_pretrained(
     name: str,
-    label_names: list[str],
+    auto_class: Any,
     *,
-    head_dropout: float | None = None,
+    random_init: bool = False,
+    **config_overrides: Any,
 ) -> LoadedClassifier:
-    """Load tokenizer and ``AutoModelForSequenceClassification`` with a fresh head.
+    """Load the tokenizer and ``auto_class`` (e.g. ``AutoModelForSequenceClassification``) of
+    ``name`` with ``config_overrides`` applied to its config; heads the checkpoint lacks are
+    freshly initialised.  ``random_init`` builds the same architecture from its config with
+    every weight randomly initialised (a non-pretrained baseline).
 
     Raises :class:`AdvembedError` (one line, naming the model) when the name resolves to
     nothing loadable.
     """
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     source = resolve_model(name)
-    id2label = dict(enumerate(label_names))
-    label2id = {label: i for i, label in id2label.items()}
     try:
-        config = AutoConfig.from_pretrained(
-            source, num_labels=len(label_names), id2label=id2label, label2id=label2id
-        )
+        config = AutoConfig.from_pretrained(source, **config_overrides)
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as exc:
         raise AdvembedError(
             f"unknown model '{name}': not 'default', not a local model directory, and not "
             f"loadable from the Hugging Face hub ({_first_line(exc)})"
         ) from exc
-    if head_dropout is not None:
-        config.classifier_dropout = head_dropout
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized head" warning is expected here
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(source, config=config)
+        if random_init:
+            model = auto_class.from_config(config)
+        else:
+            model = auto_class.from_pretrained(source, config=config)
     except (OSError, ValueError) as exc:
         raise AdvembedError(f"cannot load model '{name}': {_first_line(exc)}") from exc
     finally:
         hf_logging.set_verbosity(verbosity)
     logging.getLogger(__name__).debug("loaded %s from %s", name, source)
     return LoadedClassifier(model=model, tokenizer=tokenizer, source=source)
+
+
+def load_classifier(
+    name: str,
+    label_names: list[str],
+    *,
+    random_init: bool = False,
+) -> LoadedClassifier:
+    """Tokenizer and ``AutoModelForSequenceClassification`` of ``name`` with a fresh head for
+    ``label_names`` (every weight fresh with ``random_init``)."""
+    from transformers import AutoModelForSequenceClassification
+
+    id2label = dict(enumerate(label_names))
+    label2id = {label: i for i, label in id2label.items()}
+    return load_pretrained(name, AutoModelForSequenceClassification, random_init=random_init,
+                           num_labels=len(label_names), id2label=id2label, label2id=label2id)
 
 
 def load_saved_classifier(model_dir: Path) -> LoadedClassifier:

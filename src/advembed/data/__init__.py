@@ -5,8 +5,8 @@
 1. a built-in name (``mr``, ``cr``, ``nyt``, ``tweets``, ``rt``, ``subj``, ``bbc``;
    see :mod:`advembed.data.named`);
 2. ``glue:PATH``, or a folder holding a GLUE task's ``train.tsv`` and dev file
-   (see :mod:`advembed.data.files`);
-3. ``hf:REF``: a Hugging Face dataset (see :func:`advembed.data.files.load_hf`);
+   (see :mod:`advembed.data.glue`);
+3. ``hf:REF``: a Hugging Face dataset (see :func:`advembed.data.hf.load_hf`);
 4. an existing ``.csv``/``.tsv``/``.jsonl``/``.json`` file, or a folder of split files.
 
 Every result has ``train``, ``dev`` and ``test`` splits.
@@ -18,7 +18,9 @@ from pathlib import Path
 
 from advembed.data import named
 from advembed.data.base import Example, NamedDatasetInfo, TextDataset
-from advembed.data.files import glue_task, load_files, load_glue, load_hf
+from advembed.data.files import load_files
+from advembed.data.glue import glue_task, load_glue
+from advembed.data.hf import load_hf
 from advembed.errors import AdvembedError
 
 __all__ = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from advembed.data.splits import sample
 from advembed.errors import AdvembedError
 
 SPLITS: tuple[str, str, str] = ("train", "dev", "test")
@@ -12,10 +13,11 @@ SPLITS: tuple[str, str, str] = ("train", "dev", "test")
 
 @dataclass(frozen=True)
 class Example:
-    """One labelled text, or a labelled text pair (``text_pair`` set) for matching/NLI tasks."""
+    """One text, or a text pair (``text_pair`` set) for matching/NLI tasks, with its label
+    (``None`` for tasks without labels, such as language modelling)."""
 
     text: str
-    label: int
+    label: int | None = None
     text_pair: str | None = None
 
 
@@ -53,8 +55,6 @@ class TextDataset:
         represented, and keeps the original order of the kept examples.  Splits with ``n`` or fewer
         examples are kept whole.
         """
-        from advembed.data.splits import sample
-
         if n < 1:
             raise AdvembedError(f"limit must be a positive number of examples, got {n}")
         splits = {name: sample(exs, n, seed) for name, exs in self.splits.items()}

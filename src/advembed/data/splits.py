@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sklearn.model_selection import train_test_split
 
-from advembed.data.base import Example
 from advembed.errors import AdvembedError
+
+if TYPE_CHECKING:  # the types only: base imports this module
+    from advembed.data.base import Example
 
 DEV_FRACTION = 0.1
 TEST_FRACTION = 0.1

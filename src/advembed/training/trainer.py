@@ -9,29 +9,35 @@ the stock ``Trainer``.  With ``method=None`` it is exactly the stock ``Trainer``
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from transformers import Trainer
 
-
-class TrainingMethod(Protocol):
-    """One optimisation step's worth of forward/backward passes on a batch.
-
-    ``step`` must call ``backward(loss)`` for every loss whose gradient it wants accumulated
-    into the parameters and return the (detached) loss to log.  It must not call the
-    optimiser: the Trainer steps it afterwards.
-    """
-
-    def step(self, model: torch.nn.Module, inputs: dict[str, Any], backward) -> torch.Tensor: ...
+from advembed.methods.base import TrainingMethod, plain_step
 
 
 class AdvTrainer(Trainer):
-    """``Trainer`` that runs ``method.step`` inside ``training_step``."""
+    """``Trainer`` that runs ``method.step`` inside ``training_step``.
 
-    def __init__(self, *args: Any, method: TrainingMethod | None = None, **kwargs: Any) -> None:
+    ``task`` (optional, :mod:`advembed.tasks`) says how the loss is normalised under gradient
+    accumulation: a sequence-level loss (a mean over examples) is divided by the number of
+    accumulation steps, as the stock ``Trainer`` does for classifiers; a token-level loss (a
+    mean over target tokens, ``task.token_level``) is weighted by the micro-batch's share of the
+    target tokens of the whole accumulated batch (``num_items_in_batch``, counted by
+    ``task.count_items`` and summed across processes), so that the accumulated gradient is that
+    of one batch of all the tokens.
+    """
+
+    def __init__(self, *args: Any, method: TrainingMethod | None = None, task=None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.method = method
+        self.task = task
+
+    @property
+    def _token_level(self) -> bool:
+        return bool(getattr(self.task, "token_level", False))
 
     def create_optimizer(self):
         """The stock optimiser, with the objective's own-rate parameters (RAR's reconstructor
@@ -56,12 +62,11 @@ class AdvTrainer(Trainer):
             self._signature_columns = [*self._signature_columns, "example_index"]
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-        inputs = {key: value for key, value in inputs.items() if key != "example_index"}
-        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+        return super().prediction_step(model, strip_bookkeeping(inputs), prediction_loss_only,
+                                       ignore_keys)
 
     def compute_loss(self, model, inputs, *args: Any, **kwargs: Any):
-        inputs = {key: value for key, value in inputs.items() if key != "example_index"}
-        return super().compute_loss(model, inputs, *args, **kwargs)
+        return super().compute_loss(model, strip_bookkeeping(inputs), *args, **kwargs)
 
     def training_step(
         self,
@@ -69,20 +74,49 @@ class AdvTrainer(Trainer):
         inputs: dict[str, Any],
         num_items_in_batch: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if self.method is None:
+        if self.method is None and not self._token_level:
             return super().training_step(model, inputs, num_items_in_batch)
         model.train()
         inputs = self._prepare_inputs(inputs)
-        # Each micro-batch's loss is a mean over its examples; dividing by the number of
-        # accumulation steps makes the accumulated gradient the mean over the full batch.
-        scale = 1.0 / self.current_gradient_accumulation_steps
+        scale = self._loss_scale(inputs, num_items_in_batch)
 
         def backward(loss: torch.Tensor, **kwargs: Any) -> None:
             self.accelerator.backward(loss * scale, **kwargs)
 
         with self.compute_loss_context_manager():
-            loss = self.method.step(model, inputs, backward)
+            if self.method is None:
+                loss = plain_step(model, strip_bookkeeping(inputs), backward)
+            else:
+                loss = self.method.step(model, inputs, backward)
         return loss.detach() * scale
+
+
+    def _loss_scale(self, inputs: dict[str, Any], num_items_in_batch) -> float | torch.Tensor:
+        """What turns this micro-batch's mean loss into its part of the batch's loss."""
+        if not self._token_level or num_items_in_batch is None:
+            # A mean over examples: dividing by the accumulation steps makes the accumulated
+            # gradient the mean over the full batch.
+            return 1.0 / self.current_gradient_accumulation_steps
+        share = self.task.count_items(inputs) / num_items_in_batch
+        if self.args.average_tokens_across_devices:  # DDP then averages over the processes
+            share = share * self.accelerator.num_processes
+        return share
+
+    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device):
+        """Target tokens of the accumulated batch, as the task counts them (token-level
+        tasks only; summed across processes as the stock ``Trainer`` does)."""
+        if not self._token_level or not batch_samples:
+            return super()._get_num_items_in_batch(batch_samples, device)
+        count = sum(torch.as_tensor(self.task.count_items(batch)) for batch in batch_samples)
+        count = torch.as_tensor(count, device=device)
+        if self.args.average_tokens_across_devices:
+            count = self.accelerator.gather(count).sum()
+        return count
+
+
+def strip_bookkeeping(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The batch without ``example_index`` (CARL's memory-bank rows), which no model takes."""
+    return {key: value for key, value in inputs.items() if key != "example_index"}
 
 
 def split_learning_rates(optimizer: torch.optim.Optimizer,

@@ -8,19 +8,21 @@ its prediction flipped.  Special tokens and padding keep their original ids.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import DataCollatorWithPadding
 
 from advembed.adapter import EmbeddingAdapter
 from advembed.adversaries import PGD
+from advembed.data.options import DataOptions
 from advembed.errors import AdvembedError
-from advembed.objectives import RECONSTRUCTOR_NAME, Reconstructor, real_token_mask
+from advembed.evaluation.attack import write_jsonl
+from advembed.evaluation.loop import device_of, encoded_batches, eval_mode, to_device
+from advembed.evaluation.runs import load_run_model, run_split, run_task, sample_examples
+from advembed.evaluation.settings import ReconstructSampleSettings, ReconstructSettings
+from advembed.objectives.rar import RECONSTRUCTOR_NAME, Reconstructor, real_token_mask
 from advembed.runs import MODEL_DIR, read_run
 
 
@@ -44,47 +46,20 @@ def load_reconstructor(model, model_dir: Path) -> Reconstructor:
     reconstructor = Reconstructor(model.config.hidden_size, embeddings.embedding_dim,
                                   embeddings.num_embeddings)
     reconstructor.load_state_dict(state)
-    return reconstructor
+    return reconstructor.to(embeddings.weight.device)
 
 
-def reconstruct_run(
-    run: Path,
-    *,
-    dataset: str | None = None,
-    split: str = "dev",
-    n_examples: int = 200,
-    epsilon: float = 0.1,
-    alpha: float = 0.05,
-    steps: int = 3,
-    batch_size: int = 32,
-    out: Path | None = None,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Attack, decode and re-score; write ``reconstruct-SPLIT.jsonl`` and return a summary."""
-    from advembed.attack import sample_examples
-    from advembed.encoding import EncodedDataset
-    from advembed.inference import predict_logits
-    from advembed.models import load_saved_classifier
-    from advembed.train import run_split
-
-    config, _ = read_run(run)
-    loaded = load_saved_classifier(Path(run) / MODEL_DIR)
-    model, tokenizer = loaded.model, loaded.tokenizer
-    reconstructor = load_reconstructor(model, Path(run) / MODEL_DIR)
-    examples = run_split(config, split, dataset=dataset)
-    chosen = sample_examples(examples, n_examples, seed)
-    max_length = config.get("max_length", 128)
-    encoded = EncodedDataset(chosen, tokenizer, max_length=max_length)
-    collate = DataCollatorWithPadding(tokenizer)
+def decode_adversarial(model, tokenizer, reconstructor, batches, settings: ReconstructSettings):
+    """``(decoded first segments, share of changed tokens)`` per example of ``batches``."""
     adapter = EmbeddingAdapter(model)
-    adversary = PGD(epsilon=epsilon, alpha=alpha, steps=steps)
+    adversary = PGD(epsilon=settings.epsilon, alpha=settings.step_size(settings.epsilon),
+                    steps=settings.steps, norm=settings.norm)
     special = set(tokenizer.all_special_ids)
-    model.eval()
-    started = time.perf_counter()
     decoded: list[str] = []
     changed_fraction: list[float] = []
-    for start in range(0, len(encoded), batch_size):
-        batch = collate([encoded[i] for i in range(start, min(start + batch_size, len(encoded)))])
+    device = device_of(model)
+    for batch in batches:
+        batch = to_device(batch, device)
         with torch.no_grad():
             embeds = adapter.embed(batch)
         mask = adapter.mask(batch, embeds)
@@ -99,31 +74,38 @@ def reconstruct_run(
             changed = (ids[row][keep] != batch["input_ids"][row][keep]).float()
             changed_fraction.append(changed.mean().item() if changed.numel() else 0.0)
             decoded.append(_decode_first_segment(tokenizer, ids[row], batch, row))
-    from advembed.data import Example
+    return decoded, changed_fraction
 
+
+def reconstruct_run(run: Path, *, data: DataOptions | None = None,
+                    settings: ReconstructSettings | None = None,
+                    sample: ReconstructSampleSettings | None = None, out: Path | None = None,
+                    **sample_options: Any) -> dict[str, Any]:
+    """Attack, decode and re-score; write ``reconstruct-SPLIT.jsonl`` and return a summary."""
+    from advembed.data import Example
+    from advembed.inference import predict_logits
+
+    settings = settings or ReconstructSettings()
+    sample = ReconstructSampleSettings.from_options(sample_options, sample)
+    config, _ = read_run(run)
+    loaded = load_run_model(run, config)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    reconstructor = load_reconstructor(model, Path(run) / MODEL_DIR)
+    chosen = sample_examples(run_split(config, sample.split, data), sample.n_examples,
+                             sample.seed)
+    max_length = config.get("max_length", 128)
+    batches = encoded_batches(run_task(config), chosen, tokenizer, batch_size=sample.batch_size,
+                              max_length=max_length)
+    started = time.perf_counter()
+    with eval_mode(model):
+        decoded, changed = decode_adversarial(model, tokenizer, reconstructor, batches, settings)
     rebuilt = [Example(text=text, label=e.label, text_pair=e.text_pair)
                for text, e in zip(decoded, chosen, strict=True)]
     before = predict_logits(model, tokenizer, chosen, max_length=max_length).argmax(-1)
     after = predict_logits(model, tokenizer, rebuilt, max_length=max_length).argmax(-1)
-    names = config["label_names"]
-    records = []
-    for i, example in enumerate(chosen):
-        records.append({
-            "original": example.text,
-            "reconstructed": decoded[i],
-            "label": names[example.label],
-            "original_prediction": names[int(before[i])],
-            "reconstructed_prediction": names[int(after[i])],
-            "flipped": bool(before[i] != after[i]),
-            # A text-form adversarial sample (Table 6): the original is classified correctly and
-            # the decoded text is not.
-            "adversarial": bool(before[i] == example.label and after[i] != example.label),
-            "changed_tokens": round(changed_fraction[i], 4),
-        })
-    out = Path(out) if out else Path(run) / f"reconstruct-{split}.jsonl"
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    os.replace(tmp, out)
+    records = _records(chosen, decoded, changed, before, after, config["label_names"])
+    out = Path(out) if out else Path(run) / f"reconstruct-{sample.split}.jsonl"
+    write_jsonl(out, records)
     flips = sum(r["flipped"] for r in records)
     return {
         "examples": len(records),
@@ -131,11 +113,27 @@ def reconstruct_run(
         "flip_rate": flips / len(records),
         "originally_correct": int((before == torch.tensor([e.label for e in chosen])).sum()),
         "adversarial": sum(r["adversarial"] for r in records),
-        "mean_changed_tokens": sum(changed_fraction) / len(changed_fraction),
+        "mean_changed_tokens": sum(changed) / len(changed),
         "seconds": round(time.perf_counter() - started, 2),
         "out": str(out),
-        "epsilon": epsilon, "alpha": alpha, "steps": steps,
+        "epsilon": settings.epsilon, "alpha": settings.step_size(settings.epsilon),
+        "steps": settings.steps,
     }
+
+
+def _records(chosen, decoded, changed, before, after, names) -> list[dict[str, Any]]:
+    return [{
+        "original": example.text,
+        "reconstructed": decoded[i],
+        "label": names[example.label],
+        "original_prediction": names[int(before[i])],
+        "reconstructed_prediction": names[int(after[i])],
+        "flipped": bool(before[i] != after[i]),
+        # A text-form adversarial sample (Table 6): the original is classified correctly and
+        # the decoded text is not.
+        "adversarial": bool(before[i] == example.label and after[i] != example.label),
+        "changed_tokens": round(changed[i], 4),
+    } for i, example in enumerate(chosen)]
 
 
 def _decode_first_segment(tokenizer, ids: torch.Tensor, batch, row: int) -> str:

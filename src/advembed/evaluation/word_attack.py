@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from advembed.errors import AdvembedError
+from advembed.settings import Settings, setting
 
 WORD_ATTACKS = ("pwws", "bert-attack", "bae")
 MLM_ATTACKS = ("bert-attack", "bae")
@@ -67,17 +68,27 @@ RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
 applied to all three as the perturbation budget."""
 
 
-@dataclass
-class WordAttackOptions:
-    """Options of one word-substitution attack; ``None`` takes the recipe default."""
+@dataclass(frozen=True)
+class WordAttackOptions(Settings):
+    """Options of one word-substitution attack; ``None`` takes the recipe's published value
+    (``RECIPE_DEFAULTS``)."""
 
+    owner = "the word attacks"
     attack: str = "pwws"
-    mlm: str | None = None
-    max_candidates: int | None = None
-    max_perturbed: float | None = None
-    min_similarity: float | None = None
-    similarity_model: str = "default"
-    query_budget: int | None = None
+    mlm: str | None = setting(None, "--mlm", "bert-attack/bae: masked LM proposing the "
+                              "candidates (local folder or hub name)")
+    max_candidates: int | None = setting(None, "--max-candidates", "bert-attack/bae: candidates "
+                                         "per word (default 8 / 50)", minimum=1)
+    max_perturbed: float | None = setting(None, "--max-perturbed", "budget: largest fraction of "
+                                          "words changed (default 0.4)", minimum=0,
+                                          exclusive_minimum=True, maximum=1)
+    min_similarity: float | None = setting(None, "--min-similarity", "bert-attack/bae: least "
+                                           "cosine similarity to the original (default 0.2 / "
+                                           "0.936)")
+    similarity_model: str = setting("default", "--similarity-model", "sentence encoder for "
+                                    "--min-similarity, or 'none' (default: the packaged MiniLM)")
+    query_budget: int | None = setting(None, "--query-budget", "largest number of model queries "
+                                       "per example (default: none)", minimum=1)
     batch_size: int = 64
 
     def resolved(self) -> dict[str, Any]:
@@ -90,18 +101,11 @@ class WordAttackOptions:
             value = getattr(self, key)
             if value is not None:
                 settings[key] = value
-        if not 0 < settings["max_perturbed"] <= 1:
-            raise AdvembedError("--max-perturbed must be in (0, 1], got "
-                                f"{settings['max_perturbed']}")
         if self.attack in MLM_ATTACKS and not self.mlm:
             raise AdvembedError(f"--attack {self.attack} needs --mlm: a masked language model "
                                 "(local folder or hub name) that proposes the candidates")
         if self.attack == "pwws" and self.mlm:
             raise AdvembedError("--mlm is used by bert-attack and bae, not by pwws")
-        if self.query_budget is not None and self.query_budget < 1:
-            raise AdvembedError(f"--query-budget must be >= 1, got {self.query_budget}")
-        if settings["max_candidates"] is not None and settings["max_candidates"] < 1:
-            raise AdvembedError(f"--max-candidates must be >= 1, got {settings['max_candidates']}")
         return settings
 
 
@@ -210,8 +214,9 @@ def protected_words(tokenizer) -> set[str]:
 
 
 def build_attack(textattack, wrapper, options: WordAttackOptions, *, pair: bool,
-                 target_tokenizer=None):
-    """Compose the TextAttack ``Attack`` for ``options`` around ``wrapper``."""
+                 target_tokenizer=None, task=None):
+    """Compose the TextAttack ``Attack`` for ``options`` around ``wrapper``; the goal function
+    is the task's (untargeted classification by default)."""
     from nltk.corpus import stopwords as nltk_stopwords
     from textattack.constraints.overlap import MaxWordsPerturbed
     from textattack.constraints.pre_transformation import (
@@ -219,8 +224,9 @@ def build_attack(textattack, wrapper, options: WordAttackOptions, *, pair: bool,
         RepeatModification,
         StopwordModification,
     )
-    from textattack.goal_functions import UntargetedClassification
     from textattack.search_methods import GreedyWordSwapWIR
+
+    from advembed.tasks import get_task
 
     settings = options.resolved()
     # TextAttack compares words case-sensitively; "Has" or "NOT" must be protected as well.
@@ -251,16 +257,17 @@ def build_attack(textattack, wrapper, options: WordAttackOptions, *, pair: bool,
                                    metric="cosine", compare_against_original=True,
                                    window_size=settings["window"]))
     budget = options.query_budget if options.query_budget is not None else float("inf")
-    goal = UntargetedClassification(wrapper, query_budget=budget,
-                                    model_batch_size=options.batch_size)
+    goal = (task or get_task()).word_attack_goal(textattack, wrapper, query_budget=budget,
+                                                 batch_size=options.batch_size)
     search = GreedyWordSwapWIR(wir_method=settings["wir"])
     return textattack.Attack(goal, constraints, transformation, search), settings
 
 
 def run_word_attack(model, tokenizer, examples: Sequence, options: WordAttackOptions, *,
-                    max_length: int = 128, progress: bool = True) -> tuple[dict, list[dict]]:
+                    max_length: int = 128, progress: bool = True,
+                    task=None) -> tuple[dict, list[dict]]:
     """Attack ``examples``; return ``(summary, per-example records)``."""
-    from advembed.attack_resources import import_textattack
+    from advembed.evaluation.attack_resources import import_textattack
 
     options.resolved()  # option errors before the slow import
     textattack = import_textattack()
@@ -279,7 +286,7 @@ def run_word_attack(model, tokenizer, examples: Sequence, options: WordAttackOpt
     wrapper = _build_wrapper_class(textattack)(model, tokenizer, batch_size=options.batch_size,
                                                max_length=max_length)
     attack, settings = build_attack(textattack, wrapper, options, pair=pair,
-                                    target_tokenizer=tokenizer)
+                                    target_tokenizer=tokenizer, task=task)
     started = time.perf_counter()
     results, records = [], []
     iterator = examples

@@ -1,0 +1,7 @@
+"""``python -m advembed.cli``."""
+
+import sys
+
+from advembed.cli import main
+
+sys.exit(main())

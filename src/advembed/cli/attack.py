@@ -1,0 +1,79 @@
+"""``advembed attack``: robustness of a saved run (embedding attacks and word substitutions)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from advembed.cli.options import (
+    add_data_group,
+    add_run_argument,
+    add_settings,
+    chosen,
+    data_options,
+    refuse_foreign,
+)
+
+NAME = "attack"
+
+
+def add(sub) -> None:
+    from advembed.evaluation.settings import (
+        PGDAttackSettings,
+        SampleSettings,
+        VulnerabilitySettings,
+    )
+    from advembed.evaluation.word_attack import WordAttackOptions
+
+    p = sub.add_parser(NAME, help="robustness of a saved run: pgd, vulnerability, "
+                       "pwws, bert-attack, bae")
+    add_run_argument(p)
+    p.add_argument("--attack", required=True,
+                   help="pgd, vulnerability (embedding space) or pwws, bert-attack, bae (words)")
+    add_settings(p, [SampleSettings])
+    add_data_group(p)
+    add_settings(p.add_argument_group("embedding attacks (pgd, vulnerability)"),
+                 [PGDAttackSettings, VulnerabilitySettings])
+    add_settings(p.add_argument_group("word-substitution attacks (pwws, bert-attack, bae)"),
+                 [WordAttackOptions])
+
+
+def run(args: argparse.Namespace) -> int:
+    from advembed.evaluation.attack import SETTINGS, attack_settings, run_attack
+    from advembed.evaluation.settings import SampleSettings
+
+    settings_cls = SETTINGS.get(args.attack)
+    if settings_cls is not None:
+        refuse_foreign(args, settings_cls, set(SETTINGS.values()))
+    settings = attack_settings(args.attack, chosen(args, settings_cls) if settings_cls else {})
+    sample = SampleSettings(**chosen(args, SampleSettings))
+    summary = run_attack(args.run, args.attack, data=data_options(args), settings=settings,
+                         sample=sample)
+    print(f"{args.attack} on {summary['examples']} {summary['split']} examples "
+          f"({summary['seconds']:.0f} s); written to {args.run}/attack-{args.attack}.json")
+    print(describe(args.attack, summary))
+    return 0
+
+
+def describe(attack: str, summary: dict) -> str:
+    """The lines the command prints after an attack."""
+    from advembed.evaluation.word_attack import WORD_ATTACKS
+
+    if attack == "pgd":
+        rows = [f"{'epsilon':>8} {'accuracy':>9} {'cosine':>8} {'euclidean':>10}"]
+        rows += [f"{row['epsilon']:>8g} {row['accuracy']:>9.4f} {row['cosine']:>8.4f} "
+                 f"{row['euclidean']:>10.4f}" for row in summary["results"]]
+        return "\n".join(rows)
+    if attack in WORD_ATTACKS:
+        return (f"original accuracy {summary['original_accuracy']:.4f}, "
+                f"attack accuracy {summary['attack_accuracy']:.4f}, "
+                f"success rate {summary['success_rate']:.4f}, "
+                f"mean queries {summary['mean_queries']:.1f}, "
+                f"perturbed words {summary['mean_perturbed_percent']:.2f}%, "
+                f"flips confirmed by re-scoring {summary['confirmed_flips']}/"
+                f"{summary['successful']}")
+    rows = [f"ROC AUC of the label from vulnerability: {json.dumps(summary['auc'])}"]
+    for label, stats in summary["per_label"].items():
+        rows.append(f"  {label}: mean F1 {stats['F1']['mean']:.4f}, "
+                    f"mean F2 {stats['F2']['mean']:.4f}")
+    return "\n".join(rows)

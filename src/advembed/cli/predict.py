@@ -1,0 +1,35 @@
+"""``advembed predict``: a saved run's answer for one text (or text pair)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from advembed.cli.options import add_run_argument
+
+NAME = "predict"
+
+
+def add(sub) -> None:
+    p = sub.add_parser(NAME, help="label one text (or a text pair) with a saved run")
+    add_run_argument(p)
+    p.add_argument("text", help="the text to classify")
+    p.add_argument("--pair", help="second sentence, for sentence-pair runs")
+    p.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def run(args: argparse.Namespace) -> int:
+    from advembed.evaluation import run_task
+    from advembed.runs import MODEL_DIR, read_run
+
+    config, _ = read_run(args.run)
+    task = run_task(config)
+    task.check_input(args.text, args.pair, config)  # before the model loads
+    loaded = task.load_saved(args.run / MODEL_DIR)
+    answer = task.predict(loaded, args.text, args.pair, config)
+    if args.json:
+        print(json.dumps(answer))
+        return 0
+    spread = " ".join(f"{n}={p:.4f}" for n, p in answer.get("probabilities", {}).items())
+    print(f"{answer['label']}\t{spread}".rstrip())
+    return 0

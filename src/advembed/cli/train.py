@@ -1,0 +1,80 @@
+"""``advembed train``: fine-tune a model, plain or adversarially."""
+
+from __future__ import annotations
+
+import argparse
+
+from advembed.cli.options import add_data_group, add_settings, chosen, refuse_foreign
+
+NAME = "train"
+
+
+def _classes():
+    from advembed.methods import REGISTRY as METHODS
+    from advembed.objectives import REGISTRY as OBJECTIVES
+
+    return METHODS, OBJECTIVES
+
+
+def add(sub) -> None:
+    from advembed.data.options import DataOptions
+    from advembed.methods import METHODS
+    from advembed.objectives import OBJECTIVES
+    from advembed.tasks import REGISTRY as TASKS
+    from advembed.training.config import TrainConfig
+
+    p = sub.add_parser(NAME, help="fine-tune a model (plain or adversarial)",
+                       description="Fine-tune a model on a dataset; with no options, the "
+                       "packaged MiniLM on mr.")
+    add_data_group(p, train=True)
+    add_settings(p.add_argument_group("training"), [TrainConfig], skip=DataOptions.flags(),
+                 choices={"--method": METHODS, "--objective": OBJECTIVES, "--task": list(TASKS)})
+    methods, objectives = _classes()
+    add_settings(p.add_argument_group("method hyper-parameters (defaults per method)"),
+                 [cls.Settings for cls in methods.values()])
+    add_settings(p.add_argument_group("objective hyper-parameters"),
+                 [cls.Settings for cls in objectives.values()])
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`TrainConfig` the flags describe; flags of another method or objective are
+    one-line errors."""
+    from advembed.training.config import TrainConfig
+
+    methods, objectives = _classes()
+    options = chosen(args, TrainConfig)
+    method = options.get("method", "none")
+    objective = options.get("objective", "ce")
+    method_cls = methods.get(method)
+    method_options = {}
+    if method_cls is not None:
+        refuse_foreign(args, method_cls.Settings, [c.Settings for c in methods.values()])
+        method_options = chosen(args, method_cls.Settings)
+    objective_cls = objectives.get(objective)
+    used = objective_cls.Settings if objective_cls is not None else _NoObjective
+    refuse_foreign(args, used, [c.Settings for c in objectives.values()],
+                   hint="needs --objective {owner}")
+    objective_options = chosen(args, objective_cls.Settings) if objective_cls else {}
+    return TrainConfig(**options, method_options=method_options,
+                       objective_options=objective_options)
+
+
+def run(args: argparse.Namespace) -> int:
+    from advembed.tasks import get_task
+    from advembed.training.run import run_training
+
+    config = config_from_args(args)
+    metrics = run_training(config)
+    print(f"run {config.output_dir()}: {get_task(config.task).summary(metrics)} "
+          f"({metrics['train']['seconds']:.0f} s training)")
+    return 0
+
+
+class _NoObjective:
+    """Stands for ``--objective ce``: it has no options."""
+
+    owner = "objective 'ce'"
+
+    @staticmethod
+    def declared():
+        return []

@@ -1,0 +1,61 @@
+"""The data option group: which dataset, which columns, which split seed.
+
+Declared once and shared by ``train`` (where ``--dataset`` defaults to ``mr``) and by the
+commands that read a run's data (``eval``, ``attack``, ``reconstruct``: unset options take the
+run's own).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from advembed.settings import Flag, Settings, setting
+
+DATASET = Flag("--dataset", "named dataset, CSV/TSV/JSONL file or folder, GLUE folder, or "
+               "hf:NAME")
+TEXT_COLUMN = Flag("--text-column", "text column of a CSV/TSV/JSONL file or hf: dataset")
+TEXT_PAIR_COLUMN = Flag("--text-pair-column", "second-sentence column (sentence pairs)")
+LABEL_COLUMN = Flag("--label-column", "label column of a CSV/TSV/JSONL file or hf: dataset")
+SPLIT_SEED = Flag("--split-seed", "seed of the train/dev/test split this package makes",
+                  minimum=0)
+
+
+@dataclass(frozen=True)
+class DataOptions(Settings):
+    """A dataset spec and how to read it; ``None`` means "the run's own" where a run is read."""
+
+    owner = "the data options"
+    dataset: str | None = setting(None, DATASET)
+    text_column: str | None = setting(None, TEXT_COLUMN)
+    text_pair_column: str | None = setting(None, TEXT_PAIR_COLUMN)
+    label_column: str | None = setting(None, LABEL_COLUMN)
+    split_seed: int | None = setting(None, SPLIT_SEED)
+
+    @property
+    def columns(self) -> dict[str, str | None]:
+        return {"text_column": self.text_column, "text_pair_column": self.text_pair_column,
+                "label_column": self.label_column}
+
+    def over(self, run_config: dict[str, Any]) -> DataOptions:
+        """These options, with what is unset taken from a run's ``config.json``.
+
+        Columns come from the run only when the dataset does: another dataset is read with
+        the columns given here."""
+        same = self.dataset is None
+        return DataOptions(
+            dataset=run_config["dataset"] if same else self.dataset,
+            text_column=run_config.get("text_column") if same else self.text_column,
+            text_pair_column=(run_config.get("text_pair_column") if same
+                              else self.text_pair_column),
+            label_column=run_config.get("label_column") if same else self.label_column,
+            split_seed=(self.split_seed if self.split_seed is not None
+                        else run_config.get("split_seed", 2024)),
+        )
+
+    def load(self):
+        """The :class:`~advembed.data.TextDataset` these options name."""
+        from advembed.data import load_dataset
+
+        return load_dataset(self.dataset or "mr", **self.columns,
+                            split_seed=2024 if self.split_seed is None else self.split_seed)

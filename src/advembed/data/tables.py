@@ -1,0 +1,251 @@
+"""Rows of a data file or dataset as examples: reading CSV/TSV/JSONL, picking the columns,
+numbering the labels, and making the train/dev/test splits that were not given.
+
+**Files.**  ``.csv`` (comma, standard quoting), ``.tsv`` (tab, no quoting: ``csv.QUOTE_NONE``,
+as GLUE needs), ``.jsonl`` and ``.json`` (one object per line, or one JSON array of objects).
+Files are read as UTF-8 (a byte-order mark is ignored).
+
+**Columns.**  Text: ``text_column``, else the first of ``text``, ``sentence``, ``sentence1``,
+``premise``, ``question1`` that exists.  Second text (pair tasks): ``text_pair_column``, else the
+first of ``text_pair``, ``sentence2``, ``hypothesis``, ``question2`` that exists, else none.
+Label: ``label_column``, else ``label``.
+
+**Labels.**  If every label is an integer, labels are ordered numerically, so labels ``0..K-1``
+keep their values (names ``"0"``, ``"1"``, …); other integers (e.g. ``-1``/``1``) are renumbered
+in numeric order.  Otherwise the label strings are sorted and numbered in that order.
+
+Errors name the file, the line (the physical line, header = line 1) and the bad value.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from advembed.data.base import Example, TextDataset
+from advembed.data.splits import split_off_dev, split_three
+from advembed.errors import AdvembedError
+
+TEXT_COLUMNS = ("text", "sentence", "sentence1", "premise", "question1")
+PAIR_COLUMNS = ("text_pair", "sentence2", "hypothesis", "question2")
+LABEL_COLUMN = "label"
+SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long documents exceed the 128 KiB default
+_INT = re.compile(r"[+-]?\d+")
+
+
+@dataclass
+class Table:
+    """Rows read from one source, with where each row came from (for error messages)."""
+
+    source: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    where: list[str]
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which columns hold the text, the optional second text and the label."""
+
+    text: str
+    pair: str | None
+    label: str
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def open_text(path: Path):  # noqa: ANN202 - a text file object
+    try:
+        return path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise AdvembedError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def read_delimited(path: Path, delimiter: str, header: Sequence[str] | None = None) -> Table:
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    rows, where = [], []
+    with open_text(path) as fh:
+        reader = csv.DictReader(fh, fieldnames=header, delimiter=delimiter, quoting=quoting)
+        try:
+            for row in reader:
+                rows.append(row)
+                where.append(f"line {reader.line_num}")
+            columns = [c for c in (reader.fieldnames or []) if c is not None]
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise AdvembedError(f"cannot parse {path} near line {reader.line_num}: {exc}") from None
+    return Table(str(path), columns, rows, where)
+
+
+def _read_json(path: Path) -> Table:
+    try:
+        content = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AdvembedError(f"cannot read {path}: {exc}") from None
+    if content.lstrip().startswith("["):
+        return _json_array(path, content)
+    rows, where = [], []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if line.strip():
+            rows.append(_json_object(path, line, f"line {number}"))
+            where.append(f"line {number}")
+    return Table(str(path), _union_keys(rows), rows, where)
+
+
+def _json_object(path: Path, line: str, where: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise AdvembedError(f"{path} {where} is not valid JSON: {exc.msg}") from None
+    if not isinstance(obj, dict):
+        raise AdvembedError(f"{path} {where} is not a JSON object")
+    return obj
+
+
+def _json_array(path: Path, content: str) -> Table:
+    try:
+        items = json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise AdvembedError(f"{path} is not valid JSON (line {exc.lineno}): {exc.msg}") from None
+    if not all(isinstance(item, dict) for item in items):
+        raise AdvembedError(f"{path} must hold JSON objects, one per example")
+    where = [f"item {i}" for i in range(1, len(items) + 1)]
+    return Table(str(path), _union_keys(items), items, where)
+
+
+def _union_keys(rows: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
+def read_table(path: Path) -> Table:
+    """Read a ``.csv``, ``.tsv``, ``.jsonl`` or ``.json`` file; an empty file is an error."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        table = read_delimited(path, ",")
+    elif suffix == ".tsv":
+        table = read_delimited(path, "\t")
+    elif suffix in {".jsonl", ".json"}:
+        table = _read_json(path)
+    else:
+        raise AdvembedError(
+            f"unsupported file type '{path.suffix}' for {path}; use {', '.join(SUFFIXES)}"
+        )
+    if not table.rows:
+        raise AdvembedError(f"{path} has no examples")
+    return table
+
+
+# --- rows to examples ----------------------------------------------------------------------
+
+
+def _available(table: Table) -> str:
+    return ", ".join(repr(c) for c in table.columns) or "none"
+
+
+def _require(table: Table, column: str, role: str) -> str:
+    if column not in table.columns:
+        raise AdvembedError(
+            f"{table.source} has no {role} column '{column}'; "
+            f"available columns: {_available(table)}"
+        )
+    return column
+
+
+def resolve_columns(table: Table, text: str | None, pair: str | None, label: str | None) -> Columns:
+    """Pick the text/pair/label columns: the ones named, else the defaults (module docstring)."""
+    if text is None:
+        text = next((c for c in TEXT_COLUMNS if c in table.columns), None)
+        if text is None:
+            raise AdvembedError(
+                f"{table.source} has no text column (looked for {', '.join(TEXT_COLUMNS)}); "
+                f"available columns: {_available(table)}"
+            )
+    _require(table, text, "text")
+    if pair is None:
+        pair = next((c for c in PAIR_COLUMNS if c in table.columns and c != text), None)
+    else:
+        _require(table, pair, "text-pair")
+    return Columns(text, pair, _require(table, label or LABEL_COLUMN, "label"))
+
+
+def label_string(value: Any) -> str | None:
+    """A label value as a string: integers (also 1.0 from JSON) as digits, ``None`` if empty."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    if _INT.fullmatch(text):
+        return str(int(text))
+    return text or None
+
+
+def label_vocabulary(labels: Sequence[str]) -> list[str]:
+    """Label names in index order: numeric order if all are integers, else sorted strings."""
+    unique = set(labels)
+    if all(_INT.fullmatch(label) for label in unique):
+        return [str(v) for v in sorted(int(label) for label in unique)]
+    return sorted(unique)
+
+
+def _cell(table: Table, i: int, column: str, role: str) -> str:
+    value = table.rows[i].get(column)
+    text = "" if value is None else str(value).strip()
+    if not text:
+        raise AdvembedError(f"{table.source} {table.where[i]}: empty {role} in column '{column}'")
+    return text
+
+
+def raw_labels(table: Table, column: str) -> list[str]:
+    """Every row's label as a string; an empty label is an error naming the row."""
+    labels = []
+    for i, row in enumerate(table.rows):
+        label = label_string(row.get(column))
+        if label is None:
+            raise AdvembedError(
+                f"{table.source} {table.where[i]}: empty label in column '{column}'"
+            )
+        labels.append(label)
+    return labels
+
+
+def to_examples(table: Table, cols: Columns, mapping: dict[str, int]) -> list[Example]:
+    """Turn rows into examples; a label missing from ``mapping`` is an error naming the row."""
+    examples = []
+    for i, label in enumerate(raw_labels(table, cols.label)):
+        if label not in mapping:
+            raise AdvembedError(
+                f"{table.source} {table.where[i]}: unknown label '{label}' "
+                f"(known labels: {', '.join(mapping)})"
+            )
+        text = _cell(table, i, cols.text, "text")
+        pair = _cell(table, i, cols.pair, "text pair") if cols.pair else None
+        examples.append(Example(text, mapping[label], pair))
+    return examples
+
+
+def assemble(
+    name: str,
+    label_names: list[str],
+    parts: dict[str, list[Example]],
+    seed: int,
+    description: str = "",
+) -> TextDataset:
+    """Make train/dev/test from whichever of them were given (rules in the module docstring)."""
+    train, dev, test = parts["train"], parts.get("dev"), parts.get("test")
+    if dev is None and test is None:
+        return TextDataset(name, label_names, split_three(train, seed, name), description)
+    if test is None:
+        test, dev = dev, None
+    if dev is None:
+        train, dev = split_off_dev(train, seed, f"{name} training data")
+    splits = {"train": list(train), "dev": dev, "test": test}
+    return TextDataset(name, label_names, splits, description)

@@ -1,0 +1,121 @@
+"""``advembed attack``: robustness of a saved run, written into the run directory.
+
+* ``pgd``: white-box k-PGD on word embeddings at several ε (accuracy under attack, cosine and
+  Euclidean drift of the representation) — paper 001 §4.5.
+* ``vulnerability``: VAA's F1/F2 under an FGSM with the predicted label, per gold label, and
+  their ROC AUC as label predictors — paper 002 §4.2.
+* ``pwws``, ``bert-attack``, ``bae``: black-box word-substitution attacks on the text, run by
+  TextAttack (:mod:`advembed.evaluation.word_attack`) — paper 003 §5.1.3.  Pairs: the second
+  sentence.
+
+Each writes ``attack-NAME.json`` (summary) and ``attack-NAME.jsonl`` (one line per example)
+atomically.  The examples are a seeded sample of ``n_examples`` from the split.  Each attack's
+settings are one dataclass (:mod:`advembed.evaluation.settings`,
+:class:`~advembed.evaluation.word_attack.WordAttackOptions`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from advembed.data.options import DataOptions
+from advembed.errors import AdvembedError
+from advembed.evaluation.runs import load_run_model, run_split, run_task, sample_examples
+from advembed.evaluation.settings import PGDAttackSettings, SampleSettings, VulnerabilitySettings
+from advembed.evaluation.word_attack import WORD_ATTACKS, WordAttackOptions
+from advembed.runs import read_run, write_json
+from advembed.settings import Settings
+
+SETTINGS: dict[str, type[Settings]] = {"pgd": PGDAttackSettings,
+                                        "vulnerability": VulnerabilitySettings,
+                                        **{name: WordAttackOptions for name in WORD_ATTACKS}}
+ATTACKS = tuple(SETTINGS)
+
+
+def attack_settings(attack: str, options: dict[str, Any] | None = None) -> Settings:
+    """The settings of ``attack``: its defaults with ``options`` (Python names) applied."""
+    if attack not in SETTINGS:
+        raise AdvembedError(f"unknown attack '{attack}'; choose one of {', '.join(ATTACKS)}")
+    cls = SETTINGS[attack]
+    base = cls(attack=attack) if cls is WordAttackOptions else cls()
+    return cls.from_options(options, base)
+
+
+def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
+               settings: Settings | None = None, sample: SampleSettings | None = None,
+               **sample_options: Any) -> dict[str, Any]:
+    """Run ``attack`` on a saved run and write its results; return the summary.
+
+    ``settings``: the attack's (:func:`attack_settings`); ``sample`` or ``sample_options``
+    (``split``, ``n_examples``, ``seed``, ``batch_size``, ``progress``): which examples.
+    """
+    settings = settings if settings is not None else attack_settings(attack)
+    sample = SampleSettings.from_options(sample_options, sample)
+    if attack in WORD_ATTACKS:
+        settings = dataclasses.replace(settings, attack=attack, batch_size=sample.batch_size)
+        settings.resolved()  # bad options fail before anything is loaded
+    config, _ = read_run(run)
+    examples = sample_examples(run_split(config, sample.split, data), sample.n_examples,
+                               sample.seed)
+    loaded = load_run_model(run, config)
+    started = time.perf_counter()
+    summary: dict[str, Any] = {"attack": attack,
+                               "dataset": (data.dataset if data else None) or config["dataset"],
+                               "split": sample.split, "examples": len(examples),
+                               "seed": sample.seed}
+    common = {"task": run_task(config), "max_length": config.get("max_length", 128),
+              "progress": sample.progress}
+    if attack == "pgd":
+        details, records = _pgd(loaded, examples, settings, sample.batch_size, common)
+    elif attack == "vulnerability":
+        details, records = _vulnerability(loaded, examples, settings, sample.batch_size, common,
+                                          config)
+    else:
+        from advembed.evaluation.word_attack import run_word_attack
+
+        details, records = run_word_attack(loaded.model, loaded.tokenizer, examples, settings,
+                                           **common)
+    summary |= details
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    write_jsonl(Path(run) / f"attack-{attack}.jsonl", records)
+    write_json(Path(run) / f"attack-{attack}.json", summary)
+    return summary
+
+
+def _pgd(loaded, examples, settings: PGDAttackSettings, batch_size, common):
+    from advembed.evaluation.robustness import pgd_robustness
+
+    results, records = pgd_robustness(loaded.model, loaded.tokenizer, examples, settings,
+                                      batch_size=batch_size, **common)
+    return ({"norm": settings.norm, "steps": settings.steps, "alpha_ratio": settings.alpha_ratio,
+             "alpha": settings.alpha, "results": [r.as_dict() for r in results]}, records)
+
+
+def _vulnerability(loaded, examples, settings: VulnerabilitySettings, batch_size, common,
+                   config):
+    from advembed.evaluation.vulnerability import vulnerability_auc, vulnerability_scores
+
+    records = vulnerability_scores(loaded.model, loaded.tokenizer, examples, settings,
+                                   batch_size=batch_size, **common)
+    per_label = {}
+    for index, name in enumerate(config["label_names"]):
+        rows = [r for r in records if r["label"] == index]
+        if rows:
+            per_label[name] = {key: {"mean": statistics.fmean(r[key] for r in rows),
+                                     "median": statistics.median(r[key] for r in rows)}
+                               for key in ("F1", "F2")}
+    return ({"norm": settings.norm, "epsilon": settings.epsilon, "per_label": per_label,
+             "auc": vulnerability_auc(records, len(config["label_names"]))}, records)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    """Write one JSON object per line, atomically (temporary file, then rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,68 @@
+"""Reading a saved run back: its data split, its model, a seeded sample, its evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from advembed.data.base import SPLITS
+from advembed.data.options import DataOptions
+from advembed.errors import AdvembedError
+from advembed.runs import MODEL_DIR, read_run
+from advembed.tasks import LoadedModel, Task, get_task
+
+
+def run_task(config: dict[str, Any]) -> Task:
+    """The task a run was trained for (runs from before tasks existed: classification)."""
+    return get_task(config.get("task"))
+
+
+def run_split(config: dict[str, Any], split: str, data: DataOptions | None = None) -> list:
+    """The examples of ``split`` for a saved run: its own dataset (same columns, split seed and
+    ``--limit``) or another one the run's task accepts; one-line errors otherwise."""
+    if split not in SPLITS:
+        raise AdvembedError(f"unknown split '{split}'; choose one of {', '.join(SPLITS)}")
+    data = data or DataOptions()
+    same = data.dataset is None
+    options = data.over(config)
+    task = run_task(config)
+    dataset = options.load()
+    if same and config.get("limit"):
+        dataset = dataset.limit(config["limit"], seed=config["seed"])
+    task.check_run_data(config, dataset, options.dataset)
+    examples = dataset.splits[split]
+    if not examples:
+        raise AdvembedError(f"dataset '{options.dataset}' has an empty {split} split")
+    return examples
+
+
+def load_run_model(run: Path, config: dict[str, Any] | None = None) -> LoadedModel:
+    """The model saved in ``run`` by its task, on the GPU when there is one."""
+    config = config if config is not None else read_run(run)[0]
+    loaded = run_task(config).load_saved(Path(run) / MODEL_DIR)
+    if torch.cuda.is_available():
+        loaded.model.cuda()
+    return loaded
+
+
+def sample_examples(examples: list, n: int, seed: int) -> list:
+    """A seeded sample of at most ``n`` examples, in their original order."""
+    if n >= len(examples):
+        return list(examples)
+    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed))
+    return [examples[i] for i in sorted(order[:n].tolist())]
+
+
+def evaluate_run(run: Path, *, data: DataOptions | None = None, split: str = "test",
+                 batch_size: int = 64) -> dict[str, Any]:
+    """Re-evaluate a saved run on a split of its own dataset or of another one."""
+    config, _ = read_run(run)
+    examples = run_split(config, split, data)
+    loaded = run_task(config).load_saved(Path(run) / MODEL_DIR)
+    result = run_task(config).evaluate(loaded.model, loaded.tokenizer, examples,
+                                       batch_size=batch_size,
+                                       max_length=config.get("max_length", 128), progress=True)
+    name = (data.dataset if data is not None else None) or config["dataset"]
+    return {"dataset": name, "split": split, "examples": len(examples)} | result

@@ -1,0 +1,190 @@
+"""What every training method shares: settings, the adapter, warm-up, objective plumbing.
+
+A method implements ``_step(model, inputs, backward) -> loss``: it runs its passes, calls
+``backward(loss)`` for each loss whose parameter gradient it wants accumulated and returns the
+detached total loss.  It never steps the optimiser, so the same object serves three ways in
+(your own loop, :class:`~advembed.training.AdvTrainer`, ``advembed train``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from advembed.adapter import EmbeddingAdapter
+from advembed.errors import AdvembedError
+from advembed.flags import WARMUP_STEPS
+from advembed.objectives.base import Objective, ObjectiveContext
+from advembed.settings import Settings, setting
+
+Backward = Callable[[torch.Tensor], None]
+
+
+@dataclass(frozen=True)
+class NoSettings(Settings):
+    """A method without hyper-parameters (plain fine-tuning)."""
+
+    owner = "method 'none'"
+
+
+@dataclass(frozen=True)
+class MethodSettings(Settings):
+    """Settings every adversarial method has."""
+
+    warmup_steps: int = setting(0, WARMUP_STEPS)
+
+
+def default_backward(loss: torch.Tensor, **kwargs: Any) -> None:
+    loss.backward(**kwargs)
+
+
+def call_backward(backward: Backward, loss: torch.Tensor, *, retain: bool) -> None:
+    """Call ``backward``, asking it to keep the graph only when an objective still needs it
+    (so user-supplied ``backward(loss)`` callables without keyword arguments keep working)."""
+    if retain:
+        backward(loss, retain_graph=True)
+    else:
+        backward(loss)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside DDP / accelerate wrappers (no gradient-sync hooks)."""
+    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+        model = model.module
+    return model
+
+
+def plain_step(model: torch.nn.Module, inputs: dict[str, Any], backward: Backward) -> torch.Tensor:
+    """One forward and backward of the clean loss."""
+    loss = model(**inputs).loss
+    backward(loss)
+    return loss.detach()
+
+
+class TrainingMethod:
+    """Base class: settings, adapter construction, warm-up and pass counting, and the plumbing
+    that hands the final adversarial pass to an objective.
+
+    Subclasses set ``name``, ``Settings`` (a :class:`~advembed.settings.Settings` dataclass:
+    the method's defaults, flags and ranges), ``paper`` and ``summary`` (for the docs), and
+    implement ``_step`` and ``count_passes``.
+    """
+
+    name: ClassVar[str] = "base"
+    Settings: ClassVar[type[Settings]] = NoSettings
+    paper: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    takes_objective: ClassVar[bool] = True
+    replays: int = 1
+
+    def __init__(self, model: torch.nn.Module, settings: Settings | None = None, *,
+                 objective: Objective | None = None, **options: Any) -> None:
+        if objective is not None and not self.takes_objective:
+            raise AdvembedError(f"method '{self.name}' does not take an objective "
+                                f"({objective.name}): {self.no_objective_reason()}")
+        self.settings = self.Settings.from_options(options, settings)
+        self.adapter = EmbeddingAdapter(unwrap(model))
+        self.objective = objective
+        self.steps_done = 0
+        self._example_index: torch.Tensor | None = None
+
+    @classmethod
+    def no_objective_reason(cls) -> str:
+        return "it has no adversarial pass"
+
+    @classmethod
+    def count_passes(cls, settings: Settings, needs_clean: bool = False) -> float:
+        """Forward+backward passes per step (relative cost in the step-cost benchmark)."""
+        return 1.0
+
+    @property
+    def passes(self) -> float:
+        return self.count_passes(self.settings, self._needs_clean)
+
+    def step(self, model: torch.nn.Module, inputs: dict[str, Any],
+             backward: Backward = default_backward) -> torch.Tensor:
+        """One optimisation step's passes on ``inputs``; the caller steps the optimiser."""
+        inputs = dict(inputs)
+        self._example_index = inputs.pop("example_index", None)
+        try:
+            if self.in_warmup():
+                return plain_step(model, inputs, backward)
+            return self._step(model, inputs, backward)
+        finally:
+            self.steps_done += 1
+
+    def in_warmup(self) -> bool:
+        return self.steps_done < getattr(self.settings, "warmup_steps", 0)
+
+    def _step(self, model, inputs, backward) -> torch.Tensor:
+        raise NotImplementedError
+
+    # --- objective plumbing -----------------------------------------------------------
+
+    @property
+    def _hidden(self) -> bool:
+        return self.objective is not None
+
+    @property
+    def _needs_clean(self) -> bool:
+        return self.objective is not None and self.objective.needs_clean
+
+    def _prologue(self, model, inputs):
+        """``(adapter for backward passes, clean embeddings (no graph), perturbation mask)``."""
+        outer = self._adapter_for(model)
+        with torch.no_grad():
+            like = self.adapter.embed(inputs)
+        return outer, like, self._mask(inputs, like)
+
+    def _mask(self, inputs: dict[str, Any], like: torch.Tensor) -> torch.Tensor:
+        """Where δ may be non-zero: real tokens, narrowed by the objective (ATCL: one word)."""
+        mask = self.adapter.mask(inputs, like)
+        if self.objective is not None:
+            mask = self.objective.perturbation_mask(inputs, mask)
+        return mask
+
+    def _clean_for_objective(self, outer, inputs):
+        """A clean pass with hidden states, kept in the graph for the objective (or None)."""
+        return outer.forward(inputs, output_hidden_states=True) if self._needs_clean else None
+
+    def _adversarial_loss(self, model, outer, inputs, delta, clean, scale: float = 1.0):
+        """Loss of the adversarial pass: weighted cross-entropy plus the objective's term."""
+        adversarial = outer.forward(inputs, delta, output_hidden_states=self._hidden or None)
+        if self.objective is None:
+            return adversarial, adversarial.loss * scale
+        weighted = self.objective.adversarial_weight * adversarial.loss
+        return adversarial, (weighted + self._objective_term(model, inputs, adversarial,
+                                                             clean)) * scale
+
+    def _objective_term(self, model, inputs, adversarial, clean) -> torch.Tensor:
+        """The objective's own loss term for this step (0 without an objective)."""
+        if self.objective is None:
+            return torch.zeros((), device=adversarial.logits.device)
+        context = ObjectiveContext(model=model, inputs=inputs, adversarial=adversarial,
+                                   clean=clean, example_index=self._example_index,
+                                   step=self.steps_done)
+        return self.objective.loss(context)
+
+    def _adapter_for(self, model: torch.nn.Module) -> EmbeddingAdapter:
+        """An adapter over ``model`` as given (DDP-wrapped for passes that call backward)."""
+        if model is self.adapter.model:
+            return self.adapter
+        return _WrappedAdapter(model, self.adapter)
+
+
+class _WrappedAdapter(EmbeddingAdapter):
+    """Forward through a wrapper (DDP) while finding embeddings on the inner module."""
+
+    def __init__(self, wrapped: torch.nn.Module, inner: EmbeddingAdapter) -> None:
+        self.model = wrapped
+        self._inner = inner
+
+    @property
+    def word_embeddings(self) -> torch.nn.Embedding:
+        return self._inner.word_embeddings
+
+    def embedding_block(self) -> torch.nn.Module:
+        return self._inner.embedding_block()

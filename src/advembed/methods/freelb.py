@@ -1,0 +1,76 @@
+"""FreeLB (Zhu et al. 2020; paper 000 §2, paper 001 Table 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from advembed.flags import ALPHA, EPSILON, INIT, NORM, STEPS
+from advembed.methods.base import MethodSettings, TrainingMethod, call_backward
+from advembed.perturbation import direction, project, random_init
+from advembed.settings import setting
+
+
+@dataclass(frozen=True)
+class FreeLBSettings(MethodSettings):
+    """α from the search on ``mr`` dev (``docs/defaults.md``); K, γ and ε = 0 (unbounded)
+    follow the official code."""
+
+    owner = "method 'freelb'"
+    steps: int = setting(3, STEPS)
+    alpha: float = setting(0.03, ALPHA)
+    epsilon: float = setting(0.0, EPSILON)
+    init_mag: float = setting(0.1, INIT)
+    norm: str = setting("l2", NORM)
+    clean_pass: bool = setting(False, "--adv-clean-pass", "FreeLB: also back-propagate the "
+                               "clean loss")
+
+
+class FreeLB(TrainingMethod):
+    """FreeLB: K ascent steps, parameter gradients of all K accumulated.
+
+    Per step t: loss ``L(x + δ_{t-1}) / K`` is back-propagated (parameters and δ together), then
+    ``δ_t = Π(δ_{t-1} + α·g/‖g‖)``; one optimiser step after the K steps.  δ₀ is ``U(-1, 1)`` on
+    real tokens scaled by ``γ/sqrt(len·hidden)`` (``init_mag`` γ; 0 starts at zero); ε = 0 means
+    unbounded (no projection), as in the official code.  ``clean_pass`` adds a back-propagated
+    clean loss; ``warmup_steps`` plain steps come first (users report NaN without them).
+    """
+
+    name = "freelb"
+    Settings = FreeLBSettings
+    paper = "Zhu et al. 2020; paper 000 §2, paper 001 Table 1"
+    summary = ("K ascent steps, each loss ÷ K, parameter gradients accumulated, one optimiser "
+               "step")
+
+    @classmethod
+    def count_passes(cls, settings: FreeLBSettings, needs_clean: bool = False) -> float:
+        return settings.steps + (1 if settings.clean_pass or needs_clean else 0)
+
+    def _step(self, model, inputs, backward):
+        s = self.settings
+        outer, like, mask = self._prologue(model, inputs)
+        total = torch.zeros((), device=like.device)
+        clean = None
+        if s.clean_pass:
+            clean = outer.forward(inputs, output_hidden_states=self._needs_clean or None)
+            call_backward(backward, clean.loss, retain=self._needs_clean)
+            total = total + clean.loss.detach()
+        elif self._needs_clean:
+            clean = self._clean_for_objective(outer, inputs)
+        delta = project(random_init(like, mask, s.init_mag, s.norm), mask, s.epsilon, s.norm)
+        for t in range(s.steps):
+            delta.requires_grad_(True)
+            if t == s.steps - 1:  # the objective sees the final adversarial sample
+                _, loss = self._adversarial_loss(model, outer, inputs, delta, clean,
+                                                 1.0 / s.steps)
+            else:  # fresh embedding lookup on every pass
+                loss = outer.forward(inputs, delta).loss / s.steps
+            backward(loss)
+            total = total + loss.detach()
+            if t == s.steps - 1:
+                break
+            grad = delta.grad.detach()
+            delta = project(delta.detach() + s.alpha * direction(grad, mask, s.norm), mask,
+                            s.epsilon, s.norm)
+        return total

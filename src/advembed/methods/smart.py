@@ -1,0 +1,77 @@
+"""SMART-style smoothness-inducing adversarial regularisation (Jiang et al. 2020; paper 003)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from advembed.adversaries import gradient_at
+from advembed.flags import EPSILON, STEPS
+from advembed.losses import symmetric_kl
+from advembed.methods.base import MethodSettings, TrainingMethod
+from advembed.perturbation import direction, project
+from advembed.settings import setting
+
+
+@dataclass(frozen=True)
+class SMARTSettings(MethodSettings):
+    """σ, η and one ascent step follow mt-dnn; λ = 1 (paper 003's baseline)."""
+
+    owner = "method 'smart'"
+    weight: float = setting(1.0, "--smart-weight", "SMART: weight λ of the smoothness term",
+                            minimum=0)
+    noise: float = setting(1e-5, "--smart-noise", "SMART: std σ of the initial noise", minimum=0)
+    step_size: float = setting(1e-3, "--smart-step-size", "SMART: ascent step size η", minimum=0)
+    steps: int = setting(1, STEPS)
+    epsilon: float = setting(0.0, EPSILON)
+
+
+class SMART(TrainingMethod):
+    """``L(x) + λ·D_sKL(f(x), f(x + δ))``.
+
+    δ starts as ``N(0, σ²)`` noise on real tokens and takes ``steps`` ascent steps
+    ``δ ← δ + η·g/‖g‖`` on ``D_sKL(f(x + δ), stopgrad f(x))``, with the norm per token (SMART's
+    convention; ε > 0 adds a projection, 0 = none).  In the final regulariser each side is
+    compared with the other's detached prediction (mt-dnn's ``stable_kl`` both ways), so
+    gradients flow through both the clean and the perturbed pass.  Perturbed passes take
+    ``inputs_embeds`` = word embeddings + δ: the model adds position and segment embeddings and
+    LayerNorm once (mt-dnn's current code applies them twice).
+    """
+
+    name = "smart"
+    Settings = SMARTSettings
+    paper = "Jiang et al. 2020; paper 003"
+    summary = ("`L(x) + λ·sKL(f(x), f(x + δ))`, δ from N(0, σ²) noise + one per-token ascent "
+               "step")
+
+    @classmethod
+    def count_passes(cls, settings: SMARTSettings, needs_clean: bool = False) -> float:
+        return 2.0 + settings.steps
+
+    def _step(self, model, inputs, backward):
+        s = self.settings
+        outer = self._adapter_for(model)
+        clean = outer.forward(inputs, output_hidden_states=self._needs_clean or None)
+        clean_logits = clean.logits
+        with torch.no_grad():
+            like = self.adapter.embed(inputs)
+        mask = self._mask(inputs, like)
+        delta = torch.randn_like(like) * s.noise * mask
+        target = clean_logits.detach()
+        for _ in range(s.steps):
+            grad = gradient_at(
+                lambda d: symmetric_kl(self.adapter.forward(inputs, d).logits, target), delta
+            )
+            delta = project(delta + s.step_size * direction(grad, mask, "l2", "token"), mask,
+                            s.epsilon, "l2", "token").detach()
+        perturbed = outer.forward(inputs, delta, output_hidden_states=self._hidden or None)
+        extra = self._objective_term(model, inputs, perturbed, clean)
+        perturbed_logits = perturbed.logits
+        regulariser = 0.5 * (
+            symmetric_kl(perturbed_logits, clean_logits.detach())
+            + symmetric_kl(clean_logits, perturbed_logits.detach())
+        )
+        loss = clean.loss + s.weight * regulariser + extra
+        backward(loss)
+        return loss.detach()

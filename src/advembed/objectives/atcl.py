@@ -1,0 +1,195 @@
+"""ATCL (paper 004 §3, eq. 1, 5–7): FGM on one randomly chosen complete word per sentence, a
+down-weighted adversarial loss and a cosine contrastive loss against in-batch negatives."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from advembed.errors import AdvembedError
+from advembed.objectives.base import BuildContext, Objective, ObjectiveContext
+from advembed.settings import Settings, setting
+
+
+@dataclass(frozen=True)
+class ATCLSettings(Settings):
+    """α, β, τ and n from paper 004 §5.1 (its ε = 0.03 is FGM's, see ``method_defaults``)."""
+
+    owner = "objective 'atcl'"
+    alpha: float = setting(0.1, "--atcl-alpha", "ATCL: weight α of the adversarial loss",
+                           minimum=0)
+    beta: float = setting(0.1, "--atcl-beta", "ATCL: weight β of the contrastive loss", minimum=0)
+    tau: float = setting(0.07, "--atcl-tau", "ATCL: temperature τ", minimum=0,
+                         exclusive_minimum=True)
+    num_negatives: int = setting(5, "--atcl-negatives", "ATCL: negatives n from the batch",
+                                 minimum=1)
+
+
+_ALPHA = re.compile(r"^[^\W\d_]{2,}$")  # letters only, at least two of them
+_WORDISH = re.compile(r"[^\W_]")  # contains a letter or digit
+
+
+@dataclass(frozen=True)
+class WordFlags:
+    """Per vocabulary id: starts a word / continues a word / letters-only (≥ 2 letters)."""
+
+    start: torch.Tensor
+    continuation: torch.Tensor
+    alpha: torch.Tensor
+
+
+def word_flags(tokenizer) -> WordFlags:
+    """Classify every vocabulary entry for ATCL's complete-word mask.
+
+    Schemes: WordPiece (continuations start with ``##``), byte-level BPE (word starts carry
+    ``Ġ``) and SentencePiece (``▁``).  In the marker schemes a piece without the marker that
+    holds a letter or digit continues the previous word; punctuation pieces neither start nor
+    continue a word.  Special tokens are none of these.
+    """
+    size = len(tokenizer)
+    tokens = tokenizer.convert_ids_to_tokens(list(range(size)))
+    special = set(tokenizer.all_special_ids)
+    def uses(prefix: str) -> bool:
+        return any(t is not None and t.startswith(prefix) for t in tokens)
+
+    # WordPiece if it has "##" pieces, or no marker at all (a vocabulary of whole words).
+    marker = None if uses("##") else ("Ġ" if uses("Ġ") else ("▁" if uses("▁") else None))
+    wordpiece = marker is None
+    start = torch.zeros(size, dtype=torch.bool)
+    continuation = torch.zeros(size, dtype=torch.bool)
+    alpha = torch.zeros(size, dtype=torch.bool)
+    for i, token in enumerate(tokens):
+        if token is None or i in special:
+            continue
+        if wordpiece:
+            is_cont = token.startswith("##")
+            text = token[2:] if is_cont else token
+            is_start = not is_cont
+        else:
+            has_marker = token.startswith(marker)
+            text = token[len(marker):] if has_marker else token
+            is_start = has_marker
+            is_cont = not has_marker and bool(_WORDISH.search(text))
+        start[i], continuation[i] = is_start, is_cont
+        alpha[i] = bool(_ALPHA.match(text))
+    return WordFlags(start, continuation, alpha)
+
+
+def complete_word_mask(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, flags: WordFlags
+) -> torch.Tensor:
+    """Boolean ``(B, L)``: tokens that are a whole word by themselves (ATCL's mask ℳ).
+
+    Kept: letters-only tokens (≥ 2 letters) that start a word and are not followed by a
+    continuation piece.  Dropped: special tokens, padding, punctuation and symbols, numbers,
+    single characters, and every piece of a word split into sub-words.  A continuation-looking
+    piece right after a special token or punctuation starts a word (RoBERTa's first word has
+    no ``Ġ``).
+    """
+    start = flags.start.to(input_ids.device)[input_ids]
+    cont = flags.continuation.to(input_ids.device)[input_ids]
+    alpha = flags.alpha.to(input_ids.device)[input_ids]
+    real = attention_mask.bool()
+    after_boundary = torch.ones_like(real)
+    after_boundary[:, 1:] = ~(start[:, :-1] | cont[:, :-1])
+    word_start = start | (cont & after_boundary)
+    followed_by_piece = torch.zeros_like(real)
+    followed_by_piece[:, :-1] = cont[:, 1:] & real[:, 1:]
+    return real & word_start & ~followed_by_piece & alpha
+
+
+def atcl_contrastive_loss(
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    pool: torch.Tensor,
+    num_negatives: int,
+    tau: float = 0.07,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Eq. 6 with cosine similarity, mean over anchors.
+
+    Row k's anchor is ``anchor[k]``, its positive ``positive[k]`` and its n negatives are
+    sampled without replacement from ``pool`` rows other than k (the anchor itself is never a
+    negative).  Works for sentence-level ``(B, d)`` and flattened token-level ``(B·L, d)``
+    representations alike.  Eq. 6's denominator holds the negatives only.
+    """
+    count = anchor.shape[0]
+    if count < 2:
+        return anchor.sum() * 0.0
+    n = min(num_negatives, count - 1)
+    scores = torch.rand(count, count - 1, generator=generator).to(anchor.device)
+    picks = scores.argsort(dim=1)[:, :n]  # positions among the other rows
+    others = torch.arange(count, device=anchor.device)[None, :].expand(count, -1)
+    keep = others != torch.arange(count, device=anchor.device)[:, None]
+    other_index = others[keep].view(count, count - 1)
+    negative_index = torch.gather(other_index, 1, picks)
+    a = F.normalize(anchor.float(), dim=-1)
+    p = F.normalize(positive.float(), dim=-1)
+    negatives = F.normalize(pool.float(), dim=-1)[negative_index]  # (count, n, d)
+    positive_score = (a * p).sum(-1) / tau
+    negative_scores = torch.einsum("kd,knd->kn", a, negatives) / tau
+    return (torch.logsumexp(negative_scores, dim=1) - positive_score).mean()
+
+
+class ATCL(Objective):
+    """``L + α·L_adv + β·L_cont``.
+
+    Perturbation: one token per sentence, chosen uniformly among the complete-word tokens
+    (``complete_word_mask``), gets an FGM step of norm ε **in the direction that increases the
+    loss** (eq. 1 prints ``e − ε·g/‖g‖``; with J the training cost that would lower the loss
+    and not be adversarial, so we read it as the usual FGM ascent).  Use with ``--method fgm``
+    (its per-example norm over this one-token mask is the token's norm, = ε; composed with FGM
+    its ε defaults to the paper's 0.03).  Sentences with no complete word are not perturbed.
+    ``L_cont``: anchor = clean representation, positive = adversarial representation, n
+    negatives from the other clean representations in the batch (eq. 6, cosine similarity, τ).
+    """
+
+    name = "atcl"
+    Settings = ATCLSettings
+    paper = "paper 004 §3 (eq. 1, 5–7)"
+    summary = ("perturbs **one** randomly chosen complete word per sentence (no special tokens, "
+               "punctuation, numbers, single characters or sub-word pieces), then "
+               "`L + α·L_adv + β·L_cont` with a cosine contrastive loss against n in-batch "
+               "negatives")
+    needs_clean = True
+    method_defaults = {"fgm": {"epsilon": 0.03}}  # §5.1: ε = 0.03
+
+    def __init__(self, tokenizer, *, settings: ATCLSettings | None = None, seed: int = 0,
+                 **options) -> None:
+        self.settings = ATCLSettings.from_options(options, settings)
+        self.adversarial_weight = self.settings.alpha
+        self.flags = word_flags(tokenizer)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @classmethod
+    def build(cls, settings: ATCLSettings, context: BuildContext) -> ATCL:
+        if context.tokenizer is None:
+            raise AdvembedError("objective atcl needs the tokenizer (its complete-word mask)")
+        return cls(context.tokenizer, settings=settings, seed=context.seed)
+
+    def candidate_mask(self, inputs: dict[str, Any]) -> torch.Tensor:
+        ids = inputs["input_ids"]
+        attention = inputs.get("attention_mask", torch.ones_like(ids))
+        return complete_word_mask(ids, attention, self.flags)
+
+    def perturbation_mask(self, inputs, mask):
+        candidates = self.candidate_mask(inputs)
+        scores = torch.rand(candidates.shape, generator=self.generator).to(candidates.device)
+        scores = scores.masked_fill(~candidates, -1.0)
+        chosen = scores.argmax(dim=1)
+        one = torch.zeros_like(candidates)
+        one[torch.arange(len(chosen), device=one.device), chosen] = True
+        one &= candidates.any(dim=1, keepdim=True)
+        return one.unsqueeze(-1).to(mask.dtype) * mask
+
+    def loss(self, context: ObjectiveContext) -> torch.Tensor:
+        s = self.settings
+        clean = self.representation(context.clean, context.inputs)
+        adversarial = self.representation(context.adversarial, context.inputs)
+        return s.beta * atcl_contrastive_loss(clean, adversarial, clean, s.num_negatives, s.tau,
+                                              generator=self.generator)

@@ -1,0 +1,86 @@
+"""What every objective shares: the step context, the representation, the base class."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from advembed.settings import Settings
+
+Representation = Callable[[Any, dict[str, Any]], torch.Tensor]
+
+
+def first_token_representation(outputs: Any, inputs: dict[str, Any] | None = None) -> torch.Tensor:
+    """Final hidden state of the first token (``[CLS]``/``<s>``), as in papers 001 and 004."""
+    return outputs.hidden_states[-1][:, 0]
+
+
+@dataclass
+class ObjectiveContext:
+    """What an objective sees on a training step."""
+
+    model: torch.nn.Module
+    inputs: dict[str, Any]
+    adversarial: Any  # model outputs on x + δ, with hidden_states
+    clean: Any | None  # model outputs on x, with hidden_states (if ``needs_clean``)
+    example_index: torch.Tensor | None
+    step: int
+
+
+@dataclass
+class BuildContext:
+    """What building an objective may need besides its settings (not all objectives do)."""
+
+    model: torch.nn.Module
+    tokenizer: Any = None
+    train_labels: list[int] | None = None
+    total_steps: int | None = None
+    seed: int = 0
+    representation: Representation = first_token_representation
+
+
+class Objective:
+    """Base class: what is learned from the adversarial sample beyond its cross-entropy.
+
+    Subclasses set ``name``, ``Settings`` (defaults, flags and ranges), ``paper`` and
+    ``summary`` (for the docs), implement ``loss`` and ``build``.  ``adversarial_weight``
+    scales the adversarial cross-entropy; ``method_defaults`` overrides a method's defaults
+    when the two are composed (ATCL runs FGM at its paper's ε = 0.03).  ``representation``
+    maps model outputs to the ``(batch, hidden)`` representation the objective compares; the
+    task sets it (the first token's final state for classification).
+    """
+
+    name: ClassVar[str] = "ce"
+    Settings: ClassVar[type[Settings]] = Settings
+    paper: ClassVar[str] = "—"
+    summary: ClassVar[str] = ""
+    needs_clean: ClassVar[bool] = False
+    needs_example_index: ClassVar[bool] = False
+    method_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    adversarial_weight: float = 1.0
+    representation: Representation = staticmethod(first_token_representation)
+
+    @classmethod
+    def build(cls, settings: Settings, context: BuildContext) -> Objective:
+        raise NotImplementedError
+
+    def perturbation_mask(self, inputs: dict[str, Any], mask: torch.Tensor) -> torch.Tensor:
+        """Where δ may be non-zero (default: every real token)."""
+        return mask
+
+    def loss(self, context: ObjectiveContext) -> torch.Tensor:
+        raise NotImplementedError
+
+    def attach(self, model: torch.nn.Module) -> None:
+        """Register trainable parameters on ``model`` (so any optimiser picks them up)."""
+
+    def learning_rates(self) -> list[tuple[list[torch.nn.Parameter], float]]:
+        """Parameters that train at their own learning rate: ``[(params, lr), ...]``.
+
+        :class:`~advembed.training.AdvTrainer` moves them into their own optimiser groups (same
+        schedule, same weight decay); in your own loop use :func:`advembed.objectives.param_groups`.
+        """
+        return []

@@ -1,0 +1,133 @@
+"""What a task brings to training and evaluation, as ``transformers.Trainer`` takes
+``compute_metrics`` and ``compute_loss_func``: the data, the model class, the collator, how the
+loss is normalised, the metrics and which one picks the best checkpoint, the collapse baseline,
+the representation objectives and drift compare, and the goal of word attacks.
+
+Nothing outside ``tasks/`` knows which task it runs: the training loop, the methods, the
+objectives and the evaluation ask the task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from advembed.data.base import SPLITS
+from advembed.errors import AdvembedError
+from advembed.objectives.base import first_token_representation
+
+__all__ = ["SPLITS", "LoadedModel", "Task"]
+
+
+@dataclass
+class LoadedModel:
+    """A model, its tokenizer and where it came from."""
+
+    model: Any
+    tokenizer: Any
+    source: str
+
+
+class Task:
+    """Base class; subclasses set the class attributes and implement the data and model hooks.
+
+    ``token_level``: the model's loss is a mean over tokens (language modelling, translation),
+    so gradient accumulation must weight each micro-batch by its share of the target tokens
+    (:meth:`count_items`); sequence-level losses are means over examples.
+    """
+
+    name: ClassVar[str] = "task"
+    description: ClassVar[str] = ""
+    metric_names: ClassVar[tuple[str, ...]] = ()
+    best_metric: ClassVar[str] = "loss"
+    greater_is_better: ClassVar[bool] = False
+    token_level: ClassVar[bool] = False
+
+    # --- data and model ----------------------------------------------------------------
+    def load_data(self, options, *, limit: int | None = None, seed: int = 0):
+        """The dataset named by ``options`` (:class:`~advembed.data.options.DataOptions`), at
+        most ``limit`` examples per split, with non-empty train, dev and test splits."""
+        raise NotImplementedError
+
+    def build_model(self, name: str, data, *, random_init: bool = False) -> LoadedModel:
+        """The model to fine-tune: pretrained weights of ``name`` (a fresh head where the task
+        needs one), or with ``random_init`` the same architecture randomly initialised."""
+        raise NotImplementedError
+
+    def load_saved(self, model_dir: Path) -> LoadedModel:
+        """A model saved by ``advembed train`` (``RUN/model``)."""
+        raise NotImplementedError
+
+    def encode(self, examples, tokenizer, *, max_length: int, with_index: bool = False):
+        """A ``torch`` dataset of model inputs; ``with_index`` adds ``example_index``."""
+        raise NotImplementedError
+
+    def collator(self, tokenizer):
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer)
+
+    def check_run_data(self, run_config: dict[str, Any], data, spec: str) -> None:
+        """Refuse data a saved run cannot be evaluated on (default: accept)."""
+
+    # --- loss, metrics, checkpoints --------------------------------------------------------
+    def count_items(self, inputs: dict[str, Any]) -> int | torch.Tensor:
+        """How many items the model's loss averages over in this batch (token-level tasks)."""
+        labels = inputs["labels"]
+        return (labels != -100).sum()
+
+    def compute_metrics(self, eval_prediction) -> dict[str, float]:
+        """``transformers.Trainer`` hook (default: the loss only)."""
+        return {}
+
+    def evaluate(self, model, tokenizer, examples, *, batch_size: int = 64,
+                 max_length: int = 128, progress: bool = False) -> dict[str, float]:
+        """Metrics of a trained model on ``examples`` (``advembed eval``)."""
+        raise NotImplementedError
+
+    def collapse_baseline(self, examples) -> float | None:
+        """The best metric of a trivial predictor; a run at it after its first evaluation has
+        collapsed (``None``: no collapse check)."""
+        return None
+
+    def report_columns(self) -> list[tuple[str, str, str, str]]:
+        """``(metrics split, metric, header, meaning)`` of the report's metric columns."""
+        return [("test", name, f"test {name}", f"{name} on the test split")
+                for name in self.metric_names] + [
+            ("best_dev", self.best_metric, f"best dev {self.best_metric}",
+             f"{self.best_metric} on dev at the best checkpoint")]
+
+    def summary(self, metrics: dict[str, Any]) -> str:
+        """One line of the final metrics, for the command line."""
+        best, test = metrics["best_dev"], metrics["test"]
+        shown = [(name, best.get(name), test.get(name)) for name in self.metric_names]
+        return ", ".join(f"dev {n} {d:.4f}, test {n} {t:.4f}" for n, d, t in shown
+                         if d is not None and t is not None)
+
+    # --- what objectives, drift and attacks see -----------------------------------------------
+    def representation(self, outputs: Any, inputs: dict[str, Any] | None = None) -> torch.Tensor:
+        """``(batch, hidden)`` representation of each example (objectives, drift)."""
+        return first_token_representation(outputs, inputs)
+
+    def train_labels(self, data) -> list[int] | None:
+        """One label per training example, for objectives that sample by label (CARL)."""
+        return None
+
+    def record(self, data) -> dict[str, Any]:
+        """What ``config.json`` records about the data beside the options."""
+        return {}
+
+    def word_attack_goal(self, textattack, wrapper, *, query_budget: float, batch_size: int):
+        """The TextAttack goal function of word-substitution attacks on this task."""
+        raise AdvembedError(f"task '{self.name}' has no word-substitution attacks")
+
+    def check_input(self, text: str, pair: str | None, run_config: dict[str, Any]) -> None:
+        """Refuse an input ``predict`` cannot answer, before the model loads (default: none)."""
+
+    def predict(self, loaded: LoadedModel, text: str, pair: str | None,
+                run_config: dict[str, Any]) -> dict[str, Any]:
+        """``advembed predict``: the model's answer for one input, JSON-ready."""
+        raise AdvembedError(f"task '{self.name}' has no predict command")

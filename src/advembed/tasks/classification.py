@@ -1,0 +1,124 @@
+"""Classification of single sentences and sentence pairs (one label per example).
+
+Models are ``AutoModelForSequenceClassification`` with a fresh head; the loss is the model's
+cross-entropy, a mean over examples; metrics are accuracy and macro-F1, the best checkpoint is
+the one with the best dev accuracy, and a run whose dev accuracy is at the majority-label share
+after its first evaluation has collapsed.  Objectives and drift use the first token's final
+state; word attacks are untargeted (any other label).  Pairs: tokenised as pairs, and word
+attacks change the second sentence only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from advembed.errors import AdvembedError
+from advembed.tasks.base import SPLITS, LoadedModel, Task
+
+
+class ClassificationTask(Task):
+    name = "classification"
+    description = "single sentences or sentence pairs, one label each (accuracy, macro-F1)"
+    metric_names = ("accuracy", "macro_f1")
+    best_metric = "accuracy"
+    greater_is_better = True
+
+    def load_data(self, options, *, limit=None, seed=0):
+        data = options.load()
+        if limit:
+            data = data.limit(limit, seed=seed)
+        for split in SPLITS:
+            if not data.splits.get(split):
+                raise AdvembedError(f"dataset '{options.dataset}' has an empty {split} split")
+        return data
+
+    def build_model(self, name, data, *, random_init=False):
+        from advembed.models import load_classifier
+
+        loaded = load_classifier(name, data.label_names, random_init=random_init)
+        return LoadedModel(loaded.model, loaded.tokenizer, loaded.source)
+
+    def load_saved(self, model_dir: Path) -> LoadedModel:
+        from advembed.models import load_saved_classifier
+
+        loaded = load_saved_classifier(model_dir)
+        return LoadedModel(loaded.model, loaded.tokenizer, loaded.source)
+
+    def encode(self, examples, tokenizer, *, max_length, with_index=False):
+        from advembed.encoding import EncodedDataset
+
+        return EncodedDataset(examples, tokenizer, max_length=max_length, with_index=with_index)
+
+    def check_run_data(self, run_config, data, spec):
+        if data.label_names != run_config["label_names"]:
+            raise AdvembedError(
+                f"dataset '{spec}' has labels {data.label_names}, but the run was trained on "
+                f"{run_config['label_names']}")
+
+    def compute_metrics(self, eval_prediction):
+        from advembed.metrics import compute_metrics
+
+        return compute_metrics(eval_prediction)
+
+    def evaluate(self, model, tokenizer, examples, *, batch_size=64, max_length=128,
+                 progress=False):
+        import numpy as np
+
+        from advembed.inference import predict_logits
+        from advembed.metrics import classification_metrics
+
+        logits = predict_logits(model, tokenizer, examples, batch_size=batch_size,
+                                max_length=max_length, progress=progress)
+        return classification_metrics(logits, np.array([example.label for example in examples]))
+
+    def collapse_baseline(self, examples):
+        """Accuracy of always predicting the most frequent label of ``examples``."""
+        counts = Counter(example.label for example in examples)
+        return max(counts.values()) / sum(counts.values())
+
+    def report_columns(self):
+        return [("test", "accuracy", "test acc", "clean test accuracy"),
+                ("test", "macro_f1", "test macro-F1", "clean test macro-F1"),
+                ("best_dev", "accuracy", "best dev acc", "accuracy on dev at the best epoch")]
+
+    def summary(self, metrics):
+        best, test = metrics["best_dev"], metrics["test"]
+        return (f"dev accuracy {best['accuracy']:.4f}, test accuracy {test['accuracy']:.4f}, "
+                f"test macro-F1 {test['macro_f1']:.4f}")
+
+    def train_labels(self, data):
+        return [example.label for example in data.splits["train"]]
+
+    def record(self, data) -> dict[str, Any]:
+        return {"label_names": data.label_names, "is_pair": data.is_pair}
+
+    def word_attack_goal(self, textattack, wrapper, *, query_budget, batch_size):
+        from textattack.goal_functions import UntargetedClassification
+
+        return UntargetedClassification(wrapper, query_budget=query_budget,
+                                        model_batch_size=batch_size)
+
+    def check_input(self, text, pair, run_config):
+        if not text.strip():
+            raise AdvembedError("the text to classify is empty")
+        if run_config.get("is_pair") and pair is None:
+            raise AdvembedError("this run classifies sentence pairs: pass the second one with "
+                                "--pair")
+
+    def predict(self, loaded, text, pair, run_config):
+        import torch
+
+        from advembed.data import Example
+        from advembed.inference import predict_logits
+
+        self.check_input(text, pair, run_config)
+        example = Example(text=text, label=0, text_pair=pair)
+        logits = predict_logits(loaded.model, loaded.tokenizer, [example],
+                                max_length=run_config.get("max_length", 128))
+        probabilities = torch.softmax(torch.from_numpy(logits[0]), dim=-1).tolist()
+        names = run_config["label_names"]
+        best = max(range(len(names)), key=lambda i: probabilities[i])
+        return {"label": names[best],
+                "probabilities": dict(zip(names, probabilities, strict=True))}

@@ -1,0 +1,74 @@
+"""The settings of a training run, declared once: ``advembed train``'s flags, their defaults
+and ranges, and what ``config.json`` records come from :class:`TrainConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from advembed.data.options import DATASET, SPLIT_SEED, DataOptions
+from advembed.flags import PROGRESS
+from advembed.settings import setting
+
+POSITIVE = {"minimum": 0, "exclusive_minimum": True}
+
+
+@dataclass(frozen=True)
+class TrainConfig(DataOptions):
+    """Everything needed to reproduce a run; saved as the run's ``config.json`` (with the
+    effective method and objective settings beside the options given)."""
+
+    owner = "train"
+    dataset: str = setting("mr", DATASET)
+    split_seed: int = setting(2024, SPLIT_SEED)
+    task: str = setting("classification", "--task", "what is learned: the task's data, model "
+                        "head, loss, metrics (see `advembed.tasks`)")
+    model: str = setting("default", "--model", "'default' (the packaged MiniLM), a local model "
+                         "folder or a hub name")
+    model_init: str = setting("pretrained", "--model-init", "pretrained: load the model's "
+                              "weights; random: the same architecture randomly initialised (a "
+                              "non-pretrained baseline)", choices=("pretrained", "random"))
+    output: str | None = setting(None, "--output", "run directory (default "
+                                 "runs/DATASET-METHOD-sSEED)")
+    epochs: float = setting(3.0, "--epochs", "training epochs", **POSITIVE)
+    batch_size: int = setting(32, "--batch-size", "training batch size", minimum=1)
+    eval_batch_size: int = setting(64, "--eval-batch-size", "evaluation batch size", minimum=1)
+    lr: float = setting(2e-5, "--lr", "peak learning rate (AdamW, linear decay)", **POSITIVE)
+    weight_decay: float = setting(0.01, "--weight-decay", "AdamW weight decay", minimum=0)
+    warmup_ratio: float = setting(0.1, "--warmup-ratio", "share of steps with a rising "
+                                  "learning rate", minimum=0, maximum=1, exclusive_maximum=True)
+    max_length: int = setting(128, "--max-length", "longest input in tokens (longer inputs are "
+                              "truncated)", minimum=1)
+    seed: int = setting(13, "--seed", "training seed (model head, data order, dropout)",
+                        minimum=0)
+    max_steps: int | None = setting(None, "--max-steps", "cap the number of training steps",
+                                    minimum=1)
+    limit: int | None = setting(None, "--limit", "cap the examples taken from each split",
+                                minimum=1)
+    gradient_accumulation_steps: int = setting(1, "--gradient-accumulation-steps", "micro-batches"
+                                               " per optimiser step", minimum=1)
+    group_by_length: bool = setting(True, "--group-by-length", "batch sentences of similar "
+                                    "length together (--no-group-by-length: plain random "
+                                    "batches)")
+    method: str = setting("none", "--method", "adversarial training method (none = plain "
+                          "fine-tuning)")
+    objective: str = setting("ce", "--objective", "what is learned from the adversarial sample "
+                             "(ce: its cross-entropy only; carl, rar, atcl add their term)")
+    overwrite: bool = setting(False, "--overwrite", "replace an existing run directory")
+    keep_checkpoints: bool = setting(False, "--keep-checkpoints", "keep the Trainer's "
+                                     "checkpoints in the run")
+    progress: bool = setting(True, PROGRESS)
+    method_options: dict[str, Any] = field(default_factory=dict)
+    objective_options: dict[str, Any] = field(default_factory=dict)
+
+    def output_dir(self) -> Path:
+        if self.output:
+            return Path(self.output)
+        dataset = Path(self.dataset).stem if Path(self.dataset).exists() else self.dataset
+        dataset = dataset.replace(":", "-").replace("/", "-")
+        method = self.method if self.objective == "ce" else f"{self.method}+{self.objective}"
+        return Path("runs") / f"{dataset}-{method}-s{self.seed}"
+
+    def data_options(self) -> DataOptions:
+        return DataOptions(dataset=self.dataset, **self.columns, split_seed=self.split_seed)

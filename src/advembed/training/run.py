@@ -1,0 +1,236 @@
+"""Fine-tuning orchestration on ``transformers.Trainer``.
+
+``run_training(TrainConfig(...))`` asks the task for the data and model, trains with dev
+evaluation every epoch, keeps the best checkpoint by the task's metric, evaluates it on test
+and writes the run directory (``config.json``, ``metrics.json``, ``model/`` as safetensors)
+atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from advembed.errors import AdvembedError
+from advembed.runs import CONFIG_FILE, METRICS_FILE, MODEL_DIR, staged_run_dir, write_json
+from advembed.tasks import SPLITS, LoadedModel, Task, get_task
+from advembed.training.collapse import CollapseGuard
+from advembed.training.config import TrainConfig
+
+
+@dataclass
+class Built:
+    """What a run trains: the task, its data and model, the encoded splits, the method."""
+
+    task: Task
+    data: Any
+    loaded: LoadedModel
+    encoded: dict[str, Any]
+    method: Any
+    method_settings: Any
+    objective_settings: Any
+
+
+@dataclass
+class Schedule:
+    epochs: float
+    steps_per_epoch: int
+    total_steps: int
+
+    @property
+    def eval_every(self) -> int:
+        return min(self.steps_per_epoch, self.total_steps)
+
+
+def build_method(config: TrainConfig, model, tokenizer=None, train_labels=None,
+                 total_steps: int | None = None, task: Task | None = None):
+    """``(method or None, its effective settings, the objective's effective settings)`` for
+    ``config.method`` (``none`` = plain fine-tuning) with ``config.objective`` (``ce`` =
+    adversarial cross-entropy only)."""
+    from advembed.methods import build_training_method, method_settings
+    from advembed.objectives import build_objective, objective_settings
+
+    chosen = objective_settings(config.objective, config.objective_options)
+    objective = build_objective(
+        config.objective, model, tokenizer=tokenizer, train_labels=train_labels,
+        total_steps=total_steps, seed=config.seed, settings=chosen,
+        representation=task.representation if task is not None else None,
+    )
+    settings = method_settings(config.method, config.method_options, objective=objective)
+    if config.method == "none" and objective is None:
+        return None, settings, chosen
+    method = build_training_method(config.method, model, objective=objective, settings=settings)
+    return method, settings, chosen
+
+
+def build(config: TrainConfig) -> Built:
+    """Load the data and the model, encode the splits and build the method (in this order:
+    the seeded head initialisation and the objective's parameters depend on it)."""
+    from transformers import set_seed
+
+    task = get_task(config.task)
+    data = task.load_data(config.data_options(), limit=config.limit, seed=config.seed)
+    set_seed(config.seed)
+    loaded = task.build_model(config.model, data, random_init=config.model_init == "random")
+    encoded = {split: task.encode(data.splits[split], loaded.tokenizer,
+                                  max_length=config.max_length, with_index=split == "train")
+               for split in SPLITS}
+    per_step = config.batch_size * config.gradient_accumulation_steps
+    planned = config.max_steps or math.ceil(
+        math.ceil(len(encoded["train"]) / per_step) * config.epochs)
+    method, method_settings, objective_settings = build_method(
+        config, loaded.model, loaded.tokenizer, task.train_labels(data), planned, task)
+    return Built(task, data, loaded, encoded, method, method_settings, objective_settings)
+
+
+def schedule(config: TrainConfig, built: Built) -> Schedule:
+    """Epochs and steps; FreeAT replays each minibatch m times and divides the epochs by m
+    (Shafahi et al.)."""
+    replays = getattr(built.method, "replays", 1)
+    if replays > 1 and config.gradient_accumulation_steps > 1:
+        raise AdvembedError("method freeat does not combine with --gradient-accumulation-steps")
+    per_step = config.batch_size * config.gradient_accumulation_steps
+    epochs = config.epochs / replays
+    steps_per_epoch = max(1, math.ceil(len(built.encoded["train"]) / per_step)) * replays
+    total_steps = config.max_steps or math.ceil(steps_per_epoch * epochs)
+    return Schedule(epochs, steps_per_epoch, total_steps)
+
+
+def training_arguments(config: TrainConfig, task: Task, plan: Schedule, staging: Path):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(staging / "checkpoints"),
+        num_train_epochs=plan.epochs,
+        max_steps=config.max_steps or -1,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.lr,
+        weight_decay=config.weight_decay,
+        warmup_ratio=config.warmup_ratio,
+        eval_strategy="steps",
+        eval_steps=plan.eval_every,
+        save_strategy="steps",
+        save_steps=plan.eval_every,
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model=task.best_metric,
+        greater_is_better=task.greater_is_better,
+        logging_steps=max(1, min(50, plan.eval_every)),
+        seed=config.seed,
+        data_seed=config.seed,
+        group_by_length=config.group_by_length,
+        report_to="none",
+        disable_tqdm=not config.progress,
+        dataloader_num_workers=0,
+        save_safetensors=True,
+    )
+
+
+def run_training(config: TrainConfig) -> dict[str, Any]:
+    """Train, evaluate and write the run directory; return the metrics dictionary."""
+    from advembed.training.trainer import AdvTrainer
+
+    output = config.output_dir()
+    if output.exists() and not config.overwrite:
+        raise AdvembedError(f"output directory '{output}' already exists (pass --overwrite)")
+    built = build(config)
+    plan = schedule(config, built)
+    task = built.task
+    with staged_run_dir(output, overwrite=config.overwrite) as staging:
+        collapse = CollapseGuard(task.collapse_baseline(built.data.splits["dev"]),
+                                 metric=task.best_metric,
+                                 greater_is_better=task.greater_is_better,
+                                 active=built.method is not None)
+        trainer = AdvTrainer(
+            model=built.loaded.model,
+            args=training_arguments(config, task, plan, staging),
+            train_dataset=built.encoded["train"],
+            eval_dataset=built.encoded["dev"],
+            data_collator=task.collator(built.loaded.tokenizer),
+            compute_metrics=task.compute_metrics,
+            method=built.method,
+            task=task,
+            callbacks=[collapse],
+        )
+        started = time.perf_counter()
+        train_output = trainer.train()
+        train_seconds = time.perf_counter() - started
+        metrics = final_metrics(trainer, task, built, train_output, train_seconds)
+        metrics["collapsed"] = collapse.collapsed
+        trainer.save_model(str(staging / MODEL_DIR))
+        built.loaded.tokenizer.save_pretrained(str(staging / MODEL_DIR))
+        if not config.keep_checkpoints:
+            shutil.rmtree(staging / "checkpoints", ignore_errors=True)
+        write_json(staging / CONFIG_FILE, run_record(config, built, output))
+        write_json(staging / METRICS_FILE, metrics)
+    return metrics
+
+
+def final_metrics(trainer, task: Task, built: Built, train_output, seconds: float) -> dict:
+    """Dev history, best dev, test, training time and size of a finished training."""
+    keep = (*task.metric_names, "loss")
+    best_dev = _strip(trainer.evaluate(built.encoded["dev"], metric_key_prefix="dev"), "dev",
+                      keep)
+    test = _strip(trainer.evaluate(built.encoded["test"], metric_key_prefix="test"), "test", keep)
+    return {
+        "dev": dev_history(trainer.state.log_history, task),
+        "best_dev": best_dev,
+        "test": test,
+        "train": {
+            "steps": int(train_output.global_step),
+            "loss": float(train_output.training_loss),
+            "seconds": round(seconds, 2),
+            "examples": len(built.encoded["train"]),
+        },
+        "parameters": int(sum(p.numel() for p in built.loaded.model.parameters())),
+    }
+
+
+def dev_history(log_history: list[dict[str, Any]], task: Task) -> list[dict[str, float]]:
+    """One row per dev evaluation during training: epoch, step, the task's metrics, loss."""
+    rows = []
+    for entry in log_history:
+        if f"eval_{task.best_metric}" in entry:
+            row = {"epoch": round(float(entry.get("epoch", 0.0)), 4),
+                   "step": int(entry.get("step", 0))}
+            row |= {name: entry[f"eval_{name}"] for name in (*task.metric_names, "loss")
+                    if f"eval_{name}" in entry}
+            rows.append(row)
+    return rows
+
+
+def _strip(metrics: dict[str, float], prefix: str, keep: tuple[str, ...]) -> dict[str, float]:
+    return {key: metrics[f"{prefix}_{key}"] for key in keep if f"{prefix}_{key}" in metrics}
+
+
+def run_record(config: TrainConfig, built: Built, output: Path) -> dict[str, Any]:
+    """``config.json``: the options, every effective method and objective setting, the data's
+    description and the versions."""
+    import torch
+    import transformers
+
+    from advembed import __version__
+
+    objective = built.objective_settings
+    return dataclasses.asdict(config) | {
+        "method_settings": built.method_settings.as_dict(),
+        "objective_settings": objective.as_dict() if objective is not None else {},
+        "output": str(output),
+        "model_source": built.loaded.source,
+        **built.task.record(built.data),
+        "split_sizes": {split: len(built.data.splits[split]) for split in SPLITS},
+        "versions": {
+            "advembed": __version__,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+        },
+    }
