@@ -231,6 +231,12 @@ def test_paper_compositions_train_from_the_cli(tmp_path, tiny_model_dir, data_cs
     elif objective == "atcl":  # the defaults are recorded too
         assert config["objective_settings"] == {"alpha": 0.1, "beta": 0.1, "tau": 0.07,
                                                 "num_negatives": 5}
+        # ...and the method settings FGM really ran with: ATCL's ε = 0.03, not FGM's 0.1.
+        assert config["method_settings"]["epsilon"] == 0.03
+    if objective != "atcl":
+        from advembed.methods import method_class
+
+        assert config["method_settings"] == method_class(method).Settings().as_dict()
     from safetensors import safe_open
 
     with safe_open(str(run / "model" / "model.safetensors"), "pt") as handle:
