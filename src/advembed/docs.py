@@ -56,14 +56,15 @@ def objectives_table() -> str:
 
 
 def _reference(title: str, classes: Iterable[type[Settings]]) -> list[str]:
-    """One table of flags: flag (aliases) | Python name | default per owner | range | meaning."""
+    """One table of flags: flag (aliases) | Python name | default per owner | range | meaning |
+    where the default comes from."""
     classes = list(classes)
     by_flag: dict[str, list] = {}
     for cls in classes:
         for item in cls.declared():
             by_flag.setdefault(item.flag.name, []).append((cls, item))
-    lines = [f"## {title}", "", "| flag | Python name | default | range | meaning |",
-             "|---|---|---|---|---|"]
+    lines = [f"## {title}", "", "| flag | Python name | default | range | meaning | source |",
+             "|---|---|---|---|---|---|"]
     for name, entries in by_flag.items():
         flag = entries[0][1].flag
         aliases = sorted({a for _, item in entries for a in item.meta.aliases})
@@ -73,7 +74,11 @@ def _reference(title: str, classes: Iterable[type[Settings]]) -> list[str]:
         defaults = _owner_defaults(entries, named=len(classes) > 1)
         kind = entries[0][1].type
         valid = flag.range_text() or ("on / off" if kind is bool or kind == "bool" else "any")
-        lines.append(f"| {shown} | {keywords} | {defaults} | {valid} | {flag.help} |")
+        sources = "; ".join(dict.fromkeys(f"{_short(cls.owner)}: {item.meta.paper}"
+                                          if len(entries) > 1 else item.meta.paper
+                                          for cls, item in entries if item.meta.paper))
+        lines.append(f"| {shown} | {keywords} | {defaults} | {valid} | {flag.help} | "
+                     f"{sources or '—'} |")
     return [*lines, ""]
 
 

@@ -70,6 +70,14 @@ def write_json(path: Path, payload: Any) -> None:
     os.replace(tmp, path)
 
 
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write one JSON object per line, atomically (temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def read_run(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return ``(config, metrics)`` of a finished run, or a one-line error."""
     run = Path(run)

@@ -17,8 +17,6 @@ settings are one dataclass (:mod:`advembed.evaluation.settings`,
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -29,7 +27,7 @@ from advembed.errors import AdvembedError
 from advembed.evaluation.runs import load_run_model, run_split, run_task, sample_examples
 from advembed.evaluation.settings import PGDAttackSettings, SampleSettings, VulnerabilitySettings
 from advembed.evaluation.word_attack import WORD_ATTACKS, WordAttackOptions
-from advembed.runs import read_run, write_json
+from advembed.runs import read_run, write_json, write_jsonl
 from advembed.settings import Settings
 
 SETTINGS: dict[str, type[Settings]] = {"pgd": PGDAttackSettings,
@@ -112,10 +110,3 @@ def _vulnerability(loaded, examples, settings: VulnerabilitySettings, batch_size
                                for key in ("F1", "F2")}
     return ({"norm": settings.norm, "epsilon": settings.epsilon, "per_label": per_label,
              "auc": vulnerability_auc(records, len(config["label_names"]))}, records)
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    """Write one JSON object per line, atomically (temporary file, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    os.replace(tmp, path)

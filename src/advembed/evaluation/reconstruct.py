@@ -18,12 +18,11 @@ from advembed.adapter import EmbeddingAdapter
 from advembed.adversaries import PGD
 from advembed.data.options import DataOptions
 from advembed.errors import AdvembedError
-from advembed.evaluation.attack import write_jsonl
 from advembed.evaluation.loop import device_of, encoded_batches, eval_mode, to_device
 from advembed.evaluation.runs import load_run_model, run_split, run_task, sample_examples
 from advembed.evaluation.settings import ReconstructSampleSettings, ReconstructSettings
 from advembed.objectives.rar import RECONSTRUCTOR_NAME, Reconstructor, real_token_mask
-from advembed.runs import MODEL_DIR, read_run
+from advembed.runs import MODEL_DIR, read_run, write_jsonl
 
 
 def load_reconstructor(model, model_dir: Path) -> Reconstructor:

@@ -16,7 +16,7 @@ class PGDAttackSettings(Settings):
     owner = "attack 'pgd'"
     epsilon: tuple[float, ...] = setting((0.02, 0.075, 0.1), EPSILON,
                                          "radii ε of the perturbation ball",
-                                         aliases=("--epsilons",))
+                                         aliases=("--epsilons",), paper="paper 001 Tables 4–5")
     steps: int = setting(3, STEPS, aliases=("--steps",))
     alpha: float | None = setting(None, ALPHA, "ascent step size α (default: --adv-alpha-ratio "
                                   "× ε)", aliases=("--alpha",))

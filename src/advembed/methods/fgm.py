@@ -15,8 +15,8 @@ class FGMSettings(GradientAttackSettings):
     """ε from the search on ``mr`` dev (``docs/defaults.md``)."""
 
     owner = "method 'fgm'"
-    epsilon: float = setting(0.1, EPSILON)
-    norm: str = setting("l2", NORM)
+    epsilon: float = setting(0.1, EPSILON, paper="search on mr dev, docs/defaults.md")
+    norm: str = setting("l2", NORM, paper="Miyato et al. 2017")
 
 
 class FGMTraining(GradientAttackTraining):

@@ -16,8 +16,8 @@ class FGSMSettings(GradientAttackSettings):
     """ε from the search on ``mr`` dev (``docs/defaults.md``)."""
 
     owner = "method 'fgsm'"
-    epsilon: float = setting(0.001, EPSILON)
-    norm: str = setting("linf", NORM)
+    epsilon: float = setting(0.001, EPSILON, paper="search on mr dev, docs/defaults.md")
+    norm: str = setting("linf", NORM, paper="Goodfellow et al. 2015")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -18,8 +18,9 @@ class FreeATSettings(MethodSettings):
     """ε from the search on ``mr`` dev (``docs/defaults.md``); m = 3 replays."""
 
     owner = "method 'freeat'"
-    replays: int = setting(3, "--adv-replays", "FreeAT: replays m of each minibatch", minimum=1)
-    epsilon: float = setting(0.001, EPSILON)
+    replays: int = setting(3, "--adv-replays", "FreeAT: replays m of each minibatch", minimum=1,
+                           paper="Shafahi et al. 2019")
+    epsilon: float = setting(0.001, EPSILON, paper="search on mr dev, docs/defaults.md")
     norm: str = setting("linf", NORM)
 
 

@@ -18,10 +18,10 @@ class FreeLBSettings(MethodSettings):
     follow the official code."""
 
     owner = "method 'freelb'"
-    steps: int = setting(3, STEPS)
-    alpha: float = setting(0.03, ALPHA)
-    epsilon: float = setting(0.0, EPSILON)
-    init_mag: float = setting(0.1, INIT)
+    steps: int = setting(3, STEPS, paper="FreeLB official code")
+    alpha: float = setting(0.03, ALPHA, paper="search on mr dev, docs/defaults.md")
+    epsilon: float = setting(0.0, EPSILON, paper="FreeLB official code")
+    init_mag: float = setting(0.1, INIT, paper="FreeLB official code")
     norm: str = setting("l2", NORM)
     clean_pass: bool = setting(False, "--adv-clean-pass", "FreeLB: also back-propagate the "
                                "clean loss")

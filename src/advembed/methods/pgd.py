@@ -15,10 +15,10 @@ class PGDSettings(GradientAttackSettings):
     """ε and α from the search on ``mr`` dev (``docs/defaults.md``); k = 3."""
 
     owner = "method 'pgd'"
-    epsilon: float = setting(0.1, EPSILON)
+    epsilon: float = setting(0.1, EPSILON, paper="search on mr dev, docs/defaults.md")
     norm: str = setting("l2", NORM)
-    steps: int = setting(3, STEPS)
-    alpha: float = setting(0.05, ALPHA)
+    steps: int = setting(3, STEPS, paper="paper 001 §4.5 (k = 3)")
+    alpha: float = setting(0.05, ALPHA, paper="search on mr dev, docs/defaults.md")
 
 
 class PGDTraining(GradientAttackTraining):

@@ -20,10 +20,12 @@ class SMARTSettings(MethodSettings):
 
     owner = "method 'smart'"
     weight: float = setting(1.0, "--smart-weight", "SMART: weight λ of the smoothness term",
-                            minimum=0)
-    noise: float = setting(1e-5, "--smart-noise", "SMART: std σ of the initial noise", minimum=0)
-    step_size: float = setting(1e-3, "--smart-step-size", "SMART: ascent step size η", minimum=0)
-    steps: int = setting(1, STEPS)
+                            minimum=0, paper="paper 003 baseline")
+    noise: float = setting(1e-5, "--smart-noise", "SMART: std σ of the initial noise", minimum=0,
+                           paper="mt-dnn (SMART's code)")
+    step_size: float = setting(1e-3, "--smart-step-size", "SMART: ascent step size η", minimum=0,
+                               paper="mt-dnn (SMART's code)")
+    steps: int = setting(1, STEPS, paper="mt-dnn (SMART's code)")
     epsilon: float = setting(0.0, EPSILON)
 
 

@@ -18,11 +18,12 @@ class YOPOSettings(MethodSettings):
     """ε and α from the search on ``mr`` dev (``docs/defaults.md``); m = 2, n = 3."""
 
     owner = "method 'yopo'"
-    outer_steps: int = setting(2, "--adv-outer-steps", "YOPO: full passes m", minimum=1)
+    outer_steps: int = setting(2, "--adv-outer-steps", "YOPO: full passes m", minimum=1,
+                               paper="Zhang et al. 2019 (YOPO-m-n)")
     inner_steps: int = setting(3, "--adv-inner-steps", "YOPO: cheap inner updates n per pass",
                                minimum=1)
-    epsilon: float = setting(0.1, EPSILON)
-    alpha: float = setting(0.1 / 3, ALPHA)
+    epsilon: float = setting(0.1, EPSILON, paper="search on mr dev, docs/defaults.md")
+    alpha: float = setting(0.1 / 3, ALPHA, paper="search on mr dev, docs/defaults.md")
     norm: str = setting("l2", NORM)
     init_mag: float = setting(0.0, INIT)
 

@@ -21,10 +21,11 @@ class ATCLSettings(Settings):
 
     owner = "objective 'atcl'"
     alpha: float = setting(0.1, "--atcl-alpha", "ATCL: weight α of the adversarial loss",
-                           minimum=0)
-    beta: float = setting(0.1, "--atcl-beta", "ATCL: weight β of the contrastive loss", minimum=0)
+                           minimum=0, paper="paper 004 §5.1")
+    beta: float = setting(0.1, "--atcl-beta", "ATCL: weight β of the contrastive loss", minimum=0,
+                          paper="paper 004 §5.1")
     tau: float = setting(0.07, "--atcl-tau", "ATCL: temperature τ", minimum=0,
-                         exclusive_minimum=True)
+                         exclusive_minimum=True, paper="paper 004 §5.1")
     num_negatives: int = setting(5, "--atcl-negatives", "ATCL: negatives n from the batch",
                                  minimum=1)
 

@@ -22,13 +22,14 @@ class CARLSettings(Settings):
 
     owner = "objective 'carl'"
     tau: float = setting(0.07, "--carl-tau", "CARL: temperature τ of h = exp(x·y/τ)", minimum=0,
-                         exclusive_minimum=True)
+                         exclusive_minimum=True, paper="paper 001 §4.3")
     momentum: float = setting(0.5, "--carl-momentum", "CARL: memory-bank momentum M (eq. 5)",
-                              minimum=0, maximum=1)
+                              minimum=0, maximum=1, paper="paper 001 §4.3")
     num_negatives: int = setting(64, "--carl-negatives", "CARL: negatives m per example",
                                  minimum=1)
     warmup: float = setting(1 / 3, "--carl-warmup", "CARL: steps before the banks start "
-                            "filling (< 1: a fraction of training)", minimum=0)
+                            "filling (< 1: a fraction of training)", minimum=0,
+                            paper="paper 001 Table 3 (a step count per dataset)")
     weight: float = setting(1.0, "--carl-weight", "CARL: weight of L_D", minimum=0)
     nce: bool = setting(False, "--carl-nce", "CARL: approximate eq. 2's softmax by "
                         "noise-contrastive estimation")

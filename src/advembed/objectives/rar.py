@@ -21,10 +21,12 @@ class RARSettings(Settings):
     """w_r from paper 001 §4.3; the reconstructor's own rate is our measured choice (below)."""
 
     owner = "objective 'rar'"
-    weight: float = setting(0.1, "--rar-weight", "RAR: weight w_r of L_R", minimum=0)
+    weight: float = setting(0.1, "--rar-weight", "RAR: weight w_r of L_R", minimum=0,
+                            paper="paper 001 eq. 7")
     lr: float | None = setting(1e-3, "--rar-lr", "RAR: peak learning rate of the "
                                "reconstructor's own parameters (equal to --lr: the paper's "
-                               "single rate)", minimum=0, exclusive_minimum=True)
+                               "single rate)", minimum=0, exclusive_minimum=True,
+                               paper="measured: docs/rar-samples-cr.md")
 
 
 class Reconstructor(torch.nn.Module):
