@@ -151,13 +151,18 @@ class TrainingMethod:
         return outer.forward(inputs, output_hidden_states=True) if self._needs_clean else None
 
     def _adversarial_loss(self, model, outer, inputs, delta, clean, scale: float = 1.0):
-        """Loss of the adversarial pass: weighted cross-entropy plus the objective's term."""
+        """Loss of the final adversarial pass: its cross-entropy times ``scale`` (a multi-pass
+        method's share, 1/K for FreeLB, 1/m for YOPO) plus the objective's term at full weight.
+
+        Paper 001 eq. 6–7: the objective's term (``L_D``, ``w_r·L_R``) enters the loss once per
+        optimiser step with its own weight, whatever the adversary; only the adversarial
+        cross-entropy is shared out over the passes.  ``tests/test_equations.py`` pins it."""
         adversarial = outer.forward(inputs, delta, output_hidden_states=self._hidden or None)
         if self.objective is None:
             return adversarial, adversarial.loss * scale
         weighted = self.objective.adversarial_weight * adversarial.loss
-        return adversarial, (weighted + self._objective_term(model, inputs, adversarial,
-                                                             clean)) * scale
+        term = self._objective_term(model, inputs, adversarial, clean)
+        return adversarial, weighted * scale + term
 
     def _objective_term(self, model, inputs, adversarial, clean) -> torch.Tensor:
         """The objective's own loss term for this step (0 without an objective)."""

@@ -34,7 +34,8 @@ class FreeLB(TrainingMethod):
     ``δ_t = Π(δ_{t-1} + α·g/‖g‖)``; one optimiser step after the K steps.  δ₀ is ``U(-1, 1)`` on
     real tokens scaled by ``γ/sqrt(len·hidden)`` (``init_mag`` γ; 0 starts at zero); ε = 0 means
     unbounded (no projection), as in the official code.  ``clean_pass`` adds a back-propagated
-    clean loss; ``warmup_steps`` plain steps come first (users report NaN without them).
+    clean loss; ``warmup_steps`` plain steps come first (users report NaN without them).  An
+    objective's term is computed on the last pass, at δ_K, with its full weight (not ÷ K).
     """
 
     name = "freelb"

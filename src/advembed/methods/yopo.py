@@ -36,7 +36,8 @@ class YOPO(TrainingMethod):
     block (the embedding block) is kept.  Inner updates, with p fixed:
     ``δ ← Π(δ + α·dir(∇_δ ⟨p, f₀(x + δ)⟩))`` — only the embedding block runs (a hook stops the
     forward right after it).  Dropout in the block stays active in the inner updates (choice:
-    the same mode as the full pass).
+    the same mode as the full pass).  The last full pass has no inner updates after it (their δ
+    would never be used).  An objective's term enters the last pass at its full weight.
     """
 
     name = "yopo"
@@ -70,6 +71,8 @@ class YOPO(TrainingMethod):
             block_output.retain_grad()
             backward(loss)
             total = total + loss.detach()
+            if j == s.outer_steps - 1:
+                break  # inner updates after the last full pass would never be used
             adjoint = block_output.grad.detach()
             embeds = like.detach()
             for _ in range(s.inner_steps):

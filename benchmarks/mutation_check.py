@@ -1,0 +1,186 @@
+"""Mutation check: break the math on purpose, one change at a time, and see whether a test fails.
+
+Each mutant below is a single change of one formula in ``src/`` (a line, or two lines that
+form one expression) and the test files that should catch it.  For every mutant the script
+copies ``src/`` to a temporary folder, applies the change, and runs those tests against the
+copy (``PYTHONPATH`` puts the copy first); a mutant *survives* when every test still passes.
+The list started with the 12 survivors of a review (issue 18) and grows with every equation:
+add a mutant next to each new formula.
+
+    python benchmarks/mutation_check.py            # all mutants
+    python benchmarks/mutation_check.py --only carl  # mutants whose name contains "carl"
+
+Exits 0 only when no mutant survives; the last line is ``N mutants, K survived``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "advembed"
+
+EQ = "tests/test_equations.py"
+ADV = "tests/test_adversaries.py"
+OBJ = "tests/test_objectives.py"
+ROB = "tests/test_robustness.py"
+TASKS = "tests/test_tasks.py"
+DIST = "tests/test_distributed.py"
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str  # relative to src/advembed
+    old: str  # must occur exactly once in the file
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = [
+    # --- the 12 survivors of the review that opened issue 18 -------------------------------
+    Mutant("freelb-skips-projection", "methods/freelb.py",
+           "mask,\n                            s.epsilon, s.norm)\n        return total",
+           "mask,\n                            0.0, s.norm)\n        return total", (EQ, ADV)),
+    Mutant("l2-pgd-steps-along-sign", "adversaries.py",
+           "project(delta + self.alpha * direction(grad, mask, self.norm)",
+           "project(delta + self.alpha * direction(grad, mask, \"linf\")", (EQ, ADV)),
+    Mutant("smart-one-sided-kl", "methods/smart.py",
+           "            symmetric_kl(perturbed_logits, clean_logits.detach())\n",
+           "            (torch.softmax(clean_logits.detach().float(), -1) * (torch.log_softmax("
+           "clean_logits.detach().float(), -1) - torch.log_softmax(perturbed_logits.float(), -1)"
+           ")).sum(-1).mean()\n", (EQ, ADV)),
+    Mutant("smart-descends", "methods/smart.py",
+           "delta = project(delta + s.step_size * direction(",
+           "delta = project(delta - s.step_size * direction(", (EQ, ADV)),
+    Mutant("carl-momentum-flipped", "objectives/carl.py",
+           "self.momentum * old +\n                          (1 - self.momentum) * values",
+           "(1 - self.momentum) * old +\n                          self.momentum * values",
+           (EQ, OBJ)),
+    Mutant("carl-banks-swapped", "objectives/carl.py",
+           'l_a = self._direction("a", adversarial, clean, from_orig.to(clean.dtype))',
+           'l_a = self._direction("a", adversarial, clean, from_adv.to(clean.dtype))', (EQ, OBJ)),
+    Mutant("carl-positive-in-denominator-by-default", "objectives/carl.py",
+           "include_positive: bool = setting(False,", "include_positive: bool = setting(True,",
+           (EQ, OBJ)),
+    Mutant("atcl-tau-ignored", "objectives/atcl.py",
+           "positive_score = (a * p).sum(-1) / tau\n"
+           "    negative_scores = torch.einsum(\"kd,knd->kn\", a, negatives) / tau",
+           "positive_score = (a * p).sum(-1)\n"
+           "    negative_scores = torch.einsum(\"kd,knd->kn\", a, negatives)", (EQ, OBJ)),
+    Mutant("atcl-dot-instead-of-cosine", "objectives/atcl.py",
+           "a = F.normalize(anchor.float(), dim=-1)\n"
+           "    p = F.normalize(positive.float(), dim=-1)\n"
+           "    negatives = F.normalize(pool.float(), dim=-1)[negative_index]",
+           "a = anchor.float()\n    p = positive.float()\n"
+           "    negatives = pool.float()[negative_index]", (EQ, OBJ)),
+    Mutant("vaa-attacks-gold-label", "evaluation/vulnerability.py",
+           "target = dict(batch, labels=predicted)", "target = dict(batch, labels=gold)",
+           (EQ, ROB)),
+    Mutant("padding-mask-all-ones", "adapter.py",
+           'attention = inputs.get("attention_mask")', "attention = None", (EQ, ADV)),
+    Mutant("objective-term-scaled-by-passes", "methods/base.py",
+           "return adversarial, weighted * scale + term",
+           "return adversarial, (weighted + term) * scale", (EQ,)),
+    # --- more equations --------------------------------------------------------------------
+    Mutant("fgm-direction-sign", "adversaries.py",
+           "step = delta0 + self.epsilon * direction(grad, mask, self.norm)",
+           "step = delta0 + self.epsilon * direction(grad, mask, \"linf\")", (ADV, OBJ)),
+    Mutant("fgm-descends", "adversaries.py",
+           "step = delta0 + self.epsilon * direction(grad, mask, self.norm)",
+           "step = delta0 - self.epsilon * direction(grad, mask, self.norm)", (ADV, OBJ)),
+    Mutant("freelb-loss-not-divided-by-k", "methods/freelb.py",
+           "loss = outer.forward(inputs, delta).loss / s.steps",
+           "loss = outer.forward(inputs, delta).loss", (ADV, EQ)),
+    Mutant("random-init-ignores-length", "perturbation.py",
+           "return noise * (magnitude / (lengths * like.shape[-1]).sqrt())",
+           "return noise * (magnitude / like.shape[-1] ** 0.5)", (ADV, EQ)),
+    Mutant("l2-projection-inverted", "perturbation.py",
+           "epsilon / size.clamp_min(_TINY)", "size / epsilon", (ADV, EQ)),
+    Mutant("symmetric-kl-one-way", "losses.py",
+           "return (kl_pq + kl_qp).mean()", "return (2 * kl_pq).mean()", (ADV, EQ)),
+    Mutant("rar-keeps-special-tokens", "objectives/rar.py",
+           "mask = mask & ~torch.isin(ids, special)", "mask = mask", (OBJ,)),
+    Mutant("carl-nce-drops-noise-ratio", "objectives/carl.py",
+           "shift = log_z + math.log(negatives.shape[1] / num_data)", "shift = log_z", (OBJ,)),
+    Mutant("yopo-inner-update-without-adjoint", "methods/yopo.py",
+           "torch.autograd.grad((h0 * adjoint).sum(), delta)",
+           "torch.autograd.grad(h0.sum(), delta)", (ADV, EQ)),
+    Mutant("clean-weight-ignored", "methods/gradient.py",
+           "call_backward(backward, clean_weight * clean.loss,",
+           "call_backward(backward, clean.loss,", (ADV, EQ)),
+    Mutant("pgd-accuracy-not-cumulative", "evaluation/robustness.py",
+           "broken[rows] |= outcome.wrong", "broken[rows] = outcome.wrong", (ROB,)),
+    Mutant("vulnerability-f2-on-adversarial-argmax", "evaluation/vulnerability.py",
+           "f2 = -log_psi.gather(-1, phi.argmax(-1, keepdim=True)).squeeze(-1)",
+           "f2 = -log_psi.max(-1).values", (ROB, EQ)),
+    Mutant("token-level-accumulation-by-steps", "training/trainer.py",
+           "share = self.task.count_items(inputs) / num_items_in_batch",
+           "share = 1.0 / self.current_gradient_accumulation_steps", (TASKS,)),
+    Mutant("sequence-level-accumulation-unscaled", "training/trainer.py",
+           "return 1.0 / self.current_gradient_accumulation_steps", "return 1.0", (DIST,)),
+]
+
+
+def mutated(mutant: Mutant, src: Path) -> str:
+    """The text of the mutant's file with its change applied (one occurrence, or an error)."""
+    text = (src / mutant.file).read_text(encoding="utf-8")
+    count = text.count(mutant.old)
+    if count != 1:
+        raise SystemExit(f"mutant {mutant.name}: the original text occurs {count} times in "
+                         f"{mutant.file} (the code moved: update the mutant)")
+    text = text.replace(mutant.old, mutant.new)
+    try:  # a mutant that does not compile would be "killed" by any test: refuse it
+        compile(text, mutant.file, "exec")
+    except SyntaxError as exc:
+        raise SystemExit(f"mutant {mutant.name} is not valid Python: {exc}") from None
+    return text
+
+
+def survives(mutant: Mutant, timeout: int) -> tuple[bool, float, str]:
+    """``(every test passed, seconds, pytest's last line)`` for one mutant."""
+    with tempfile.TemporaryDirectory(prefix="advembed-mutant-") as tmp:
+        copy = Path(tmp) / "advembed"
+        shutil.copytree(SRC, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        (copy / mutant.file).write_text(mutated(mutant, copy), encoding="utf-8")
+        env = os.environ | {"PYTHONPATH": tmp, "PYTHONDONTWRITEBYTECODE": "1"}
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+             "-p", "no:warnings", *mutant.tests],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        lines = [line for line in result.stdout.splitlines() if line.strip()]
+        return result.returncode == 0, time.perf_counter() - started, (lines or ["?"])[-1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="run the mutants whose name contains this text")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per mutant")
+    args = parser.parse_args()
+    chosen = [m for m in MUTANTS if not args.only or args.only in m.name]
+    for mutant in chosen:  # every mutant must still apply before anything runs
+        mutated(mutant, SRC)
+    survivors = []
+    for mutant in chosen:
+        alive, seconds, last = survives(mutant, args.timeout)
+        print(f"{'SURVIVED' if alive else 'killed  '} {mutant.name:42s} {seconds:5.0f} s  {last}",
+              flush=True)
+        if alive:
+            survivors.append(mutant.name)
+    if survivors:
+        print("survivors: " + ", ".join(survivors))
+    print(f"{len(chosen)} mutants, {len(survivors)} survived")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
