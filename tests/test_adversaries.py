@@ -200,7 +200,7 @@ def test_freeat_carries_delta_across_replays_and_steps_optimizer_each_replay():
 
 
 def test_freeat_replays_in_trainer_loader():
-    from advembed.training.trainer import ReplayLoader
+    from advembed.training.replay import ReplayLoader
 
     loader = ReplayLoader([1, 2], replays=3)
     assert list(loader) == [1, 1, 1, 2, 2, 2]

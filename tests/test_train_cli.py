@@ -273,7 +273,13 @@ def test_reconstruct_writes_text_samples_and_flip_flags(tmp_path, tiny_model_dir
     assert "--objective rar" in capsys.readouterr().err
 
 
-def test_sigterm_and_stale_staging_leave_no_partial_run(tmp_path, tiny_model_dir, data_csv):
+def _train_argv(data, model_dir, out):
+    return ["train", "--dataset", str(data), "--model", str(model_dir), "--output", str(out),
+            "--epochs", "200", "--batch-size", "8", "--no-progress"]
+
+
+def test_sigterm_keeps_checkpoints_and_stale_staging_is_cleaned(tmp_path, tiny_model_dir,
+                                                                 data_csv):
     import os
     import signal
     import subprocess
@@ -295,10 +301,11 @@ def test_sigterm_and_stale_staging_leave_no_partial_run(tmp_path, tiny_model_dir
     try:
         # generous: on a loaded 2-core machine the child's imports alone can take minutes
         deadline = time.time() + 600
-        while time.time() < deadline and not [p for p in runs.iterdir() if p != stale]:
+        staging = runs / ".killed.partial"
+        while time.time() < deadline and not list(
+                staging.glob("checkpoints/checkpoint-*/complete.json")):
             time.sleep(0.2)
         assert not stale.exists()  # the new run removed the dead process's staging folder
-        time.sleep(2)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=300)
     finally:
@@ -306,4 +313,10 @@ def test_sigterm_and_stale_staging_leave_no_partial_run(tmp_path, tiny_model_dir
             process.kill()
             process.wait()
     assert process.returncode == 130, err[-2000:]
-    assert list(runs.iterdir()) == []
+    # Interrupted after its first checkpoints: nothing half-written under the run's name, the
+    # lock released, the checkpoints kept for --resume (and said so on one line).
+    assert sorted(p.name for p in runs.iterdir()) == [".killed.partial"]
+    assert list((runs / ".killed.partial").glob("checkpoints/checkpoint-*/complete.json"))
+    assert "--resume" in err
+    again = _train_argv(data_csv, tiny_model_dir, runs / "killed")
+    assert main(again) == 2  # not silently deleted: resume it or overwrite it

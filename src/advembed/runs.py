@@ -1,17 +1,17 @@
-"""Run directories: created atomically, read back for ``eval`` and ``predict``.
+"""Run directories: written under a lock into a staging folder and renamed when complete
+(:class:`RunWriter`), read back for ``eval``, ``predict``, ``attack`` and ``report``.
 
-A run is written into a hidden temporary sibling (``.NAME.partial-PID``) and renamed to
-``NAME`` only when training has finished and every file is written, so an interrupted or
-failed run never leaves a half-written ``NAME`` behind.
+A run is written into a hidden sibling (``.NAME.partial``) and renamed to ``NAME`` only when
+training has finished and every file is written, so an interrupted or failed run never leaves
+a half-written ``NAME`` behind; an interrupted one keeps its checkpoints for ``--resume``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,32 +20,143 @@ from advembed.errors import AdvembedError
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 MODEL_DIR = "model"
+WEIGHTS_FILE = "model.safetensors"
 
 
-@contextlib.contextmanager
-def staged_run_dir(output: Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary directory that becomes ``output`` if the block succeeds."""
-    output = Path(output)
-    if output.exists() and not overwrite:
-        raise AdvembedError(f"output directory '{output}' already exists (pass --overwrite)")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(output)
-    staging = output.parent / f".{output.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+def sha256_of(path: Path) -> str:
+    """The file's sha256 (hex), read in chunks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Resumable(AdvembedError):
+    """An error after which the interrupted run's checkpoints are kept for ``--resume``."""
+
+
+class RunWriter:
+    """Owns ``output`` while a run is written: a lock, a staging folder, the final rename.
+
+    * **Lock.** ``.NAME.lock`` holds the writing process's id; a second writer of the same
+      output is refused while that process lives (a lock left by a killed process is taken
+      over).  The lock is held until the rename, so a finished run is never replaced without
+      ``overwrite``.
+    * **Staging.** The run is written into ``.NAME.partial`` and renamed to ``NAME`` only when
+      every file is written.  A failed run's staging folder is removed; an interrupted one
+      (SIGTERM, Ctrl-C, a :class:`Resumable` error such as a full disk) keeps its checkpoints
+      there for ``resume``.  Without ``resume`` an existing staging folder is refused (not
+      silently deleted) unless ``overwrite`` is given.
+    """
+
+    def __init__(self, output: Path, *, overwrite: bool = False, resume: bool = False) -> None:
+        self.output = Path(output)
+        self.overwrite, self.resume = overwrite, resume
+        self.lock = self.output.parent / f".{self.output.name}.lock"
+        self.staging = self.output.parent / f".{self.output.name}.partial"
+        self._locked = False
+
+    def __enter__(self) -> RunWriter:
+        if self.output.exists() and not self.overwrite:
+            raise AdvembedError(f"output directory '{self.output}' already exists "
+                                "(pass --overwrite)")
+        try:
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AdvembedError(f"cannot create the folder of --output '{self.output}': "
+                                f"{exc.strerror}") from None
+        self._acquire()
+        try:
+            self._prepare_staging()
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def _acquire(self) -> None:
+        for _ in range(2):
+            try:
+                handle = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = _read_pid(self.lock)
+                if owner is not None and _alive(owner) and owner != os.getpid():
+                    raise AdvembedError(
+                        f"output '{self.output}' is being written by another advembed process "
+                        f"(pid {owner}); wait for it to finish or choose another --output"
+                    ) from None
+                self.lock.unlink(missing_ok=True)  # left by a process that no longer exists
+                continue
+            except OSError as exc:
+                raise AdvembedError(f"cannot write into the folder of --output '{self.output}':"
+                                    f" {exc.strerror}") from None
+            with os.fdopen(handle, "w") as stream:
+                stream.write(str(os.getpid()))
+            self._locked = True
+            return
+        raise AdvembedError(f"cannot lock output '{self.output}' ({self.lock})")
+
+    def _prepare_staging(self) -> None:
+        _remove_stale_staging(self.output)
+        if self.staging.exists():
+            if self.resume:
+                return
+            if not self.overwrite:
+                raise AdvembedError(
+                    f"output '{self.output}' has an interrupted run (its checkpoints are in "
+                    f"'{self.staging}'): pass --resume to continue it, or --overwrite to start "
+                    "again")
+            shutil.rmtree(self.staging)
+        elif self.resume:
+            raise AdvembedError(f"nothing to resume: no interrupted run of '{self.output}' "
+                                f"('{self.staging}' does not exist)")
+        self.staging.mkdir()
+
+    def __exit__(self, kind, error, traceback) -> None:
+        try:
+            if kind is None:
+                self._commit()
+            elif issubclass(kind, KeyboardInterrupt | Resumable) and _has_checkpoint(
+                    self.staging):
+                print(f"advembed: the interrupted run's checkpoints are kept in "
+                      f"'{self.staging}'; run the same command with --resume to continue",
+                      file=sys.stderr)
+            else:
+                shutil.rmtree(self.staging, ignore_errors=True)
+        finally:
+            self._release()
+
+    def _commit(self) -> None:
+        if self.output.exists():
+            if not self.overwrite:  # cannot happen under the lock, unless written by hand
+                raise AdvembedError(f"output directory '{self.output}' appeared while the run "
+                                    f"was written; the run is kept in '{self.staging}'")
+            shutil.rmtree(self.output)
+        os.replace(self.staging, self.output)
+
+    def _release(self) -> None:
+        if self._locked and _read_pid(self.lock) == os.getpid():
+            self.lock.unlink(missing_ok=True)
+        self._locked = False
+
+
+def _has_checkpoint(staging: Path) -> bool:
+    return any(staging.glob("checkpoints/checkpoint-*/complete.json"))
+
+
+def _read_pid(path: Path) -> int | None:
     try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if output.exists():
-        shutil.rmtree(output)
-    os.replace(staging, output)
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 def _remove_stale_staging(output: Path) -> None:
-    """Remove staging folders of this output left by processes that no longer exist
-    (a run killed with SIGKILL cannot clean up after itself)."""
+    """Remove per-process staging folders (``.NAME.partial-PID``, the layout before runs could
+    be resumed) left by processes that no longer exist."""
     for candidate in output.parent.glob(f".{output.name}.partial-*"):
         pid = candidate.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not _alive(int(pid)):
@@ -92,6 +203,15 @@ def read_run(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         metrics = (
             json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
         )
-    except json.JSONDecodeError as exc:
-        raise AdvembedError(f"run '{run}' has a corrupt JSON file: {exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AdvembedError(f"run '{run}' has a corrupt JSON file: {exc}") from None
+    if not isinstance(config, dict) or not isinstance(metrics, dict):
+        raise AdvembedError(f"run '{run}': {CONFIG_FILE} and {METRICS_FILE} must hold JSON "
+                            "objects (edited by hand?)")
+    if "dataset" not in config:
+        raise AdvembedError(f"run '{run}': {CONFIG_FILE} has no 'dataset' (edited by hand?)")
+    length = config.get("max_length", 128)
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise AdvembedError(f"run '{run}': {CONFIG_FILE} has max_length {length!r}; it must be "
+                            "a positive integer")
     return config, metrics

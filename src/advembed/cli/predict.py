@@ -20,12 +20,14 @@ def add(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from advembed.evaluation import run_task
-    from advembed.runs import MODEL_DIR, read_run
+    from advembed.evaluation.runs import open_run_model
+    from advembed.runs import read_run
 
     config, _ = read_run(args.run)
     task = run_task(config)
+    task.check_run_config(config, args.run)
     task.check_input(args.text, args.pair, config)  # before the model loads
-    loaded = task.load_saved(args.run / MODEL_DIR)
+    loaded = open_run_model(args.run, config)
     answer = task.predict(loaded, args.text, args.pair, config)
     if args.json:
         print(json.dumps(answer))

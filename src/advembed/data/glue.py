@@ -114,7 +114,7 @@ def glue_task(folder: Path) -> GlueTask | None:
 def _glue_table(path: Path, task: GlueTask) -> Table:
     if not path.is_file():
         raise AdvembedError(f"GLUE {task.name} file {path} not found")
-    table = read_delimited(path, "\t", header=task.header)
+    table = read_delimited(path, "\t", header=task.header, strict=False)
     if not table.rows:
         raise AdvembedError(f"{path} has no examples")
     return table
@@ -135,10 +135,13 @@ def load_glue(folder: Path, *, split_seed: int = 2024) -> TextDataset:
     cols = Columns(task.text, task.pair, task.label)
     raw = task.raw_labels or tuple(str(i) for i in range(len(task.label_names)))
     mapping = {label: i for i, label in enumerate(raw)}
-    parts = {}
+    parts, dropped = {}, 0
     for split, filename in (("train", "train.tsv"), ("test", task.dev_file)):
         table = _glue_table(folder / filename, task)
         resolve_columns(table, cols.text, cols.pair, cols.label)
         parts[split] = to_examples(table, cols, mapping)
+        dropped += table.dropped
     description = f"GLUE {task.name} from {folder} (GLUE dev used as test)"
+    if dropped:
+        description += f"; {dropped} malformed rows (wrong field count) left out"
     return assemble(f"glue-{task.name}", list(task.label_names), parts, split_seed, description)

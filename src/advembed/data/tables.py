@@ -20,6 +20,7 @@ Errors name the file, the line (the physical line, header = line 1) and the bad 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import sys
@@ -49,6 +50,8 @@ class Table:
     columns: list[str]
     rows: list[dict[str, Any]]
     where: list[str]
+    dropped: int = 0
+    """Rows left out because their field count differs from the header (GLUE only)."""
 
 
 @dataclass(frozen=True)
@@ -70,26 +73,65 @@ def open_text(path: Path):  # noqa: ANN202 - a text file object
         raise AdvembedError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def read_delimited(path: Path, delimiter: str, header: Sequence[str] | None = None) -> Table:
+def read_text(path: Path) -> str:
+    """The file as UTF-8 text (a byte-order mark dropped); a byte that is not UTF-8 is an error
+    naming its line."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise AdvembedError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise AdvembedError(f"{path} line {line} is not UTF-8 (byte 0x{data[exc.start]:02x}); "
+                            "save the file as UTF-8") from None
+
+
+_FIELD_HINT = {",": "a comma inside a text must be quoted: \"like, this\"",
+               "\t": "a tab inside a text: TSV fields cannot hold tabs (use CSV with quotes)"}
+
+
+def read_delimited(path: Path, delimiter: str, header: Sequence[str] | None = None, *,
+                   strict: bool = True) -> Table:
+    """Rows of a CSV (comma, standard quoting) or TSV (tab, no quoting) file.
+
+    Every row must have as many fields as the header: a row with more or fewer is an error
+    naming the file and line (``strict``), or is dropped and counted (``strict=False``, for
+    GLUE files, as the GLUE loaders do)."""
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    rows, where = [], []
-    with open_text(path) as fh:
-        reader = csv.DictReader(fh, fieldnames=header, delimiter=delimiter, quoting=quoting)
-        try:
-            for row in reader:
-                rows.append(row)
-                where.append(f"line {reader.line_num}")
-            columns = [c for c in (reader.fieldnames or []) if c is not None]
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise AdvembedError(f"cannot parse {path} near line {reader.line_num}: {exc}") from None
-    return Table(str(path), columns, rows, where)
+    reader = csv.reader(io.StringIO(read_text(path), newline=""), delimiter=delimiter,
+                        quoting=quoting)
+    rows, where, dropped = [], [], 0
+    columns = list(header) if header is not None else None
+    try:
+        while True:
+            start = reader.line_num + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            if not fields:  # a blank line
+                continue
+            if columns is None:
+                columns = fields
+                continue
+            if len(fields) != len(columns):
+                if strict:
+                    raise AdvembedError(
+                        f"{path} line {start} has {len(fields)} fields but the header has "
+                        f"{len(columns)} ({_FIELD_HINT[delimiter]})")
+                dropped += 1
+                continue
+            rows.append(dict(zip(columns, fields, strict=True)))
+            where.append(f"line {start}")
+    except csv.Error as exc:
+        raise AdvembedError(f"cannot parse {path} line {reader.line_num}: {exc}") from None
+    return Table(str(path), columns or [], rows, where, dropped)
 
 
 def _read_json(path: Path) -> Table:
-    try:
-        content = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AdvembedError(f"cannot read {path}: {exc}") from None
+    content = read_text(path)
     if content.lstrip().startswith("["):
         return _json_array(path, content)
     rows, where = [], []

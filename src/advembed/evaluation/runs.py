@@ -10,7 +10,7 @@ import torch
 from advembed.data.base import SPLITS
 from advembed.data.options import DataOptions
 from advembed.errors import AdvembedError
-from advembed.runs import MODEL_DIR, read_run
+from advembed.runs import MODEL_DIR, WEIGHTS_FILE, read_run, sha256_of
 from advembed.tasks import LoadedModel, Task, get_task
 
 
@@ -38,10 +38,38 @@ def run_split(config: dict[str, Any], split: str, data: DataOptions | None = Non
     return examples
 
 
+def open_run_model(run: Path, config: dict[str, Any]) -> LoadedModel:
+    """The model saved in ``run``, checked: its weights file is the one training wrote
+    (sha256 in ``config.json``) and every weight is finite; one-line errors otherwise."""
+    run = Path(run)
+    task = run_task(config)
+    task.check_run_config(config, run)
+    weights = run / MODEL_DIR / WEIGHTS_FILE
+    if not weights.is_file():
+        raise AdvembedError(f"run '{run}' has no model weights ({MODEL_DIR}/{WEIGHTS_FILE} is "
+                            "missing): train it again")
+    expected = config.get("model_sha256")
+    if expected is not None and sha256_of(weights) != expected:
+        raise AdvembedError(f"run '{run}': {MODEL_DIR}/{WEIGHTS_FILE} is not the file training "
+                            "wrote (its sha256 differs from config.json's): it was changed or "
+                            "damaged; train the run again")
+    try:
+        loaded = task.load_saved(run / MODEL_DIR)
+    except AdvembedError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to read the files is the run's
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise AdvembedError(f"run '{run}': its model cannot be loaded ({type(exc).__name__}: "
+                            f"{reason})") from None
+    if not all(bool(torch.isfinite(p).all()) for p in loaded.model.parameters()):
+        raise AdvembedError(f"run '{run}' has non-finite weights (NaN or inf): train it again")
+    return loaded
+
+
 def load_run_model(run: Path, config: dict[str, Any] | None = None) -> LoadedModel:
-    """The model saved in ``run`` by its task, on the GPU when there is one."""
+    """The checked model of ``run`` (:func:`open_run_model`), on the GPU when there is one."""
     config = config if config is not None else read_run(run)[0]
-    loaded = run_task(config).load_saved(Path(run) / MODEL_DIR)
+    loaded = open_run_model(run, config)
     if torch.cuda.is_available():
         loaded.model.cuda()
     return loaded
@@ -59,8 +87,8 @@ def evaluate_run(run: Path, *, data: DataOptions | None = None, split: str = "te
                  batch_size: int = 64) -> dict[str, Any]:
     """Re-evaluate a saved run on a split of its own dataset or of another one."""
     config, _ = read_run(run)
+    loaded = open_run_model(run, config)
     examples = run_split(config, split, data)
-    loaded = run_task(config).load_saved(Path(run) / MODEL_DIR)
     result = run_task(config).evaluate(loaded.model, loaded.tokenizer, examples,
                                        batch_size=batch_size,
                                        max_length=config.get("max_length", 128), progress=True)

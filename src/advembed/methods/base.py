@@ -116,6 +116,19 @@ class TrainingMethod:
         finally:
             self.steps_done += 1
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must hold to resume this method exactly (tensors and plain data):
+        the step counter (warm-ups), the objective's state, and subclasses' own."""
+        state: dict[str, Any] = {"steps_done": self.steps_done}
+        if self.objective is not None:
+            state["objective"] = self.objective.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps_done = int(state["steps_done"])
+        if self.objective is not None and "objective" in state:
+            self.objective.load_state_dict(state["objective"])
+
     def in_warmup(self) -> bool:
         return self.steps_done < getattr(self.settings, "warmup_steps", 0)
 

@@ -52,6 +52,13 @@ class FreeAT(TrainingMethod):
     def no_objective_reason(cls) -> str:
         return "its δ is carried across replays, which a per-step objective cannot follow"
 
+    def state_dict(self):
+        return super().state_dict() | {"delta": self.delta, "replay_index": self.replay_index}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.delta, self.replay_index = state["delta"], int(state["replay_index"])
+
     def in_warmup(self) -> bool:
         return self.steps_done < self.settings.warmup_steps * self.replays
 

@@ -173,6 +173,12 @@ class ATCL(Objective):
             raise AdvembedError("objective atcl needs the tokenizer (its complete-word mask)")
         return cls(context.tokenizer, settings=settings, seed=context.seed)
 
+    def state_dict(self):
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state):
+        self.generator.set_state(state["generator"])
+
     def candidate_mask(self, inputs: dict[str, Any]) -> torch.Tensor:
         ids = inputs["input_ids"]
         attention = inputs.get("attention_mask", torch.ones_like(ids))

@@ -74,6 +74,13 @@ class Objective:
     def loss(self, context: ObjectiveContext) -> torch.Tensor:
         raise NotImplementedError
 
+    def state_dict(self) -> dict[str, Any]:
+        """The state a resumed run needs beyond the model's parameters (default: none)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+
     def attach(self, model: torch.nn.Module) -> None:
         """Register trainable parameters on ``model`` (so any optimiser picks them up)."""
 

@@ -202,6 +202,17 @@ class CARL(Objective):
         return cls(context.train_labels, dim=inner.config.hidden_size, settings=settings,
                    total_steps=context.total_steps, seed=context.seed)
 
+    def state_dict(self):
+        return {"orig": self.orig.rows, "orig_filled": self.orig.filled, "adv": self.adv.rows,
+                "adv_filled": self.adv.filled, "generator": self.generator.get_state(),
+                "log_z": dict(self.log_z)}
+
+    def load_state_dict(self, state):
+        self.orig.rows, self.orig.filled = state["orig"].clone(), state["orig_filled"].clone()
+        self.adv.rows, self.adv.filled = state["adv"].clone(), state["adv_filled"].clone()
+        self.generator.set_state(state["generator"])
+        self.log_z = dict(state["log_z"])
+
     @property
     def active(self) -> bool:
         return bool(self.orig.filled.all())

@@ -70,6 +70,10 @@ class Task:
 
         return DataCollatorWithPadding(tokenizer)
 
+    def check_run_config(self, run_config: dict[str, Any], run: Path) -> None:
+        """Refuse a run's ``config.json`` that lacks what this task reads back (default:
+        accept)."""
+
     def check_run_data(self, run_config: dict[str, Any], data, spec: str) -> None:
         """Refuse data a saved run cannot be evaluated on (default: accept)."""
 

@@ -32,6 +32,11 @@ class ClassificationTask(Task):
         for split in SPLITS:
             if not data.splits.get(split):
                 raise AdvembedError(f"dataset '{options.dataset}' has an empty {split} split")
+        seen = sorted({example.label for example in data.splits["train"]})
+        if len(seen) < 2:  # a one-label head would silently become a regression head
+            names = ", ".join(repr(data.label_names[i]) for i in seen)
+            raise AdvembedError(f"dataset '{options.dataset}' has one class ({names}) in its "
+                                "training split: a classifier needs at least two")
         return data
 
     def build_model(self, name, data, *, random_init=False):
@@ -50,6 +55,13 @@ class ClassificationTask(Task):
         from advembed.encoding import EncodedDataset
 
         return EncodedDataset(examples, tokenizer, max_length=max_length, with_index=with_index)
+
+    def check_run_config(self, run_config, run):
+        names = run_config.get("label_names")
+        if not (isinstance(names, list) and len(names) >= 2
+                and all(isinstance(name, str) for name in names)):
+            raise AdvembedError(f"run '{run}': config.json's label_names must be a list of at "
+                                "least two label names (edited by hand?)")
 
     def check_run_data(self, run_config, data, spec):
         if data.label_names != run_config["label_names"]:
@@ -117,7 +129,10 @@ class ClassificationTask(Task):
         example = Example(text=text, label=0, text_pair=pair)
         logits = predict_logits(loaded.model, loaded.tokenizer, [example],
                                 max_length=run_config.get("max_length", 128))
-        probabilities = torch.softmax(torch.from_numpy(logits[0]), dim=-1).tolist()
+        probabilities = torch.softmax(torch.from_numpy(logits[0]), dim=-1)
+        if not bool(torch.isfinite(probabilities).all()):
+            raise AdvembedError("the model's scores for this text are not finite")
+        probabilities = probabilities.tolist()
         names = run_config["label_names"]
         best = max(range(len(names)), key=lambda i: probabilities[i])
         return {"label": names[best],

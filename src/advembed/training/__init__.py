@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from advembed.training.config import TrainConfig
+from advembed.training.replay import ReplayLoader
 from advembed.training.run import build_method, run_training
-from advembed.training.trainer import AdvTrainer, ReplayLoader, split_learning_rates
+from advembed.training.trainer import AdvTrainer, split_learning_rates
 
 __all__ = ["AdvTrainer", "ReplayLoader", "TrainConfig", "build_method", "run_training",
            "split_learning_rates"]

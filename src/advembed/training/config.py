@@ -55,6 +55,11 @@ class TrainConfig(DataOptions):
                           "fine-tuning)")
     objective: str = setting("ce", "--objective", "what is learned from the adversarial sample "
                              "(ce: its cross-entropy only; carl, rar, atcl add their term)")
+    save_steps: int | None = setting(None, "--save-steps", "write a resumable checkpoint every "
+                                     "N optimiser steps (default: at each evaluation, once an "
+                                     "epoch)", minimum=1)
+    resume: bool = setting(False, "--resume", "continue the interrupted run of this --output "
+                           "from its last checkpoint (same options)")
     overwrite: bool = setting(False, "--overwrite", "replace an existing run directory")
     keep_checkpoints: bool = setting(False, "--keep-checkpoints", "keep the Trainer's "
                                      "checkpoints in the run")

@@ -9,6 +9,7 @@ atomically.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import platform
 import shutil
@@ -18,9 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from advembed.errors import AdvembedError
-from advembed.runs import CONFIG_FILE, METRICS_FILE, MODEL_DIR, staged_run_dir, write_json
+from advembed.runs import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_DIR,
+    WEIGHTS_FILE,
+    Resumable,
+    RunWriter,
+    sha256_of,
+    write_json,
+)
 from advembed.tasks import SPLITS, LoadedModel, Task, get_task
-from advembed.training.collapse import CollapseGuard
+from advembed.training.callbacks import BestModel, CollapseGuard
 from advembed.training.config import TrainConfig
 
 
@@ -102,7 +112,10 @@ def schedule(config: TrainConfig, built: Built) -> Schedule:
     return Schedule(epochs, steps_per_epoch, total_steps)
 
 
-def training_arguments(config: TrainConfig, task: Task, plan: Schedule, staging: Path):
+def training_arguments(config: TrainConfig, plan: Schedule, staging: Path):
+    """The Trainer's arguments.  The best model is kept by :class:`BestModel` (not the
+    Trainer's ``load_best_model_at_end``), so checkpoints can come at any ``save_steps``."""
+    import torch
     from transformers import TrainingArguments
 
     return TrainingArguments(
@@ -118,11 +131,8 @@ def training_arguments(config: TrainConfig, task: Task, plan: Schedule, staging:
         eval_strategy="steps",
         eval_steps=plan.eval_every,
         save_strategy="steps",
-        save_steps=plan.eval_every,
+        save_steps=config.save_steps or plan.eval_every,
         save_total_limit=1,
-        load_best_model_at_end=True,
-        metric_for_best_model=task.best_metric,
-        greater_is_better=task.greater_is_better,
         logging_steps=max(1, min(50, plan.eval_every)),
         seed=config.seed,
         data_seed=config.seed,
@@ -130,48 +140,120 @@ def training_arguments(config: TrainConfig, task: Task, plan: Schedule, staging:
         report_to="none",
         disable_tqdm=not config.progress,
         dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
         save_safetensors=True,
     )
 
 
 def run_training(config: TrainConfig) -> dict[str, Any]:
-    """Train, evaluate and write the run directory; return the metrics dictionary."""
-    from advembed.training.trainer import AdvTrainer
+    """Train, evaluate and write the run directory; return the metrics dictionary.
 
+    The run is written under a lock into a staging folder (:class:`~advembed.runs.RunWriter`)
+    with resumable checkpoints every ``save_steps``; ``resume`` continues an interrupted run
+    of the same ``output`` from its last complete checkpoint, to the same final metrics."""
     output = config.output_dir()
     if output.exists() and not config.overwrite:
         raise AdvembedError(f"output directory '{output}' already exists (pass --overwrite)")
-    built = build(config)
-    plan = schedule(config, built)
-    task = built.task
-    with staged_run_dir(output, overwrite=config.overwrite) as staging:
-        collapse = CollapseGuard(task.collapse_baseline(built.data.splits["dev"]),
-                                 metric=task.best_metric,
-                                 greater_is_better=task.greater_is_better,
-                                 active=built.method is not None)
-        trainer = AdvTrainer(
-            model=built.loaded.model,
-            args=training_arguments(config, task, plan, staging),
-            train_dataset=built.encoded["train"],
-            eval_dataset=built.encoded["dev"],
-            data_collator=task.collator(built.loaded.tokenizer),
-            compute_metrics=task.compute_metrics,
-            method=built.method,
-            task=task,
-            callbacks=[collapse],
-        )
+    with RunWriter(output, overwrite=config.overwrite, resume=config.resume) as writer:
+        checkpoint = _resume_point(config, writer.staging)
+        built = build(config)
+        plan = schedule(config, built)
+        trainer, best, collapse = make_trainer(config, built, plan, writer.staging)
         started = time.perf_counter()
-        train_output = trainer.train()
-        train_seconds = time.perf_counter() - started
-        metrics = final_metrics(trainer, task, built, train_output, train_seconds)
-        metrics["collapsed"] = collapse.collapsed
-        trainer.save_model(str(staging / MODEL_DIR))
-        built.loaded.tokenizer.save_pretrained(str(staging / MODEL_DIR))
-        if not config.keep_checkpoints:
-            shutil.rmtree(staging / "checkpoints", ignore_errors=True)
-        write_json(staging / CONFIG_FILE, run_record(config, built, output))
-        write_json(staging / METRICS_FILE, metrics)
+        if checkpoint is not None:
+            trainer.resume_state(checkpoint)
+        train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint
+                                     else None)
+        seconds = time.perf_counter() - started
+        try:
+            best.restore(trainer.model)
+            metrics = final_metrics(trainer, built.task, built, train_output, seconds)
+            metrics["collapsed"] = collapse.collapsed
+            metrics["train"]["skipped_steps"] = trainer.guard.skipped
+            if checkpoint is not None:
+                metrics["train"]["resumed_from_step"] = int(checkpoint.name.rsplit("-", 1)[1])
+            save_model(trainer, built, writer.staging, config, output, metrics)
+        except OSError as exc:
+            raise Resumable(f"cannot write the run into '{writer.staging}' ({exc.strerror}); "
+                            "free space, then run the same command with --resume") from None
     return metrics
+
+
+_NOT_COMPARED = ("resume", "overwrite", "progress", "keep_checkpoints", "save_steps")
+
+
+def _resume_point(config: TrainConfig, staging: Path) -> Path | None:
+    """The checkpoint to resume from (``None``: a new run, whose request is recorded)."""
+    from advembed.training.checkpoints import last_checkpoint
+
+    request = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_COMPARED}
+    request = json.loads(json.dumps(request))  # as JSON would give it back
+    recorded = staging / "request.json"
+    if not config.resume:
+        write_json(recorded, request)
+        return None
+    if not recorded.is_file():
+        raise AdvembedError(f"cannot resume '{staging}': it holds no request.json")
+    before = json.loads(recorded.read_text(encoding="utf-8"))
+    changed = sorted(k for k in set(before) | set(request) if before.get(k) != request.get(k))
+    if changed:
+        key = changed[0]
+        raise AdvembedError(f"the interrupted run was started with other options ({key}: "
+                            f"{before.get(key)!r}, now {request.get(key)!r}); resume with the "
+                            "same options")
+    checkpoint = last_checkpoint(staging / "checkpoints")
+    if checkpoint is None:
+        raise AdvembedError(f"the interrupted run in '{staging}' has no complete checkpoint "
+                            "yet: start again with --overwrite")
+    return checkpoint
+
+
+def make_trainer(config: TrainConfig, built: Built, plan: Schedule, staging: Path):
+    """``(AdvTrainer, best-model keeper, collapse guard)`` for a built run."""
+    from advembed.training.trainer import AdvTrainer
+
+    task = built.task
+    collapse = CollapseGuard(task.collapse_baseline(built.data.splits["dev"]),
+                             metric=task.best_metric, greater_is_better=task.greater_is_better,
+                             active=built.method is not None)
+    best = BestModel(staging / "best", metric=task.best_metric,
+                     greater_is_better=task.greater_is_better)
+    trainer = AdvTrainer(
+        model=built.loaded.model,
+        args=training_arguments(config, plan, staging),
+        train_dataset=built.encoded["train"],
+        eval_dataset=built.encoded["dev"],
+        data_collator=task.collator(built.loaded.tokenizer),
+        compute_metrics=task.compute_metrics,
+        method=built.method,
+        task=task,
+        callbacks=[collapse, best],
+    )
+    return trainer, best, collapse
+
+
+def save_model(trainer, built: Built, staging: Path, config: TrainConfig, output: Path,
+               metrics: dict[str, Any]) -> None:
+    """The final model (finite weights only), its tokenizer, ``config.json`` with the weights'
+    sha256, and ``metrics.json``."""
+    import torch
+
+    if not all(bool(torch.isfinite(p).all()) for p in built.loaded.model.parameters()):
+        raise AdvembedError("the trained weights are not finite; nothing was written (lower "
+                            "--lr or the perturbation size)")
+    trainer.save_model(str(staging / MODEL_DIR))
+    built.loaded.tokenizer.save_pretrained(str(staging / MODEL_DIR))
+    for leftover in ("best", "request.json"):
+        path = staging / leftover
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    if not config.keep_checkpoints:
+        shutil.rmtree(staging / "checkpoints", ignore_errors=True)
+    record = run_record(config, built, output) | {
+        "model_sha256": sha256_of(staging / MODEL_DIR / WEIGHTS_FILE),
+        "trainer_arguments": json.loads(trainer.args.to_json_string()),
+    }
+    write_json(staging / CONFIG_FILE, record)
+    write_json(staging / METRICS_FILE, metrics)
 
 
 def final_metrics(trainer, task: Task, built: Built, train_output, seconds: float) -> dict:

@@ -15,9 +15,13 @@ import torch
 from transformers import Trainer
 
 from advembed.methods.base import TrainingMethod, plain_step
+from advembed.training.callbacks import EpochRandomState
+from advembed.training.checkpoints import CheckpointMixin
+from advembed.training.guard import NonFiniteGuard
+from advembed.training.replay import ReplayLoader
 
 
-class AdvTrainer(Trainer):
+class AdvTrainer(CheckpointMixin, Trainer):
     """``Trainer`` that runs ``method.step`` inside ``training_step``.
 
     ``task`` (optional, :mod:`advembed.tasks`) says how the loss is normalised under gradient
@@ -27,13 +31,20 @@ class AdvTrainer(Trainer):
     target tokens of the whole accumulated batch (``num_items_in_batch``, counted by
     ``task.count_items`` and summed across processes), so that the accumulated gradient is that
     of one batch of all the tokens.
+
+    A step whose loss or gradient is not finite is skipped (``guard``,
+    :mod:`advembed.training.guard`); checkpoints are pickle-free and resume exactly
+    (:mod:`advembed.training.checkpoints`).
     """
 
     def __init__(self, *args: Any, method: TrainingMethod | None = None, task=None,
-                 **kwargs: Any) -> None:
+                 guard: NonFiniteGuard | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.method = method
         self.task = task
+        self.guard = guard if guard is not None else NonFiniteGuard()
+        self.epoch_random = EpochRandomState()
+        self.add_callback(self.epoch_random)
 
     @property
     def _token_level(self) -> bool:
@@ -48,6 +59,8 @@ class AdvTrainer(Trainer):
         objective = getattr(self.method, "objective", None)
         if created and objective is not None:
             split_learning_rates(optimizer, objective.learning_rates())
+        if created:  # before the scheduler, which wraps the (guarded) step to count it
+            self.guard.wrap(optimizer)
         return optimizer
 
     def get_train_dataloader(self):
@@ -75,7 +88,9 @@ class AdvTrainer(Trainer):
         num_items_in_batch: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if self.method is None and not self._token_level:
-            return super().training_step(model, inputs, num_items_in_batch)
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            self.guard.note(loss)
+            return loss
         model.train()
         inputs = self._prepare_inputs(inputs)
         scale = self._loss_scale(inputs, num_items_in_batch)
@@ -88,6 +103,7 @@ class AdvTrainer(Trainer):
                 loss = plain_step(model, strip_bookkeeping(inputs), backward)
             else:
                 loss = self.method.step(model, inputs, backward)
+        self.guard.note(loss)
         return loss.detach() * scale
 
 
@@ -133,26 +149,3 @@ def split_learning_rates(optimizer: torch.optim.Optimizer,
             optimizer.add_param_group({**{k: v for k, v in group.items() if k != "params"},
                                        "params": moved, "lr": lr})
         optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
-
-
-class ReplayLoader:
-    """Yield every batch of ``loader`` ``replays`` times in a row (FreeAT's minibatch replay).
-
-    The Trainer steps the optimiser after each yielded batch, so each replay gets its own
-    parameter update, and an epoch counts ``replays × len(loader)`` steps.
-    """
-
-    def __init__(self, loader, replays: int) -> None:
-        self.loader = loader
-        self.replays = replays
-
-    def __len__(self) -> int:
-        return len(self.loader) * self.replays
-
-    def __iter__(self):
-        for batch in self.loader:
-            for _ in range(self.replays):
-                yield batch
-
-    def __getattr__(self, name: str):
-        return getattr(self.loader, name)

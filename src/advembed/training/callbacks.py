@@ -1,0 +1,136 @@
+"""Callbacks of a training run: stop a collapsed run, keep the best model, and remember the
+random state each epoch began with (for an exact ``--resume`` in the middle of an epoch)."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+
+
+class CollapseGuard(TrainerCallback):
+    """Stop training with a warning when the best metric on dev after the first evaluation is
+    no better than the task's trivial predictor (classification: always the majority label).
+
+    A too-large perturbation radius can collapse a model to predicting one class; finishing
+    the run silently would waste the remaining epochs and hide the problem.  Active for
+    adversarial methods only: plain fine-tuning is the reference and runs its full course.
+    """
+
+    def __init__(self, baseline: float | None, *, metric: str = "accuracy",
+                 greater_is_better: bool = True, margin: float = 0.01,
+                 active: bool = True) -> None:
+        self.baseline, self.metric, self.greater_is_better = baseline, metric, greater_is_better
+        self.margin = margin
+        self.active = active and baseline is not None
+        self.collapsed = False
+
+    def at_baseline(self, value: float) -> bool:
+        if self.greater_is_better:
+            return value <= self.baseline + self.margin
+        return value >= self.baseline - self.margin
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        # The first evaluation of the run, counted in the (checkpointed) log history so that a
+        # resumed run does not take its next evaluation for the first.
+        evaluations = sum(f"eval_{self.metric}" in entry for entry in state.log_history)
+        value = (metrics or {}).get(f"eval_{self.metric}")
+        if self.active and evaluations == 1 and value is not None:
+            if self.at_baseline(value):
+                self.collapsed = True
+                control.should_training_stop = True
+                warnings.warn(
+                    f"training collapsed: dev {self.metric} {value:.4f} after the first epoch is "
+                    f"at chance ({self.baseline:.4f}, a trivial predictor); stopping. Lower the "
+                    "perturbation size (--adv-epsilon / --adv-alpha) or the learning rate.",
+                    stacklevel=2,
+                )
+        return control
+
+
+class BestModel(TrainerCallback):
+    """Keep the weights of the best evaluation so far in ``folder`` (``model.safetensors``),
+    written atomically, and the value that made them best (``best.json``), so that a resumed
+    run keeps comparing with it.  Strictly better replaces; the first of equal values stays."""
+
+    def __init__(self, folder: Path, *, metric: str, greater_is_better: bool) -> None:
+        self.folder, self.metric, self.greater_is_better = Path(folder), metric, greater_is_better
+        self.best: float | None = None
+        record = self.folder / "best.json"
+        if record.is_file():
+            import json
+
+            self.best = json.loads(record.read_text())["value"]
+
+    def better(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value > self.best if self.greater_is_better else value < self.best
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+        value = (metrics or {}).get(f"eval_{self.metric}")
+        if value is None or model is None or not args.should_save or not self.better(value):
+            return control
+        from advembed.runs import write_json
+
+        tmp = self.folder.with_name(f".{self.folder.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        write_json(tmp / "best.json", {"value": value, "step": state.global_step})
+        shutil.rmtree(self.folder, ignore_errors=True)
+        os.replace(tmp, self.folder)
+        self.best = value
+        return control
+
+    def restore(self, model) -> None:
+        """Load the best weights into ``model`` (nothing if no evaluation ran)."""
+        weights = self.folder / "model.safetensors"
+        if weights.is_file():
+            from safetensors.torch import load_file
+
+            model.load_state_dict(load_file(str(weights)), strict=False)
+
+
+class EpochRandomState(TrainerCallback):
+    """The global random state at the beginning of the current epoch.
+
+    The training sampler (length-grouped batches) draws its order of the epoch from the
+    global torch generator when the epoch starts; to resume exactly in the middle of an epoch,
+    that state is saved in every checkpoint and restored when the resumed epoch begins (the
+    Trainer then skips the batches already seen and restores the checkpoint's own state)."""
+
+    def __init__(self) -> None:
+        self.state: dict | None = None
+        self.pending: dict | None = None  # an epoch-begin state to restore (mid-epoch resume)
+        self.fetched = False  # whether the epoch's first batch has been drawn
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        if self.pending is not None:
+            set_random_state(self.pending)
+            self.pending = None
+        self.state = random_state()
+        self.fetched = False
+        return control
+
+
+def random_state() -> dict:
+    """The Python, NumPy and torch (CPU and CUDA) generators' states."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "cpu": torch.random.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.random.get_rng_state_all()
+    return state
+
+
+def set_random_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.random.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.random.set_rng_state_all(state["cuda"])

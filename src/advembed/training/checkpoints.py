@@ -1,0 +1,109 @@
+"""Checkpoints without pickle, complete or absent, and everything a resumed run needs.
+
+The stock ``Trainer`` pickles its optimizer, scheduler, RNG states and training arguments.
+:class:`CheckpointMixin` writes them with :mod:`advembed.state_io` instead (safetensors for
+tensors, JSON for the rest), adds the method's own state (FreeAT's δ and replay index, CARL's
+banks and generator, ATCL's generator, warm-up counters, skipped-step counts) and the random
+state the epoch began with, and marks a checkpoint complete (``complete.json``) only once every
+file is written: a resumed run takes the last complete checkpoint, and a partial one — a kill
+or a full disk during the write — is removed.  ``training_args.bin`` (a pickle) is never
+written; the arguments are in ``config.json``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from advembed.runs import Resumable, write_json
+from advembed.state_io import load_state, save_state
+from advembed.training.callbacks import EpochRandomState, random_state, set_random_state
+
+COMPLETE = "complete.json"
+PICKLED_ARGUMENTS = "training_args.bin"
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The complete checkpoint with the highest step in ``folder`` (incomplete ones removed)."""
+    complete = []
+    for candidate in Path(folder).glob("checkpoint-*"):
+        if (candidate / COMPLETE).is_file():
+            complete.append(candidate)
+        else:
+            shutil.rmtree(candidate, ignore_errors=True)
+    return max(complete, key=lambda c: int(c.name.rsplit("-", 1)[1]), default=None)
+
+
+class CheckpointMixin:
+    """``Trainer`` overrides for pickle-free, complete, exactly resumable checkpoints.
+
+    Needs ``self.method`` (or ``None``), ``self.guard`` and ``self.epoch_random``
+    (:class:`~advembed.training.callbacks.EpochRandomState`, registered as a callback).
+    """
+
+    epoch_random: EpochRandomState
+
+    def _state_name(self, name: str) -> str:
+        return f"{name}_{self.args.process_index}" if self.args.world_size > 1 else name
+
+    # --- optimizer and scheduler ------------------------------------------------------------
+    def _save_optimizer_and_scheduler(self, output_dir):
+        if self.args.should_save:
+            save_state(Path(output_dir), "optimizer", self.optimizer.state_dict())
+            save_state(Path(output_dir), "scheduler", self.lr_scheduler.state_dict())
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        if checkpoint is None:
+            return
+        self.optimizer.load_state_dict(load_state(Path(checkpoint), "optimizer"))
+        self.lr_scheduler.load_state_dict(load_state(Path(checkpoint), "scheduler"))
+
+    # --- random states and the method's own state -------------------------------------------
+    def _save_rng_state(self, output_dir):
+        save_state(Path(output_dir), self._state_name("rng"),
+                   {"now": random_state(), "epoch_begin": self.epoch_random.state})
+        method = self.method.state_dict() if self.method is not None else None
+        save_state(Path(output_dir), self._state_name("method"),
+                   {"method": method, "guard": self.guard.state_dict()})
+
+    def _load_rng_state(self, checkpoint):
+        if checkpoint is None:
+            return
+        set_random_state(load_state(Path(checkpoint), self._state_name("rng"))["now"])
+        if not self.epoch_random.fetched:  # resumed at an epoch boundary: the epoch begins now
+            self.epoch_random.state = random_state()
+
+    def resume_state(self, checkpoint: Path) -> None:
+        """Before ``train(resume_from_checkpoint=...)``: the method's and the guard's state,
+        and the random state the interrupted epoch began with."""
+        state = load_state(checkpoint, self._state_name("method"))
+        if self.method is not None and state["method"] is not None:
+            self.method.load_state_dict(state["method"])
+        self.guard.load_state_dict(state["guard"])
+        begin = load_state(checkpoint, self._state_name("rng"))["epoch_begin"]
+        self.epoch_random.pending = begin
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        self.epoch_random.fetched = True
+        return super().get_batch_samples(epoch_iterator, num_batches, device)
+
+    # --- complete checkpoints, no pickle ------------------------------------------------------
+    def _save_checkpoint(self, model, trial):
+        step = self.state.global_step
+        try:
+            super()._save_checkpoint(model, trial)
+        except OSError as exc:
+            shutil.rmtree(Path(self.args.output_dir) / f"checkpoint-{step}", ignore_errors=True)
+            raise Resumable(f"cannot write the checkpoint at step {step} ({exc.strerror}); the "
+                            "previous checkpoint is kept: free space, then run the same command "
+                            "with --resume") from None
+
+    def _rotate_checkpoints(self, use_mtime=False, output_dir=None):
+        folder = Path(output_dir or self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+        if folder.is_dir() and self.args.should_save:  # every file written: mark it complete
+            write_json(folder / COMPLETE, {"step": self.state.global_step})
+        return super()._rotate_checkpoints(use_mtime=use_mtime, output_dir=output_dir)
+
+    def _save(self, output_dir=None, state_dict=None):
+        super()._save(output_dir, state_dict)
+        Path(output_dir or self.args.output_dir, PICKLED_ARGUMENTS).unlink(missing_ok=True)
