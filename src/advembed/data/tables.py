@@ -119,8 +119,9 @@ def read_delimited(path: Path, delimiter: str, header: Sequence[str] | None = No
             if len(fields) != len(columns):
                 if strict:
                     raise AdvembedError(
-                        f"{path} line {start} has {len(fields)} fields but the header has "
-                        f"{len(columns)} ({_FIELD_HINT[delimiter]})")
+                        f"{path} line {start} has {len(fields)} field"
+                        f"{'s' if len(fields) != 1 else ''} but the header has {len(columns)} "
+                        f"({_FIELD_HINT[delimiter]})")
                 dropped += 1
                 continue
             rows.append(dict(zip(columns, fields, strict=True)))

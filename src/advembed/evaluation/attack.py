@@ -24,10 +24,17 @@ from typing import Any
 
 from advembed.data.options import DataOptions
 from advembed.errors import AdvembedError
-from advembed.evaluation.runs import load_run_model, run_split, run_task, sample_examples
+from advembed.evaluation.record_log import RecordLog
+from advembed.evaluation.runs import (
+    load_run_model,
+    read_checked_run,
+    run_split,
+    run_task,
+    sample_examples,
+)
 from advembed.evaluation.settings import PGDAttackSettings, SampleSettings, VulnerabilitySettings
 from advembed.evaluation.word_attack import WORD_ATTACKS, WordAttackOptions
-from advembed.runs import read_run, write_json, write_jsonl
+from advembed.runs import write_json, write_jsonl
 from advembed.settings import Settings
 
 SETTINGS: dict[str, type[Settings]] = {"pgd": PGDAttackSettings,
@@ -51,56 +58,76 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
     """Run ``attack`` on a saved run and write its results; return the summary.
 
     ``settings``: the attack's (:func:`attack_settings`); ``sample`` or ``sample_options``
-    (``split``, ``n_examples``, ``seed``, ``batch_size``, ``progress``): which examples.
+    (``split``, ``n_examples``, ``seed``, ``batch_size``, ``progress``, ``resume``): which
+    examples.  Each example's result is appended to ``RUN/.attack-NAME.partial.jsonl`` as soon as
+    it is computed; ``resume`` continues an interrupted attack of the same settings there.
     """
     settings = settings if settings is not None else attack_settings(attack)
     sample = SampleSettings.from_options(sample_options, sample)
     if attack in WORD_ATTACKS:
         settings = dataclasses.replace(settings, attack=attack, batch_size=sample.batch_size)
         settings.resolved()  # bad options fail before anything is loaded
-    config, _ = read_run(run)
+    config = read_checked_run(run)
     examples = sample_examples(run_split(config, sample.split, data), sample.n_examples,
                                sample.seed)
-    loaded = load_run_model(run, config)
-    started = time.perf_counter()
-    summary: dict[str, Any] = {"attack": attack,
-                               "dataset": (data.dataset if data else None) or config["dataset"],
-                               "split": sample.split, "examples": len(examples),
-                               "seed": sample.seed}
-    common = {"task": run_task(config), "max_length": config.get("max_length", 128),
-              "progress": sample.progress}
-    if attack == "pgd":
-        details, records = _pgd(loaded, examples, settings, sample.batch_size, common)
-    elif attack == "vulnerability":
-        details, records = _vulnerability(loaded, examples, settings, sample.batch_size, common,
-                                          config)
-    else:
-        from advembed.evaluation.word_attack import run_word_attack
-
-        details, records = run_word_attack(loaded.model, loaded.tokenizer, examples, settings,
-                                           **common)
-    summary |= details
-    summary["seconds"] = round(time.perf_counter() - started, 2)
-    write_jsonl(Path(run) / f"attack-{attack}.jsonl", records)
-    write_json(Path(run) / f"attack-{attack}.json", summary)
+    header = {"attack": attack, "settings": settings.as_dict(), "data": (data or
+              DataOptions()).as_dict(), "split": sample.split, "n_examples": sample.n_examples,
+              "seed": sample.seed, "model_sha256": config.get("model_sha256")}
+    log = RecordLog(Path(run) / f".attack-{attack}.partial.jsonl", header, resume=sample.resume)
+    try:
+        loaded = load_run_model(run, config)
+        started = time.perf_counter()
+        todo = [i for i in range(len(examples)) if i not in log.done]
+        common = {"task": run_task(config), "max_length": config.get("max_length", 128),
+                  "progress": sample.progress, "indices": todo, "on_record": log.add}
+        details = _ATTACKS.get(attack, _word)(loaded, [examples[i] for i in todo], settings,
+                                              sample.batch_size, common, config) if todo else {}
+        records = log.records()
+        summary = {"attack": attack, "dataset": header["data"]["dataset"] or config["dataset"],
+                   "split": sample.split, "examples": len(examples), "seed": sample.seed,
+                   "resumed_examples": len(examples) - len(todo)}
+        summary |= _SUMMARIES.get(attack, _word_summary)(records, settings, details, config)
+        summary["seconds"] = round(time.perf_counter() - started, 2)
+        write_jsonl(Path(run) / f"attack-{attack}.jsonl", records)
+        write_json(Path(run) / f"attack-{attack}.json", summary)
+    except OSError as exc:
+        raise AdvembedError(f"cannot write the results of {attack} into '{run}' "
+                            f"({exc.strerror}); those computed so far are in '{log.path.name}' "
+                            "(run again with --resume)") from None
+    finally:
+        log.close()
+    log.finish()
     return summary
 
 
-def _pgd(loaded, examples, settings: PGDAttackSettings, batch_size, common):
+def _pgd(loaded, examples, settings: PGDAttackSettings, batch_size, common, config):
     from advembed.evaluation.robustness import pgd_robustness
 
-    results, records = pgd_robustness(loaded.model, loaded.tokenizer, examples, settings,
-                                      batch_size=batch_size, **common)
-    return ({"norm": settings.norm, "steps": settings.steps, "alpha_ratio": settings.alpha_ratio,
-             "alpha": settings.alpha, "results": [r.as_dict() for r in results]}, records)
+    results, _ = pgd_robustness(loaded.model, loaded.tokenizer, examples, settings,
+                                batch_size=batch_size, **common)
+    return {"seconds": {r.epsilon: r.seconds for r in results}}
+
+
+def _pgd_summary(records, settings: PGDAttackSettings, details, config):
+    from advembed.evaluation.robustness import pgd_results
+
+    results = pgd_results(records, settings.epsilon, details.get("seconds"))
+    return {"norm": settings.norm, "steps": settings.steps, "alpha_ratio": settings.alpha_ratio,
+            "alpha": settings.alpha, "results": [r.as_dict() for r in results]}
 
 
 def _vulnerability(loaded, examples, settings: VulnerabilitySettings, batch_size, common,
                    config):
-    from advembed.evaluation.vulnerability import vulnerability_auc, vulnerability_scores
+    from advembed.evaluation.vulnerability import vulnerability_scores
 
-    records = vulnerability_scores(loaded.model, loaded.tokenizer, examples, settings,
-                                   batch_size=batch_size, **common)
+    vulnerability_scores(loaded.model, loaded.tokenizer, examples, settings,
+                         batch_size=batch_size, **common)
+    return {}
+
+
+def _vulnerability_summary(records, settings: VulnerabilitySettings, details, config):
+    from advembed.evaluation.vulnerability import vulnerability_auc
+
     per_label = {}
     for index, name in enumerate(config["label_names"]):
         rows = [r for r in records if r["label"] == index]
@@ -108,5 +135,22 @@ def _vulnerability(loaded, examples, settings: VulnerabilitySettings, batch_size
             per_label[name] = {key: {"mean": statistics.fmean(r[key] for r in rows),
                                      "median": statistics.median(r[key] for r in rows)}
                                for key in ("F1", "F2")}
-    return ({"norm": settings.norm, "epsilon": settings.epsilon, "per_label": per_label,
-             "auc": vulnerability_auc(records, len(config["label_names"]))}, records)
+    return {"norm": settings.norm, "epsilon": settings.epsilon, "per_label": per_label,
+            "auc": vulnerability_auc(records, len(config["label_names"]))}
+
+
+def _word(loaded, examples, settings: WordAttackOptions, batch_size, common, config):
+    from advembed.evaluation.word_attack import run_word_attack
+
+    summary, _ = run_word_attack(loaded.model, loaded.tokenizer, examples, settings, **common)
+    return summary
+
+
+def _word_summary(records, settings: WordAttackOptions, details, config):
+    from advembed.evaluation.word_attack import summarise
+
+    return details | summarise(records)
+
+
+_ATTACKS = {"pgd": _pgd, "vulnerability": _vulnerability}
+_SUMMARIES = {"pgd": _pgd_summary, "vulnerability": _vulnerability_summary}

@@ -19,10 +19,16 @@ from advembed.adversaries import PGD
 from advembed.data.options import DataOptions
 from advembed.errors import AdvembedError
 from advembed.evaluation.loop import device_of, encoded_batches, eval_mode, to_device
-from advembed.evaluation.runs import load_run_model, run_split, run_task, sample_examples
+from advembed.evaluation.runs import (
+    load_run_model,
+    read_checked_run,
+    run_split,
+    run_task,
+    sample_examples,
+)
 from advembed.evaluation.settings import ReconstructSampleSettings, ReconstructSettings
 from advembed.objectives.rar import RECONSTRUCTOR_NAME, Reconstructor, real_token_mask
-from advembed.runs import MODEL_DIR, read_run, write_jsonl
+from advembed.runs import MODEL_DIR, write_jsonl
 
 
 def load_reconstructor(model, model_dir: Path) -> Reconstructor:
@@ -86,7 +92,7 @@ def reconstruct_run(run: Path, *, data: DataOptions | None = None,
 
     settings = settings or ReconstructSettings()
     sample = ReconstructSampleSettings.from_options(sample_options, sample)
-    config, _ = read_run(run)
+    config = read_checked_run(run)
     loaded = load_run_model(run, config)
     model, tokenizer = loaded.model, loaded.tokenizer
     reconstructor = load_reconstructor(model, Path(run) / MODEL_DIR)

