@@ -125,6 +125,12 @@ MUTANTS = [
     Mutant("token-level-accumulation-by-steps", "training/trainer.py",
            "share = self.task.count_items(inputs) / num_items_in_batch",
            "share = 1.0 / self.current_gradient_accumulation_steps", (TASKS,)),
+    Mutant("carl-banks-not-gathered-under-ddp", "objectives/carl.py",
+           "rows = gather_rows(index.to(clean.device))\n"
+           "        self.orig.update(rows, gather_rows(clean))\n"
+           "        self.adv.update(rows, gather_rows(adversarial))",
+           "rows = index\n        self.orig.update(rows, clean)\n"
+           "        self.adv.update(rows, adversarial)", (DIST,)),
     Mutant("sequence-level-accumulation-unscaled", "training/trainer.py",
            "return 1.0 / self.current_gradient_accumulation_steps", "return 1.0", (DIST,)),
 ]

@@ -21,6 +21,14 @@ WORDS = (
 ).split()
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
+
+def package_path() -> str:
+    """The folder holding the ``advembed`` these tests import, for subprocesses' PYTHONPATH
+    (the checkout's ``src``, or the mutated copy ``benchmarks/mutation_check.py`` made)."""
+    import advembed
+
+    return str(Path(advembed.__file__).resolve().parents[1])
+
 SMALL = dict(
     vocab_size=len(SPECIAL) + len(WORDS) + 20,
     hidden_size=16,

@@ -1,6 +1,10 @@
 """Worker for the distributed test: AdvTrainer under torchrun with 2 CPU processes (gloo).
 
-Writes each rank's final parameters to ``OUT/rank{RANK}.pt``.
+Trains every configuration named on the command line, one after another in the same process
+group, each on the same 32 examples in order (a global batch of 8: 4 per process), and writes
+each rank's final parameters — and CARL's memory banks — to ``OUT/CONFIG-rankR.safetensors``.
+With ``--single`` it runs in one process with batches of 8 instead (the same global batches)
+and writes ``OUT/CONFIG-single.safetensors``.
 """
 
 from __future__ import annotations
@@ -14,16 +18,22 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import tiny_batch, tiny_model  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
 from transformers import TrainingArguments  # noqa: E402
 
 from advembed.methods import build_training_method  # noqa: E402
+from advembed.objectives import build_objective  # noqa: E402
 from advembed.training.trainer import AdvTrainer  # noqa: E402
+
+EXAMPLES = 32
 
 
 class Batches(torch.utils.data.Dataset):
     def __init__(self):
-        batch = tiny_batch(batch=16, length=9, seed=1)
-        self.items = [{k: v[i] for k, v in batch.items()} for i in range(16)]
+        batch = tiny_batch(batch=EXAMPLES, length=9, seed=1)
+        batch["labels"] = torch.arange(EXAMPLES) % 2
+        self.items = [{k: v[i] for k, v in batch.items()} | {"example_index": i}
+                      for i in range(EXAMPLES)]
 
     def __len__(self):
         return len(self.items)
@@ -32,21 +42,56 @@ class Batches(torch.utils.data.Dataset):
         return self.items[index]
 
 
-def main(method: str, out: Path) -> None:
-    model = tiny_model("bert", dropout=0.1)
+def train(config: str, out: Path, per_device: int, suffix: str) -> None:
+    """``config`` is ``METHOD[+OBJECTIVE][:STEPS]`` (8 steps unless given)."""
+    name, _, steps = config.partition(":")
+    method, _, objective_name = name.partition("+")
+    torch.manual_seed(0)
+    model = tiny_model("bert", dropout=0.0)
+    objective = build_objective(objective_name or "ce", model, tokenizer=_Tokenizer(),
+                                train_labels=[i % 2 for i in range(EXAMPLES)], warmup=0,
+                                num_negatives=4) if objective_name == "carl" else \
+        build_objective(objective_name or "ce", model, tokenizer=_Tokenizer())
     args = TrainingArguments(
-        output_dir=str(out / "trainer"), per_device_train_batch_size=4, max_steps=3,
-        learning_rate=1e-2, ddp_backend="gloo", use_cpu=True, report_to="none", seed=3,
-        save_strategy="no", disable_tqdm=True, logging_steps=1,
+        output_dir=str(out / "trainer"), per_device_train_batch_size=per_device,
+        max_steps=int(steps or 8), learning_rate=1e-2, use_cpu=True, report_to="none",
+        ddp_backend="gloo" if suffix != "single" else None,
+        seed=3, save_strategy="no", disable_tqdm=True, logging_steps=1,
+        lr_scheduler_type="constant", warmup_ratio=0.0,
     )
-    trainer = AdvTrainer(model=model, args=args, train_dataset=Batches(),
-                         method=build_training_method(method, model))
+    data = Batches()
+    trainer = AdvTrainer(model=model, args=args, train_dataset=data,
+                         method=build_training_method(method, model, objective=objective))
+    trainer._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(data)
     trainer.train()
-    rank = int(os.environ.get("RANK", 0))
-    torch.save({n: p.detach().clone() for n, p in model.named_parameters()},
-               out / f"rank{rank}.pt")
-    assert trainer.args.world_size == 2, trainer.args.world_size
+    tensors = {n: p.detach().clone().contiguous() for n, p in model.named_parameters()}
+    if objective_name == "carl":
+        tensors |= {"bank.orig": objective.orig.rows, "bank.adv": objective.adv.rows,
+                    "bank.filled": objective.orig.filled}
+    save_file(tensors, str(out / f"{config}-{suffix}.safetensors"))
+
+
+class _Tokenizer:
+    """What RAR and ATCL read: special ids 0–4, every other id a whole word."""
+
+    all_special_ids = [0, 1, 2, 3, 4]
+
+    def __len__(self):
+        return 100
+
+    def convert_ids_to_tokens(self, ids):
+        return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"][: min(5, len(ids))] + [
+            f"word{'abcdefghij'[i % 10]}{'abcdefghij'[i // 10]}" for i in ids[5:]]
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]))
+    single = "--single" in sys.argv
+    arguments = [a for a in sys.argv[1:] if a != "--single"]
+    out = Path(arguments[0])
+    suffix = "single" if single else f"rank{int(os.environ.get('RANK', 0))}"
+    for name in arguments[1:]:
+        train(name, out, per_device=8 if single else 4, suffix=suffix)
+    if not single:
+        import torch.distributed as dist
+
+        assert dist.get_world_size() == 2

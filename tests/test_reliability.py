@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import package_path
 from test_train_cli import write_sentiment_csv
 
 from advembed.cli import main
@@ -235,7 +236,7 @@ def test_no_pickle_in_a_run_or_its_checkpoints(tmp_path, tiny_model_dir, small_c
 
 
 def _spawn_train(argv, **kwargs):
-    env = os.environ | {"PYTHONPATH": str(ROOT / "src")}
+    env = os.environ | {"PYTHONPATH": package_path()}
     return subprocess.Popen([sys.executable, "-m", "advembed.cli", *argv], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             **kwargs)
@@ -313,8 +314,9 @@ def test_a_diverged_run_stops_with_one_line_and_writes_nothing(tmp_path, tiny_mo
 
 def _interrupt_at(monkeypatch, step):
     """Stop the next training with KeyboardInterrupt (as SIGTERM does) after ``step``."""
-    import advembed.training.run as run_module
     from transformers import TrainerCallback
+
+    import advembed.training.run as run_module
 
     original = run_module.make_trainer
 

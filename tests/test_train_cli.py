@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import make_tiny_model_dir
+from conftest import make_tiny_model_dir, package_path
 
 from advembed.cli import main
 
@@ -202,7 +202,7 @@ def test_examples_run(tmp_path, tiny_model_dir, data_csv, script):
     import sys
 
     root = Path(__file__).resolve().parents[1]
-    env = os.environ | {"PYTHONPATH": str(root / "src")}
+    env = os.environ | {"PYTHONPATH": package_path()}
     result = subprocess.run(
         [sys.executable, str(root / "examples" / script), "--model", str(tiny_model_dir),
          "--dataset", str(data_csv), "--limit", "48"],
@@ -290,8 +290,7 @@ def test_sigterm_keeps_checkpoints_and_stale_staging_is_cleaned(tmp_path, tiny_m
     runs.mkdir()
     stale = runs / ".killed.partial-999999999"  # a process id that does not exist
     stale.mkdir()
-    root = Path(__file__).resolve().parents[1]
-    env = os.environ | {"PYTHONPATH": str(root / "src")}
+    env = os.environ | {"PYTHONPATH": package_path()}
     process = subprocess.Popen(
         [sys.executable, "-m", "advembed.cli", "train", "--dataset", str(data_csv),
          "--model", str(tiny_model_dir), "--output", str(runs / "killed"), "--epochs", "200",

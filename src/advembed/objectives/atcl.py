@@ -148,6 +148,9 @@ class ATCL(Objective):
     its ε defaults to the paper's 0.03).  Sentences with no complete word are not perturbed.
     ``L_cont``: anchor = clean representation, positive = adversarial representation, n
     negatives from the other clean representations in the batch (eq. 6, cosine similarity, τ).
+    The batch is the process's own micro-batch (choice): under DDP or gradient accumulation
+    the negatives come from the examples this forward pass sees, not from the whole global
+    batch — n = 5 of a micro-batch of 16 or more is the paper's setting either way.
     """
 
     name = "atcl"

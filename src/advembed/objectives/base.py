@@ -84,6 +84,11 @@ class Objective:
     def attach(self, model: torch.nn.Module) -> None:
         """Register trainable parameters on ``model`` (so any optimiser picks them up)."""
 
+    def local_parameters(self) -> list[torch.nn.Parameter]:
+        """Trainable parameters used outside the model's forward, which DDP does not average
+        (the trainer all-reduces their gradients before the optimiser step)."""
+        return []
+
     def learning_rates(self) -> list[tuple[list[torch.nn.Parameter], float]]:
         """Parameters that train at their own learning rate: ``[(params, lr), ...]``.
 

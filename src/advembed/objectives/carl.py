@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from advembed.distributed import gather_rows, logsumexp_and_count
 from advembed.errors import AdvembedError
 from advembed.modes import eval_mode
 from advembed.objectives.base import BuildContext, Objective, ObjectiveContext
@@ -96,11 +97,12 @@ def carl_nce_loss(
 def estimate_log_z(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor,
                    tau: float, num_data: int) -> float:
     """``log Z`` with ``Z = N · mean exp(score/τ)`` over one batch's pairs (Wu et al. 2018's
-    Monte-Carlo estimate, fixed afterwards as in Tian et al.'s code)."""
+    Monte-Carlo estimate, fixed afterwards as in Tian et al.'s code).  Under DDP the mean is
+    over the pairs of every process (the global batch), so all replicas hold the same Z."""
     positive_score, negative_scores = _pair_scores(anchor, positive, negatives, tau)
     scores = torch.cat([positive_score[:, None], negative_scores], dim=1).detach()
-    return float(math.log(num_data) + torch.logsumexp(scores.flatten().float(), 0)
-                 - math.log(scores.numel()))
+    total, count = logsumexp_and_count(scores)
+    return float(math.log(num_data) + total - math.log(count))
 
 
 class MemoryBank:
@@ -157,7 +159,9 @@ class CARL(Objective):
     Table 3); then the banks are filled by the training steps themselves — one pass over every
     training example — and the contrastive term is used once every row has been written
     (``fill_banks`` fills them at once instead).  Banks are updated on every step after warm-up
-    with momentum M (eq. 5).
+    with momentum M (eq. 5).  Under DDP the rows of the whole global batch are gathered from
+    every process before the update, so every replica's banks fill and stay identical; each
+    process samples the negatives of its own examples.
 
     ``nce`` replaces eq. 2's softmax by the NCE approximation the paper cites
     (:func:`carl_nce_loss`); ``Z`` is estimated once per direction on the first active step
@@ -263,8 +267,11 @@ class CARL(Objective):
             l_a = self._direction("a", adversarial, clean, from_orig.to(clean.dtype))
             l_o = self._direction("o", clean, adversarial, from_adv.to(clean.dtype))
             value = self.settings.weight * (l_a + l_o)
-        self.orig.update(index, clean)
-        self.adv.update(index, adversarial)
+        # Under DDP every process writes the rows of the whole global batch, so the banks stay
+        # identical across replicas (and equal to a one-process run over the same batches).
+        rows = gather_rows(index.to(clean.device))
+        self.orig.update(rows, gather_rows(clean))
+        self.adv.update(rows, gather_rows(adversarial))
         return value
 
     @torch.no_grad()

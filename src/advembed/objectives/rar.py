@@ -115,7 +115,15 @@ class RAR(Objective):
                                      embeddings.num_embeddings)
             existing.to(embeddings.weight.device)
             inner.add_module(RECONSTRUCTOR_NAME, existing)
+        # DDP must not manage the reconstructor: it runs outside the model's forward (DDP would
+        # mark its parameters ready twice); its gradient is averaged by the trainer instead.
+        ignored = set(getattr(inner, "_ddp_params_and_buffers_to_ignore", ()))
+        ignored |= {f"{RECONSTRUCTOR_NAME}.{name}" for name, _ in existing.named_parameters()}
+        inner._ddp_params_and_buffers_to_ignore = sorted(ignored)
         self.reconstructor = existing
+
+    def local_parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.reconstructor.parameters())
 
     def logits(self, model: torch.nn.Module, token_states: torch.Tensor) -> torch.Tensor:
         inner = getattr(model, "module", model)

@@ -103,6 +103,8 @@ class AdvTrainer(CheckpointMixin, Trainer):
                 loss = plain_step(model, strip_bookkeeping(inputs), backward)
             else:
                 loss = self.method.step(model, inputs, backward)
+        if self.accelerator.sync_gradients:  # the accumulated batch is complete
+            average_local_gradients(getattr(self.method, "objective", None))
         self.guard.note(loss)
         return loss.detach() * scale
 
@@ -128,6 +130,21 @@ class AdvTrainer(CheckpointMixin, Trainer):
         if self.args.average_tokens_across_devices:
             count = self.accelerator.gather(count).sum()
         return count
+
+
+def average_local_gradients(objective) -> None:
+    """Average, across processes, the gradients of parameters DDP does not manage (RAR's
+    reconstructor), as DDP does for the others — before clipping and the optimiser step."""
+    from advembed.distributed import world_size
+
+    if objective is None or world_size() == 1:
+        return
+    import torch.distributed as dist
+
+    for parameter in objective.local_parameters():
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad)
+            parameter.grad /= world_size()
 
 
 def strip_bookkeeping(inputs: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,39 @@
+"""What objectives share across processes under DDP (``torch.distributed``), and nothing
+when training runs in one process."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
+    """The rows of ``tensor`` from every process, concatenated in rank order (detached; rows
+    may differ in number between processes).  One process: ``tensor`` itself."""
+    if world_size() == 1:
+        return tensor.detach()
+    tensor = tensor.detach().contiguous()
+    sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device)
+             for _ in range(world_size())]
+    dist.all_gather(sizes, torch.tensor([tensor.shape[0]], device=tensor.device))
+    longest = int(max(size.item() for size in sizes))
+    padded = torch.zeros((longest, *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
+    padded[: tensor.shape[0]] = tensor
+    parts = [torch.empty_like(padded) for _ in range(world_size())]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[: int(size.item())] for part, size in zip(parts, sizes, strict=True)])
+
+
+def logsumexp_and_count(values: torch.Tensor) -> tuple[float, int]:
+    """``(log Σ exp v, number of v)`` over ``values`` of every process."""
+    flat = values.detach().flatten().float()
+    local = torch.logsumexp(flat, 0).reshape(1)
+    if world_size() == 1:
+        return float(local), flat.numel()
+    every = gather_rows(local)
+    counts = gather_rows(torch.tensor([flat.numel()], device=flat.device))
+    return float(torch.logsumexp(every, 0)), int(counts.sum())
