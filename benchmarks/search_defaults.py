@@ -53,6 +53,7 @@ def main() -> int:
     parser.add_argument("--machine", help="description of the machine for the table")
     args = parser.parse_args()
     args.rerun = False
+    args.objective_options = {}  # quality.train_command reads it; the search has no objective
     args.runs_dir.mkdir(parents=True, exist_ok=True)
 
     points = [("none", {})] + [(m, o) for m in args.methods for o in GRID[m]]
