@@ -81,6 +81,9 @@ def test_report_compares_runs_in_html_and_markdown(tmp_path, capsys):
     assert str(out / "report.html") in capsys.readouterr().out
 
     assert html.count('src="data:image/png;base64,') == 3
+    # The template escapes text, not the inline style sheet.
+    assert 'font-family: system-ui, -apple-system, "Segoe UI"' in html and "&#34;" not in html
+    assert markdown.endswith(")\n") and not markdown.endswith("\n\n")
     assert not re.search(r"""(src|href)\s*=\s*["']?https?://""", html, re.IGNORECASE)
     for png in re.findall(r"\]\(([^)]+\.png)\)", markdown):
         assert (out / png).read_bytes().startswith(b"\x89PNG")

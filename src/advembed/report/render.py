@@ -67,7 +67,8 @@ def render_html(report: Report) -> str:
 
 def render_markdown(report: Report) -> str:
     """The Markdown twin; plots are referenced as PNG files next to it."""
-    return _environment(html=False).get_template("report.md.j2").render(**report.context())
+    text = _environment(html=False).get_template("report.md.j2").render(**report.context())
+    return text.rstrip("\n") + "\n"
 
 
 def build_report(paths) -> Report:
