@@ -36,7 +36,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    shown = ", ".join(f"{key} {value:.4f}" for key, value in result.items()
+    from advembed.evaluation import run_task
+    from advembed.runs import read_run
+
+    labels = run_task(read_run(args.run)[0]).metric_labels
+    shown = ", ".join(f"{labels.get(key, key)} {value:.4f}" for key, value in result.items()
                       if key not in ("dataset", "split", "examples") and isinstance(value, float))
     print(f"{result['dataset']} {result['split']} ({result['examples']} examples): {shown}")
     return 0

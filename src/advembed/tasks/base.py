@@ -42,6 +42,7 @@ class Task:
     name: ClassVar[str] = "task"
     description: ClassVar[str] = ""
     metric_names: ClassVar[tuple[str, ...]] = ()
+    metric_labels: ClassVar[dict[str, str]] = {}  # how the command line names a metric
     best_metric: ClassVar[str] = "loss"
     greater_is_better: ClassVar[bool] = False
     token_level: ClassVar[bool] = False

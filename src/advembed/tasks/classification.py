@@ -22,6 +22,7 @@ class ClassificationTask(Task):
     name = "classification"
     description = "single sentences or sentence pairs, one label each (accuracy, macro-F1)"
     metric_names = ("accuracy", "macro_f1")
+    metric_labels = {"macro_f1": "macro-F1"}
     best_metric = "accuracy"
     greater_is_better = True
 
