@@ -457,3 +457,23 @@ def test_accuracy_under_attack_counts_an_example_broken_at_any_smaller_radius(mo
         model, Tokenizer(), [Example("a", 0), Example("b", 1)],
         PGDAttackSettings(epsilon=(0.0, 0.1, 0.2)), progress=False)
     assert [r.accuracy for r in results] == [1.0, 0.5, 0.0]
+
+
+def test_expected_calibration_error_by_hand():
+    """Four examples in three confidence bins of 15: |acc − conf| per bin, weighted by its
+    share.  Catches: the unweighted mean over bins; the confidence of the true class instead
+    of the predicted one."""
+    import numpy as np
+
+    from advembed.metrics import expected_calibration_error
+
+    logits = np.log(np.array([[0.9, 0.1], [0.2, 0.8], [0.35, 0.65], [0.97, 0.03]]))
+    labels = np.array([0, 0, 1, 0])
+    # confidences 0.9, 0.8, 0.65, 0.97 → bins (0.867, 0.933], (0.733, 0.8], (0.6, 0.667],
+    # (0.933, 1]; correct: yes, no, yes, yes.
+    expected = 0.25 * (abs(1 - 0.9) + abs(0 - 0.8) + abs(1 - 0.65) + abs(1 - 0.97))
+    assert expected_calibration_error(logits, labels) == pytest.approx(expected, rel=1e-9)
+    two_in_one = np.log(np.array([[0.9, 0.1], [0.91, 0.09], [0.2, 0.8]]))
+    weighted = (2 / 3) * abs(0.5 - 0.905) + (1 / 3) * abs(1 - 0.8)
+    assert expected_calibration_error(two_in_one, np.array([0, 1, 1])) == pytest.approx(
+        weighted, rel=1e-9)

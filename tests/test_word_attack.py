@@ -250,7 +250,10 @@ def test_word_attack_command_and_its_errors(tiny_trained_run, capsys):
                 "mean_perturbed_percent", "seconds"):
         assert key in summary
     assert summary["examples"] == 12
-    assert len((tiny_trained_run / "attack-pwws.jsonl").read_text().splitlines()) == 12
+    rows = [json.loads(line) for line in
+            (tiny_trained_run / "attack-pwws.jsonl").read_text().splitlines()]
+    assert sorted({r["temperature"] for r in rows}) == [0.01, 1.0, 100.0]  # the default
+    assert len(rows) == 3 * 12
     assert main(["attack", "--run", str(tiny_trained_run), "--attack", "bae"]) == 2
     assert "needs --mlm" in capsys.readouterr().err
     assert main(["attack", "--run", str(tiny_trained_run), "--attack", "pwws", "--mlm", "x"]) == 2
@@ -264,3 +267,52 @@ def test_word_attack_command_and_its_errors(tiny_trained_run, capsys):
                  "--mlm", "x"]) == 2  # a word-attack option on an embedding attack
     assert "--mlm does not apply to attack 'pgd'" in capsys.readouterr().err
     assert not (tiny_trained_run / "attack-bae.json").exists()
+
+
+def test_workers_give_the_records_of_one_process(tiny_trained_run, tmp_path):
+    """The sample shared by 2 processes: the same record for every example (and the same
+    summary), whatever process attacked it."""
+    import shutil
+
+    runs = {}
+    for workers in (1, 2):
+        run = tmp_path / f"w{workers}"
+        shutil.copytree(tiny_trained_run, run)
+        assert main(["attack", "--run", str(run), "--attack", "pwws", "--n-examples", "10",
+                     "--temperatures", "1", "--workers", str(workers), "--no-progress"]) == 0
+        runs[workers] = run
+    one, two = ((runs[w] / "attack-pwws.jsonl").read_text() for w in (1, 2))
+    assert one == two
+    first, second = (json.loads((runs[w] / "attack-pwws.json").read_text()) for w in (1, 2))
+    for key in ("attack_accuracy", "success_rate", "mean_queries", "model_calls"):
+        assert first[key] == second[key], key
+
+
+def test_rescaled_logits_are_attacked_and_the_lowest_accuracy_is_the_headline(
+        model_and_examples, tiny_trained_run, tmp_path):
+    """Dividing the logits by T leaves every prediction as it was (the same original
+    accuracy) but changes the probabilities a score-based attack follows; the headline is the
+    lowest accuracy under attack over the temperatures."""
+    import shutil
+
+    model, tokenizer, examples = model_and_examples
+    texts = [e.text for e in examples]
+    for temperature in (100.0, 0.01):
+        plain = score_texts(model, tokenizer, texts)
+        rescaled = score_texts(model, tokenizer, texts, temperature=temperature)
+        assert (plain.argmax(-1) == rescaled.argmax(-1)).all()
+        logits = torch.log(torch.from_numpy(plain))
+        expected = torch.softmax((logits - logits.mean(-1, keepdim=True)) / temperature, -1)
+        assert torch.allclose(torch.from_numpy(rescaled), expected.float(), atol=1e-4)
+    run = tmp_path / "run"
+    shutil.copytree(tiny_trained_run, run)
+    assert main(["attack", "--run", str(run), "--attack", "pwws", "--n-examples", "8",
+                 "--temperatures", "100", "0.01", "--no-progress"]) == 0
+    summary = json.loads((run / "attack-pwws.json").read_text())
+    by_temperature = summary["temperatures"]
+    assert set(by_temperature) == {"1", "100", "0.01"}
+    assert summary["attack_accuracy"] == by_temperature["1"]["attack_accuracy"]
+    assert summary["attack_accuracy_rescaled"] == min(s["attack_accuracy"]
+                                                      for s in by_temperature.values())
+    assert {s["original_accuracy"] for s in by_temperature.values()} == {
+        summary["original_accuracy"]}

@@ -65,13 +65,17 @@ def describe(attack: str, summary: dict) -> str:
                  f"{row['euclidean']:>10.4f}" for row in summary["results"]]
         return "\n".join(rows)
     if attack in WORD_ATTACKS:
+        rescaled = ", ".join(f"T={t} {s['attack_accuracy']:.4f}"
+                             for t, s in summary["temperatures"].items())
         return (f"original accuracy {summary['original_accuracy']:.4f}, "
                 f"attack accuracy {summary['attack_accuracy']:.4f}, "
                 f"success rate {summary['success_rate']:.4f}, "
                 f"mean queries {summary['mean_queries']:.1f}, "
                 f"perturbed words {summary['mean_perturbed_percent']:.2f}%, "
                 f"flips confirmed by re-scoring {summary['confirmed_flips']}/"
-                f"{summary['successful']}")
+                f"{summary['successful']}\n"
+                f"with the logits rescaled (logits / T): {rescaled}; lowest "
+                f"{summary['attack_accuracy_rescaled']:.4f}")
     rows = [f"ROC AUC of the label from vulnerability: {json.dumps(summary['auc'])}"]
     for label, stats in summary["per_label"].items():
         rows.append(f"  {label}: mean F1 {stats['F1']['mean']:.4f}, "

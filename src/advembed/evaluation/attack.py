@@ -77,15 +77,20 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
     try:
         loaded = load_run_model(run, config)
         started = time.perf_counter()
-        todo = [i for i in range(len(examples)) if i not in log.done]
         common = {"task": run_task(config), "max_length": config.get("max_length", 128),
-                  "progress": sample.progress, "indices": todo, "on_record": log.add}
-        details = _ATTACKS.get(attack, _word)(loaded, [examples[i] for i in todo], settings,
-                                              sample.batch_size, common, config) if todo else {}
+                  "progress": sample.progress, "on_record": log.add}
+        resumed = len(log.done)
+        if attack in WORD_ATTACKS:
+            details = _word(run, loaded, examples, settings, log, common)
+        else:
+            todo = [i for i in range(len(examples)) if not log.has(i)]
+            details = _ATTACKS[attack](loaded, [examples[i] for i in todo], settings,
+                                       sample.batch_size, common | {"indices": todo},
+                                       config) if todo else {}
         records = log.records()
         summary = {"attack": attack, "dataset": header["data"]["dataset"] or config["dataset"],
                    "split": sample.split, "examples": len(examples), "seed": sample.seed,
-                   "resumed_examples": len(examples) - len(todo)}
+                   "resumed_records": resumed}
         summary |= _SUMMARIES.get(attack, _word_summary)(records, settings, details, config)
         summary["seconds"] = round(time.perf_counter() - started, 2)
         write_jsonl(Path(run) / f"attack-{attack}.jsonl", records)
@@ -139,17 +144,60 @@ def _vulnerability_summary(records, settings: VulnerabilitySettings, details, co
             "auc": vulnerability_auc(records, len(config["label_names"]))}
 
 
-def _word(loaded, examples, settings: WordAttackOptions, batch_size, common, config):
+def _word(run, loaded, examples, settings: WordAttackOptions, log, common) -> dict:
+    """The word attack at every temperature (1 first), in ``settings.workers`` processes;
+    returns the query counts of what ran."""
+    from advembed.evaluation.parallel import attack_in_processes
     from advembed.evaluation.word_attack import run_word_attack
 
-    summary, _ = run_word_attack(loaded.model, loaded.tokenizer, examples, settings, **common)
-    return summary
+    counts = {"model_calls": 0, "inputs_scored": 0}
+    for temperature in word_temperatures(settings):
+        todo = [i for i in range(len(examples)) if not log.has(i, temperature)]
+        if not todo:
+            continue
+        chosen = [examples[i] for i in todo]
+        if settings.workers > 1:
+            found, _ = attack_in_processes(
+                run, chosen, todo, settings, temperature=temperature, workers=settings.workers,
+                max_length=common["max_length"], on_record=common["on_record"],
+                progress=common["progress"])
+        else:
+            found, _ = run_word_attack(loaded.model, loaded.tokenizer, chosen, settings,
+                                       indices=todo, temperature=temperature, **common)
+        for key in counts:
+            counts[key] += found[key]
+    return counts
+
+
+def word_temperatures(settings: WordAttackOptions) -> list[float]:
+    """The temperatures attacked: 1 (the plain figure) first, then the others given."""
+    return [1.0] + [t for t in dict.fromkeys(settings.temperatures) if t != 1.0]
 
 
 def _word_summary(records, settings: WordAttackOptions, details, config):
+    """The plain attack's figures (temperature 1) as the summary, each temperature's beside
+    them, and the lowest accuracy under attack over the temperatures as the headline."""
     from advembed.evaluation.word_attack import summarise
 
-    return details | summarise(records)
+    by_temperature = {t: summarise([r for r in records if r.get("temperature", 1.0) == t])
+                      for t in word_temperatures(settings)}
+    worst = min(by_temperature, key=lambda t: by_temperature[t]["attack_accuracy"])
+    plain = by_temperature[1.0]
+    return details | plain | recipe_details(settings) | {
+        "temperatures": {f"{t:g}": summary for t, summary in by_temperature.items()},
+        "attack_accuracy_rescaled": by_temperature[worst]["attack_accuracy"],
+        "rescaled_temperature": worst,
+        "attacked_column": ("text_pair" if any(r.get("original_text_pair") is not None
+                                               for r in records) else "text"),
+        "workers": settings.workers}
+
+
+def recipe_details(settings: WordAttackOptions) -> dict:
+    resolved = settings.resolved()
+    return {"recipe": settings.attack, "mlm": settings.mlm, "settings": resolved,
+            "similarity_model": (settings.similarity_model
+                                 if resolved["min_similarity"] is not None else None),
+            "query_budget": settings.query_budget}
 
 
 _ATTACKS = {"pgd": _pgd, "vulnerability": _vulnerability}

@@ -10,6 +10,11 @@ from typing import Any
 from advembed.errors import AdvembedError
 
 
+def key(record: dict[str, Any]) -> tuple[float, int]:
+    """Where a record belongs: (temperature of a rescaled attack, default 1; example index)."""
+    return float(record.get("temperature", 1.0)), int(record["index"])
+
+
 class RecordLog:
     """``RUN/.attack-NAME.partial.jsonl``: a header line describing the attack (settings,
     sample, model), then one record per finished example, flushed at once.
@@ -21,7 +26,7 @@ class RecordLog:
 
     def __init__(self, path: Path, header: dict[str, Any], *, resume: bool = False) -> None:
         self.path = Path(path)
-        self.done: dict[int, dict[str, Any]] = {}
+        self.done: dict[tuple[float, int], dict[str, Any]] = {}
         header = json.loads(json.dumps(header))
         if resume and self.path.is_file():
             self._read(header)
@@ -49,7 +54,7 @@ class RecordLog:
                 record = json.loads(line)
             except ValueError:  # the line being written when the process died
                 break
-            self.done[int(record["index"])] = record
+            self.done[key(record)] = record
         # Rewrite the intact part, so that a cut-off last line is not kept.
         self.path.write_text("".join(json.dumps(x) + "\n" for x in
                                      [{"header": header}, *self.done.values()]),
@@ -58,11 +63,15 @@ class RecordLog:
     def add(self, record: dict[str, Any]) -> None:
         self._stream.write(json.dumps(record) + "\n")
         self._stream.flush()
-        self.done[int(record["index"])] = record
+        self.done[key(record)] = record
 
-    def records(self) -> list[dict[str, Any]]:
-        """Every record, in example order."""
-        return [self.done[i] for i in sorted(self.done)]
+    def has(self, index: int, temperature: float = 1.0) -> bool:
+        return (float(temperature), int(index)) in self.done
+
+    def records(self, temperature: float | None = None) -> list[dict[str, Any]]:
+        """Every record (of one ``temperature``, if given), in temperature and example order."""
+        return [self.done[k] for k in sorted(self.done)
+                if temperature is None or k[0] == float(temperature)]
 
     def finish(self) -> None:
         """The attack's final files are written: the log is no longer needed."""

@@ -89,6 +89,13 @@ class WordAttackOptions(Settings):
                                     "--min-similarity, or 'none' (default: the packaged MiniLM)")
     query_budget: int | None = setting(None, "--query-budget", "largest number of model queries "
                                        "per example (default: none)", minimum=1)
+    temperatures: tuple[float, ...] = setting(
+        (1.0, 100.0, 0.01), "--temperatures", "attack the model with its logits divided by each "
+        "temperature too; the headline accuracy under attack is the lowest over them (an "
+        "over-confident model hides its weakness from score-based attacks)", minimum=0,
+        exclusive_minimum=True, paper="Raina et al. 2024")
+    workers: int = setting(1, "--workers", "processes that share the sample (results identical "
+                           "to one process)", minimum=1)
     batch_size: int = 64
 
     def resolved(self) -> dict[str, Any]:
@@ -119,9 +126,11 @@ def _build_wrapper_class(textattack):
     class ClassifierWrapper(textattack.models.wrappers.ModelWrapper):
         """Our classifier as a black box: a list of inputs in, class probabilities out."""
 
-        def __init__(self, model, tokenizer, *, batch_size: int = 64, max_length: int = 128):
+        def __init__(self, model, tokenizer, *, batch_size: int = 64, max_length: int = 128,
+                     temperature: float = 1.0):
             self.model, self.tokenizer = model, tokenizer
             self.batch_size, self.max_length = batch_size, max_length
+            self.temperature = temperature
             self.calls = 0
             self.inputs_scored = 0
 
@@ -129,21 +138,23 @@ def _build_wrapper_class(textattack):
             self.calls += 1
             self.inputs_scored += len(text_input_list)
             return score_texts(self.model, self.tokenizer, text_input_list,
-                               batch_size=self.batch_size, max_length=self.max_length)
+                               batch_size=self.batch_size, max_length=self.max_length,
+                               temperature=self.temperature)
 
     return ClassifierWrapper
 
 
 def score_texts(model, tokenizer, inputs: Sequence, *, batch_size: int = 64,
-                max_length: int = 128) -> np.ndarray:
-    """Class probabilities for strings or (text, text_pair) tuples, in batches."""
+                max_length: int = 128, temperature: float = 1.0) -> np.ndarray:
+    """Class probabilities ``softmax(logits / temperature)`` for strings or (text, text_pair)
+    tuples, in batches."""
     from advembed.data import Example
     from advembed.inference import predict_logits
 
     texts = [Example(item[0], 0, item[1]) if isinstance(item, tuple) else Example(item, 0)
              for item in inputs]
     logits = predict_logits(model, tokenizer, texts, batch_size=batch_size, max_length=max_length)
-    return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+    return torch.softmax(torch.from_numpy(logits) / temperature, dim=-1).numpy()
 
 
 def _build_encoder_class(textattack):
@@ -265,11 +276,12 @@ def build_attack(textattack, wrapper, options: WordAttackOptions, *, pair: bool,
 
 def run_word_attack(model, tokenizer, examples: Sequence, options: WordAttackOptions, *,
                     max_length: int = 128, progress: bool = True, task=None,
-                    indices: Sequence[int] | None = None,
-                    on_record=None) -> tuple[dict, list[dict]]:
-    """Attack ``examples`` (numbered ``indices`` in the records, default 0, 1, …); return
-    ``(summary, per-example records)``.  ``on_record`` receives each record as soon as its
-    example is done (``advembed attack`` appends it to a file, so a kill loses nothing)."""
+                    indices: Sequence[int] | None = None, on_record=None,
+                    temperature: float = 1.0) -> tuple[dict, list[dict]]:
+    """Attack ``examples`` (numbered ``indices`` in the records, default 0, 1, …) on the model
+    with its logits divided by ``temperature``; return ``(summary, per-example records)``.
+    ``on_record`` receives each record as soon as its example is done (``advembed attack``
+    appends it to a file, so a kill loses nothing)."""
     from advembed.evaluation.attack_resources import import_textattack
 
     options.resolved()  # option errors before the slow import
@@ -278,7 +290,7 @@ def run_word_attack(model, tokenizer, examples: Sequence, options: WordAttackOpt
 
     pair = any(e.text_pair is not None for e in examples)
     wrapper = _build_wrapper_class(textattack)(model, tokenizer, batch_size=options.batch_size,
-                                               max_length=max_length)
+                                               max_length=max_length, temperature=temperature)
     attack, settings = build_attack(textattack, wrapper, options, pair=pair,
                                     target_tokenizer=tokenizer, task=task)
     started = time.perf_counter()
@@ -293,6 +305,7 @@ def run_word_attack(model, tokenizer, examples: Sequence, options: WordAttackOpt
         attacked = textattack.shared.AttackedText(_examples_input(example))
         result = attack.attack(attacked, example.label)
         record = _record(index, example, result, SuccessfulAttackResult, SkippedAttackResult)
+        record["temperature"] = temperature
         _confirm_flip(model, tokenizer, record, options.batch_size, max_length)
         records.append(record)
         if on_record is not None:

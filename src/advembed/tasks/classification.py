@@ -21,8 +21,8 @@ from advembed.tasks.base import SPLITS, LoadedModel, Task
 class ClassificationTask(Task):
     name = "classification"
     description = "single sentences or sentence pairs, one label each (accuracy, macro-F1)"
-    metric_names = ("accuracy", "macro_f1")
-    metric_labels = {"macro_f1": "macro-F1"}
+    metric_names = ("accuracy", "macro_f1", "ece")
+    metric_labels = {"macro_f1": "macro-F1", "ece": "ECE"}
     best_metric = "accuracy"
     greater_is_better = True
 
@@ -94,6 +94,8 @@ class ClassificationTask(Task):
     def report_columns(self):
         return [("test", "accuracy", "test acc", "clean test accuracy"),
                 ("test", "macro_f1", "test macro-F1", "clean test macro-F1"),
+                ("test", "ece", "test ECE", "expected calibration error of the test "
+                 "predictions (15 bins; 0 = calibrated, high = over-confident)"),
                 ("best_dev", "accuracy", "best dev acc", "accuracy on dev at the best epoch")]
 
     def summary(self, metrics):

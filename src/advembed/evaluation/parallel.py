@@ -1,0 +1,73 @@
+"""Word-substitution attacks over several processes.
+
+The sample is cut into small chunks that ``workers`` processes (spawned, each with its own copy
+of the run's model) attack independently; each example's attack issues exactly the queries it
+would in one process, so the records are the same, only sooner.  Records reach ``on_record`` as
+chunks finish (in any order; the caller sorts them by index).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start(run: str, max_length: int) -> None:
+    """Per process: load the run's model once."""
+    import torch
+
+    from advembed.evaluation.runs import load_run_model, run_task
+    from advembed.runs import read_run
+
+    torch.set_num_threads(1)  # the processes share the cores
+    config, _ = read_run(Path(run))
+    loaded = load_run_model(Path(run), config)
+    _WORKER.update(loaded=loaded, task=run_task(config), max_length=max_length)
+
+
+def _attack_chunk(chunk: list[tuple[int, Any]], options, temperature: float):
+    from advembed.evaluation.word_attack import run_word_attack
+
+    loaded = _WORKER["loaded"]
+    summary, records = run_word_attack(
+        loaded.model, loaded.tokenizer, [example for _, example in chunk], options,
+        max_length=_WORKER["max_length"], progress=False, task=_WORKER["task"],
+        indices=[index for index, _ in chunk], temperature=temperature)
+    return {key: summary[key] for key in ("model_calls", "inputs_scored")}, records
+
+
+def attack_in_processes(run: Path, examples: Sequence, indices: Sequence[int], options, *,
+                        temperature: float, max_length: int, workers: int,
+                        on_record: Callable[[dict], None] | None = None,
+                        progress: bool = True) -> tuple[dict, list[dict]]:
+    """``(query counts, records)`` of a word attack whose examples are shared by ``workers``
+    processes."""
+    from advembed.evaluation.loop import progress_bar
+
+    pairs = list(zip(indices, examples, strict=True))
+    size = max(1, math.ceil(len(pairs) / (workers * 4)))
+    chunks = [pairs[start:start + size] for start in range(0, len(pairs), size)]
+    counts = {"model_calls": 0, "inputs_scored": 0}
+    records: list[dict] = []
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start,
+                             initargs=(str(run), max_length)) as pool, \
+            progress_bar(progress, total=len(pairs), unit="example",
+                         desc=f"attack {options.attack} ×{workers}") as bar:
+        futures = [pool.submit(_attack_chunk, chunk, options, temperature) for chunk in chunks]
+        for future in as_completed(futures):
+            chunk_counts, chunk_records = future.result()
+            for key in counts:
+                counts[key] += chunk_counts[key]
+            for record in chunk_records:
+                records.append(record)
+                if on_record is not None:
+                    on_record(record)
+            bar.update(len(chunk_records))
+    return counts, sorted(records, key=lambda record: record["index"])
