@@ -119,6 +119,9 @@ def _word_columns(runs: Sequence[Run]) -> list[Column]:
             ("examples", "n", "examples in the attacked sample", 0),
             ("original_accuracy", "orig acc", "accuracy on the attacked sample before attack", 4),
             ("attack_accuracy", "acc", "accuracy after the attack", 4),
+            ("attack_accuracy_rescaled", "acc rescaled", "the lowest accuracy after the attack "
+             "over the logits divided by each temperature (1, 100, 0.01 by default): an "
+             "over-confident model cannot hide behind saturated scores", 4),
             ("success_rate", "success", "fraction of attacked examples whose label flipped", 4),
             ("mean_queries", "queries", "mean model queries per example", 1),
             ("mean_perturbed_percent", "perturbed %", "mean percentage of words changed", 1),
