@@ -316,3 +316,35 @@ def test_rescaled_logits_are_attacked_and_the_lowest_accuracy_is_the_headline(
                                                       for s in by_temperature.values())
     assert {s["original_accuracy"] for s in by_temperature.values()} == {
         summary["original_accuracy"]}
+
+
+def test_adversarial_data_augmentation_adds_the_successful_texts(tiny_trained_run, tmp_path,
+                                                                 capsys):
+    """ADA: attack the training split, then retrain on its union with the adversarial texts
+    (each distinct successful one once, with its gold label)."""
+    import shutil
+
+    from conftest import make_tiny_model_dir
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_trained_run, run)
+    assert main(["attack", "--run", str(run), "--attack", "pwws", "--split", "train",
+                 "--n-examples", "12", "--temperatures", "1", "--no-progress"]) == 0
+    records = [json.loads(line) for line in (run / "attack-pwws.jsonl").read_text().splitlines()]
+    successful = {(r["text"], r["text_pair"]) for r in records if r["status"] == "successful"}
+    assert successful
+    config = json.loads((run / "config.json").read_text())
+    out = tmp_path / "ada"
+    assert main(["train", "--dataset", config["dataset"], "--text-column", "sentence",
+                 "--model", str(make_tiny_model_dir(tmp_path / "model")), "--output", str(out),
+                 "--max-steps", "2", "--no-progress", "--augment-file",
+                 str(run / "attack-pwws.jsonl")]) == 0
+    trained = json.loads((out / "config.json").read_text())
+    assert trained["split_sizes"]["train"] == config["split_sizes"]["train"] + len(successful)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"status": "successful"}\n')
+    capsys.readouterr()
+    assert main(["train", "--dataset", config["dataset"], "--text-column", "sentence",
+                 "--model", str(tmp_path / "model"), "--output", str(tmp_path / "x"),
+                 "--augment-file", str(bad), "--no-progress"]) == 2
+    assert "line 1 is not an attack record" in capsys.readouterr().err

@@ -51,6 +51,10 @@ class TrainConfig(DataOptions):
     group_by_length: bool = setting(True, "--group-by-length", "batch sentences of similar "
                                     "length together (--no-group-by-length: plain random "
                                     "batches)")
+    augment_file: str | None = setting(None, "--augment-file", "adversarial data augmentation: "
+                                       "add the successful adversarial texts of an attack's "
+                                       "records (advembed attack --split train) to the training "
+                                       "split", paper="paper 003 Table 5 (ADA)")
     method: str = setting("none", "--method", "adversarial training method (none = plain "
                           "fine-tuning)")
     objective: str = setting("ce", "--objective", "what is learned from the adversarial sample "

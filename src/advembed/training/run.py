@@ -87,6 +87,10 @@ def build(config: TrainConfig) -> Built:
 
     task = get_task(config.task)
     data = task.load_data(config.data_options(), limit=config.limit, seed=config.seed)
+    if config.augment_file:
+        from advembed.data.augment import augmented
+
+        data = augmented(data, Path(config.augment_file))
     set_seed(config.seed)
     loaded = task.build_model(config.model, data, random_init=config.model_init == "random")
     config = fit_max_length(config, loaded)

@@ -1,0 +1,54 @@
+"""Adversarial data augmentation (ADA, paper 003 Table 5): adversarial texts that a
+word-substitution attack found on the training split, added to the training examples.
+
+The file is what ``advembed attack --run RUN --attack pwws --split train`` writes
+(``RUN/attack-pwws.jsonl``): one JSON record per attacked example; the successful ones carry
+the adversarial ``text`` (and ``text_pair``) and the gold ``label`` index.  Each distinct
+adversarial text is added once, with its gold label.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from advembed.data.base import Example, TextDataset
+from advembed.errors import AdvembedError
+
+
+def adversarial_examples(path: Path, label_names: list[str]) -> list[Example]:
+    """The successful adversarial examples of an attack's records, each text once."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AdvembedError(f"cannot read --augment-file {path}: {exc}") from None
+    examples, seen = [], set()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if record["status"] != "successful":
+                continue
+            text, pair, label = record["text"], record.get("text_pair"), int(record["label"])
+        except (ValueError, KeyError, TypeError):
+            raise AdvembedError(f"--augment-file {path} line {number} is not an attack record "
+                                "(written by advembed attack)") from None
+        if not 0 <= label < len(label_names):
+            raise AdvembedError(f"--augment-file {path} line {number}: label {label} is not one "
+                                f"of the dataset's {len(label_names)} labels")
+        if (text, pair) not in seen:
+            seen.add((text, pair))
+            examples.append(Example(text, label, pair))
+    return examples
+
+
+def augmented(data: TextDataset, path: Path) -> TextDataset:
+    """``data`` with the adversarial examples of ``path`` added to its training split."""
+    extra = adversarial_examples(path, data.label_names)
+    if not extra:
+        raise AdvembedError(f"--augment-file {path} holds no successful adversarial example")
+    splits = dict(data.splits) | {"train": [*data.splits["train"], *extra]}
+    return TextDataset(data.name, list(data.label_names), splits,
+                       f"{data.description}; {len(extra)} adversarial examples from {path}")
