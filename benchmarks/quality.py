@@ -64,6 +64,8 @@ def train_command(args, dataset: str, method: str, seed: int, options: dict) -> 
     ]
     if args.limit:
         command += ["--limit", str(args.limit)]
+    if getattr(args, "text_column", None):
+        command += ["--text-column", args.text_column]
     if args.max_steps:
         command += ["--max-steps", str(args.max_steps)]
     for keyword, value in args.objective_options.get(objective, {}).items():

@@ -9,6 +9,7 @@ import dataclasses
 import math
 
 import pytest
+import torch
 from conftest import tiny_batch, tiny_model
 
 from advembed.cli import build_parser
@@ -211,3 +212,26 @@ def test_old_perturbation_flags_are_aliases_of_the_shared_group(command, old, ne
             continue
         assert chosen(parser.parse_args(base + old), cls) == \
             chosen(parser.parse_args(base + new), cls) != {}
+
+
+def test_the_robust_preset_is_sized_to_the_models_embeddings(tmp_path, tiny_model_dir):
+    """FreeLB++: its step and random start are multiples of the mean word-embedding norm, so
+    a model with embeddings twice as large gets twice the budget; flags given override it."""
+    from advembed.methods.presets import PRESETS, embedding_norm, preset_options
+
+    model = tiny_model()
+    norm = embedding_norm(model)
+    rows = model.get_input_embeddings().weight.detach()
+    assert norm == pytest.approx(float(rows.norm(dim=-1).mean()))
+    method, options, used = preset_options("robust", model)
+    assert method == "freelb" and used == norm
+    assert options["alpha"] == pytest.approx(PRESETS["robust"].relative["alpha"] * norm, rel=1e-5)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(2.0)
+    _, doubled, _ = preset_options("robust", model)
+    assert doubled["alpha"] == pytest.approx(2 * options["alpha"], rel=1e-5)
+    assert doubled["steps"] == options["steps"] == 10 and doubled["clean_pass"] is True
+    args = build_parser().parse_args(["train", "--preset", "robust", "--adv-steps", "4"])
+    config = config_from_args(args)
+    assert config.output_dir().name.startswith("mr-robust-") and config.method_options == {
+        "steps": 4}

@@ -319,3 +319,15 @@ def test_sigterm_keeps_checkpoints_and_stale_staging_is_cleaned(tmp_path, tiny_m
     assert "--resume" in err
     again = _train_argv(data_csv, tiny_model_dir, runs / "killed")
     assert main(again) == 2  # not silently deleted: resume it or overwrite it
+
+
+def test_the_robust_preset_trains_and_records_its_sized_settings(tmp_path, tiny_model_dir,
+                                                                 data_csv):
+    code, run = _train(tmp_path, tiny_model_dir, data_csv, "robust", "--preset", "robust",
+                       "--max-steps", "3", "--limit", "40")
+    assert code == 0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["preset"], config["method"]) == ("robust", "freelb")
+    settings = config["method_settings"]
+    assert settings["steps"] == 10 and settings["clean_pass"] is True
+    assert settings["alpha"] == pytest.approx(0.028 * config["embedding_norm"], rel=1e-5)

@@ -42,8 +42,11 @@ def config_from_args(args: argparse.Namespace):
     from advembed.training.config import TrainConfig
 
     methods, objectives = _classes()
+    from advembed.methods.presets import PRESETS
+
     options = chosen(args, TrainConfig)
-    method = options.get("method", "none")
+    preset = PRESETS.get(options.get("preset"))
+    method = options.get("method") or (preset.method if preset else "none")
     objective = options.get("objective", "ce")
     method_cls = methods.get(method)
     method_options = {}

@@ -55,6 +55,10 @@ class TrainConfig(DataOptions):
                                        "add the successful adversarial texts of an attack's "
                                        "records (advembed attack --split train) to the training "
                                        "split", paper="paper 003 Table 5 (ADA)")
+    preset: str | None = setting(None, "--preset", "a method with settings chosen for a goal "
+                                 "and sized to the model: robust = FreeLB++ (see README); "
+                                 "method flags given too override its values",
+                                 choices=("robust",))
     method: str = setting("none", "--method", "adversarial training method (none = plain "
                           "fine-tuning)")
     objective: str = setting("ce", "--objective", "what is learned from the adversarial sample "
@@ -76,7 +80,8 @@ class TrainConfig(DataOptions):
             return Path(self.output)
         dataset = Path(self.dataset).stem if Path(self.dataset).exists() else self.dataset
         dataset = dataset.replace(":", "-").replace("/", "-")
-        method = self.method if self.objective == "ce" else f"{self.method}+{self.objective}"
+        method = self.preset or self.method
+        method = method if self.objective == "ce" else f"{method}+{self.objective}"
         return Path("runs") / f"{dataset}-{method}-s{self.seed}"
 
     def data_options(self) -> DataOptions:

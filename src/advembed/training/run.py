@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from advembed.errors import AdvembedError
+from advembed.methods.presets import embedding_norm
 from advembed.runs import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -46,6 +47,7 @@ class Built:
     method_settings: Any
     objective_settings: Any
     config: TrainConfig  # as run: the default --max-length capped at the model's positions
+    embedding_norm: float  # of the model before training (presets are sized by it)
 
 
 @dataclass
@@ -94,6 +96,9 @@ def build(config: TrainConfig) -> Built:
     set_seed(config.seed)
     loaded = task.build_model(config.model, data, random_init=config.model_init == "random")
     config = fit_max_length(config, loaded)
+    norm = embedding_norm(loaded.model)
+    if config.preset:
+        config = apply_preset(config, loaded.model)
     encoded = {split: task.encode(data.splits[split], loaded.tokenizer,
                                   max_length=config.max_length, with_index=split == "train")
                for split in SPLITS}
@@ -103,7 +108,7 @@ def build(config: TrainConfig) -> Built:
     method, method_settings, objective_settings = build_method(
         config, loaded.model, loaded.tokenizer, task.train_labels(data), planned, task)
     return Built(task, data, loaded, encoded, method, method_settings, objective_settings,
-                 config)
+                 config, norm)
 
 
 def fit_max_length(config: TrainConfig, loaded: LoadedModel) -> TrainConfig:
@@ -118,6 +123,19 @@ def fit_max_length(config: TrainConfig, loaded: LoadedModel) -> TrainConfig:
         raise AdvembedError(f"option --max-length {config.max_length} is beyond the model's "
                             f"{limit} positions")
     return dataclasses.replace(config, max_length=limit)
+
+
+def apply_preset(config: TrainConfig, model) -> TrainConfig:
+    """The preset's method and settings, sized to ``model``; method flags given explicitly
+    override them."""
+    from advembed.methods.presets import preset_options
+
+    method, options, _ = preset_options(config.preset, model)
+    if config.method not in ("none", method):
+        raise AdvembedError(f"--preset {config.preset} trains with --method {method}, not "
+                            f"{config.method}")
+    return dataclasses.replace(config, method=method,
+                               method_options=options | dict(config.method_options))
 
 
 def schedule(config: TrainConfig, built: Built) -> Schedule:
@@ -325,6 +343,7 @@ def run_record(config: TrainConfig, built: Built, output: Path) -> dict[str, Any
 
     objective = built.objective_settings
     return dataclasses.asdict(config) | {
+        "embedding_norm": built.embedding_norm,
         "method_settings": built.method_settings.as_dict(),
         "objective_settings": objective.as_dict() if objective is not None else {},
         "output": str(output),

@@ -1,0 +1,56 @@
+"""Presets: a method with settings chosen for a goal, sized to the model.
+
+``robust`` is FreeLB++ (TextDefender, Li et al. 2021: the strongest embedding-space defence in
+its benchmark): more ascent steps than FreeLB's default, no norm bound, the clean loss kept, and
+adversarial steps only after a warm-up.  Its step size and random start are declared as
+multiples of the model's mean word-embedding norm, so another encoder gets a comparable budget
+(on the default MiniLM, whose rows have norm 1.07, they are TextDefender's 0.03 and 0.05).
+These are TextDefender's sizes, not yet searched on our data: ``benchmarks/search_robust.py``
+picks them by accuracy under PWWS on dev (issue 12).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from advembed.errors import AdvembedError
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    method: str
+    fixed: dict[str, Any]
+    relative: dict[str, float] = field(default_factory=dict)
+    """Settings given as multiples of the mean word-embedding norm."""
+    source: str = ""
+
+
+PRESETS: dict[str, Preset] = {
+    "robust": Preset("robust", "freelb",
+                     fixed={"steps": 10, "epsilon": 0.0, "clean_pass": True, "warmup_steps": 50},
+                     relative={"alpha": 0.028, "init_mag": 0.047},
+                     source="FreeLB++ (TextDefender, Li et al. 2021); sizes relative to the "
+                            "embedding norm"),
+}
+
+
+def embedding_norm(model: torch.nn.Module) -> float:
+    """The mean L2 norm of the rows of the model's input embedding matrix."""
+    inner = getattr(model, "module", model)
+    weight = inner.get_input_embeddings().weight.detach().float()
+    return float(weight.norm(dim=-1).mean())
+
+
+def preset_options(name: str, model: torch.nn.Module) -> tuple[str, dict[str, Any], float]:
+    """``(method, its settings by Python name, the embedding norm they were sized by)``."""
+    if name not in PRESETS:
+        raise AdvembedError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}")
+    preset = PRESETS[name]
+    norm = embedding_norm(model)
+    options = dict(preset.fixed) | {key: ratio * norm
+                                    for key, ratio in preset.relative.items()}
+    return preset.method, options, norm
