@@ -34,6 +34,7 @@ OBJ = "tests/test_objectives.py"
 ROB = "tests/test_robustness.py"
 TASKS = "tests/test_tasks.py"
 DIST = "tests/test_distributed.py"
+VAA = "tests/test_vaa.py"
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,26 @@ MUTANTS = [
            "        self.adv.update(rows, adversarial)", (DIST,)),
     Mutant("sequence-level-accumulation-unscaled", "training/trainer.py",
            "return 1.0 / self.current_gradient_accumulation_steps", "return 1.0", (DIST,)),
+    # --- VAA (paper 002) ------------------------------------------------------------------
+    Mutant("vaa-fgsm-attacks-another-label", "vaa/features.py",
+           "predicted = v1.detach().argmax(-1)", "predicted = v1.detach().argmin(-1)", (VAA,)),
+    Mutant("vaa-delta-v-flipped", "vaa/features.py",
+           "torch.cat([v1, v2, v1 - v2], dim=-1)", "torch.cat([v1, v2, v2 - v1], dim=-1)",
+           (VAA,)),
+    Mutant("vaa-l2-norm-per-token", "vaa/features.py",
+           'direction(grad.detach(), mask, norm, "example")',
+           'direction(grad.detach(), mask, norm, "token")', (VAA,)),
+    Mutant("vaa-attack-skips-model-a", "vaa/model.py",
+           "embeds_a = embeds_a + (inputs_embeds - self.get_input_embeddings()(input_ids))",
+           "embeds_a = embeds_a", (VAA,)),
+    Mutant("vaa-model-a-keeps-dropout", "vaa/model.py",
+           "self.model_a.eval()  # A is frozen", "pass  # A is frozen", (VAA,)),
+    Mutant("vaa-model-a-trained", "vaa/model.py",
+           "self.model_a.requires_grad_(False)", "self.model_a.requires_grad_(True)", (VAA,)),
+    Mutant("vaa-projection-not-zero", "vaa/model.py",
+           "torch.nn.init.zeros_(module.weight)", "pass", (VAA,)),
+    Mutant("vaa-hidden-states-drop-first-token", "vaa/model.py",
+           "torch.cat([h[:, :1], h[:, 2:]], dim=1)", "h[:, 1:]", (VAA,)),
 ]
 
 

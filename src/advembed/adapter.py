@@ -21,10 +21,15 @@ from advembed.perturbation import token_mask
 # task's collator put in the batch is passed on (attention and segment masks, labels,
 # ``decoder_input_ids`` of an encoder–decoder, …).
 NOT_PASSED = frozenset({"input_ids", "example_index"})
+# A model that reads the token ids beside ``inputs_embeds`` (VAA's two-stage model: its frozen
+# model A embeds the ids itself) says so with ``takes_input_ids_with_embeds = True``.
+IDS_KEPT = NOT_PASSED - {"input_ids"}
 
 
 class EmbeddingAdapter:
     """Run ``model`` on (perturbed) word embeddings of a tokenised batch."""
+
+    not_passed: frozenset[str] = NOT_PASSED  # batch keys kept from the model
 
     def __init__(self, model: torch.nn.Module) -> None:
         getter = getattr(model, "get_input_embeddings", None)
@@ -36,6 +41,8 @@ class EmbeddingAdapter:
                 "in embedding space"
             )
         self.model = model
+        if getattr(model, "takes_input_ids_with_embeds", False):
+            self.not_passed = IDS_KEPT
 
     @property
     def word_embeddings(self) -> torch.nn.Embedding:
@@ -66,7 +73,7 @@ class EmbeddingAdapter:
         if delta is not None:
             embeds = embeds + delta
         kwargs = {key: value for key, value in inputs.items()
-                  if key not in NOT_PASSED and value is not None}
+                  if key not in self.not_passed and value is not None}
         kwargs.update({key: value for key, value in extra.items() if value is not None})
         return self.model(inputs_embeds=embeds, **kwargs)
 

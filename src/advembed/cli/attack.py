@@ -80,4 +80,10 @@ def describe(attack: str, summary: dict) -> str:
     for label, stats in summary["per_label"].items():
         rows.append(f"  {label}: mean F1 {stats['F1']['mean']:.4f}, "
                     f"mean F2 {stats['F2']['mean']:.4f}")
+    for key, fit in summary.get("theorem1", {}).items():
+        if "d" in fit:
+            rows.append(f"Theorem 1 on {key} (n {fit['n']}, d {fit['d']:.3g}, sigma "
+                        f"{fit['sigma']:.3g}): predicted accuracy "
+                        f"{fit['predicted_accuracy']:.4f}, nearest-mean accuracy "
+                        f"{fit['measured_accuracy']:.4f}")
     return "\n".join(rows)

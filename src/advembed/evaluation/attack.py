@@ -132,6 +132,7 @@ def _vulnerability(loaded, examples, settings: VulnerabilitySettings, batch_size
 
 def _vulnerability_summary(records, settings: VulnerabilitySettings, details, config):
     from advembed.evaluation.vulnerability import vulnerability_auc
+    from advembed.vaa.theory import theorem1_fit
 
     per_label = {}
     for index, name in enumerate(config["label_names"]):
@@ -141,7 +142,10 @@ def _vulnerability_summary(records, settings: VulnerabilitySettings, details, co
                                      "median": statistics.median(r[key] for r in rows)}
                                for key in ("F1", "F2")}
     return {"norm": settings.norm, "epsilon": settings.epsilon, "per_label": per_label,
-            "auc": vulnerability_auc(records, len(config["label_names"]))}
+            "auc": vulnerability_auc(records, len(config["label_names"])),
+            "theorem1": {key: theorem1_fit([r[key] for r in records],
+                                           [r["label"] for r in records])
+                         for key in ("F1", "F2")}}
 
 
 def _word(run, loaded, examples, settings: WordAttackOptions, log, common) -> dict:

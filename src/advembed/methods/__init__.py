@@ -34,13 +34,14 @@ from advembed.methods.gradient import GradientAttackTraining
 from advembed.methods.none import PlainTraining
 from advembed.methods.pgd import PGDSettings, PGDTraining
 from advembed.methods.smart import SMART, SMARTSettings
+from advembed.methods.vaa import VAASettings, VAATraining
 from advembed.methods.yopo import YOPO, YOPOSettings
 from advembed.settings import Settings
 
 REGISTRY: dict[str, type[TrainingMethod]] = {
     cls.name: cls
     for cls in (PlainTraining, FGSMTraining, FGMTraining, PGDTraining, FreeAT, YOPO, FreeLB,
-                SMART)
+                SMART, VAATraining)
 }
 METHODS = tuple(REGISTRY)
 FLAG_OF = {item.name: item.flag.name for cls in REGISTRY.values()
@@ -112,6 +113,8 @@ __all__ = [
     "PlainTraining",
     "SMARTSettings",
     "TrainingMethod",
+    "VAASettings",
+    "VAATraining",
     "YOPOSettings",
     "build_training_method",
     "method_class",

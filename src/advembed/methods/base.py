@@ -199,6 +199,7 @@ class _WrappedAdapter(EmbeddingAdapter):
     def __init__(self, wrapped: torch.nn.Module, inner: EmbeddingAdapter) -> None:
         self.model = wrapped
         self._inner = inner
+        self.not_passed = inner.not_passed
 
     @property
     def word_embeddings(self) -> torch.nn.Embedding:

@@ -31,6 +31,7 @@ from advembed.runs import (
     write_json,
 )
 from advembed.tasks import SPLITS, LoadedModel, Task, get_task
+from advembed.training.base_run import base_run_record, model_to_train
 from advembed.training.callbacks import BestModel, CollapseGuard
 from advembed.training.config import TrainConfig
 
@@ -94,7 +95,7 @@ def build(config: TrainConfig) -> Built:
 
         data = augmented(data, Path(config.augment_file))
     set_seed(config.seed)
-    loaded = task.build_model(config.model, data, random_init=config.model_init == "random")
+    loaded = model_to_train(config, task, data)
     config = fit_max_length(config, loaded)
     norm = embedding_norm(loaded.model)
     if config.preset:
@@ -348,6 +349,7 @@ def run_record(config: TrainConfig, built: Built, output: Path) -> dict[str, Any
         "objective_settings": objective.as_dict() if objective is not None else {},
         "output": str(output),
         "model_source": built.loaded.source,
+        **base_run_record(built.loaded.model),
         **built.task.record(built.data),
         "split_sizes": {split: len(built.data.splits[split]) for split in SPLITS},
         "versions": {

@@ -1,0 +1,231 @@
+"""VAA (paper 002): the vulnerability vector by hand, FGSM against the predicted label, the
+two-stage model (A frozen, B from A, the projection's shape), ``train --method vaa`` end to
+end, and Theorem 1 with its corollaries by simulation."""
+
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from conftest import tiny_batch, tiny_model
+
+from advembed.adapter import EmbeddingAdapter
+from advembed.cli import main
+from advembed.vaa.features import vulnerability_features
+from advembed.vaa.model import VulnerabilityAwareModel
+from advembed.vaa.theory import (
+    simulated_accuracy,
+    theorem1_accuracy,
+    theorem1_area,
+)
+
+
+class LinearToy(torch.nn.Module):
+    """logits = W · Σ_t m_t e_t + b: its cross-entropy gradient is known in closed form."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.tensor([[1.0, 2.0], [-0.5, 1.0]])
+        self.bias = torch.tensor([0.1, -0.2])
+
+    def forward(self, inputs_embeds, attention_mask, **_):
+        pooled = (inputs_embeds * attention_mask.unsqueeze(-1)).sum(1)
+        return SimpleNamespace(logits=pooled @ self.weight.T + self.bias)
+
+
+def _toy_inputs():
+    # Two real tokens and one padding token whose embedding must never move.
+    embeds = torch.tensor([[[0.5, -1.0], [2.0, 0.25], [9.0, 9.0]]])
+    return embeds, {"attention_mask": torch.tensor([[1, 1, 0]])}
+
+
+def _hand_v3(norm: str, epsilon: float) -> list[float]:
+    """V3 for the toy by hand.  pooled = (2.5, −0.75); V1 = W·pooled + b = (1.1, −2.5);
+    A predicts label 0, so ∂J/∂logits = (−p1, p1) with p1 = σ(−3.6), and every real token's
+    gradient is g = p1 · (W[1] − W[0]) = p1 · (−1.5, −1.0).  L2 (eq. 5): one norm over the
+    example, ‖g‖ = p1·√(2·3.25), so each token moves by ε·(−1.5, −1.0)/√6.5; L∞ (eq. 4): by
+    ε·sign(g) = ε·(−1, −1).  Two tokens move: the pooled shift is twice a token's."""
+    v1 = [1.0 * 2.5 + 2.0 * -0.75 + 0.1, -0.5 * 2.5 + 1.0 * -0.75 - 0.2]
+    if norm == "l2":
+        token = [epsilon * -1.5 / math.sqrt(6.5), epsilon * -1.0 / math.sqrt(6.5)]
+    else:
+        token = [-epsilon, -epsilon]
+    shift = [2 * token[0], 2 * token[1]]
+    v2 = [v1[0] + 1.0 * shift[0] + 2.0 * shift[1], v1[1] - 0.5 * shift[0] + 1.0 * shift[1]]
+    return v1 + v2 + [v1[0] - v2[0], v1[1] - v2[1]]
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_vulnerability_vector_matches_the_hand_computation(norm):
+    """Fails if FGSM attacked another label than the prediction (the gold label 1 here would
+    move the other way), if L2 normalised per token (each token would move by ε, not ε/√2 of
+    the example's norm), if padding moved, or if ΔV were V2 − V1."""
+    embeds, inputs = _toy_inputs()
+    v3 = vulnerability_features(LinearToy(), embeds, inputs, norm=norm, epsilon=0.3)
+    assert v3.shape == (1, 6)
+    assert v3[0].tolist() == pytest.approx(_hand_v3(norm, 0.3), abs=1e-5)
+
+
+def test_the_vulnerability_ignores_the_gold_label():
+    """Paper 002 attacks y_pred (the gold label is unknown at test time): the two-stage
+    model's output must not depend on the labels it is given."""
+    model = VulnerabilityAwareModel.from_model_a(tiny_model("bert", num_labels=3, seed=1)).eval()
+    with torch.no_grad():
+        model.projection.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(0))
+    batch = tiny_batch(num_labels=3)
+    without = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+    predicted = without.argmax(-1)
+    for gold in ((predicted + 1) % 3, (predicted + 2) % 3):
+        assert torch.equal(model(**batch | {"labels": gold}).logits, without)
+
+
+def test_stage_two_starts_from_a_and_has_the_papers_projection():
+    a = tiny_model("bert", num_labels=3, seed=1).eval()
+    model = VulnerabilityAwareModel.from_model_a(a, placement="add").eval()
+    for name, value in a.state_dict().items():
+        assert torch.equal(model.model_b.state_dict()[name], value)
+        assert torch.equal(model.model_a.state_dict()[name], value)
+    embedding = a.get_input_embeddings().embedding_dim
+    assert model.projection.weight.shape == (embedding, 3 * 3)
+    assert not any(p.requires_grad for p in model.model_a.parameters())
+    batch = tiny_batch(num_labels=3)
+    # Under "add" with the projection at zero, B starts as exactly A.
+    assert torch.allclose(model(**batch).logits, a(**batch).logits, atol=1e-6)
+    model.train()
+    assert not model.model_a.training and model.model_b.training  # A: no dropout, ever
+
+
+@pytest.mark.parametrize("placement", ["position", "add"])
+def test_an_embedding_attack_moves_both_models_inputs(placement):
+    """δ on the embeddings B reads is applied to A's embeddings of the same tokens too, the
+    gradient reaches δ, A gets none, and hidden states line up with the input tokens."""
+    model = VulnerabilityAwareModel.from_model_a(tiny_model("bert", num_labels=2, seed=3),
+                                                 placement=placement).eval()
+    with torch.no_grad():
+        model.projection.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(1))
+    batch = tiny_batch()
+    adapter = EmbeddingAdapter(model)
+    clean = adapter.embed(batch)
+    delta = (0.5 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(2))
+             * adapter.mask(batch, clean)).requires_grad_(True)
+    outputs = adapter.forward(batch, delta, output_hidden_states=True)
+    outputs.loss.backward()
+    assert delta.grad is not None and delta.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.model_a.parameters())
+    last = outputs.hidden_states[-1]
+    assert last.shape[:2] == batch["input_ids"].shape
+    # The first token's state is the one B's head reads (VAA's extra position is dropped).
+    pooled = model.model_b.bert.pooler(last)
+    assert torch.allclose(model.model_b.classifier(pooled), outputs.logits, atol=1e-5)
+    segments = {"attention_mask": batch["attention_mask"],
+                "token_type_ids": batch["token_type_ids"]}
+    embeds_a = model.model_a.get_input_embeddings()(batch["input_ids"]) + delta.detach()
+    expected = model.projection(vulnerability_features(model.model_a, embeds_a, segments))
+    clean_a = model.model_a.get_input_embeddings()(batch["input_ids"])
+    unperturbed = model.projection(vulnerability_features(model.model_a, clean_a, segments))
+    got = model.vulnerability(batch["input_ids"], clean + delta.detach(), segments)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert not torch.allclose(got, unperturbed, atol=1e-3)
+
+
+# --- Theorem 1 and its corollaries -----------------------------------------------------------
+
+@pytest.mark.parametrize("n, d, sigma", [(2, 1.0, 0.7), (3, 0.8, 1.3), (5, 2.0, 0.9)])
+def test_theorem1_matches_simulation(n, d, sigma):
+    """P = (1 − 2S)/n + 2S with S = Φ(d/2σ) − ½, against the accuracy of the nearest-mean
+    classifier on 200,000 samples, within 4 standard errors; the formula with S in place of
+    2S (a plausible misreading) is further off than that."""
+    samples = 200_000
+    simulated = simulated_accuracy(n, d, sigma, samples=samples, seed=0)
+    predicted = theorem1_accuracy(n, d, sigma)
+    tolerance = 4 * math.sqrt(predicted * (1 - predicted) / samples)
+    assert abs(simulated - predicted) < tolerance
+    area = theorem1_area(d, sigma)
+    assert abs(simulated - ((1 - area) / n + area)) > tolerance
+
+
+def test_corollaries_2_to_5():
+    d, sigma = 1.2, 0.8
+    area = theorem1_area(d, sigma)
+    by_n = [theorem1_accuracy(n, d, sigma) for n in range(2, 12)]
+    assert all(a > b for a, b in zip(by_n, by_n[1:], strict=False))  # Corollary 2
+    assert by_n[0] == pytest.approx(area + 0.5)  # Corollary 3: the maximum at n = 2
+    assert theorem1_accuracy(10_000, d, sigma) == pytest.approx(2 * area, abs=1e-3)
+    by_d = [theorem1_accuracy(4, step / 4, sigma) for step in range(1, 40)]
+    assert all(a < b for a, b in zip(by_d, by_d[1:], strict=False))  # Corollary 4
+    assert theorem1_accuracy(4, 1e-9, sigma) == pytest.approx(1 / 4)  # Corollary 5
+    assert theorem1_accuracy(4, 60.0, sigma) == pytest.approx(1.0)
+
+
+# --- the command line -----------------------------------------------------------------------
+
+def test_train_method_vaa_end_to_end(tmp_path, tiny_trained_run, capsys):
+    """Stage two from a finished run: A's weights stay as written, the run records A and its
+    checksum, and eval and predict of the saved VAA run give what training measured."""
+    from safetensors.torch import load_file
+
+    base = json.loads((tiny_trained_run / "config.json").read_text())
+    out = tmp_path / "vaa"
+    argv = ["train", "--dataset", base["dataset"], "--text-column", "sentence", "--method",
+            "vaa", "--base-run", str(tiny_trained_run), "--output", str(out), "--epochs", "1",
+            "--batch-size", "8", "--lr", "3e-3", "--seed", "7", "--no-progress"]
+    assert main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["base_run"] == str(tiny_trained_run.resolve())
+    assert config["base_run_sha256"] == base["model_sha256"]
+    assert config["method_settings"] == {"base_run": str(tiny_trained_run), "epsilon": 0.02,
+                                         "norm": "l2", "placement": "position"}
+    saved = load_file(str(out / "model" / "model.safetensors"))
+    a = load_file(str(tiny_trained_run / "model" / "model.safetensors"))
+    assert all(torch.equal(saved[f"model_a.{name}"], value) for name, value in a.items())
+    assert any(not torch.equal(saved[f"model_b.{name}"], value) for name, value in a.items())
+    metrics = json.loads((out / "metrics.json").read_text())
+    capsys.readouterr()
+    assert main(["eval", "--run", str(out)]) == 0
+    assert f"accuracy {metrics['test']['accuracy']:.4f}" in capsys.readouterr().out
+    assert main(["predict", "--run", str(out), "a great fun film"]) == 0
+    first = capsys.readouterr().out
+    assert main(["predict", "--run", str(out), "a great fun film"]) == 0
+    assert capsys.readouterr().out == first
+
+
+def test_vaa_refuses_what_it_cannot_use(tmp_path, tiny_trained_run, tiny_model_dir, capsys):
+    base = json.loads((tiny_trained_run / "config.json").read_text())
+    common = ["train", "--dataset", base["dataset"], "--text-column", "sentence", "--epochs",
+              "1", "--no-progress", "--output", str(tmp_path / "x")]
+    cases = [
+        (["--method", "vaa"], "needs --base-run"),
+        (["--method", "vaa", "--base-run", str(tiny_trained_run), "--model",
+          str(tiny_model_dir)], "--model and --model-init do not apply"),
+        (["--method", "fgm", "--base-run", str(tiny_trained_run)], "--base-run does not apply"),
+        (["--method", "vaa", "--base-run", str(tmp_path / "none")], "does not exist"),
+        (["--method", "vaa", "--base-run", str(tiny_trained_run), "--objective", "carl"],
+         "does not take an objective"),
+    ]
+    for extra, message in cases:
+        capsys.readouterr()
+        assert main(common + extra) == 2
+        error = capsys.readouterr().err
+        assert message in error and len(error.strip().splitlines()) == 1, error
+    assert not (tmp_path / "x").exists()
+
+
+def test_theorem1_fit_on_scores_drawn_as_the_theorem_assumes():
+    """Fitted n, d, σ recover the generating ones, and the predicted accuracy equals the
+    nearest-mean classifier's on the same scores within sampling error."""
+    import numpy as np
+
+    from advembed.vaa.theory import theorem1_fit
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 60_000)
+    scores = 0.4 + 0.9 * labels + rng.normal(0, 0.6, len(labels))
+    fit = theorem1_fit(scores.tolist(), labels.tolist())
+    assert fit["n"] == 3
+    assert fit["d"] == pytest.approx(0.9, abs=0.02)
+    assert fit["sigma"] == pytest.approx(0.6, abs=0.01)
+    assert fit["predicted_accuracy"] == pytest.approx(theorem1_accuracy(3, 0.9, 0.6), abs=0.01)
+    assert fit["measured_accuracy"] == pytest.approx(fit["predicted_accuracy"], abs=0.01)
