@@ -46,7 +46,7 @@ CONFIGS: dict[str, tuple[str, dict, str]] = {
     "freelb+rar": ("freelb", {}, "rar"),
     "fgm+atcl": ("fgm", {}, "atcl"),
     "vaa": ("vaa", {}, "ce"),
-    "vaa-add": ("vaa", {"placement": "add"}, "ce"),
+    "vaa-position": ("vaa", {"placement": "position"}, "ce"),
 }
 
 
@@ -120,9 +120,10 @@ def worker(name: str, steps: int, warmup: int, batch_size: int, model_name: str)
         if objective_name == "carl":  # time the active phase: banks already full
             objective.fill_banks(model, [dict(batch) for batch in batches])
     if method_name == "vaa":
+        from advembed.methods import VAASettings
         from advembed.vaa.model import VulnerabilityAwareModel
 
-        placement = options.get("placement", "position")
+        placement = options.get("placement", VAASettings().placement)
         model = VulnerabilityAwareModel.from_model_a(model, placement=placement).to(device)
     method = build_training_method(method_name, model, objective=objective, **options)
     trained = [p for p in model.parameters() if p.requires_grad]

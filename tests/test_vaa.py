@@ -177,7 +177,7 @@ def test_train_method_vaa_end_to_end(tmp_path, tiny_trained_run, capsys):
     assert config["base_run"] == str(tiny_trained_run.resolve())
     assert config["base_run_sha256"] == base["model_sha256"]
     assert config["method_settings"] == {"base_run": str(tiny_trained_run), "epsilon": 0.02,
-                                         "norm": "l2", "placement": "position"}
+                                         "norm": "l2", "placement": "add"}
     saved = load_file(str(out / "model" / "model.safetensors"))
     a = load_file(str(tiny_trained_run / "model" / "model.safetensors"))
     assert all(torch.equal(saved[f"model_a.{name}"], value) for name, value in a.items())

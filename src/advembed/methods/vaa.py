@@ -14,7 +14,7 @@ from advembed.flags import EPSILON, NORM
 from advembed.methods.base import TrainingMethod, plain_step
 from advembed.settings import Settings, setting
 
-PLACEMENT_CHOICES = ("position", "add")
+PLACEMENT_CHOICES = ("add", "position")
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,12 @@ class VAASettings(Settings):
                                    paper="paper 002 §3.2")
     epsilon: float = setting(0.02, EPSILON, paper="paper 002 §4.3")
     norm: str = setting("l2", NORM, paper="paper 002 §4.3")
-    placement: str = setting("position", "--vaa-placement", "where A's vulnerability vector "
-                             "enters B: position = an extra input position after the first "
-                             "token; add = added to every token's embedding",
+    placement: str = setting("add", "--vaa-placement", "where A's vulnerability vector "
+                             "enters B: add = added to every token's embedding; position = an "
+                             "extra input position after the first token",
                              choices=PLACEMENT_CHOICES,
-                             paper="our choice (the paper does not say)")
+                             paper="the paper does not say; add was better on cr dev (seed 13: "
+                             "0.8778 against 0.8722)")
 
 
 class VAATraining(TrainingMethod):

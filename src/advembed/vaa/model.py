@@ -11,10 +11,13 @@
 Where V enters B (the paper feeds it "along with the word embeddings"; it does not say where),
 ``placement``:
 
+* ``add`` (default): V added to the word embedding of every real token;
 * ``position``: an extra input position right after the first token ([CLS]), whose embedding
   is V (attention mask 1, the first token's segment); B's hidden states are returned without
-  it, so representations and drift line up with the input tokens;
-* ``add``: V added to the word embedding of every real token.
+  it, so representations and drift line up with the input tokens.
+
+On ``cr`` (seed 13, B from a plain run with dev 0.8611) ``add`` reached dev 0.8778 and
+``position`` 0.8722, so ``add`` is the default; one seed, a difference of two dev sentences.
 
 ``W`` and ``b`` start at zero (our choice; the paper does not say): under ``add`` the model then
 starts exactly as A, and V's information enters as B learns to use it.
@@ -41,7 +44,7 @@ from transformers import (
 from advembed.errors import AdvembedError
 from advembed.vaa.features import vulnerability_features
 
-PLACEMENTS = ("position", "add")
+PLACEMENTS = ("add", "position")
 
 
 class VAAConfig(PretrainedConfig):
@@ -49,7 +52,7 @@ class VAAConfig(PretrainedConfig):
 
     model_type = "advembed-vaa"
 
-    def __init__(self, base_config: dict[str, Any] | None = None, placement: str = "position",
+    def __init__(self, base_config: dict[str, Any] | None = None, placement: str = "add",
                  vaa_norm: str = "l2", vaa_epsilon: float = 0.02, base_run: str | None = None,
                  base_run_sha256: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -101,7 +104,7 @@ class VulnerabilityAwareModel(PreTrainedModel):
             torch.nn.init.zeros_(module.bias)
 
     @classmethod
-    def from_model_a(cls, model_a: PreTrainedModel, *, placement: str = "position",
+    def from_model_a(cls, model_a: PreTrainedModel, *, placement: str = "add",
                      norm: str = "l2", epsilon: float = 0.02, base_run: str | None = None,
                      base_run_sha256: str | None = None) -> VulnerabilityAwareModel:
         """Stage two's starting point: A frozen, B a copy of A, the projection at zero."""
