@@ -42,6 +42,12 @@ class ClassificationTask(Task):
 
     def build_model(self, name, data, *, random_init=False):
         from advembed.models import load_classifier
+        from advembed.scratch import is_scratch, scratch_classifier
+
+        if is_scratch(name):  # random by definition; its vocabulary from the training split
+            texts = [t for e in data.splits["train"] for t in (e.text, e.text_pair) if t]
+            model, tokenizer = scratch_classifier(name, data.label_names, texts)
+            return LoadedModel(model, tokenizer, f"{name} (vocabulary of the training split)")
 
         loaded = load_classifier(name, data.label_names, random_init=random_init)
         return LoadedModel(loaded.model, loaded.tokenizer, loaded.source)
