@@ -119,7 +119,7 @@ MUTANTS = [
            "call_backward(backward, clean_weight * clean.loss,",
            "call_backward(backward, clean.loss,", (ADV, EQ)),
     Mutant("pgd-accuracy-not-cumulative", "evaluation/robustness.py",
-           "broken[rows] |= outcome.wrong", "broken[rows] = outcome.wrong", (ROB, EQ)),
+           "broken |= outcome.wrong", "broken = outcome.wrong", (ROB, EQ)),
     Mutant("vulnerability-f2-on-adversarial-argmax", "evaluation/vulnerability.py",
            "f2 = -log_psi.gather(-1, phi.argmax(-1, keepdim=True)).squeeze(-1)",
            "f2 = -log_psi.max(-1).values", (ROB, EQ)),

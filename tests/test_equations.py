@@ -477,3 +477,23 @@ def test_expected_calibration_error_by_hand():
     weighted = (2 / 3) * abs(0.5 - 0.905) + (1 / 3) * abs(1 - 0.8)
     assert expected_calibration_error(two_in_one, np.array([0, 1, 1])) == pytest.approx(
         weighted, rel=1e-9)
+
+
+def test_every_mutant_of_the_mutation_check_still_applies():
+    """``benchmarks/mutation_check.py`` stops at a mutant whose original text moved; keep the
+    list in step with the code (each original occurs once and the mutant compiles).  It reads
+    the checkout's ``src/``, not the package under test, which is a mutated copy while the
+    mutation check runs."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("mutation_check",
+                                                  root / "benchmarks" / "mutation_check.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    source = root / "src" / "advembed"
+    for mutant in module.MUTANTS:
+        assert module.mutated(mutant, source) != (source / mutant.file).read_text()
