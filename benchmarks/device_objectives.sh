@@ -10,7 +10,7 @@ python3 -m pip install --quiet --no-deps --no-index --target /tmp/deps .gpu/whee
 export PYTHONPATH=/tmp/deps:$PWD/src ADVEMBED_CACHE=$PWD/.gpu/cache ADVEMBED_OFFLINE=1
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1
 M="one $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) (device machine, 12 runs sharing it), fp16-stored copy of the default MiniLM weights loaded as fp32"
-METHODS="freelb freelb+carl freelb+rar fgm+atcl"
+METHODS=${METHODS:-"freelb freelb+carl freelb+rar fgm+atcl"}
 timeout ${Q_S:-420} python3 benchmarks/quality.py --model .gpu/model --jobs 12 --datasets $DATASETS --seeds 13 14 15 \
   --methods $METHODS --runs-dir /tmp/q4 --out $OUT/results4.md --machine "$M" > $OUT/q4.log 2>&1
 echo "quality rc $? at $(( $(date +%s) - T0 )) s"
