@@ -134,14 +134,12 @@ def worker(name: str, steps: int, warmup: int, batch_size: int, model_name: str)
         batches = [batch for batch in batches for _ in range(method.replays)][: len(batches)]
     times = []
     for index, batch in enumerate(batches):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        sync(batch)
         started = time.perf_counter()
         method.step(model, batch)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        sync(batch)
         if index >= warmup:
             times.append(time.perf_counter() - started)
     if device.type == "cuda":

@@ -117,8 +117,7 @@ class VulnerabilityAwareModel(PreTrainedModel):
         state = model_a.state_dict()
         model.model_a.load_state_dict(state)
         model.model_b.load_state_dict(state)
-        model.projection.reset_parameters()
-        cls._init_weights(model, model.projection)
+        model._init_weights(model.projection)
         return model.train(model_a.training)
 
     def get_input_embeddings(self) -> torch.nn.Module:
