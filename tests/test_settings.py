@@ -10,7 +10,7 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_batch, tiny_model
+from conftest import tiny_batch, tiny_config, tiny_model
 
 from advembed.cli import build_parser
 from advembed.cli.train import config_from_args
@@ -102,7 +102,15 @@ def test_every_method_setting_goes_from_flag_to_method_and_record(name, item):
     settings = method_settings(name, config.method_options)
     assert getattr(settings, item.name) == value or (
         getattr(settings, item.name) == pytest.approx(value)), item.flag.name
-    method = build_training_method(name, tiny_model(), **config.method_options)
+    model, extra = tiny_model(), {}
+    if name == "vda":  # a tiny masked LM instead of loading the one --vda-mlm names
+        from transformers import BertForMaskedLM
+
+        from advembed.vda import VirtualAugmenter
+
+        mlm = BertForMaskedLM(tiny_config("bert"))
+        extra["augment"] = VirtualAugmenter(model, settings, mlm=mlm, special_ids=[0])
+    method = build_training_method(name, model, **extra, **config.method_options)
     assert method.settings == settings  # the method runs with exactly these
     recorded = settings.as_dict()[item.name]  # what config.json records
     assert recorded == value or recorded == pytest.approx(value)
@@ -139,7 +147,16 @@ def test_every_method_refuses_out_of_range_values_and_foreign_flags(name):
 
 
 @pytest.mark.parametrize("name", list(METHODS))
-def test_every_method_takes_a_step_with_its_defaults(name):
+def test_every_method_takes_a_step_with_its_defaults(name, tmp_path, tiny_model_dir,
+                                                     monkeypatch):
+    if name == "vda":  # its default MLM is the built one: stand a tiny one in its place
+        from transformers import AutoTokenizer, BertForMaskedLM
+
+        import advembed.mlm.load
+
+        BertForMaskedLM(tiny_config("bert")).save_pretrained(tmp_path / "mlm")
+        AutoTokenizer.from_pretrained(str(tiny_model_dir)).save_pretrained(tmp_path / "mlm")
+        monkeypatch.setattr(advembed.mlm.load, "built_mlm_dir", lambda: tmp_path / "mlm")
     model = tiny_model(dropout=0.1)
     model.train()
     loss = build_training_method(name, model).step(model, tiny_batch())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from advembed.cli.options import add_data_group, add_settings, chosen, refuse_foreign
+from advembed.errors import AdvembedError
 
 NAME = "train"
 
@@ -50,16 +51,27 @@ def config_from_args(args: argparse.Namespace):
     objective = options.get("objective", "ce")
     method_cls = methods.get(method)
     method_options = {}
+    augment = options.get("augment")
     if method_cls is not None:
-        refuse_foreign(args, method_cls.Settings, [c.Settings for c in methods.values()])
+        # --augment vda takes VDA's flags beside the method's own
+        others = [c.Settings for name, c in methods.items() if not (augment and name == augment)]
+        refuse_foreign(args, method_cls.Settings, others)
         method_options = chosen(args, method_cls.Settings)
+    augment_options = {}
+    if augment:
+        from advembed.vda import VDASettings
+
+        if method in ("none", "vda"):
+            raise AdvembedError(f"--augment {augment} needs an adversarial --method (with "
+                                f"'{method}', use --method vda alone)")
+        augment_options = chosen(args, VDASettings)
     objective_cls = objectives.get(objective)
     used = objective_cls.Settings if objective_cls is not None else _NoObjective
     refuse_foreign(args, used, [c.Settings for c in objectives.values()],
                    hint="needs --objective {owner}")
     objective_options = chosen(args, objective_cls.Settings) if objective_cls else {}
     return TrainConfig(**options, method_options=method_options,
-                       objective_options=objective_options)
+                       objective_options=objective_options, augment_options=augment_options)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from advembed.errors import AdvembedError
+from advembed.mlm import DEFAULT_MLM, load_masked_lm
 from advembed.settings import Settings, setting
 
 WORD_ATTACKS = ("pwws", "bert-attack", "bae")
@@ -76,7 +77,8 @@ class WordAttackOptions(Settings):
     owner = "the word attacks"
     attack: str = "pwws"
     mlm: str | None = setting(None, "--mlm", "bert-attack/bae: masked LM proposing the "
-                              "candidates (local folder or hub name)")
+                              "candidates: 'default' (built by `advembed mlm build`), a local "
+                              "folder or a hub name (default: 'default')")
     max_candidates: int | None = setting(None, "--max-candidates", "bert-attack/bae: candidates "
                                          "per word (default 8 / 50)", minimum=1)
     max_perturbed: float | None = setting(None, "--max-perturbed", "budget: largest fraction of "
@@ -108,9 +110,6 @@ class WordAttackOptions(Settings):
             value = getattr(self, key)
             if value is not None:
                 settings[key] = value
-        if self.attack in MLM_ATTACKS and not self.mlm:
-            raise AdvembedError(f"--attack {self.attack} needs --mlm: a masked language model "
-                                "(local folder or hub name) that proposes the candidates")
         if self.attack == "pwws" and self.mlm:
             raise AdvembedError("--mlm is used by bert-attack and bae, not by pwws")
         return settings
@@ -194,25 +193,6 @@ def _build_encoder_class(textattack):
     return MeanPooledEncoder
 
 
-def load_masked_lm(spec: str):
-    """A masked LM and its tokenizer from a local folder or hub name; refuse a random head."""
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
-
-    from advembed.models import resolve_model
-
-    path = resolve_model(spec)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
-    except (OSError, ValueError) as exc:
-        raise AdvembedError(f"cannot load masked LM '{spec}': "
-                            f"{str(exc).strip().splitlines()[0]}") from None
-    if info.get("missing_keys"):
-        raise AdvembedError(f"--mlm '{spec}' has no trained masked-LM head (missing "
-                            f"{info['missing_keys'][0]}, …): its candidates would be random")
-    return model.eval(), tokenizer
-
-
 def protected_words(tokenizer) -> set[str]:
     """Words of the target tokenizer's special tokens (``[CLS]`` → ``cls``, ``<s>`` → ``s``)."""
     import re
@@ -256,7 +236,7 @@ def build_attack(textattack, wrapper, options: WordAttackOptions, *, pair: bool,
     else:
         from textattack.transformations import WordSwapMaskedLM
 
-        mlm, mlm_tokenizer = load_masked_lm(options.mlm)
+        mlm, mlm_tokenizer = load_masked_lm(options.mlm or DEFAULT_MLM)
         extra = {"min_confidence": 0.0} if options.attack == "bae" else {}
         extra["max_length"] = min(512, getattr(mlm.config, "max_position_embeddings", 512))
         transformation = WordSwapMaskedLM(method=options.attack, masked_language_model=mlm,
@@ -315,7 +295,8 @@ def run_word_attack(model, tokenizer, examples: Sequence, options: WordAttackOpt
             iterator.set_postfix(success=f"{sum(r['status'] == 'successful' for r in done)}/"
                                          f"{len(done)}")
     seconds = time.perf_counter() - started
-    details = {"recipe": options.attack, "mlm": options.mlm,
+    details = {"recipe": options.attack,
+               "mlm": options.mlm or DEFAULT_MLM if options.attack in MLM_ATTACKS else None,
                "similarity_model": (options.similarity_model
                                     if settings["min_similarity"] is not None else None),
                "settings": settings, "query_budget": options.query_budget,

@@ -35,13 +35,14 @@ from advembed.methods.none import PlainTraining
 from advembed.methods.pgd import PGDSettings, PGDTraining
 from advembed.methods.smart import SMART, SMARTSettings
 from advembed.methods.vaa import VAASettings, VAATraining
+from advembed.methods.vda import VDAMethodSettings, VDATraining
 from advembed.methods.yopo import YOPO, YOPOSettings
 from advembed.settings import Settings
 
 REGISTRY: dict[str, type[TrainingMethod]] = {
     cls.name: cls
     for cls in (PlainTraining, FGSMTraining, FGMTraining, PGDTraining, FreeAT, YOPO, FreeLB,
-                SMART, VAATraining)
+                SMART, VAATraining, VDATraining)
 }
 METHODS = tuple(REGISTRY)
 FLAG_OF = {item.name: item.flag.name for cls in REGISTRY.values()
@@ -74,12 +75,15 @@ def build_training_method(
     *,
     objective=None,
     settings: Settings | None = None,
+    augment: Any = None,
     **options: Any,
 ) -> TrainingMethod:
     """Build the training method ``name`` for ``model``; unset options take the defaults.
 
     ``objective`` (see :func:`advembed.objectives.build_objective`) adds its loss term to the
-    method's final adversarial pass.  ``settings`` (from :func:`method_settings`) replaces the
+    method's final adversarial pass.  ``augment`` (:class:`advembed.vda.VDASettings` or a
+    ready :class:`advembed.vda.VirtualAugmenter`) adds VDA's term to every step
+    (``--augment vda``).  ``settings`` (from :func:`method_settings`) replaces the
     defaults; ``options`` are settings by Python name (``epsilon=0.05``).  Raises
     :class:`AdvembedError` for an unknown method or an option the method does not take.
     """
@@ -88,6 +92,8 @@ def build_training_method(
         settings = method_settings(name, options, objective=objective)
     elif options:
         settings = cls.Settings.from_options(options, settings, flag_of=FLAG_OF)
+    if augment is not None:
+        return cls(model, settings, objective=objective, augment=augment)
     return cls(model, settings, objective=objective)
 
 
@@ -115,6 +121,8 @@ __all__ = [
     "TrainingMethod",
     "VAASettings",
     "VAATraining",
+    "VDAMethodSettings",
+    "VDATraining",
     "YOPOSettings",
     "build_training_method",
     "method_class",

@@ -57,6 +57,20 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def make_augmenter(model: torch.nn.Module, augment: Any):
+    """``augment``: None, VDA's settings (the MLM is loaded) or a ready ``VirtualAugmenter``."""
+    if augment is None:
+        return None
+    from advembed.vda import VDASettings, VirtualAugmenter
+
+    if isinstance(augment, VirtualAugmenter):
+        return augment
+    if isinstance(augment, VDASettings):
+        return VirtualAugmenter(unwrap(model), augment)
+    raise AdvembedError(f"unknown augmentation {augment!r}: pass VDASettings or a "
+                        "VirtualAugmenter")
+
+
 def plain_step(model: torch.nn.Module, inputs: dict[str, Any], backward: Backward) -> torch.Tensor:
     """One forward and backward of the clean loss."""
     loss = model(**inputs).loss
@@ -81,13 +95,15 @@ class TrainingMethod:
     replays: int = 1
 
     def __init__(self, model: torch.nn.Module, settings: Settings | None = None, *,
-                 objective: Objective | None = None, **options: Any) -> None:
+                 objective: Objective | None = None, augment: Any = None,
+                 **options: Any) -> None:
         if objective is not None and not self.takes_objective:
             raise AdvembedError(f"method '{self.name}' does not take an objective "
                                 f"({objective.name}): {self.no_objective_reason()}")
         self.settings = self.Settings.from_options(options, settings)
         self.adapter = EmbeddingAdapter(unwrap(model))
         self.objective = objective
+        self.augment = make_augmenter(model, augment)
         self.steps_done = 0
         self._example_index: torch.Tensor | None = None
 
@@ -102,7 +118,9 @@ class TrainingMethod:
 
     @property
     def passes(self) -> float:
-        return self.count_passes(self.settings, self._needs_clean)
+        """Passes per step, ``--augment vda``'s clean and virtual passes included."""
+        extra = 0.0 if self.augment is None else 1.0 + self.augment.settings.samples
+        return self.count_passes(self.settings, self._needs_clean) + extra
 
     def step(self, model: torch.nn.Module, inputs: dict[str, Any],
              backward: Backward = default_backward) -> torch.Tensor:
@@ -112,7 +130,10 @@ class TrainingMethod:
         try:
             if self.in_warmup():
                 return plain_step(model, inputs, backward)
-            return self._step(model, inputs, backward)
+            loss = self._step(model, inputs, backward)
+            if self.augment is not None:
+                loss = loss + self._augment_step(model, inputs, backward)
+            return loss
         finally:
             self.steps_done += 1
 
@@ -128,6 +149,16 @@ class TrainingMethod:
         self.steps_done = int(state["steps_done"])
         if self.objective is not None and "objective" in state:
             self.objective.load_state_dict(state["objective"])
+
+    def _augment_step(self, model, inputs, backward) -> torch.Tensor:
+        """``--augment vda``: VDA's term ``λ/k·Σ sKL(f(E), f(Ê_j))`` on a clean pass of its
+        own, added to the method's gradient (paper 003's X_VDA rows; the authors' code adds the
+        same term beside SMART's, and beside each of FreeLB's passes at E + δ_t)."""
+        outer = self._adapter_for(model)
+        clean = outer.forward(inputs) if self.augment.settings.loss == "skl" else None
+        term = self.augment.term(outer, inputs, None if clean is None else clean.logits)
+        backward(term)
+        return term.detach()
 
     def in_warmup(self) -> bool:
         return self.steps_done < getattr(self.settings, "warmup_steps", 0)

@@ -63,6 +63,10 @@ class TrainConfig(DataOptions):
                           "fine-tuning)")
     objective: str = setting("ce", "--objective", "what is learned from the adversarial sample "
                              "(ce: its cross-entropy only; carl, rar, atcl add their term)")
+    augment: str | None = setting(None, "--augment", "add virtual data augmentation's term "
+                                  "to the method's step: vda = λ·sKL(f(E), f(Ê)), Ê a noisy "
+                                  "masked-LM mixture (--vda-* settings)", choices=("vda",),
+                                  paper="paper 003 (FreeLB_VDA, SMART_VDA)")
     save_steps: int | None = setting(None, "--save-steps", "write a resumable checkpoint every "
                                      "N optimiser steps (default: at each evaluation, once an "
                                      "epoch)", minimum=1)
@@ -74,6 +78,7 @@ class TrainConfig(DataOptions):
     progress: bool = setting(True, PROGRESS)
     method_options: dict[str, Any] = field(default_factory=dict)
     objective_options: dict[str, Any] = field(default_factory=dict)
+    augment_options: dict[str, Any] = field(default_factory=dict)
 
     def output_dir(self) -> Path:
         if self.output:
@@ -82,6 +87,7 @@ class TrainConfig(DataOptions):
         dataset = dataset.replace(":", "-").replace("/", "-")
         method = self.preset or self.method
         method = method if self.objective == "ce" else f"{method}+{self.objective}"
+        method = method if not self.augment else f"{method}+{self.augment}"
         return Path("runs") / f"{dataset}-{method}-s{self.seed}"
 
     def data_options(self) -> DataOptions:

@@ -77,10 +77,24 @@ def build_method(config: TrainConfig, model, tokenizer=None, train_labels=None,
         representation=task.representation if task is not None else None,
     )
     settings = method_settings(config.method, config.method_options, objective=objective)
+    augment = augment_settings(config)
+    if augment is not None and config.method in ("none", "vda"):
+        raise AdvembedError(f"--augment vda needs an adversarial --method (got "
+                            f"'{config.method}'; plain fine-tuning with VDA is --method vda)")
     if config.method == "none" and objective is None:
         return None, settings, chosen
-    method = build_training_method(config.method, model, objective=objective, settings=settings)
+    method = build_training_method(config.method, model, objective=objective, settings=settings,
+                                   augment=augment)
     return method, settings, chosen
+
+
+def augment_settings(config: TrainConfig):
+    """VDA's effective settings under ``--augment vda`` (None without ``--augment``)."""
+    if not config.augment:
+        return None
+    from advembed.vda import VDASettings
+
+    return VDASettings.from_options(config.augment_options)
 
 
 def build(config: TrainConfig) -> Built:
@@ -347,6 +361,8 @@ def run_record(config: TrainConfig, built: Built, output: Path) -> dict[str, Any
         "embedding_norm": built.embedding_norm,
         "method_settings": built.method_settings.as_dict(),
         "objective_settings": objective.as_dict() if objective is not None else {},
+        "augment_settings": (augment.as_dict() if (augment := augment_settings(config))
+                             else {}),
         "output": str(output),
         "model_source": built.loaded.source,
         **base_run_record(built.loaded.model),

@@ -1,0 +1,48 @@
+"""Find and load a masked LM: the one ``advembed mlm build`` made, a folder, or a hub name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from advembed.errors import AdvembedError
+
+DEFAULT_MLM = "default"
+"""The MLM ``advembed mlm build`` wrote under the cache (for the packaged MiniLM's vocabulary)."""
+
+
+def built_mlm_dir() -> Path:
+    """Where ``advembed mlm build`` keeps the finished model (``$ADVEMBED_CACHE/mlm/minilm``)."""
+    from advembed.provider import cache_dir
+
+    return cache_dir() / "mlm" / "minilm"
+
+
+def resolve_mlm(spec: str) -> str:
+    """``default`` → the built MLM (a one-line error saying how to build it when absent);
+    anything else as ``--model`` resolves it (folder or hub name)."""
+    from advembed.models import resolve_model
+
+    if spec == DEFAULT_MLM:
+        path = built_mlm_dir()
+        if not (path / "config.json").is_file():
+            raise AdvembedError(f"the default masked LM is not built yet ({path} is empty): run "
+                                "`advembed mlm build` once, or name one with --mlm / --vda-mlm")
+        return str(path)
+    return resolve_model(spec)
+
+
+def load_masked_lm(spec: str):
+    """A masked LM (eval mode) and its tokenizer; refuse one whose MLM head is untrained."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    path = resolve_mlm(spec)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
+    except (OSError, ValueError) as exc:
+        raise AdvembedError(f"cannot load masked LM '{spec}': "
+                            f"{str(exc).strip().splitlines()[0]}") from None
+    if info.get("missing_keys"):
+        raise AdvembedError(f"masked LM '{spec}' has no trained masked-LM head (missing "
+                            f"{info['missing_keys'][0]}, …): its candidates would be random")
+    return model.eval(), tokenizer
