@@ -33,7 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     "models": {"errors", "provider", "vaa"},
     "vaa": {"errors", "perturbation"},
     "scratch": {"errors"},
-    "mlm": {"errors", "provider", "models", "data", "files"},
+    "mlm": {"errors", "provider", "models", "data", "settings"},
     "vda": {"errors", "settings", "losses", "mlm"},
     "inference": {"encoding", "modes"},
     "distributed": set(),

@@ -7,12 +7,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from advembed.cli import attack, datasets, eval, predict, reconstruct, report, train
+from advembed.cli import attack, datasets, eval, mlm, predict, reconstruct, report, train
 from advembed.cli.options import Parser
 from advembed.errors import AdvembedError
 
 COMMANDS = {module.NAME: module for module in (train, eval, predict, attack, reconstruct,
-                                                report, datasets)}
+                                                report, datasets, mlm)}
 """Each command module has ``NAME``, ``add(subparsers)`` and ``run(args) -> exit code``."""
 
 

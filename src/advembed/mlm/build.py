@@ -1,0 +1,268 @@
+"""``advembed mlm build``: masked-LM training of the packaged MiniLM, every layer, so that VDA and
+BERT-Attack/BAE have an English MLM over the classifier's own vocabulary.
+
+The packaged all-MiniLM-L6-v2 has BERT's encoder and vocabulary but no masked-LM head; the
+head (transform + bias; the decoder is tied to the word embeddings, as in BERT) starts random
+and the whole model is trained with BERT's masking (15 % of real word pieces: 80 % ``[MASK]``,
+10 % a random word, 10 % kept) on the sentences of :mod:`advembed.mlm.corpus`.  The build is
+resumable: its state is saved every ``--save-every`` steps in ``OUTPUT.partial/`` and a rerun
+of the same command continues from there.  The finished model goes to ``OUTPUT`` (default
+``$ADVEMBED_CACHE/mlm/minilm``) with ``mlm_metrics.json``: masked-token top-1 and top-10
+accuracy on held-out sentences (15 % of real tokens replaced by ``[MASK]``, fixed seed), the
+accuracy of always guessing the most frequent training token, and the SHA-256 of the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from advembed.errors import AdvembedError
+from advembed.settings import Settings, setting
+
+STATE_FILE = "state.pt"
+METRICS_FILE = "mlm_metrics.json"
+
+
+@dataclass(frozen=True)
+class MLMBuildSettings(Settings):
+    """Defaults sized for a GPU; on a 2-core CPU ``--steps 1500`` takes about an hour."""
+
+    owner = "mlm build"
+    model: str = setting("default", "--model", "the encoder whose vocabulary the MLM shares "
+                         "('default': the packaged MiniLM)")
+    output: str | None = setting(None, "--output", "where the finished MLM goes (default: "
+                                 "$ADVEMBED_CACHE/mlm/minilm, the default --mlm / --vda-mlm)")
+    steps: int = setting(6000, "--steps", "optimiser steps", minimum=1)
+    batch_size: int = setting(64, "--batch-size", "sentences per step", minimum=1)
+    lr: float = setting(1e-4, "--lr", "peak learning rate (AdamW; linear warm-up and decay)",
+                        minimum=0, exclusive_minimum=True)
+    warmup_steps: int = setting(300, "--warmup-steps", "steps of rising learning rate",
+                                minimum=0)
+    max_length: int = setting(64, "--max-length", "longest sentence in word pieces", minimum=8)
+    held_out: int = setting(2000, "--held-out", "sentences kept apart to measure accuracy",
+                            minimum=1)
+    seed: int = setting(0, "--seed", "corpus shuffle, masking and initialisation", minimum=0)
+    save_every: int = setting(250, "--save-every", "steps between resumable checkpoints",
+                              minimum=1)
+    fp16: bool = setting(True, "--fp16", "save the weights in half precision (--no-fp16: "
+                         "float32)")
+    overwrite: bool = setting(False, "--overwrite", "rebuild even if OUTPUT holds a model")
+    progress: bool = setting(True, "--progress", "progress bar (--no-progress: none)")
+
+    def output_dir(self) -> Path:
+        from advembed.mlm.load import built_mlm_dir
+
+        return Path(self.output).expanduser() if self.output else built_mlm_dir()
+
+    def recipe(self) -> dict[str, Any]:
+        """What the saved state must agree with to be resumed."""
+        skip = {"output", "overwrite", "progress", "save_every"}
+        return {k: v for k, v in self.as_dict().items() if k not in skip}
+
+
+def mask_tokens(ids: torch.Tensor, special: torch.Tensor, tokenizer, generator: torch.Generator,
+                probability: float = 0.15, bert_mix: bool = True):
+    """``(masked ids, chosen positions)``: ``probability`` of the non-special tokens chosen;
+    with ``bert_mix`` 80 % of them become ``[MASK]``, 10 % a random word, 10 % stay."""
+    chances = torch.full(ids.shape, probability)
+    chances[special] = 0.0
+    chosen = torch.bernoulli(chances, generator=generator).bool()
+    masked = ids.clone()
+    if not bert_mix:
+        masked[chosen] = tokenizer.mask_token_id
+        return masked, chosen
+    roll = torch.rand(ids.shape, generator=generator)
+    masked[chosen & (roll < 0.8)] = tokenizer.mask_token_id
+    random_ids = torch.randint(len(tokenizer), ids.shape, generator=generator)
+    swap = chosen & (roll >= 0.8) & (roll < 0.9)
+    masked[swap] = random_ids[swap]
+    return masked, chosen
+
+
+def _encode(tokenizer, sentences: list[str], max_length: int):
+    enc = tokenizer(sentences, padding=True, truncation=True, max_length=max_length,
+                    return_tensors="pt", return_special_tokens_mask=True)
+    special = enc.pop("special_tokens_mask").bool() | (enc["attention_mask"] == 0)
+    return enc, special
+
+
+def masked_loss(model, tokenizer, sentences, settings: MLMBuildSettings, generator, device):
+    """Cross-entropy at the masked positions only (the V-way head runs on them alone)."""
+    enc, special = _encode(tokenizer, sentences, settings.max_length)
+    masked, chosen = mask_tokens(enc["input_ids"], special, tokenizer, generator)
+    targets = enc["input_ids"][chosen].to(device)
+    enc["input_ids"] = masked
+    hidden = model.base_model(**{k: v.to(device) for k, v in enc.items()}).last_hidden_state
+    logits = model.cls(hidden[chosen.to(device)])  # BERT's head, on the chosen positions
+    return F.cross_entropy(logits.float(), targets)
+
+
+@torch.no_grad()
+def evaluate(model, tokenizer, sentences: list[str], frequent_id: int, device,
+             max_length: int = 64, seed: int = 1) -> dict[str, float]:
+    """Top-1 and top-10 accuracy at 15 % of real tokens replaced by ``[MASK]`` (fixed seed),
+    and the accuracy of always answering ``frequent_id``."""
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    hits1 = hits10 = floor = total = 0
+    for start in range(0, len(sentences), 128):
+        enc, special = _encode(tokenizer, sentences[start:start + 128], max_length)
+        masked, chosen = mask_tokens(enc["input_ids"], special, tokenizer, generator,
+                                     bert_mix=False)
+        targets = enc["input_ids"][chosen].to(device)
+        enc["input_ids"] = masked
+        logits = model(**{k: v.to(device) for k, v in enc.items()}).logits[chosen.to(device)]
+        top = logits.topk(10, dim=-1).indices
+        hits1 += (top[:, 0] == targets).sum().item()
+        hits10 += (top == targets[:, None]).any(-1).sum().item()
+        floor += (targets == frequent_id).sum().item()
+        total += len(targets)
+    model.train()
+    return {"top1": round(hits1 / total, 4), "top10": round(hits10 / total, 4),
+            "frequency_baseline_top1": round(floor / total, 4),
+            "held_out_sentences": len(sentences), "held_out_positions": total}
+
+
+def most_frequent_token(tokenizer, sentences: list[str]) -> int:
+    counts: dict[int, int] = {}
+    special = set(tokenizer.all_special_ids)
+    for ids in tokenizer(sentences, add_special_tokens=False)["input_ids"]:
+        for i in ids:
+            if i not in special:
+                counts[i] = counts.get(i, 0) + 1
+    return max(counts, key=counts.get)
+
+
+def batches(n: int, batch_size: int, seed: int, step: int) -> list[int]:
+    """Indices of training batch ``step``: epoch ``e`` reads a permutation seeded ``seed + e``,
+    so a resumed build reads exactly what an uninterrupted one would."""
+    per_epoch = max(1, n // batch_size)
+    epoch, position = divmod(step, per_epoch)
+    order = list(range(n))
+    random.Random(seed + epoch).shuffle(order)
+    return order[position * batch_size:(position + 1) * batch_size]
+
+
+def _load_model(settings: MLMBuildSettings):
+    from transformers import AutoTokenizer, BertForMaskedLM
+
+    from advembed.models import resolve_model
+
+    path = resolve_model(settings.model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    torch.manual_seed(settings.seed)
+    try:
+        from transformers.utils import logging
+
+        logging.set_verbosity_error()  # the head is new on purpose: no "newly initialized"
+        model = BertForMaskedLM.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise AdvembedError(f"cannot load '{settings.model}' as a BERT masked LM: "
+                            f"{str(exc).strip().splitlines()[0]}") from None
+    return model, tokenizer
+
+
+def _schedule(optimiser, settings: MLMBuildSettings):
+    def factor(step: int) -> float:
+        if step < settings.warmup_steps:
+            return (step + 1) / settings.warmup_steps
+        remaining = settings.steps - settings.warmup_steps
+        return max(0.0, (settings.steps - step) / max(1, remaining))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
+
+
+def _save_state(work: Path, model, optimiser, scheduler, step: int, recipe: dict) -> None:
+    tmp = work / (STATE_FILE + ".tmp")
+    torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(), "step": step, "recipe": recipe,
+                "rng": torch.get_rng_state()}, tmp)  # dropout's generator
+    tmp.replace(work / STATE_FILE)
+
+
+def _resume(work: Path, model, optimiser, scheduler, recipe: dict) -> int:
+    path = work / STATE_FILE
+    if not path.is_file():
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state["recipe"] != recipe:
+        changed = sorted(k for k in recipe if state["recipe"].get(k) != recipe[k])
+        raise AdvembedError(f"{work} holds a build with other settings ({', '.join(changed)}): "
+                            "rerun with those, or delete that folder to start again")
+    model.load_state_dict(state["model"])
+    optimiser.load_state_dict(state["optimiser"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    return int(state["step"])
+
+
+def _train(model, tokenizer, train: list[str], settings: MLMBuildSettings, work: Path,
+           device) -> None:
+    optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
+    scheduler = _schedule(optimiser, settings)
+    start = _resume(work, model, optimiser, scheduler, settings.recipe())
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=settings.steps, initial=start, desc="mlm build", unit="step",
+               disable=not settings.progress)
+    model.train()
+    for step in range(start, settings.steps):
+        generator = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
+        chosen = [train[i] for i in batches(len(train), settings.batch_size, settings.seed,
+                                            step)]
+        loss = masked_loss(model, tokenizer, chosen, settings, generator, device)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        scheduler.step()
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if (step + 1) % settings.save_every == 0 or step + 1 == settings.steps:
+            _save_state(work, model, optimiser, scheduler, step + 1, settings.recipe())
+    bar.close()
+
+
+def build_mlm(settings: MLMBuildSettings) -> dict[str, Any]:
+    """Train, evaluate and install the MLM; returns its metrics (also in ``mlm_metrics.json``)."""
+    from advembed.mlm.corpus import corpus
+    from advembed.provider import sha256_of
+
+    out = settings.output_dir()
+    if (out / METRICS_FILE).is_file() and not settings.overwrite:
+        raise AdvembedError(f"{out} already holds a built MLM (see {METRICS_FILE}); "
+                            "--overwrite to build it again")
+    work = out.with_name(out.name + ".partial")
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, tokenizer = _load_model(settings)
+    model.to(device)
+    train, held_out = corpus(held_out=settings.held_out, seed=settings.seed)
+    _train(model, tokenizer, train, settings, work, device)
+    metrics = evaluate(model, tokenizer, held_out, most_frequent_token(tokenizer, train),
+                       device, settings.max_length)
+    if settings.fp16:
+        model.half()
+    staged = work / "model"
+    model.save_pretrained(staged)
+    tokenizer.save_pretrained(staged)
+    metrics |= {"train_sentences": len(train), "steps": settings.steps,
+                "settings": settings.recipe(), "device": str(device),
+                "seconds_this_run": round(time.perf_counter() - started, 1),
+                "weights_sha256": sha256_of(staged / "model.safetensors")}
+    (staged / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    staged.replace(out)
+    shutil.rmtree(work)
+    return metrics

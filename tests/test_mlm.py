@@ -1,0 +1,134 @@
+"""``advembed mlm build``: BERT masking, the resumable training loop, the metrics and the
+installed model that VDA and bert-attack/bae load by default."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import WORDS
+
+import advembed.mlm.build as build
+import advembed.mlm.corpus
+import advembed.mlm.load
+from advembed.cli import main
+from advembed.errors import AdvembedError
+from advembed.mlm import load_masked_lm
+from advembed.mlm.build import MLMBuildSettings, batches, mask_tokens, most_frequent_token
+
+SENTENCES = [" ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(6 + i % 4))
+             for i in range(60)]
+
+
+@pytest.fixture()
+def tiny_corpus(monkeypatch):
+    def fake(names=None, *, held_out, seed, split_seed=2024):
+        return SENTENCES[held_out:], SENTENCES[:held_out]
+
+    monkeypatch.setattr(advembed.mlm.corpus, "corpus", fake)
+
+
+def _settings(tmp_path, model_dir, **options):
+    values = dict(model=str(model_dir), output=str(tmp_path / "mlm"), steps=4, batch_size=8,
+                  held_out=10, save_every=2, warmup_steps=1, fp16=False, progress=False,
+                  lr=1e-3)
+    return MLMBuildSettings(**(values | options))
+
+
+def test_bert_masking_never_touches_special_tokens_and_mixes_80_10_10(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    ids = torch.randint(5, len(tokenizer), (400, 50), generator=torch.Generator().manual_seed(0))
+    special = torch.zeros_like(ids, dtype=torch.bool)
+    special[:, 0] = special[:, -10:] = True
+    masked, chosen = mask_tokens(ids, special, tokenizer, torch.Generator().manual_seed(1))
+    assert not chosen[special].any()
+    assert chosen[~special].float().mean().item() == pytest.approx(0.15, abs=0.01)
+    as_mask = (masked[chosen] == tokenizer.mask_token_id).float().mean().item()
+    kept = (masked[chosen] == ids[chosen]).float().mean().item()
+    assert as_mask == pytest.approx(0.8, abs=0.03)
+    assert kept == pytest.approx(0.1 + 0.1 / len(tokenizer), abs=0.03)
+    assert torch.equal(masked[~chosen], ids[~chosen])
+
+
+def test_batches_cover_each_sentence_once_per_epoch_in_a_seeded_order():
+    epoch = [i for step in range(5) for i in batches(40, 8, seed=3, step=step)]
+    assert sorted(epoch) == list(range(40))
+    assert batches(40, 8, seed=3, step=5) != batches(40, 8, seed=3, step=0)  # a new order
+    assert batches(40, 8, seed=3, step=7) == batches(40, 8, seed=3, step=7)
+
+
+def test_the_frequency_baseline_is_the_commonest_real_token(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    top = most_frequent_token(tokenizer, ["the movie", "a movie", "the movie was good"])
+    assert tokenizer.convert_ids_to_tokens(top) == "movie"
+
+
+def test_a_build_installs_a_loadable_mlm_with_its_metrics(tmp_path, tiny_model_dir, tiny_corpus):
+    settings = _settings(tmp_path, tiny_model_dir)
+    metrics = build.build_mlm(settings)
+    out = tmp_path / "mlm"
+    saved = json.loads((out / "mlm_metrics.json").read_text())
+    assert saved["top1"] == metrics["top1"]
+    for key in ("top1", "top10", "frequency_baseline_top1", "held_out_sentences"):
+        assert key in saved
+    assert saved["held_out_sentences"] == 10 and 0 <= saved["top1"] <= saved["top10"] <= 1
+    from advembed.provider import sha256_of
+
+    assert saved["weights_sha256"] == sha256_of(out / "model.safetensors")
+    assert not (tmp_path / "mlm.partial").exists()
+    model, tokenizer = load_masked_lm(str(out))  # a trained head: accepted
+    assert model.get_output_embeddings().out_features == len(tokenizer)
+    with pytest.raises(AdvembedError, match="already holds a built MLM"):
+        build.build_mlm(settings)
+
+
+def test_an_interrupted_build_resumes_to_the_same_weights(tmp_path, tiny_model_dir, tiny_corpus,
+                                                         monkeypatch):
+    straight = _settings(tmp_path / "a", tiny_model_dir)
+    build.build_mlm(straight)
+    calls = {"n": 0}
+    real = build.masked_loss
+
+    def stop_at_step_three(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build, "masked_loss", stop_at_step_three)
+    resumed = _settings(tmp_path / "b", tiny_model_dir)
+    with pytest.raises(KeyboardInterrupt):
+        build.build_mlm(resumed)
+    state = torch.load(tmp_path / "b" / "mlm.partial" / "state.pt", weights_only=False)
+    assert state["step"] == 2  # saved every 2 steps
+    with pytest.raises(AdvembedError, match=r"other settings \(lr\)"):
+        build.build_mlm(_settings(tmp_path / "b", tiny_model_dir, lr=5e-4))
+    calls["n"] = -100  # no more interruptions
+    build.build_mlm(resumed)
+    assert calls["n"] == -100 + 2  # only steps 3 and 4 were run again
+    from safetensors.torch import load_file
+
+    a = load_file(tmp_path / "a" / "mlm" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "mlm" / "model.safetensors")
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_the_built_mlm_is_the_default_and_the_command_reports_it(tmp_path, tiny_model_dir,
+                                                                 tiny_corpus, monkeypatch,
+                                                                 capsys):
+    monkeypatch.setattr(advembed.mlm.load, "built_mlm_dir", lambda: tmp_path / "cache-mlm")
+    with pytest.raises(AdvembedError, match="not built yet"):
+        load_masked_lm("default")
+    assert main(["mlm", "build", "--model", str(tiny_model_dir), "--steps", "2",
+                 "--batch-size", "8", "--held-out", "10", "--no-progress"]) == 0
+    assert "held-out top-1" in capsys.readouterr().out
+    model, _ = load_masked_lm("default")
+    assert model.dtype == torch.float32  # saved in fp16 by default, loaded as float32
+    with pytest.raises(SystemExit):  # refused by the option parser, before any work
+        main(["mlm", "build", "--steps", "0"])
+    assert "--steps: must be >= 1" in capsys.readouterr().err
