@@ -111,6 +111,7 @@ def test_an_interrupted_build_resumes_to_the_same_weights(tmp_path, tiny_model_d
     calls["n"] = -100  # no more interruptions
     build.build_mlm(resumed)
     assert calls["n"] == -100 + 2  # only steps 3 and 4 were run again
+    assert json.loads((tmp_path / "b" / "mlm" / "mlm_metrics.json").read_text())["steps"] == 4
     from safetensors.torch import load_file
 
     a = load_file(tmp_path / "a" / "mlm" / "model.safetensors")
@@ -132,3 +133,20 @@ def test_the_built_mlm_is_the_default_and_the_command_reports_it(tmp_path, tiny_
     with pytest.raises(SystemExit):  # refused by the option parser, before any work
         main(["mlm", "build", "--steps", "0"])
     assert "--steps: must be >= 1" in capsys.readouterr().err
+
+
+def test_a_build_can_be_stopped_where_it_is(tmp_path, tiny_model_dir, tiny_corpus, monkeypatch):
+    real = build.masked_loss
+    calls = {"n": 0}
+
+    def stop_at_step_four(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build, "masked_loss", stop_at_step_four)
+    with pytest.raises(KeyboardInterrupt):
+        build.build_mlm(_settings(tmp_path, tiny_model_dir, steps=10))
+    metrics = build.build_mlm(_settings(tmp_path, tiny_model_dir, steps=1))  # finish it now
+    assert metrics["steps"] == 2 and calls["n"] == 4  # the last checkpoint, no more training

@@ -64,8 +64,10 @@ class MLMBuildSettings(Settings):
         return Path(self.output).expanduser() if self.output else built_mlm_dir()
 
     def recipe(self) -> dict[str, Any]:
-        """What the saved state must agree with to be resumed."""
-        skip = {"output", "overwrite", "progress", "save_every"}
+        """What the saved state must agree with to be resumed.  ``--steps`` may change: a
+        build can be lengthened, or stopped where it is (``--steps`` at or below the steps
+        done evaluates and installs it); the decay follows the new total from then on."""
+        skip = {"output", "overwrite", "progress", "save_every", "steps"}
         return {k: v for k, v in self.as_dict().items() if k not in skip}
 
 
@@ -212,7 +214,8 @@ def _train(model, tokenizer, train: list[str], settings: MLMBuildSettings, work:
     start = _resume(work, model, optimiser, scheduler, settings.recipe())
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=settings.steps, initial=start, desc="mlm build", unit="step",
+    bar = tqdm(total=settings.steps, initial=min(start, settings.steps), desc="mlm build",
+               unit="step",
                disable=not settings.progress)
     model.train()
     for step in range(start, settings.steps):
@@ -256,7 +259,8 @@ def build_mlm(settings: MLMBuildSettings) -> dict[str, Any]:
     staged = work / "model"
     model.save_pretrained(staged)
     tokenizer.save_pretrained(staged)
-    metrics |= {"train_sentences": len(train), "steps": settings.steps,
+    done = torch.load(work / STATE_FILE, map_location="cpu", weights_only=False)["step"]
+    metrics |= {"train_sentences": len(train), "steps": done,
                 "settings": settings.recipe(), "device": str(device),
                 "seconds_this_run": round(time.perf_counter() - started, 1),
                 "weights_sha256": sha256_of(staged / "model.safetensors")}
