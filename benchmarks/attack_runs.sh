@@ -2,7 +2,8 @@
 # Every attack on each given run (1000 test examples, seed 0), one after another, with the wall
 # time of each; then a copy of the summaries into benchmarks/results/attacks/<run name>/ and the
 # comparison report.  Usage:
-#   MLM=~/.cache/advembed/minilm-mlm bash benchmarks/attack_runs.sh runs/mr-plain runs/mr-freelb
+#   bash benchmarks/attack_runs.sh runs/mr-plain runs/mr-freelb
+# (bert-attack/bae use the MLM `advembed mlm build` made, or MLM=FOLDER)
 # ATTACKS overrides the list (default: pgd vulnerability pwws bert-attack); REPORT the report dir;
 # MLM_N the sample size of the masked-LM attacks (default 1000).
 set -euo pipefail
@@ -13,7 +14,7 @@ for run in "$@"; do
   for attack in $ATTACKS; do
     extra=()
     if [ "$attack" = bert-attack ] || [ "$attack" = bae ]; then
-      extra=(--mlm "${MLM:?set MLM to a masked LM folder for $attack}" --n-examples "${MLM_N:-1000}")
+      extra=(--mlm "${MLM:-default}" --n-examples "${MLM_N:-1000}")
     fi
     start=$(date +%s)
     .venv/bin/advembed attack --run "$run" --attack "$attack" --no-progress "${extra[@]}" \

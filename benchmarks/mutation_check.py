@@ -35,6 +35,7 @@ ROB = "tests/test_robustness.py"
 TASKS = "tests/test_tasks.py"
 DIST = "tests/test_distributed.py"
 VAA = "tests/test_vaa.py"
+VDA = "tests/test_vda.py"
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,35 @@ MUTANTS = [
            "torch.nn.init.zeros_(module.weight)", "pass", (VAA,)),
     Mutant("vaa-hidden-states-drop-first-token", "vaa/model.py",
            "torch.cat([h[:, :1], h[:, 2:]], dim=1)", "h[:, 1:]", (VAA,)),
+    # --- VDA (paper 003) ------------------------------------------------------------------
+    Mutant("vda-noise-std-is-the-variance", "vda/mixture.py",
+           "scores = scores + noise * variance ** 0.5", "scores = scores + noise * variance",
+           (VDA,)),
+    Mutant("vda-noise-on-probabilities-by-default", "vda/mixture.py",
+           'scores = log_p if noise_on == "logits" else log_p.exp()',
+           "scores = log_p.exp()", (VDA,)),
+    Mutant("vda-topk-after-the-noise", "vda/mixture.py",
+           "        ids = logits.topk(top_k, dim=-1).indices",
+           "        ids = (logits + torch.randn_like(logits)).topk(top_k, dim=-1).indices",
+           (VDA,)),
+    Mutant("vda-special-tokens-replaced", "vda/mixture.py",
+           "keep = ~torch.isin(input_ids, special_ids.to(input_ids.device))",
+           "keep = torch.ones_like(input_ids, dtype=torch.bool)", (VDA,)),
+    Mutant("vda-mixture-not-renormalised", "vda/mixture.py",
+           "    weights = F.softmax(scores, dim=-1)",
+           "    weights = scores.exp()", (VDA,)),
+    Mutant("vda-samples-summed-not-averaged", "vda/augmenter.py",
+           "return s.weight / s.samples * total", "return s.weight * total", (VDA,)),
+    Mutant("vda-ce-on-the-clean-pass", "vda/augmenter.py",
+           'divergence = F.cross_entropy(virtual.logits.float(), inputs["labels"])',
+           'divergence = F.cross_entropy(clean_logits.float(), inputs["labels"])', (VDA,)),
+    Mutant("vda-mixture-detached-from-the-embeddings", "vda/augmenter.py",
+           "self.substitutes(inputs, logits).embed(adapter.word_embeddings.weight, original)",
+           "self.substitutes(inputs, logits).embed(adapter.word_embeddings.weight.detach(), "
+           "original)", (VDA,)),
+    Mutant("vda-augment-term-dropped", "methods/base.py",
+           "                loss = loss + self._augment_step(model, inputs, backward)",
+           "                pass", (VDA,)),
 ]
 
 

@@ -12,7 +12,8 @@ Method hyper-parameters are the shipped defaults unless ``--method-options`` ove
 (JSON: ``{"fgm": {"epsilon": 0.1}}``), and objective hyper-parameters unless
 ``--objective-options`` does (``{"rar": {"lr": 0.001}}``); the table lists the objective
 options each run recorded.  A method may name an objective: ``freelb+carl``, ``freelb+rar``,
-``fgm+atcl`` (issue 4's comparison: ``--methods freelb freelb+carl freelb+rar fgm+atcl``).
+``fgm+atcl`` (issue 4's comparison: ``--methods freelb freelb+carl freelb+rar fgm+atcl``), or
+VDA added to it: ``freelb+vda``, ``smart+vda`` (with ``vda`` alone: issue 13's comparison).
 """
 
 from __future__ import annotations
@@ -52,11 +53,14 @@ def run_name(dataset: str, method: str, seed: int) -> str:
 
 
 def train_command(args, dataset: str, method: str, seed: int, options: dict) -> list[str]:
-    """``method`` is a method name or ``method+objective`` (``freelb+carl``)."""
+    """``method`` is a method name or ``method+objective`` (``freelb+carl``); ``+vda`` is VDA
+    added to the method (``--augment vda``, paper 003's FreeLB_VDA and SMART_VDA)."""
     name, _, objective = method.partition("+")
+    augment = ["--augment", "vda"] if objective == "vda" else []
+    objective = "" if objective == "vda" else objective
     command = [
         sys.executable, "-m", "advembed.cli", "train",
-        "--dataset", dataset, "--model", args.model, "--method", name,
+        "--dataset", dataset, "--model", args.model, "--method", name, *augment,
         "--objective", objective or "ce",
         "--seed", str(seed), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
         "--lr", str(args.lr), "--output", str(args.runs_dir / run_name(dataset, method, seed)),

@@ -8,9 +8,12 @@ its own: on CUDA ``torch.cuda.max_memory_allocated``, on CPU the process's peak 
 includes the model, optimiser state and the Python runtime, so CPU memory ratios are diluted).
 
 Targets (issue 3): every time ratio <= 1.05 × passes; YOPO cheaper than PGD with as many
-ascent steps (``pgd-6`` vs ``yopo`` 2×3).  VAA (issue 16): its stage-two step costs <= 1.05 ×
-(one training step of B + two forwards and one backward to the embeddings of A), each part
-timed on its own in the same worker on the same batches (A and B both the default model).
+ascent steps (``pgd-6`` vs ``yopo`` 2×3).  VDA (issue 13): its step (sparse top-64 mixture)
+costs <= 1.05 × (two classifier forward/backward passes + one MLM forward), timed by hand in
+the same worker; ``vda-dense`` is the full-vocabulary mixture.  VAA (issue 16): its stage-two
+step costs <= 1.05 × (one training step of B + two forwards and one backward to the
+embeddings of A), each part timed on its own in the same worker on the same batches (A and B
+both the default model).
 
     python benchmarks/step_cost.py [--steps 10] [--json]
 """
@@ -47,7 +50,44 @@ CONFIGS: dict[str, tuple[str, dict, str]] = {
     "fgm+atcl": ("fgm", {}, "atcl"),
     "vaa": ("vaa", {}, "ce"),
     "vaa-position": ("vaa", {"placement": "position"}, "ce"),
+    "vda": ("vda", {}, "ce"),
+    "vda-dense": ("vda", {"top_k": 0}, "ce"),
+    "freelb+vda": ("freelb", {}, "vda"),
+    "smart+vda": ("smart", {}, "vda"),
 }
+
+
+def masked_lm(model_name: str):
+    """The built MLM where there is one, else the model with a random MLM head: the same
+    architecture and cost (only the cost is measured here)."""
+    from transformers import AutoTokenizer, BertForMaskedLM
+
+    from advembed.mlm.load import built_mlm_dir
+    from advembed.models import resolve_model
+
+    path = built_mlm_dir() if (built_mlm_dir() / "config.json").is_file() else (
+        resolve_model(model_name))
+    return BertForMaskedLM.from_pretrained(str(path)), AutoTokenizer.from_pretrained(str(path))
+
+
+def vda_reference_s(model, mlm, batches, optimizer, warmup: int) -> float:
+    """Median time of VDA's limit done by hand: two forward/backward passes of the classifier
+    and one forward of the MLM, then the optimiser step."""
+    import torch
+
+    times = []
+    for index, batch in enumerate(batches):
+        sync(batch)
+        started = time.perf_counter()
+        with torch.no_grad():
+            mlm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        (model(**batch).loss + model(**batch).loss).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        sync(batch)
+        if index >= warmup:
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def vaa_reference_s(model, batches, optimizer, warmup: int) -> float:
@@ -106,7 +146,7 @@ def worker(name: str, steps: int, warmup: int, batch_size: int, model_name: str)
         batches.append({key: value.to(device) for key, value in batch.items()})
     method_name, options, objective_name = CONFIGS[name]
     objective = None
-    if objective_name != "ce":
+    if objective_name not in ("ce", "vda"):
         from advembed.objectives import build_objective
 
         extra = {"warmup": 0.0} if objective_name == "carl" else {}
@@ -125,7 +165,18 @@ def worker(name: str, steps: int, warmup: int, batch_size: int, model_name: str)
 
         placement = options.get("placement", VAASettings().placement)
         model = VulnerabilityAwareModel.from_model_a(model, placement=placement).to(device)
-    method = build_training_method(method_name, model, objective=objective, **options)
+    augment = mlm = None
+    if method_name == "vda" or objective_name == "vda":
+        from advembed.vda import VDASettings, VirtualAugmenter
+
+        mlm, mlm_tokenizer = masked_lm(model_name)
+        vda = options if method_name == "vda" else {}
+        augment = VirtualAugmenter(model, VDASettings(**vda), mlm=mlm.to(device),
+                                   special_ids=mlm_tokenizer.all_special_ids)
+        options = {} if method_name == "vda" else options
+        objective = None
+    method = build_training_method(method_name, model, objective=objective, augment=augment,
+                                   **options)
     trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=2e-5)
     if device.type == "cuda":
@@ -150,6 +201,8 @@ def worker(name: str, steps: int, warmup: int, batch_size: int, model_name: str)
               "peak_bytes": peak, "device": str(device)}
     if method_name == "vaa":
         result["reference_s"] = vaa_reference_s(model, batches, optimizer, warmup)
+    if method_name == "vda":
+        result["vda_reference_s"] = vda_reference_s(model, mlm, batches, optimizer, warmup)
     return result
 
 
@@ -206,14 +259,21 @@ def main() -> int:
     for name in results:
         if "+" in name and name.split("+")[0] in results:
             extra = results[name]["median_s"] / results[name.split("+")[0]]["median_s"] - 1
-            print(f"{name}: objective adds {100 * extra:.0f}% to {name.split('+')[0]}'s step "
-                  f"(target <= 10%)")
+            target = "" if name.endswith("+vda") else " (target <= 10%)"
+            print(f"{name}: {name.split('+')[1]} adds {100 * extra:.0f}% to "
+                  f"{name.split('+')[0]}'s step{target}")
     for name in (n for n in results if "reference_s" in results[n]):
         vaa = results[name]
         ratio = vaa["median_s"] / vaa["reference_s"]
         print(f"{name}: step {vaa['median_s']:.3f} s, its parts by hand (B step + 2 A "
               f"forwards + 1 A backward) {vaa['reference_s']:.3f} s: x{ratio:.2f} (target <= 1.05) "
               f"{'yes' if ratio <= 1.05 else 'NO'}")
+    for name in (n for n in results if "vda_reference_s" in results[n]):
+        vda = results[name]
+        ratio = vda["median_s"] / vda["vda_reference_s"]
+        print(f"{name}: step {vda['median_s']:.3f} s, its limit by hand (2 classifier "
+              f"forward/backward + 1 MLM forward) {vda['vda_reference_s']:.3f} s: x{ratio:.2f} "
+              f"(target <= 1.05) {'yes' if ratio <= 1.05 else 'NO'}")
     if "yopo" in results and "pgd-6" in results:
         cheaper = results["yopo"]["median_s"] < results["pgd-6"]["median_s"]
         print(f"yopo (2x3 ascent updates) cheaper than pgd-6: {'yes' if cheaper else 'NO'}")

@@ -66,7 +66,8 @@ def noisy_scores(logits: torch.Tensor, ids: torch.Tensor, variance: float, noise
     distribution of the full-vocabulary noise restricted to them."""
     if noise_on not in NOISE_ON:
         raise ValueError(f"noise_on must be one of {NOISE_ON}, got {noise_on!r}")
-    log_p = F.log_softmax(logits.float(), dim=-1).gather(-1, ids)
+    logits = logits.float()
+    log_p = logits.gather(-1, ids) - logits.logsumexp(-1, keepdim=True)  # no B·L·V copy
     scores = log_p if noise_on == "logits" else log_p.exp()
     if variance > 0:
         noise = torch.randn(scores.shape, generator=generator).to(scores.device)
