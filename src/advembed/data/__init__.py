@@ -2,12 +2,14 @@
 
 :func:`load_dataset` resolves a dataset *spec*, in this order:
 
-1. a built-in name (``mr``, ``cr``, ``nyt``, ``tweets``, ``rt``, ``subj``, ``bbc``;
-   see :mod:`advembed.data.named`);
+1. a built-in name (``mr``, ``cr``, ``nyt``, ``tweets``, ``rt``, ``subj``, ``bbc``,
+   ``bbc-match``; see :mod:`advembed.data.named`);
 2. ``glue:PATH``, or a folder holding a GLUE task's ``train.tsv`` and dev file
    (see :mod:`advembed.data.glue`);
 3. ``hf:REF``: a Hugging Face dataset (see :func:`advembed.data.hf.load_hf`);
-4. an existing ``.csv``/``.tsv``/``.jsonl``/``.json`` file, or a folder of split files.
+4. a question–answer matching folder (``train.query.tsv`` + ``train.reply.tsv``, paper 000's
+   format; see :mod:`advembed.data.qa`), split by question;
+5. an existing ``.csv``/``.tsv``/``.jsonl``/``.json`` file, or a folder of split files.
 
 Every result has ``train``, ``dev`` and ``test`` splits.
 """
@@ -21,6 +23,7 @@ from advembed.data.base import Example, NamedDatasetInfo, TextDataset
 from advembed.data.files import load_files
 from advembed.data.glue import glue_task, load_glue
 from advembed.data.hf import load_hf
+from advembed.data.qa import is_qa_folder, load_qa_folder
 from advembed.errors import AdvembedError
 
 __all__ = [
@@ -70,6 +73,9 @@ def load_dataset(
     if spec.startswith("hf:"):
         return load_hf(spec[len("hf:") :], **file_options)
     path = Path(spec).expanduser()
+    if is_qa_folder(path):
+        _no_columns(spec, columns)
+        return load_qa_folder(path, split_seed)
     if path.is_dir() and not any(c is not None for c in columns) and glue_task(path):
         return load_glue(path, split_seed=split_seed)
     if path.exists():

@@ -15,8 +15,11 @@ from advembed.tasks import LoadedModel, Task, get_task
 
 
 def run_task(config: dict[str, Any]) -> Task:
-    """The task a run was trained for (runs from before tasks existed: classification)."""
-    return get_task(config.get("task"))
+    """The task a run was trained for (runs from before tasks existed: classification), with
+    what it learned besides the weights (QA matching's threshold)."""
+    task = get_task(config.get("task"))
+    task.load_run_state(config)
+    return task
 
 
 def read_checked_run(run: Path) -> dict[str, Any]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from advembed.errors import AdvembedError
 from advembed.tasks.base import SPLITS, LoadedModel, Task
 from advembed.tasks.classification import ClassificationTask
+from advembed.tasks.qa_matching import QAMatchingTask
 
-REGISTRY: dict[str, type[Task]] = {ClassificationTask.name: ClassificationTask}
+REGISTRY: dict[str, type[Task]] = {cls.name: cls for cls in (ClassificationTask, QAMatchingTask)}
 DEFAULT_TASK = ClassificationTask.name
 
 
@@ -28,5 +29,5 @@ def get_task(name: str | None = None) -> Task:
     return REGISTRY[name]()
 
 
-__all__ = ["DEFAULT_TASK", "REGISTRY", "SPLITS", "ClassificationTask", "LoadedModel", "Task",
-           "get_task", "register_task"]
+__all__ = ["DEFAULT_TASK", "REGISTRY", "SPLITS", "ClassificationTask", "LoadedModel",
+           "QAMatchingTask", "Task", "get_task", "register_task"]

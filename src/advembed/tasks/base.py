@@ -88,6 +88,19 @@ class Task:
         """``transformers.Trainer`` hook (default: the loss only)."""
         return {}
 
+    def set_split(self, split: str) -> None:
+        """The split the next evaluations score (training evaluates dev; the final test
+        evaluation says so first): a task that tunes on dev (QA matching's threshold) must not
+        tune on test.  Default: nothing to do."""
+
+    def run_state(self) -> dict[str, Any]:
+        """What the task learned besides the weights, recorded in ``config.json`` (default:
+        nothing)."""
+        return {}
+
+    def load_run_state(self, config: dict[str, Any]) -> None:
+        """Restore :meth:`run_state` from a saved run's ``config.json`` (default: nothing)."""
+
     def evaluate(self, model, tokenizer, examples, *, batch_size: int = 64,
                  max_length: int = 128, progress: bool = False) -> dict[str, float]:
         """Metrics of a trained model on ``examples`` (``advembed eval``)."""

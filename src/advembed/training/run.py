@@ -314,9 +314,12 @@ def save_model(trainer, built: Built, staging: Path, config: TrainConfig, output
 def final_metrics(trainer, task: Task, built: Built, train_output, seconds: float) -> dict:
     """Dev history, best dev, test, training time and size of a finished training."""
     keep = (*task.metric_names, "loss")
+    task.set_split("dev")
     best_dev = _strip(trainer.evaluate(built.encoded["dev"], metric_key_prefix="dev"), "dev",
                       keep)
+    task.set_split("test")  # a threshold chosen on dev is applied, not re-chosen
     test = _strip(trainer.evaluate(built.encoded["test"], metric_key_prefix="test"), "test", keep)
+    task.set_split("dev")
     return {
         "dev": dev_history(trainer.state.log_history, task),
         "best_dev": best_dev,
@@ -364,6 +367,7 @@ def run_record(config: TrainConfig, built: Built, output: Path) -> dict[str, Any
         "augment_settings": (augment.as_dict() if (augment := augment_settings(config))
                              else {}),
         "output": str(output),
+        **built.task.run_state(),
         "model_source": built.loaded.source,
         **base_run_record(built.loaded.model),
         **built.task.record(built.data),

@@ -1,0 +1,100 @@
+"""Question–answer matching data (paper 000): a question, its K candidate replies, and for each
+reply whether it answers the question.
+
+The format is the one of paper 000's competition data, a folder with
+
+* ``train.query.tsv`` — ``id<TAB>question``
+* ``train.reply.tsv`` — ``id<TAB>reply_id<TAB>reply<TAB>label`` (label 1 = answers it)
+
+and optionally ``test.query.tsv`` / ``test.reply.tsv`` *with labels* (the competition's unlabeled
+test files cannot be scored and are refused).  Every (question, reply) pair becomes an
+:class:`~advembed.data.base.Example` with the question as ``text`` and the reply as
+``text_pair``.  Splits are made **by question**, so no question leaks from train into dev or
+test: 80/10/10 of the question ids (seeded by ``split_seed``), or, with labeled test files,
+10 % of the training questions as dev.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from advembed.data.base import Example, TextDataset
+from advembed.errors import AdvembedError
+
+QA_LABELS = ("not-answer", "answer")
+QUERY_FILE, REPLY_FILE = "{split}.query.tsv", "{split}.reply.tsv"
+
+Group = tuple[str, list[tuple[str, int]]]  # question, its (reply, label) pairs
+
+
+def is_qa_folder(path: Path) -> bool:
+    return path.is_dir() and (path / QUERY_FILE.format(split="train")).is_file()
+
+
+def _rows(path: Path, fields: int) -> list[list[str]]:
+    if not path.is_file():
+        raise AdvembedError(f"QA-matching folder is missing {path.name} ({path})")
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != fields:
+                raise AdvembedError(f"{path.name} line {number}: expected {fields} "
+                                    f"tab-separated fields, found {len(parts)}")
+            rows.append(parts)
+    return rows
+
+
+def read_groups(folder: Path, split: str) -> dict[str, Group]:
+    """Question id → (question, [(reply, label), …]) from one pair of files."""
+    queries = {qid: text for qid, text in _rows(folder / QUERY_FILE.format(split=split), 2)}
+    groups: dict[str, Group] = {qid: (text, []) for qid, text in queries.items()}
+    reply_file = REPLY_FILE.format(split=split)
+    for number, (qid, _, reply, label) in enumerate(_rows(folder / reply_file, 4), 1):
+        if qid not in groups:
+            raise AdvembedError(f"{reply_file} line {number}: question id '{qid}' is not in "
+                                f"{QUERY_FILE.format(split=split)}")
+        if label not in ("0", "1"):
+            raise AdvembedError(f"{reply_file} line {number}: label '{label}' is not 0 or 1 "
+                                "(unlabeled competition test files cannot be scored)")
+        groups[qid][1].append((reply, int(label)))
+    return {qid: group for qid, group in groups.items() if group[1]}
+
+
+def _examples(groups: list[Group]) -> list[Example]:
+    return [Example(question, label, reply) for question, replies in groups
+            for reply, label in replies]
+
+
+def _split_ids(ids: list[str], seed: int, fractions: tuple[float, ...]) -> list[list[str]]:
+    order = sorted(ids)
+    random.Random(seed).shuffle(order)
+    cuts, parts, start = [round(len(order) * f) for f in fractions], [], 0
+    for cut in cuts:
+        parts.append(order[start:start + max(1, cut)])
+        start += max(1, cut)
+    return [order[start:], *parts]
+
+
+def load_qa_folder(folder: Path, split_seed: int = 2024) -> TextDataset:
+    """The QA-matching dataset of ``folder``, split by question."""
+    train = read_groups(folder, "train")
+    has_test = (folder / QUERY_FILE.format(split="test")).is_file()
+    if len(train) < (2 if has_test else 3):
+        raise AdvembedError(f"QA-matching folder {folder} has {len(train)} questions with "
+                            "replies; at least 3 are needed to split by question")
+    if has_test:
+        test = read_groups(folder, "test")
+        train_ids, dev_ids = _split_ids(list(train), split_seed, (0.1,))
+        splits = {"train": [train[q] for q in train_ids], "dev": [train[q] for q in dev_ids],
+                  "test": list(test.values())}
+    else:
+        train_ids, dev_ids, test_ids = _split_ids(list(train), split_seed, (0.1, 0.1))
+        splits = {name: [train[q] for q in ids]
+                  for name, ids in (("train", train_ids), ("dev", dev_ids), ("test", test_ids))}
+    return TextDataset(folder.name, list(QA_LABELS),
+                       {name: _examples(groups) for name, groups in splits.items()},
+                       "question–answer matching (paper 000 format), split by question")

@@ -1,0 +1,119 @@
+"""Question–answer matching (paper 000): each (question, reply) pair classified answer / not
+answer, scored by the F1 of the *answer* class.
+
+The model is the classification task's (pairs tokenised as pairs, a two-way head); what
+differs is the metric.  The decision threshold on P(answer) is chosen on dev — the one with the
+best dev F1 — and applied unchanged to test: every dev evaluation (each epoch, and the final
+one of the best checkpoint) re-chooses it, the test evaluation only reads it, and the run
+records it in ``config.json`` (``qa_threshold``) so ``advembed eval`` scores with the same one.
+The best checkpoint is the one with the best dev F1.  Data: a folder in paper 000's format
+(:mod:`advembed.data.qa`), split by question.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from advembed.errors import AdvembedError
+from advembed.tasks.base import SPLITS
+from advembed.tasks.classification import ClassificationTask
+
+
+def answer_probability(logits: np.ndarray) -> np.ndarray:
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted[:, 1] / shifted.sum(axis=-1)
+
+
+def scores_at(probability: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+    """F1, precision and recall of the answer class (label 1) and accuracy, predicting
+    "answer" where ``probability >= threshold``."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    predicted = (probability >= threshold).astype(int)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, predicted, average="binary", pos_label=1, zero_division=0)
+    return {"f1": float(f1), "precision": float(precision), "recall": float(recall),
+            "accuracy": float(accuracy_score(labels, predicted)), "threshold": float(threshold)}
+
+
+def best_threshold(probability: np.ndarray, labels: np.ndarray) -> float:
+    """The threshold with the best F1 among the midpoints between sorted distinct
+    probabilities (and 0.5); ties go to the one closest to 0.5."""
+    values = np.unique(probability)
+    candidates = np.concatenate([[0.5], (values[:-1] + values[1:]) / 2, values[:1]])
+    scored = [(scores_at(probability, labels, t)["f1"], -abs(t - 0.5), t) for t in candidates]
+    return float(max(scored)[2])
+
+
+class QAMatchingTask(ClassificationTask):
+    name = "qa-matching"
+    description = ("question–answer matching: (question, reply) pairs, F1 of the answer class "
+                   "at a threshold chosen on dev (paper 000)")
+    metric_names = ("f1", "precision", "recall", "accuracy", "threshold")
+    metric_labels = {"f1": "F1 (answer)"}
+    best_metric = "f1"
+    greater_is_better = True
+
+    def __init__(self) -> None:
+        self.threshold = 0.5
+        self._split = "dev"
+
+    def load_data(self, options, *, limit=None, seed=0):
+        data = super().load_data(options, limit=limit, seed=seed)
+        if len(data.label_names) != 2 or not data.is_pair:
+            raise AdvembedError(f"task qa-matching needs (question, reply) pairs with two "
+                                f"labels (not answer, answer); dataset '{options.dataset}' has "
+                                f"{len(data.label_names)} labels"
+                                f"{'' if data.is_pair else ' and single texts'}")
+        return data
+
+    def set_split(self, split: str) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}")
+        self._split = split
+
+    def run_state(self):
+        return {"qa_threshold": self.threshold}
+
+    def load_run_state(self, config):
+        self.threshold = float(config.get("qa_threshold", 0.5))
+        self._split = "test"  # a saved run's threshold is fixed
+
+    def metrics(self, logits, labels) -> dict[str, float]:
+        probability = answer_probability(logits)
+        labels = np.asarray(labels)
+        if self._split == "dev":
+            self.threshold = best_threshold(probability, labels)
+        return scores_at(probability, labels, self.threshold)
+
+    def compute_metrics(self, eval_prediction):
+        logits = eval_prediction.predictions
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        return self.metrics(logits, eval_prediction.label_ids)
+
+    def evaluate(self, model, tokenizer, examples, *, batch_size=64, max_length=128,
+                 progress=False):
+        from advembed.inference import predict_logits
+
+        logits = predict_logits(model, tokenizer, examples, batch_size=batch_size,
+                                max_length=max_length, progress=progress)
+        return self.metrics(logits, [example.label for example in examples])
+
+    def collapse_baseline(self, examples):
+        """F1 of answering "answer" to everything (the trivial predictor's best F1)."""
+        positives = sum(example.label == 1 for example in examples)
+        return 2 * positives / (positives + len(examples)) if positives else 0.0
+
+    def report_columns(self):
+        return [("test", "f1", "test F1", "F1 of the answer class on test, at the dev "
+                 "threshold"),
+                ("test", "precision", "test precision", "answer-class precision on test"),
+                ("test", "recall", "test recall", "answer-class recall on test"),
+                ("best_dev", "f1", "best dev F1", "dev F1 at the best epoch")]
+
+    def summary(self, metrics):
+        best, test = metrics["best_dev"], metrics["test"]
+        return (f"dev F1 {best['f1']:.4f}, test F1 {test['f1']:.4f} (precision "
+                f"{test['precision']:.4f}, recall {test['recall']:.4f}, threshold "
+                f"{test['threshold']:.3f})")

@@ -1,0 +1,112 @@
+"""Question–answer matching (paper 000): the folder format, splits by question, the answer-class
+F1 at a threshold chosen on dev and applied unchanged to test."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import numpy as np
+import pytest
+
+from advembed.data import load_dataset
+from advembed.errors import AdvembedError
+from advembed.tasks import get_task
+from advembed.tasks.qa_matching import best_threshold, scores_at
+
+POSITIVE = ["great", "good", "brilliant", "fun", "best"]
+NEGATIVE = ["awful", "bad", "boring", "dull", "worst"]
+
+
+def write_qa_folder(folder, questions=30, replies=4, seed=0):
+    """Questions ``movie N``; replies that answer it carry a positive word."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "train.query.tsv").open("w", encoding="utf-8") as query, \
+            (folder / "train.reply.tsv").open("w", encoding="utf-8") as reply:
+        for q in range(questions):
+            query.write(f"{q}\tthe movie {q} was\n")
+            for r in range(replies):
+                label = int(r == 0 or rng.random() < 0.2)
+                word = rng.choice(POSITIVE if label else NEGATIVE)
+                reply.write(f"{q}\t{r}\tit is {word} and the story\t{label}\n")
+    return folder
+
+
+def test_hand_computed_threshold_and_scores():
+    probability = np.array([0.9, 0.6, 0.4, 0.3, 0.2])
+    labels = np.array([1, 0, 1, 0, 0])
+    # 0.5: TP 1, FP 1, FN 1 → F1 0.5; between 0.3 and 0.4: TP 2, FP 1 → P 2/3, R 1, F1 0.8
+    assert scores_at(probability, labels, 0.5)["f1"] == pytest.approx(0.5)
+    assert best_threshold(probability, labels) == pytest.approx(0.35)
+    scores = scores_at(probability, labels, 0.35)
+    assert (scores["f1"], scores["precision"], scores["recall"], scores["accuracy"]) == (
+        pytest.approx(0.8), pytest.approx(2 / 3), 1.0, 0.8)
+
+
+def test_the_threshold_is_chosen_on_dev_and_only_applied_on_test():
+    task = get_task("qa-matching")
+    dev_logits = np.log(np.array([[0.1, 0.9], [0.4, 0.6], [0.6, 0.4], [0.7, 0.3], [0.8, 0.2]]))
+    dev = task.metrics(dev_logits, [1, 0, 1, 0, 0])
+    assert dev["threshold"] == pytest.approx(0.35) and dev["f1"] == pytest.approx(0.8)
+    task.set_split("test")
+    test_logits = np.log(np.array([[0.25, 0.75], [0.9, 0.1]]))
+    test = task.metrics(test_logits, [0, 1])  # tuned on test, 0.05 would give F1 0.67
+    assert test["threshold"] == pytest.approx(0.35) and test["f1"] == 0.0
+    assert task.run_state() == {"qa_threshold": pytest.approx(0.35)}
+
+
+def test_trivial_predictor_f1_is_the_collapse_baseline():
+    from advembed.data import Example
+
+    examples = [Example("q", int(i < 3), "r") for i in range(10)]
+    assert get_task("qa-matching").collapse_baseline(examples) == pytest.approx(6 / 13)
+
+
+def test_the_folder_is_split_by_question(tmp_path):
+    data = load_dataset(str(write_qa_folder(tmp_path / "qa")))
+    assert data.label_names == ["not-answer", "answer"] and data.is_pair
+    questions = {split: {e.text for e in examples} for split, examples in data.splits.items()}
+    assert [len(questions[s]) for s in ("train", "dev", "test")] == [24, 3, 3]
+    assert not (questions["train"] & questions["dev"] or questions["train"] & questions["test"]
+                or questions["dev"] & questions["test"])
+    assert sum(len(v) for v in data.splits.values()) == 30 * 4
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("0\t9\tsome reply\t?\n", "train.reply.tsv line 121: label '?' is not 0 or 1"),
+    ("77\t9\tsome reply\t1\n", "train.reply.tsv line 121: question id '77' is not in"),
+    ("0\tsome reply\t1\n", "train.reply.tsv line 121: expected 4 tab-separated fields"),
+])
+def test_bad_lines_are_one_line_errors(tmp_path, line, message):
+    folder = write_qa_folder(tmp_path / "qa")
+    with (folder / "train.reply.tsv").open("a", encoding="utf-8") as handle:
+        handle.write(line)
+    with pytest.raises(AdvembedError, match=re.escape(message)):
+        load_dataset(str(folder))
+
+
+def test_qa_matching_trains_and_evaluates_with_its_dev_threshold(tmp_path, tiny_model_dir,
+                                                                 capsys):
+    from advembed.cli import main
+
+    folder = write_qa_folder(tmp_path / "qa", questions=40)
+    out = tmp_path / "run"
+    assert main(["train", "--task", "qa-matching", "--dataset", str(folder), "--model",
+                 str(tiny_model_dir), "--epochs", "2", "--batch-size", "16", "--lr", "3e-3",
+                 "--method", "fgm", "--no-progress", "--output", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    assert set(metrics["test"]) >= {"f1", "precision", "recall", "accuracy", "threshold"}
+    assert metrics["test"]["threshold"] == metrics["best_dev"]["threshold"]
+    assert config["qa_threshold"] == metrics["best_dev"]["threshold"]
+    capsys.readouterr()
+    assert main(["eval", "--run", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["threshold"] == config["qa_threshold"]
+    assert result["f1"] == pytest.approx(metrics["test"]["f1"])
+    assert main(["train", "--task", "qa-matching", "--dataset", "mr", "--model",
+                 str(tiny_model_dir), "--limit", "20", "--no-progress",
+                 "--output", str(tmp_path / "bad")]) == 2
+    assert "needs (question, reply) pairs" in capsys.readouterr().err
