@@ -31,7 +31,8 @@ def _texts(ds: TextDataset, split: str) -> set[str]:
 
 def test_registry_lists_every_dataset() -> None:
     infos = named_datasets()
-    assert [i.name for i in infos] == [*NAMES, "bbc-match"]  # pairs: tests/test_data_pairs.py
+    # pairs and QA matching: tests/test_data_pairs.py
+    assert [i.name for i in infos] == [*NAMES, "bbc-match", "help-qa-en", "help-qa-zh"]
     assert all(i.description and "==" in i.package and i.label_names for i in infos)
 
 
@@ -109,6 +110,7 @@ def test_describe_datasets_table(loaded: dict[str, TextDataset]) -> None:
     table = describe_datasets()
     lines = table.splitlines()
     assert lines[0].split() == ["name", "classes", "train", "dev", "test", "labels", "source"]
-    assert len(lines) == 2 + len(NAMES) + 1  # and bbc-match
+    rows = [line for line in lines[2:] if line and not line.startswith("!")]
+    assert len(rows) == len(named_datasets())
     mr = next(line for line in lines if line.startswith("mr "))
     assert "8,452" in mr and "0=negative 1=positive" in mr and "vaderSentiment==3.3.2" in mr

@@ -54,3 +54,53 @@ def test_bbc_match_from_the_packaged_corpus():
         assert not texts[a] & texts[b]
     assert all(Counter(e.label for e in split) == {0: len(split) // 2, 1: len(split) // 2}
                for split in data.splits.values())
+
+
+PAGE = """<html><body><div id="DisplayArea">
+<h1 id="a">Load/Save options</h1><p>Choose Tools - Options - Load/Save in the menu bar.</p>
+<h2 id="b">General</h2>
+<p class="paragraph">In the General section you select <span class="emph">default</span> settings
+for saving documents.</p>
+<p>Short one.</p>
+<p>Choose <span hidden="true" id="MAC"><span>LibreOffice - Preferences</span></span><span>Tools
+- Options</span> to change how documents are saved.</p>
+<h3 id="c">VBA Properties</h3>
+<p>Specifies the general properties for loading Microsoft Office documents with macros.</p>
+<br><h2 id="d">Empty section</h2>
+</div></body></html>"""
+
+
+def test_help_pages_become_sections_of_headings_and_their_paragraphs():
+    from advembed.data.help_qa import page_questions
+
+    sections = page_questions(PAGE, "en")
+    assert [heading for heading, _ in sections] == ["General", "VBA Properties"]
+    general = sections[0][1]
+    assert general == [  # the h1 part is no section; short and hidden text is dropped
+        "In the General section you select default settings for saving documents.",
+        "Choose Tools - Options to change how documents are saved."]
+
+
+def test_each_heading_asks_for_its_own_paragraphs_against_the_rest_of_its_page():
+    from advembed.data.help_qa import qa_rows
+
+    queries, replies = qa_rows({"a.html": PAGE, "b.html": PAGE}, "en", seed=1)
+    assert [text for _, text in queries] == ["General", "VBA Properties"]  # no repeats
+    general = [(text, label) for qid, _, text, label in replies if qid == "0"]
+    assert sorted(label for _, label in general) == [0, 1, 1]
+    assert ("Specifies the general properties for loading Microsoft Office documents with "
+            "macros.", 0) in general
+
+
+@pytest.mark.parametrize("name", ["help-qa-en", "help-qa-zh"])
+def test_help_qa_from_the_debian_package(name):
+    try:
+        data = load_dataset(name)
+    except AdvembedError as exc:
+        pytest.skip(f"Debian package unavailable: {exc}")
+    assert data.is_pair and data.label_names == ["not-answer", "answer"]
+    questions = {s: {e.text for e in data.splits[s]} for s in data.splits}
+    for a, b in itertools.combinations(questions, 2):
+        assert not questions[a] & questions[b]
+    share = sum(e.label for e in data.splits["train"]) / len(data.splits["train"])
+    assert 0.15 < share < 0.45  # several candidates per question, some of them answers

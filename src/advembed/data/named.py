@@ -34,13 +34,16 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
 from advembed import provider
 from advembed.data.base import Example, NamedDatasetInfo, TextDataset
+from advembed.data.help_qa import PACKAGES as HELP_PACKAGES
+from advembed.data.help_qa import help_qa
 from advembed.data.pairs import MATCH_LABELS, bbc_match
+from advembed.data.qa import QA_LABELS
 from advembed.data.splits import dedupe, split_three
 
 _VADER = provider.PACKAGES["vaderSentiment"]
@@ -219,6 +222,10 @@ def _bbc() -> tuple[Example, ...]:
     return tuple(examples)
 
 
+def _help_qa_splits(lang: str, split_seed: int) -> dict[str, list[Example]]:
+    return help_qa(lang, split_seed).splits
+
+
 # --- registry -------------------------------------------------------------------------------
 
 _VADER_NOTE = (
@@ -297,8 +304,24 @@ _REGISTRY: dict[str, _Named] = {
             bbc_match,
             presplit=True,
         ),
+        *(
+            _Named(
+                NamedDatasetInfo(
+                    f"help-qa-{lang}",
+                    f"Constructed question–answer matching ({language}): a LibreOffice help "
+                    "section heading as the question, paragraphs of its page as candidate "
+                    "replies (answers: the section's own); split by question",
+                    f"{HELP_PACKAGES[lang]}==7.4 (Debian, apt-get download)",
+                    QA_LABELS,
+                ),
+                partial(_help_qa_splits, lang),
+                presplit=True,
+            )
+            for lang, language in (("en", "English"), ("zh", "Chinese"))
+        ),
     )
 }
+
 
 
 def names() -> list[str]:

@@ -26,17 +26,15 @@ The folder is built in a temporary sibling and renamed into place only when comp
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import re
 import shutil
-import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
 
+from advembed.debian import deb_files, locate_debs
 from advembed.errors import AdvembedError
-from advembed.provider import _move_into_place, _offline, cache_dir
+from advembed.provider import _move_into_place, cache_dir
 
 DEBIAN_PACKAGES = ("wordnet-base", "wordnet-sense-index", "liblingua-stopwords-perl")
 """Debian packages that carry WordNet 3.0 and the English stop words."""
@@ -140,60 +138,11 @@ def stopwords_from_perl(source: str) -> list[str]:
     return match.group(1).split()
 
 
-def deb_files(deb: Path) -> dict[str, bytes]:
-    """Regular files of a ``.deb`` (an ``ar`` archive holding ``data.tar.*``), by path."""
-    data = deb.read_bytes()
-    if not data.startswith(b"!<arch>\n"):
-        raise AdvembedError(f"{deb} is not a Debian package")
-    offset = 8
-    while offset + 60 <= len(data):
-        header = data[offset:offset + 60]
-        name = header[:16].decode().strip().rstrip("/")
-        size = int(header[48:58].decode().strip())
-        body = data[offset + 60:offset + 60 + size]
-        offset += 60 + size + (size % 2)
-        if name.startswith("data.tar"):
-            with tarfile.open(fileobj=io.BytesIO(body)) as tf:
-                return {m.name.removeprefix("./"): tf.extractfile(m).read()
-                        for m in tf.getmembers() if m.isfile()}
-    raise AdvembedError(f"{deb} holds no data.tar member")
-
-
 def _locate_debs(fetch: bool = True) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    links = os.environ.get("ADVEMBED_FIND_LINKS")
-    for name in DEBIAN_PACKAGES:
-        for folder in ([Path(links)] if links else []) + [cache_dir() / "downloads"]:
-            hits = sorted(folder.glob(f"{name}_*.deb")) if folder.is_dir() else []
-            if hits:
-                found[name] = hits[-1]
-                break
-    missing = [n for n in DEBIAN_PACKAGES if n not in found]
-    if missing and fetch and not _offline():
-        _apt_download(missing)
-        return _locate_debs(fetch=False)
-    if missing:
-        raise AdvembedError(f"WordNet / stop-word data not found (no Debian package "
-                            f"{', '.join(missing)}); {_MISSING_HINT}")
-    return found
-
-
-def _apt_download(names: list[str]) -> None:
-    downloads = cache_dir() / "downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
-    if shutil.which("apt-get") is None:
-        raise AdvembedError(f"WordNet / stop-word data not found and apt-get is not available; "
-                            f"{_MISSING_HINT}")
-    with tempfile.TemporaryDirectory(dir=downloads, prefix=".tmp-apt-") as tmp:
-        proc = subprocess.run(["apt-get", "download", *names], cwd=tmp, capture_output=True,
-                              text=True, timeout=600)
-        got = list(Path(tmp).glob("*.deb"))
-        if proc.returncode != 0 or len(got) < len(names):
-            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise AdvembedError(f"apt-get download {' '.join(names)} failed ({last}); "
-                                f"{_MISSING_HINT}")
-        for deb in got:
-            os.replace(deb, downloads / deb.name.replace("%3a", "_"))
+    try:
+        return locate_debs(DEBIAN_PACKAGES, _MISSING_HINT, fetch=fetch)
+    except AdvembedError as exc:
+        raise AdvembedError(f"WordNet / stop-word data not found: {exc}") from None
 
 
 def import_textattack():

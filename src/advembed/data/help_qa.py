@@ -1,0 +1,137 @@
+"""``help-qa-en`` / ``help-qa-zh`` (constructed): question–answer matching from the LibreOffice
+help pages in Debian's ``libreoffice-help-en-us`` / ``libreoffice-help-zh-cn``.
+
+Each section heading of a help page (``<h2>``–``<h6>``) is a question; the paragraphs under it,
+up to the next heading, answer it; other sections' paragraphs *of the same page* are the
+candidates that do not (same page, so the page's subject alone does not decide).  Per question:
+up to :data:`MAX_ANSWERS` answers and :data:`NEGATIVES` non-answers (seeded choice), paragraphs
+of fewer than :data:`MIN_WORDS` words (or characters for Chinese) dropped.  The result is
+written in paper 000's folder format (:mod:`advembed.data.qa`) under the cache and split by
+question like any such folder.  The texts are real technical documentation (MPL-2.0); the
+pairing is ours.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+from advembed.data.base import TextDataset
+
+PACKAGES = {"en": "libreoffice-help-en-us", "zh": "libreoffice-help-zh-cn"}
+LANG_DIR = {"en": "en-US", "zh": "zh-CN"}
+MAX_ANSWERS, NEGATIVES, MIN_WORDS = 3, 4, 5
+_VOID = frozenset({"br", "img", "input", "hr", "meta", "link", "area", "col", "wbr", "source"})
+_HINT = ("get it with `apt-get download {package}` into a folder named by ADVEMBED_FIND_LINKS "
+         "(or $ADVEMBED_CACHE/downloads)")
+
+
+class _Sections(HTMLParser):
+    """Headings and paragraphs of a help page's display area, in order."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.blocks: list[tuple[str, str]] = []  # ("h" | "p", text)
+        self._kind: str | None = None
+        self._text: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in _VOID:
+            return
+        if self._hidden or dict(attrs).get("hidden") is not None or tag in ("script", "style"):
+            self._hidden += 1  # inside a hidden element every tag nests
+        elif tag in ("h2", "h3", "h4", "h5", "h6"):
+            self._kind, self._text = "h", []
+        elif tag == "p" and self._kind is None:
+            self._kind, self._text = "p", []
+
+    def handle_endtag(self, tag):
+        if self._hidden:
+            self._hidden -= 1
+        elif self._kind == "h" and tag in ("h2", "h3", "h4", "h5", "h6") or (
+                self._kind == "p" and tag == "p"):
+            text = " ".join("".join(self._text).split())
+            if text:
+                self.blocks.append((self._kind, text))
+            self._kind = None
+
+    def handle_data(self, data):
+        if self._kind is not None and not self._hidden:
+            self._text.append(data)
+
+
+def _long_enough(text: str, lang: str) -> bool:
+    size = len(re.sub(r"\s", "", text)) // 2 if lang == "zh" else len(text.split())
+    return size >= MIN_WORDS
+
+
+def page_questions(html: str, lang: str) -> list[tuple[str, list[str]]]:
+    """``(heading, its paragraphs)`` for every section of a page with paragraphs."""
+    parser = _Sections()
+    parser.feed(html)
+    sections: list[tuple[str, list[str]]] = []
+    for kind, text in parser.blocks:
+        if kind == "h":
+            sections.append((text, []))
+        elif sections and _long_enough(text, lang):
+            sections[-1][1].append(text)
+    return [(heading, paragraphs) for heading, paragraphs in sections if paragraphs]
+
+
+def qa_rows(pages: dict[str, str], lang: str, seed: int = 0):
+    """``(query rows, reply rows)`` in paper 000's format from ``{path: html}``."""
+    rng = random.Random(seed)
+    queries, replies, seen = [], [], set()
+    for path in sorted(pages):
+        sections = page_questions(pages[path], lang)
+        if len(sections) < 2:
+            continue
+        for index, (heading, answers) in enumerate(sections):
+            if heading in seen:  # a heading repeated across pages would leak across splits
+                continue
+            seen.add(heading)
+            others = [p for j, (_, ps) in enumerate(sections) if j != index for p in ps
+                      if p not in answers]
+            negatives = rng.sample(others, min(NEGATIVES, len(others)))
+            if not negatives:
+                continue
+            qid = str(len(queries))
+            queries.append((qid, heading))
+            candidates = [(a, 1) for a in answers[:MAX_ANSWERS]] + [(n, 0) for n in negatives]
+            rng.shuffle(candidates)
+            replies += [(qid, str(r), text, label) for r, (text, label) in enumerate(candidates)]
+    return queries, replies
+
+
+def _clean(text: str) -> str:
+    return text.replace("\t", " ").replace("\n", " ")
+
+
+def help_qa(lang: str, split_seed: int) -> TextDataset:
+    """Build (once, cached) and load ``help-qa-<lang>``."""
+    from advembed.data.qa import load_qa_folder
+    from advembed.debian import deb_files, locate_debs
+    from advembed.provider import cache_dir
+
+    package = PACKAGES[lang]
+    folder = cache_dir() / "extracted" / f"help-qa-{lang}"
+    if not (folder / "train.reply.tsv").is_file():
+        deb = locate_debs((package,), _HINT.format(package=package))[package]
+        prefix = f"usr/share/libreoffice/help/{LANG_DIR[lang]}/text/"
+        pages = {path: raw.decode("utf-8", errors="replace")
+                 for path, raw in deb_files(deb, prefix).items() if path.endswith(".html")}
+        queries, replies = qa_rows(pages, lang)
+        staging = folder.with_name(folder.name + ".tmp")
+        staging.mkdir(parents=True, exist_ok=True)
+        (staging / "train.query.tsv").write_text(
+            "".join(f"{q}\t{_clean(t)}\n" for q, t in queries), encoding="utf-8")
+        (staging / "train.reply.tsv").write_text(
+            "".join(f"{q}\t{r}\t{_clean(t)}\t{label}\n" for q, r, t, label in replies),
+            encoding="utf-8")
+        staging.replace(folder)
+    data = load_qa_folder(Path(folder), split_seed)
+    data.name = f"help-qa-{lang}"
+    return data
