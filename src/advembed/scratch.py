@@ -8,6 +8,9 @@ Sizes (:data:`TRANSFORMER_SIZES`): 2 layers, hidden 128, 4 heads, feed-forward 5
 ``BertTokenizerFast``, so it saves, loads, and trains with every method and objective through
 ``get_input_embeddings()`` like a pretrained model.  A randomly initialised encoder needs a
 larger learning rate than fine-tuning: ``--lr 5e-4`` is a sensible start.
+
+``--model scratch:esim``: ESIM for pairs, a BiLSTM for single sentences, on GloVe 6B 50d
+(:mod:`advembed.esim`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 TRANSFORMER_SIZES = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
                      "intermediate_size": 512, "max_position_embeddings": 256}
 VOCAB_SIZE = 8000
-ARCHITECTURES = ("transformer",)
+ARCHITECTURES = ("transformer", "esim")
 
 
 def is_scratch(name: str) -> bool:
@@ -63,6 +66,10 @@ def scratch_classifier(name: str, label_names: list[str], train_texts: list[str]
                             f"{', '.join(PREFIX + a for a in ARCHITECTURES)}")
     if not train_texts:
         raise AdvembedError(f"model '{name}' needs training texts to learn its vocabulary")
+    if architecture == "esim":
+        from advembed.esim import esim_classifier
+
+        return esim_classifier(label_names, train_texts)
     tokenizer = train_wordpiece(train_texts)
     id2label = dict(enumerate(label_names))
     config = BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
