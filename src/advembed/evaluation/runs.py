@@ -38,7 +38,7 @@ def run_split(config: dict[str, Any], split: str, data: DataOptions | None = Non
     same = data.dataset is None
     options = data.over(config)
     task = run_task(config)
-    dataset = options.load()
+    dataset = task.load_data(options)  # the task reads its own formats (a .txt corpus, …)
     if same and config.get("limit"):
         dataset = dataset.limit(config["limit"], seed=config["seed"])
     task.check_run_data(config, dataset, options.dataset)

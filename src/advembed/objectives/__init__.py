@@ -70,6 +70,7 @@ def build_objective(
     total_steps: int | None = None,
     seed: int = 0,
     representation: Representation | None = None,
+    token_level: bool = False,
     settings: Settings | None = None,
     **options: Any,
 ) -> Objective | None:
@@ -77,7 +78,8 @@ def build_objective(
 
     ``options`` are settings by Python name (``tau=0.1``); ``representation`` maps model
     outputs to the representation the objective compares (the task's; default: the first
-    token's final state).
+    token's final state); ``token_level``: the task's loss is per token (ATCL contrasts the
+    perturbed token's own states).
     """
     if settings is None:
         settings = objective_settings(name, options)
@@ -86,7 +88,7 @@ def build_objective(
     if settings is None:
         return None
     context = BuildContext(model=model, tokenizer=tokenizer, train_labels=train_labels,
-                           total_steps=total_steps, seed=seed)
+                           total_steps=total_steps, seed=seed, token_level=token_level)
     objective = objective_class(name).build(settings, context)
     if representation is not None:
         objective.representation = representation

@@ -129,12 +129,42 @@ def atcl_contrastive_loss(
     keep = others != torch.arange(count, device=anchor.device)[:, None]
     other_index = others[keep].view(count, count - 1)
     negative_index = torch.gather(other_index, 1, picks)
+    return _info_nce(anchor, positive, pool, negative_index, tau)
+
+
+def _info_nce(anchor, positive, pool, negative_index, tau: float) -> torch.Tensor:
+    """``mean_k [log Σ_j exp(cos(a_k, n_kj)/τ) − cos(a_k, p_k)/τ]`` with
+    ``n_kj = pool[negative_index[k, j]]``: eq. 6, negatives only in the denominator."""
     a = F.normalize(anchor.float(), dim=-1)
     p = F.normalize(positive.float(), dim=-1)
     negatives = F.normalize(pool.float(), dim=-1)[negative_index]  # (count, n, d)
     positive_score = (a * p).sum(-1) / tau
     negative_scores = torch.einsum("kd,knd->kn", a, negatives) / tau
     return (torch.logsumexp(negative_scores, dim=1) - positive_score).mean()
+
+
+def token_contrastive_loss(
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    pool: torch.Tensor,
+    own: torch.Tensor,
+    num_negatives: int,
+    tau: float = 0.07,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Eq. 6 at token level: anchor k is the clean state of the perturbed token, its positive
+    the adversarial state of the same token, its n negatives sampled without replacement from
+    the clean states of the batch's other real tokens (``pool``), never row ``own[k]`` (the
+    anchor itself).  Cosine similarity, τ, negatives only in the denominator; mean over
+    anchors."""
+    count, size = anchor.shape[0], pool.shape[0]
+    if count == 0 or size < 2:
+        return pool.sum() * 0.0
+    n = min(num_negatives, size - 1)
+    scores = torch.rand(count, size, generator=generator).to(anchor.device)
+    scores[torch.arange(count, device=anchor.device), own] = 2.0  # never picked
+    return _info_nce(anchor, positive, pool, scores.argsort(dim=1)[:, :n], tau)
 
 
 class ATCL(Objective):
@@ -148,6 +178,9 @@ class ATCL(Objective):
     its ε defaults to the paper's 0.03).  Sentences with no complete word are not perturbed.
     ``L_cont``: anchor = clean representation, positive = adversarial representation, n
     negatives from the other clean representations in the batch (eq. 6, cosine similarity, τ).
+    On a token-level task (``--task lm``) the representations are eq. 6's ``h``: the final
+    states of the perturbed token itself (clean and adversarial), with negatives drawn from the
+    other real tokens of the batch (:func:`token_contrastive_loss`).
     The batch is the process's own micro-batch (choice): under DDP or gradient accumulation
     the negatives come from the examples this forward pass sees, not from the whole global
     batch — n = 5 of a micro-batch of 16 or more is the paper's setting either way.
@@ -164,17 +197,20 @@ class ATCL(Objective):
     method_defaults = {"fgm": {"epsilon": 0.03}}  # §5.1: ε = 0.03
 
     def __init__(self, tokenizer, *, settings: ATCLSettings | None = None, seed: int = 0,
-                 **options) -> None:
+                 token_level: bool = False, **options) -> None:
         self.settings = ATCLSettings.from_options(options, settings)
         self.adversarial_weight = self.settings.alpha
         self.flags = word_flags(tokenizer)
         self.generator = torch.Generator().manual_seed(seed)
+        self.token_level = token_level
+        self.chosen: tuple[torch.Tensor, torch.Tensor] | None = None  # (position, has a word)
 
     @classmethod
     def build(cls, settings: ATCLSettings, context: BuildContext) -> ATCL:
         if context.tokenizer is None:
             raise AdvembedError("objective atcl needs the tokenizer (its complete-word mask)")
-        return cls(context.tokenizer, settings=settings, seed=context.seed)
+        return cls(context.tokenizer, settings=settings, seed=context.seed,
+                   token_level=context.token_level)
 
     def state_dict(self):
         return {"generator": self.generator.get_state()}
@@ -194,12 +230,33 @@ class ATCL(Objective):
         chosen = scores.argmax(dim=1)
         one = torch.zeros_like(candidates)
         one[torch.arange(len(chosen), device=one.device), chosen] = True
-        one &= candidates.any(dim=1, keepdim=True)
+        has_word = candidates.any(dim=1)
+        one &= has_word.unsqueeze(1)
+        self.chosen = (chosen, has_word)
         return one.unsqueeze(-1).to(mask.dtype) * mask
 
     def loss(self, context: ObjectiveContext) -> torch.Tensor:
         s = self.settings
+        if self.token_level:
+            return s.beta * self._token_level_loss(context)
         clean = self.representation(context.clean, context.inputs)
         adversarial = self.representation(context.adversarial, context.inputs)
         return s.beta * atcl_contrastive_loss(clean, adversarial, clean, s.num_negatives, s.tau,
                                               generator=self.generator)
+
+    def _token_level_loss(self, context: ObjectiveContext) -> torch.Tensor:
+        """Token-level tasks (language modelling): eq. 6 on the final states ``h`` of the
+        perturbed token, before the output layer."""
+        if self.chosen is None:
+            raise AdvembedError("ATCL's token-level loss needs its perturbation mask first")
+        position, has_word = self.chosen
+        clean = context.clean.hidden_states[-1]
+        adversarial = context.adversarial.hidden_states[-1]
+        real = context.inputs.get("attention_mask", torch.ones(clean.shape[:2])).bool()
+        rows = has_word.nonzero().squeeze(1)
+        flat = torch.full(real.shape, -1, dtype=torch.long, device=clean.device)
+        flat[real] = torch.arange(int(real.sum()), device=clean.device)
+        own = flat[rows, position[rows]]
+        return token_contrastive_loss(
+            clean[rows, position[rows]], adversarial[rows, position[rows]], clean[real], own,
+            self.settings.num_negatives, self.settings.tau, generator=self.generator)

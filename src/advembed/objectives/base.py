@@ -40,6 +40,7 @@ class BuildContext:
     total_steps: int | None = None
     seed: int = 0
     representation: Representation = first_token_representation
+    token_level: bool = False  # the task's loss is per token (ATCL then contrasts tokens)
 
 
 class Objective:

@@ -9,9 +9,11 @@ from __future__ import annotations
 from advembed.errors import AdvembedError
 from advembed.tasks.base import SPLITS, LoadedModel, Task
 from advembed.tasks.classification import ClassificationTask
+from advembed.tasks.lm import LanguageModellingTask
 from advembed.tasks.qa_matching import QAMatchingTask
 
-REGISTRY: dict[str, type[Task]] = {cls.name: cls for cls in (ClassificationTask, QAMatchingTask)}
+REGISTRY: dict[str, type[Task]] = {
+    cls.name: cls for cls in (ClassificationTask, QAMatchingTask, LanguageModellingTask)}
 DEFAULT_TASK = ClassificationTask.name
 
 
@@ -29,5 +31,5 @@ def get_task(name: str | None = None) -> Task:
     return REGISTRY[name]()
 
 
-__all__ = ["DEFAULT_TASK", "REGISTRY", "SPLITS", "ClassificationTask", "LoadedModel",
-           "QAMatchingTask", "Task", "get_task", "register_task"]
+__all__ = ["DEFAULT_TASK", "REGISTRY", "SPLITS", "ClassificationTask", "LanguageModellingTask",
+           "LoadedModel", "QAMatchingTask", "Task", "get_task", "register_task"]

@@ -33,6 +33,9 @@ class ClassificationTask(Task):
         for split in SPLITS:
             if not data.splits.get(split):
                 raise AdvembedError(f"dataset '{options.dataset}' has an empty {split} split")
+        if not data.label_names:
+            raise AdvembedError(f"dataset '{options.dataset}' has no labels (a text corpus: "
+                                "--task lm models it)")
         seen = sorted({example.label for example in data.splits["train"]})
         if len(seen) < 2:  # a one-label head would silently become a regression head
             names = ", ".join(repr(data.label_names[i]) for i in seen)

@@ -75,6 +75,7 @@ def build_method(config: TrainConfig, model, tokenizer=None, train_labels=None,
         config.objective, model, tokenizer=tokenizer, train_labels=train_labels,
         total_steps=total_steps, seed=config.seed, settings=chosen,
         representation=task.representation if task is not None else None,
+        token_level=task is not None and task.token_level,
     )
     settings = method_settings(config.method, config.method_options, objective=objective)
     augment = augment_settings(config)
@@ -280,6 +281,7 @@ def make_trainer(config: TrainConfig, built: Built, plan: Schedule, staging: Pat
         eval_dataset=built.encoded["dev"],
         data_collator=task.collator(built.loaded.tokenizer),
         compute_metrics=task.compute_metrics,
+        preprocess_logits_for_metrics=getattr(task, "preprocess_logits_for_metrics", None),
         method=built.method,
         task=task,
         callbacks=[collapse, best],

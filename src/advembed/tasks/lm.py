@@ -1,0 +1,188 @@
+"""Causal language modelling (paper 004's LM experiments): ``--task lm``, scored by perplexity.
+
+Data: documents (``Example.text``; ``bbc-lm`` is the BBC News articles, split by article, or a
+``.txt`` file with one document per line, split 80/10/10 by line).  Each split is tokenised,
+its documents joined with the end-of-text token and cut into blocks of ``--max-length`` tokens
+(the remainder dropped), so every block is full and nothing is padded.  The loss is the model's
+mean next-token NLL, a token-level loss (gradient accumulation and DDP weight micro-batches by
+their target tokens).  **Perplexity** is ``exp`` of the mean NLL over every target token of the
+split — summed per batch before the division, so it is token-weighted exactly; the best
+checkpoint is the one with the lowest dev perplexity.
+
+Model: ``--model default`` (or ``scratch:gpt2``) is a GPT-2-style decoder trained from scratch
+(:data:`LM_SIZES`: 3 layers, hidden 256, 4 heads, 256 positions) with a byte-level BPE of
+:data:`LM_VOCAB` pieces trained by ``tokenizers`` on the training split only; any other name is
+loaded with ``AutoModelForCausalLM`` (a pretrained causal LM to fine-tune).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from advembed.errors import AdvembedError
+from advembed.tasks.base import SPLITS, LoadedModel, Task
+
+LM_SIZES = {"n_layer": 3, "n_embd": 256, "n_head": 4, "n_positions": 256}
+LM_VOCAB = 8000
+SCRATCH_NAMES = ("default", "scratch:gpt2")
+
+
+def train_bpe(texts: list[str], vocab_size: int = LM_VOCAB):
+    """A byte-level BPE ``PreTrainedTokenizerFast`` (GPT-2's scheme) trained on ``texts``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>",
+                                   bos_token="<|endoftext|>", unk_token="<|endoftext|>",
+                                   pad_token="<|endoftext|>",
+                                   model_max_length=LM_SIZES["n_positions"])
+
+
+def blocks(texts: list[str], tokenizer, size: int) -> list[list[int]]:
+    """The texts' tokens, documents separated by end-of-text, cut into full blocks."""
+    stream: list[int] = []
+    for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        stream += ids + [tokenizer.eos_token_id]
+    return [stream[i:i + size] for i in range(0, len(stream) - size + 1, size)]
+
+
+def nll_and_count(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per example ``[sum of next-token NLL, number of target tokens]`` (``-100`` ignored)."""
+    targets = labels[:, 1:]
+    nll = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
+        ignore_index=-100, reduction="none").view(targets.shape)
+    return torch.stack([nll.sum(1), (targets != -100).sum(1).to(nll.dtype)], dim=1)
+
+
+class LanguageModellingTask(Task):
+    name = "lm"
+    description = "causal language modelling from scratch (perplexity; paper 004)"
+    metric_names = ("perplexity",)
+    best_metric = "perplexity"
+    greater_is_better = False
+    token_level = True
+
+    def load_data(self, options, *, limit=None, seed=0):
+        path = Path(options.dataset).expanduser()
+        if path.suffix == ".txt" and path.is_file():
+            from advembed.data.base import Example, TextDataset
+            from advembed.data.splits import split_three
+
+            lines = [line for line in path.read_text(encoding="utf-8").splitlines()
+                     if line.strip()]
+            splits = split_three([Example(line) for line in lines], options.split_seed,
+                                 f"file '{path}'")
+            data = TextDataset(path.stem, [], splits)
+        else:
+            data = options.load()
+        if limit:
+            data = data.limit(limit, seed=seed)
+        for split in SPLITS:
+            if not data.splits.get(split):
+                raise AdvembedError(f"dataset '{options.dataset}' has an empty {split} split")
+        return data
+
+    def build_model(self, name, data, *, random_init=False):
+        if name in SCRATCH_NAMES:
+            from transformers import GPT2Config, GPT2LMHeadModel
+
+            tokenizer = train_bpe([e.text for e in data.splits["train"]])
+            config = GPT2Config(vocab_size=len(tokenizer), bos_token_id=tokenizer.eos_token_id,
+                                eos_token_id=tokenizer.eos_token_id, **LM_SIZES)
+            return LoadedModel(GPT2LMHeadModel(config), tokenizer,
+                               "scratch:gpt2 (byte-level BPE of the training split)")
+        from transformers import AutoModelForCausalLM
+
+        from advembed.models import load_pretrained
+
+        loaded = load_pretrained(name, AutoModelForCausalLM, random_init=random_init)
+        if loaded.tokenizer.pad_token is None:
+            loaded.tokenizer.pad_token = loaded.tokenizer.eos_token
+        return LoadedModel(loaded.model, loaded.tokenizer, loaded.source)
+
+    def load_saved(self, model_dir: Path) -> LoadedModel:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if not (model_dir / "config.json").is_file():
+            raise AdvembedError(f"run has no saved model: '{model_dir}' is missing config.json")
+        return LoadedModel(AutoModelForCausalLM.from_pretrained(model_dir),
+                           AutoTokenizer.from_pretrained(model_dir), str(model_dir))
+
+    def encode(self, examples, tokenizer, *, max_length, with_index=False):
+        items = [{"input_ids": ids, "attention_mask": [1] * len(ids), "labels": list(ids)}
+                 for ids in blocks([e.text for e in examples], tokenizer, max_length)]
+        if not items:
+            raise AdvembedError(f"the texts hold fewer than --max-length {max_length} tokens")
+        if with_index:
+            for index, item in enumerate(items):
+                item["example_index"] = index
+        return items
+
+    def collator(self, tokenizer):
+        from transformers import default_data_collator
+
+        return default_data_collator
+
+    def count_items(self, inputs):
+        return (inputs["labels"][:, 1:] != -100).sum()
+
+    def preprocess_logits_for_metrics(self, logits, labels):
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        return nll_and_count(logits, labels)
+
+    def compute_metrics(self, eval_prediction):
+        totals = torch.as_tensor(eval_prediction.predictions).double().sum(0)
+        return {"perplexity": math.exp(float(totals[0] / totals[1]))}
+
+    def evaluate(self, model, tokenizer, examples, *, batch_size=64, max_length=128,
+                 progress=False):
+        from advembed.evaluation.loop import encoded_batches, eval_mode
+
+        totals = torch.zeros(2, dtype=torch.float64)
+        with eval_mode(model), torch.no_grad():
+            for batch in encoded_batches(self, examples, tokenizer, batch_size=batch_size,
+                                         max_length=max_length):
+                totals += nll_and_count(model(**batch).logits, batch["labels"]).double().sum(0)
+        return {"perplexity": math.exp(float(totals[0] / totals[1]))}
+
+    def representation(self, outputs: Any, inputs: dict[str, Any] | None = None):
+        """Mean final state over the block's tokens (drift, sentence-level objectives)."""
+        states = outputs.hidden_states[-1]
+        if inputs is None or "attention_mask" not in inputs:
+            return states.mean(1)
+        mask = inputs["attention_mask"].unsqueeze(-1).to(states.dtype)
+        return (states * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+    def summary(self, metrics):
+        return (f"dev perplexity {metrics['best_dev']['perplexity']:.2f}, test perplexity "
+                f"{metrics['test']['perplexity']:.2f}")
+
+    def check_input(self, text, pair, run_config):
+        if not text.strip():
+            raise AdvembedError("the prompt is empty")
+        if pair is not None:
+            raise AdvembedError("a language model takes one prompt: --pair does not apply")
+
+    def predict(self, loaded, text, pair, run_config):
+        """``advembed predict`` on an LM run: the prompt continued greedily (40 tokens)."""
+        self.check_input(text, pair, run_config)
+        inputs = loaded.tokenizer(text, return_tensors="pt")
+        with torch.no_grad():
+            out = loaded.model.eval().generate(
+                **inputs, max_new_tokens=40, do_sample=False,
+                pad_token_id=loaded.tokenizer.eos_token_id)
+        continuation = loaded.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:],
+                                               skip_special_tokens=True)
+        return {"prompt": text, "continuation": continuation}

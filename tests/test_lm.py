@@ -1,0 +1,138 @@
+"""Language modelling (``--task lm``, paper 004): token-weighted perplexity, full blocks, and
+ATCL's token-level contrastive term (eq. 6) on the perturbed token's own states."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import WORDS
+
+from advembed.objectives.atcl import token_contrastive_loss
+from advembed.tasks.lm import blocks, nll_and_count
+
+
+def test_perplexity_is_exp_of_the_token_weighted_nll_with_padding_ignored():
+    logits = torch.tensor([[[2.0, 0.0, -1.0], [0.5, 1.5, 0.0], [0.0, 0.0, 3.0]],
+                           [[1.0, 1.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 0.0]]])
+    labels = torch.tensor([[0, 1, 2], [2, 0, -100]])
+    totals = nll_and_count(logits, labels)
+    # targets: row 0 predicts 1 from position 0 and 2 from position 1; row 1 predicts 0
+    nll = [-F.log_softmax(logits[0, 0], -1)[1], -F.log_softmax(logits[0, 1], -1)[2],
+           -F.log_softmax(logits[1, 0], -1)[0]]
+    assert totals[:, 1].tolist() == [2.0, 1.0]
+    assert totals[:, 0].sum().item() == pytest.approx(sum(nll).item(), rel=1e-6)
+    token_weighted = math.exp(sum(nll).item() / 3)
+    per_sequence = math.exp(((nll[0] + nll[1]) / 2 + nll[2]).item() / 2)
+    assert math.exp(totals[:, 0].sum() / totals[:, 1].sum()) == pytest.approx(token_weighted)
+    assert token_weighted != pytest.approx(per_sequence)
+
+
+def test_the_metric_sums_tokens_over_batches_before_dividing():
+    from types import SimpleNamespace
+
+    from advembed.tasks import get_task
+
+    rows = torch.tensor([[6.0, 2.0], [2.0, 1.0]])  # (NLL sum, target tokens) per example
+    got = get_task("lm").compute_metrics(SimpleNamespace(predictions=rows.numpy()))
+    assert got["perplexity"] == pytest.approx(math.exp(8 / 3))  # not exp((3 + 2) / 2)
+
+
+def test_documents_are_joined_by_end_of_text_and_cut_into_full_blocks():
+    class Tok:
+        eos_token_id = 99
+
+        def __call__(self, texts, add_special_tokens=False):
+            return {"input_ids": [[len(w) for w in t.split()] for t in texts]}
+
+    out = blocks(["a bb ccc", "dddd ee"], Tok(), 3)
+    assert out == [[1, 2, 3], [99, 4, 2]]  # the last 99 is a remainder: dropped
+
+
+def test_token_level_contrast_by_hand_and_never_against_itself():
+    anchor = torch.tensor([[2.0, 1.0]])
+    positive = torch.tensor([[1.0, 0.5]])
+    pool = torch.tensor([[2.0, 1.0], [0.0, 3.0], [-1.0, 2.0]])  # row 0 is the anchor itself
+    tau = 0.07
+    loss = token_contrastive_loss(anchor, positive, pool, torch.tensor([0]), 2, tau)
+
+    def cos(u, v):
+        return float(F.cosine_similarity(u, v, dim=0))
+
+    a = anchor[0]
+    expected = math.log(math.exp(cos(a, pool[1]) / tau) + math.exp(cos(a, pool[2]) / tau)) - (
+        cos(a, positive[0]) / tau)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    with_itself = math.log(math.exp(cos(a, pool[0]) / tau) + math.exp(cos(a, pool[1]) / tau)) - (
+        cos(a, positive[0]) / tau)
+    assert loss.item() != pytest.approx(with_itself, rel=1e-3)
+
+
+def _tiny_lm_model():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from advembed.tasks.lm import train_bpe
+
+    rng = random.Random(0)
+    texts = [" ".join(rng.choices(WORDS[:30], k=12)) for _ in range(40)]
+    tokenizer = train_bpe(texts, vocab_size=300)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=32, n_embd=16, n_layer=1,
+                        n_head=2, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    return GPT2LMHeadModel(config), tokenizer, texts
+
+
+def test_atcl_on_a_language_model_contrasts_the_perturbed_tokens_own_states(monkeypatch):
+    import advembed.objectives.atcl as atcl_module
+    from advembed.methods import build_training_method
+    from advembed.objectives import build_objective
+
+    model, tokenizer, texts = _tiny_lm_model()
+    ids = torch.tensor(blocks(texts, tokenizer, 16)[:4])
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
+    objective = build_objective("atcl", model, tokenizer=tokenizer, token_level=True)
+    seen = {}
+
+    def spy(anchor, positive, pool, own, n, tau, generator=None):
+        seen.update(anchor=anchor.detach(), positive=positive.detach(), pool=pool.detach(),
+                    own=own)
+        return token_contrastive_loss(anchor, positive, pool, own, n, tau, generator=generator)
+
+    monkeypatch.setattr(atcl_module, "token_contrastive_loss", spy)
+    build_training_method("fgm", model, objective=objective).step(model, batch)
+    position, has_word = objective.chosen
+    assert has_word.all()
+    with torch.no_grad():
+        states = model(**batch, output_hidden_states=True).hidden_states[-1]
+    rows = torch.arange(len(ids))
+    assert torch.allclose(seen["anchor"], states[rows, position], atol=1e-6)
+    assert torch.equal(seen["own"], rows * ids.shape[1] + position)  # its own row of the pool
+    assert torch.allclose(seen["pool"][seen["own"]], seen["anchor"])
+    assert not torch.allclose(seen["positive"], seen["anchor"])  # the FGM step moved it
+
+
+def test_lm_trains_and_evaluates_through_the_command_line(tmp_path, capsys):
+    from advembed.cli import main
+
+    rng = random.Random(1)
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n".join(" ".join(rng.choices(WORDS[:25], k=30)) for _ in range(60)))
+    out = tmp_path / "lm"
+    assert main(["train", "--task", "lm", "--dataset", str(text), "--max-length", "32",
+                 "--batch-size", "8", "--epochs", "2", "--lr", "1e-3", "--method", "fgm",
+                 "--objective", "atcl", "--no-progress", "--output", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["best_dev"]["perplexity"] == pytest.approx(
+        min(row["perplexity"] for row in metrics["dev"]), rel=1e-6)
+    assert metrics["best_dev"]["perplexity"] == pytest.approx(
+        math.exp(metrics["best_dev"]["loss"]), rel=1e-4)
+    capsys.readouterr()
+    assert main(["eval", "--run", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["perplexity"] == pytest.approx(
+        metrics["test"]["perplexity"], rel=1e-5)
+    assert main(["predict", "--run", str(out), WORDS[0]]) == 0
+    assert capsys.readouterr().out.startswith(WORDS[0])
