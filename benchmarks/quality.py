@@ -66,6 +66,8 @@ def train_command(args, dataset: str, method: str, seed: int, options: dict) -> 
         "--lr", str(args.lr), "--output", str(args.runs_dir / run_name(dataset, method, seed)),
         "--no-progress", "--overwrite",
     ]
+    if getattr(args, "task", "classification") != "classification":
+        command += ["--task", args.task]
     if args.limit:
         command += ["--limit", str(args.limit)]
     if getattr(args, "text_column", None):
@@ -148,8 +150,8 @@ def aggregate(args) -> str:
                         recorded.setdefault(method, set()).add(recorded_settings(config))
             if not metrics:
                 continue
-            dev = [m["best_dev"]["accuracy"] for m in metrics]
-            test = [m["test"]["accuracy"] for m in metrics]
+            dev = [m["best_dev"][args.metric] for m in metrics]
+            test = [m["test"][args.metric] for m in metrics]
             seconds = [m["train"]["seconds"] for m in metrics]
             collapsed = sum(bool(m.get("collapsed")) for m in metrics)
             if method == "none":
@@ -169,11 +171,13 @@ def aggregate(args) -> str:
         f"Model `{args.model}`, {args.epochs:g} epochs, batch {args.batch_size}, lr {args.lr:g}, "
         f"seeds {', '.join(map(str, args.seeds))}"
         + (f", at most {args.limit} examples per split" if args.limit else "")
-        + ". Accuracy as mean ± std over seeds; Δ test is against plain (`none`) on the same "
+        + (f", task {args.task}" if args.task != "classification" else "")
+        + f". {args.metric.capitalize()} as mean ± std over seeds; Δ test is against plain "
+        "(`none`) on the same "
         "dataset; time is mean training seconds per run.",
         f"Machine: {args.machine or platform.processor() or platform.machine()}.",
         "",
-        "| dataset | method | seeds | dev accuracy | test accuracy | Δ test | train s "
+        f"| dataset | method | seeds | dev {args.metric} | test {args.metric} | Δ test | train s "
         "| collapsed |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -204,6 +208,9 @@ def main() -> int:
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[13, 14, 15])
     parser.add_argument("--model", default="default")
+    parser.add_argument("--task", default="classification", help="advembed train --task")
+    parser.add_argument("--metric", default="accuracy",
+                        help="the metric of the table (qa-matching: f1; lm: perplexity)")
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-5)

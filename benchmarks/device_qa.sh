@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+set -u
+# Issue 14 on the device machine: paper 000's table (F1 of the answer class) on a QA-matching
+# dataset for plain, FGSM, FGM, PGD, FreeAT, YOPO and FreeLB, 3 seeds, for MODEL (MiniLM, or
+# scratch:transformer with LR=5e-4).  help-qa-* need the Debian .debs in .gpu/cache/downloads.
+#   run(command="DATASET=help-qa-en MODEL=.gpu/model bash benchmarks/device_qa.sh", timeout_s=600)
+DATASET=${DATASET:-help-qa-en}; MODEL=${MODEL:-.gpu/model}; LR=${LR:-2e-5}
+cd "$(dirname "$0")/.."
+T0=$(date +%s)
+python3 -m pip install --quiet --no-deps --no-index --target /tmp/deps .gpu/wheels/*.whl 2>&1 | tail -2
+export PYTHONPATH=/tmp/deps:$PWD/src ADVEMBED_CACHE=$PWD/.gpu/cache ADVEMBED_OFFLINE=1
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1
+M="one $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) (device machine, 12 runs sharing it)"
+timeout ${Q_S:-480} python3 benchmarks/quality.py --model $MODEL --lr $LR --task qa-matching \
+  --metric f1 --jobs 12 --datasets $DATASET --seeds 13 14 15 \
+  --methods none fgsm fgm pgd freeat yopo freelb --runs-dir /tmp/qa --out $OUT/results-qa.md \
+  --machine "$M" > $OUT/qa.log 2>&1
+echo "quality rc $? at $(( $(date +%s) - T0 )) s"
+pkill -f advembed.cli; sleep 1
+python3 benchmarks/quality.py --model $MODEL --lr $LR --task qa-matching --metric f1 \
+  --datasets $DATASET --seeds 13 14 15 --methods none fgsm fgm pgd freeat yopo freelb \
+  --runs-dir /tmp/qa --out $OUT/results-qa.md --machine "$M" --aggregate-only > /dev/null 2>&1
+cat $OUT/results-qa.md | grep "| $DATASET |"
+tar czf $OUT/qa.tgz -C /tmp $(cd /tmp && ls -d qa/*/metrics.json qa/*/config.json 2>/dev/null)
+echo "total $(( $(date +%s) - T0 )) s"
