@@ -4,12 +4,7 @@ set -u
 # k-PGD drift (Table 4). Needs .gpu/ prepared as benchmarks/README.md says. Run as
 #   run(command="DATASETS=mr bash benchmarks/device_objectives.sh", timeout_s=600)
 DATASETS=${DATASETS:-mr}
-cd "$(dirname "$0")/.."
-T0=$(date +%s)
-python3 -m pip install --quiet --no-deps --no-index --target /tmp/deps .gpu/wheels/*.whl 2>&1 | tail -2
-export PYTHONPATH=/tmp/deps:$PWD/src ADVEMBED_CACHE=$PWD/.gpu/cache ADVEMBED_OFFLINE=1
-export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1
-M="one $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) (device machine, 12 runs sharing it), fp16-stored copy of the default MiniLM weights loaded as fp32"
+source "$(dirname "$0")/device_env.sh"
 METHODS=${METHODS:-"freelb freelb+carl freelb+rar fgm+atcl"}
 timeout ${Q_S:-420} python3 benchmarks/quality.py --model .gpu/model --jobs 12 --datasets $DATASETS --seeds 13 14 15 \
   --methods $METHODS --runs-dir /tmp/q4 --out $OUT/results4.md --machine "$M" > $OUT/q4.log 2>&1

@@ -5,12 +5,7 @@ set -u
 # scratch:transformer with LR=5e-4).  help-qa-* need the Debian .debs in .gpu/cache/downloads.
 #   run(command="DATASET=help-qa-en MODEL=.gpu/model bash benchmarks/device_qa.sh", timeout_s=600)
 DATASET=${DATASET:-help-qa-en}; MODEL=${MODEL:-.gpu/model}; LR=${LR:-2e-5}
-cd "$(dirname "$0")/.."
-T0=$(date +%s)
-python3 -m pip install --quiet --no-deps --no-index --target /tmp/deps .gpu/wheels/*.whl 2>&1 | tail -2
-export PYTHONPATH=/tmp/deps:$PWD/src ADVEMBED_CACHE=$PWD/.gpu/cache ADVEMBED_OFFLINE=1
-export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1
-M="one $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) (device machine, 12 runs sharing it)"
+source "$(dirname "$0")/device_env.sh"
 timeout ${Q_S:-480} python3 benchmarks/quality.py --model $MODEL --lr $LR --task qa-matching \
   --metric f1 --jobs 12 --datasets $DATASET --seeds 13 14 15 \
   --methods none fgsm fgm pgd freeat yopo freelb --runs-dir /tmp/qa --out $OUT/results-qa.md \

@@ -1,14 +1,8 @@
 #!/usr/bin/env bash
 # Device-machine driver (not part of the package): offline deps, then search + quality.
 set -u
-cd "$(dirname "$0")/.."
-T0=$(date +%s)
-python3 -m pip install --quiet --no-deps --no-index --target /tmp/deps .gpu/wheels/*.whl 2>&1 | tail -2
-export PYTHONPATH=/tmp/deps:$PWD/src ADVEMBED_CACHE=$PWD/.gpu/cache ADVEMBED_OFFLINE=1
-export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1
-GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+source "$(dirname "$0")/device_env.sh"
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, torch.cuda.get_device_name(0))"
-M="one $GPU (device machine), fp16-stored copy of the default MiniLM weights loaded as fp32"
 timeout ${SEARCH_S:-200} python3 benchmarks/search_defaults.py --model .gpu/model --jobs 11 --epochs 2 \
   --runs-dir /tmp/search --out $OUT/defaults.md --json-out $OUT/defaults.json --machine "$M"
 echo "search done at $(( $(date +%s) - T0 )) s"

@@ -7,12 +7,7 @@ set -u
 # corpus).  Run as
 #   run(command="DATASETS=mr bash benchmarks/device_vda.sh", timeout_s=600)
 DATASETS=${DATASETS:-mr}
-cd "$(dirname "$0")/.."
-T0=$(date +%s)
-python3 -m pip install --quiet --no-deps --no-index --target /tmp/deps .gpu/wheels/*.whl 2>&1 | tail -2
-export PYTHONPATH=/tmp/deps:$PWD/src ADVEMBED_CACHE=$PWD/.gpu/cache ADVEMBED_OFFLINE=1
-export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1
-M="one $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) (device machine, 12 runs sharing it)"
+source "$(dirname "$0")/device_env.sh"
 timeout ${MLM_S:-150} python3 -m advembed.cli mlm build --model .gpu/model --steps ${MLM_STEPS:-3000} \
   --no-progress > $OUT/mlm.log 2>&1
 echo "mlm rc $? at $(( $(date +%s) - T0 )) s"; cp .gpu/cache/mlm/minilm/mlm_metrics.json $OUT/ 2>/dev/null

@@ -75,15 +75,23 @@ def vda_reference_s(model, mlm, batches, optimizer, warmup: int) -> float:
     and one forward of the MLM, then the optimiser step."""
     import torch
 
-    times = []
-    for index, batch in enumerate(batches):
-        sync(batch)
-        started = time.perf_counter()
+    def step(batch):
         with torch.no_grad():
             mlm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         (model(**batch).loss + model(**batch).loss).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+
+    return median_step_s(step, batches, warmup)
+
+
+def median_step_s(step, batches, warmup: int) -> float:
+    """Median wall time of ``step(batch)`` over ``batches`` after ``warmup`` (synchronised)."""
+    times = []
+    for index, batch in enumerate(batches):
+        sync(batch)
+        started = time.perf_counter()
+        step(batch)
         sync(batch)
         if index >= warmup:
             times.append(time.perf_counter() - started)
@@ -95,10 +103,7 @@ def vaa_reference_s(model, batches, optimizer, warmup: int) -> float:
     its backward to the embeddings (FGSM on A's prediction) and A's adversarial forward."""
     import torch
 
-    times = []
-    for index, batch in enumerate(batches):
-        sync(batch)
-        started = time.perf_counter()
+    def step(batch):
         model.model_b(**batch).loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -109,10 +114,8 @@ def vaa_reference_s(model, batches, optimizer, warmup: int) -> float:
         (grad,) = torch.autograd.grad(loss, x)
         with torch.no_grad():
             model.model_a(inputs_embeds=x + 0.02 * grad, **inputs)
-        sync(batch)
-        if index >= warmup:
-            times.append(time.perf_counter() - started)
-    return statistics.median(times)
+
+    return median_step_s(step, batches, warmup)
 
 
 def sync(batch) -> None:
@@ -183,21 +186,18 @@ def worker(name: str, steps: int, warmup: int, batch_size: int, model_name: str)
         torch.cuda.reset_peak_memory_stats()
     if method.replays > 1:  # FreeAT: each minibatch is replayed; one replay is one step
         batches = [batch for batch in batches for _ in range(method.replays)][: len(batches)]
-    times = []
-    for index, batch in enumerate(batches):
-        sync(batch)
-        started = time.perf_counter()
+
+    def step(batch):
         method.step(model, batch)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        sync(batch)
-        if index >= warmup:
-            times.append(time.perf_counter() - started)
+
+    median = median_step_s(step, batches, warmup)
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated()
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    result = {"name": name, "passes": method.passes, "median_s": statistics.median(times),
+    result = {"name": name, "passes": method.passes, "median_s": median,
               "peak_bytes": peak, "device": str(device)}
     if method_name == "vaa":
         result["reference_s"] = vaa_reference_s(model, batches, optimizer, warmup)

@@ -116,20 +116,12 @@ def atcl_contrastive_loss(
 
     Row k's anchor is ``anchor[k]``, its positive ``positive[k]`` and its n negatives are
     sampled without replacement from ``pool`` rows other than k (the anchor itself is never a
-    negative).  Works for sentence-level ``(B, d)`` and flattened token-level ``(B·L, d)``
-    representations alike.  Eq. 6's denominator holds the negatives only.
+    negative): :func:`token_contrastive_loss` with anchor k at row k of the pool.  Eq. 6's
+    denominator holds the negatives only.
     """
-    count = anchor.shape[0]
-    if count < 2:
-        return anchor.sum() * 0.0
-    n = min(num_negatives, count - 1)
-    scores = torch.rand(count, count - 1, generator=generator).to(anchor.device)
-    picks = scores.argsort(dim=1)[:, :n]  # positions among the other rows
-    others = torch.arange(count, device=anchor.device)[None, :].expand(count, -1)
-    keep = others != torch.arange(count, device=anchor.device)[:, None]
-    other_index = others[keep].view(count, count - 1)
-    negative_index = torch.gather(other_index, 1, picks)
-    return _info_nce(anchor, positive, pool, negative_index, tau)
+    own = torch.arange(anchor.shape[0], device=anchor.device)
+    return token_contrastive_loss(anchor, positive, pool, own, num_negatives, tau,
+                                  generator=generator)
 
 
 def _info_nce(anchor, positive, pool, negative_index, tau: float) -> torch.Tensor:

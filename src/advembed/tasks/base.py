@@ -31,6 +31,13 @@ class LoadedModel:
     source: str
 
 
+def require_splits(data, spec: str) -> None:
+    """One line naming the dataset and split when a split is empty."""
+    for split in SPLITS:
+        if not data.splits.get(split):
+            raise AdvembedError(f"dataset '{spec}' has an empty {split} split")
+
+
 class Task:
     """Base class; subclasses set the class attributes and implement the data and model hooks.
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from advembed.errors import AdvembedError
-from advembed.tasks.base import SPLITS, LoadedModel, Task
+from advembed.tasks.base import LoadedModel, Task, require_splits
 
 
 class ClassificationTask(Task):
@@ -30,9 +30,7 @@ class ClassificationTask(Task):
         data = options.load()
         if limit:
             data = data.limit(limit, seed=seed)
-        for split in SPLITS:
-            if not data.splits.get(split):
-                raise AdvembedError(f"dataset '{options.dataset}' has an empty {split} split")
+        require_splits(data, options.dataset)
         if not data.label_names:
             raise AdvembedError(f"dataset '{options.dataset}' has no labels (a text corpus: "
                                 "--task lm models it)")

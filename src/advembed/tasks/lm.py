@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from advembed.errors import AdvembedError
-from advembed.tasks.base import SPLITS, LoadedModel, Task
+from advembed.tasks.base import LoadedModel, Task, require_splits
 
 LM_SIZES = {"n_layer": 3, "n_embd": 256, "n_head": 4, "n_positions": 256}
 LM_VOCAB = 8000
@@ -89,9 +89,7 @@ class LanguageModellingTask(Task):
             data = options.load()
         if limit:
             data = data.limit(limit, seed=seed)
-        for split in SPLITS:
-            if not data.splits.get(split):
-                raise AdvembedError(f"dataset '{options.dataset}' has an empty {split} split")
+        require_splits(data, options.dataset)
         return data
 
     def build_model(self, name, data, *, random_init=False):
@@ -148,13 +146,21 @@ class LanguageModellingTask(Task):
 
     def evaluate(self, model, tokenizer, examples, *, batch_size=64, max_length=128,
                  progress=False):
-        from advembed.evaluation.loop import encoded_batches, eval_mode
-
+        items = self.encode(examples, tokenizer, max_length=max_length)
+        collate = self.collator(tokenizer)
+        device = next(model.parameters()).device
         totals = torch.zeros(2, dtype=torch.float64)
-        with eval_mode(model), torch.no_grad():
-            for batch in encoded_batches(self, examples, tokenizer, batch_size=batch_size,
-                                         max_length=max_length):
-                totals += nll_and_count(model(**batch).logits, batch["labels"]).double().sum(0)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                for start in range(0, len(items), batch_size):
+                    batch = {k: v.to(device) for k, v in
+                             collate(items[start:start + batch_size]).items()}
+                    totals += nll_and_count(model(**batch).logits, batch["labels"]).double(
+                        ).sum(0).cpu()
+        finally:
+            model.train(was_training)
         return {"perplexity": math.exp(float(totals[0] / totals[1]))}
 
     def representation(self, outputs: Any, inputs: dict[str, Any] | None = None):
