@@ -262,18 +262,15 @@ def main() -> int:
             target = "" if name.endswith("+vda") else " (target <= 10%)"
             print(f"{name}: {name.split('+')[1]} adds {100 * extra:.0f}% to "
                   f"{name.split('+')[0]}'s step{target}")
-    for name in (n for n in results if "reference_s" in results[n]):
-        vaa = results[name]
-        ratio = vaa["median_s"] / vaa["reference_s"]
-        print(f"{name}: step {vaa['median_s']:.3f} s, its parts by hand (B step + 2 A "
-              f"forwards + 1 A backward) {vaa['reference_s']:.3f} s: x{ratio:.2f} (target <= 1.05) "
-              f"{'yes' if ratio <= 1.05 else 'NO'}")
-    for name in (n for n in results if "vda_reference_s" in results[n]):
-        vda = results[name]
-        ratio = vda["median_s"] / vda["vda_reference_s"]
-        print(f"{name}: step {vda['median_s']:.3f} s, its limit by hand (2 classifier "
-              f"forward/backward + 1 MLM forward) {vda['vda_reference_s']:.3f} s: x{ratio:.2f} "
-              f"(target <= 1.05) {'yes' if ratio <= 1.05 else 'NO'}")
+    references = {"reference_s": "its parts by hand (B step + 2 A forwards + 1 A backward)",
+                  "vda_reference_s": "its limit by hand (2 classifier forward/backward + 1 MLM "
+                                     "forward)"}
+    for key, parts in references.items():
+        for name in (n for n in results if key in results[n]):
+            ratio = results[name]["median_s"] / results[name][key]
+            print(f"{name}: step {results[name]['median_s']:.3f} s, {parts} "
+                  f"{results[name][key]:.3f} s: x{ratio:.2f} (target <= 1.05) "
+                  f"{'yes' if ratio <= 1.05 else 'NO'}")
     if "yopo" in results and "pgd-6" in results:
         cheaper = results["yopo"]["median_s"] < results["pgd-6"]["median_s"]
         print(f"yopo (2x3 ascent updates) cheaper than pgd-6: {'yes' if cheaper else 'NO'}")
