@@ -143,3 +143,18 @@ def tiny_trained_run(tmp_path_factory, tiny_model_dir) -> Path:
     code, run = _train(tmp, tiny_model_dir, data, "plain")
     assert code == 0
     return run
+
+
+def tiny_augmenter(model, **options):
+    """VDA's augmenter for ``model`` with a tiny random masked LM of the same vocabulary (the
+    default ``--vda-mlm`` is the built MLM, which tests do not build)."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    from advembed.vda import VDASettings, VirtualAugmenter
+
+    rows = model.get_input_embeddings().num_embeddings
+    config = BertConfig(vocab_size=rows, hidden_size=16, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=32, max_position_embeddings=128,
+                        type_vocab_size=2)
+    return VirtualAugmenter(model, VDASettings(**options), mlm=BertForMaskedLM(config),
+                            special_ids=list(range(len(SPECIAL))))

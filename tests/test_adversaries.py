@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import ARCHITECTURES, tiny_batch, tiny_model
+from conftest import ARCHITECTURES, tiny_augmenter, tiny_batch, tiny_model
 
 from advembed.adapter import EmbeddingAdapter
 from advembed.adversaries import FGM, FGSM, PGD, gradient_at
@@ -303,7 +303,8 @@ def test_every_method_trains_every_architecture(arch, pair):
         model = tiny_model(arch, dropout=0.1)
         model.train()
         before = {n: p.detach().clone() for n, p in model.named_parameters()}
-        method = build_training_method(name, model)
+        extra = {"augment": tiny_augmenter(model)} if name == "vda" else {}
+        method = build_training_method(name, model, **extra)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
         loss = method.step(model, inputs)
         optimizer.step()
