@@ -104,7 +104,9 @@ def test_an_interrupted_build_resumes_to_the_same_weights(tmp_path, tiny_model_d
     resumed = _settings(tmp_path / "b", tiny_model_dir)
     with pytest.raises(KeyboardInterrupt):
         build.build_mlm(resumed)
-    state = torch.load(tmp_path / "b" / "mlm.partial" / "state.pt", weights_only=False)
+    from advembed.state_io import load_state
+
+    state = load_state(tmp_path / "b" / "mlm.partial" / "state", "state")
     assert state["step"] == 2  # saved every 2 steps
     with pytest.raises(AdvembedError, match=r"other settings \(lr\)"):
         build.build_mlm(_settings(tmp_path / "b", tiny_model_dir, lr=5e-4))

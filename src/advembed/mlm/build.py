@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from advembed.errors import AdvembedError
 from advembed.settings import Settings, setting
 
-STATE_FILE = "state.pt"
+STATE = "state"  # the resumable checkpoint's folder inside OUTPUT.partial/
 METRICS_FILE = "mlm_metrics.json"
 
 
@@ -184,18 +184,37 @@ def _schedule(optimiser, settings: MLMBuildSettings):
 
 
 def _save_state(work: Path, model, optimiser, scheduler, step: int, recipe: dict) -> None:
-    tmp = work / (STATE_FILE + ".tmp")
-    torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                "scheduler": scheduler.state_dict(), "step": step, "recipe": recipe,
-                "rng": torch.get_rng_state()}, tmp)  # dropout's generator
-    tmp.replace(work / STATE_FILE)
+    """A pickle-free checkpoint (safetensors + JSON, :mod:`advembed.state_io`) written beside
+    the previous one and swapped in by renames, so an interruption leaves one whole state."""
+    from advembed.state_io import save_state
+
+    staged, current, old = work / (STATE + ".new"), work / STATE, work / (STATE + ".old")
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir()
+    weights = {k: v.clone() for k, v in model.state_dict().items()}  # tied rows: own copies
+    save_state(staged, "state", {
+        "model": weights, "optimiser": optimiser.state_dict(),
+        "scheduler": scheduler.state_dict(), "step": step, "recipe": recipe,
+        "rng": torch.get_rng_state()})  # dropout's generator
+    if current.exists():
+        current.replace(old)
+    staged.replace(current)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _saved_state(work: Path) -> dict | None:
+    from advembed.state_io import load_state
+
+    for folder in (work / STATE, work / (STATE + ".old")):
+        if (folder / "state.json").is_file():
+            return load_state(folder, "state")
+    return None
 
 
 def _resume(work: Path, model, optimiser, scheduler, recipe: dict) -> int:
-    path = work / STATE_FILE
-    if not path.is_file():
+    state = _saved_state(work)
+    if state is None:
         return 0
-    state = torch.load(path, map_location="cpu", weights_only=False)
     if state["recipe"] != recipe:
         changed = sorted(k for k in recipe if state["recipe"].get(k) != recipe[k])
         raise AdvembedError(f"{work} holds a build with other settings ({', '.join(changed)}): "
@@ -259,7 +278,7 @@ def build_mlm(settings: MLMBuildSettings) -> dict[str, Any]:
     staged = work / "model"
     model.save_pretrained(staged)
     tokenizer.save_pretrained(staged)
-    done = torch.load(work / STATE_FILE, map_location="cpu", weights_only=False)["step"]
+    done = _saved_state(work)["step"]
     metrics |= {"train_sentences": len(train), "steps": done,
                 "settings": settings.recipe(), "device": str(device),
                 "seconds_this_run": round(time.perf_counter() - started, 1),
