@@ -56,8 +56,9 @@ class VirtualAugmenter:
     The MLM runs once per step without gradient; the substitution distribution is fixed for
     the step and the mixture re-gathers the *classifier's* embedding rows (eq. 5's ``M_E``,
     which is the MLM's at the start of fine-tuning), so the embedding matrix gets its gradient
-    through Ê as it does through E.  ``mlm`` may be passed already loaded (``tokenizer``
-    then gives the special tokens that are never replaced).
+    through Ê as it does through E.  ``mlm`` may be passed already loaded, with
+    ``special_ids`` the token ids that are never replaced; otherwise ``settings.mlm`` is
+    loaded and its tokenizer's special tokens are used.
     """
 
     def __init__(self, model: torch.nn.Module, settings: VDASettings | None = None, *,
