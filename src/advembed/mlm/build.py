@@ -227,7 +227,8 @@ def _resume(work: Path, model, optimiser, scheduler, recipe: dict) -> int:
 
 
 def _train(model, tokenizer, train: list[str], settings: MLMBuildSettings, work: Path,
-           device) -> None:
+           device) -> int:
+    """Train from the saved state (if any) to ``settings.steps``; returns the steps done."""
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
     scheduler = _schedule(optimiser, settings)
     start = _resume(work, model, optimiser, scheduler, settings.recipe())
@@ -252,6 +253,7 @@ def _train(model, tokenizer, train: list[str], settings: MLMBuildSettings, work:
         if (step + 1) % settings.save_every == 0 or step + 1 == settings.steps:
             _save_state(work, model, optimiser, scheduler, step + 1, settings.recipe())
     bar.close()
+    return max(start, settings.steps)
 
 
 def build_mlm(settings: MLMBuildSettings) -> dict[str, Any]:
@@ -264,13 +266,16 @@ def build_mlm(settings: MLMBuildSettings) -> dict[str, Any]:
         raise AdvembedError(f"{out} already holds a built MLM (see {METRICS_FILE}); "
                             "--overwrite to build it again")
     work = out.with_name(out.name + ".partial")
-    work.mkdir(parents=True, exist_ok=True)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AdvembedError(f"--output {out}: cannot create {work} ({exc.strerror})") from None
     started = time.perf_counter()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, tokenizer = _load_model(settings)
     model.to(device)
     train, held_out = corpus(held_out=settings.held_out, seed=settings.seed)
-    _train(model, tokenizer, train, settings, work, device)
+    done = _train(model, tokenizer, train, settings, work, device)
     metrics = evaluate(model, tokenizer, held_out, most_frequent_token(tokenizer, train),
                        device, settings.max_length)
     if settings.fp16:
@@ -278,7 +283,6 @@ def build_mlm(settings: MLMBuildSettings) -> dict[str, Any]:
     staged = work / "model"
     model.save_pretrained(staged)
     tokenizer.save_pretrained(staged)
-    done = _saved_state(work)["step"]
     metrics |= {"train_sentences": len(train), "steps": done,
                 "settings": settings.recipe(), "device": str(device),
                 "seconds_this_run": round(time.perf_counter() - started, 1),
