@@ -4,6 +4,8 @@ that make padding irrelevant, every adversary through ``inputs_embeds``, save an
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -105,3 +107,11 @@ def test_esim_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert config["is_pair"] and "scratch:esim" in config["model_source"]
     assert main(["eval", "--run", str(out), "--json"]) == 0
     assert "accuracy" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # a saved ESIM run is a --model for a further run; in a fresh interpreter nothing has
+    # imported advembed.esim, so this fails unless model loading registers ESIM itself
+    code = ("import sys; from advembed.models import load_classifier; "
+            "print(type(load_classifier(sys.argv[1], ['negative', 'positive']).model).__name__)")
+    done = subprocess.run([sys.executable, "-c", code, str(out / "model")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ESIMForSequenceClassification"

@@ -100,6 +100,7 @@ def load_pretrained(
     from transformers.utils import logging as hf_logging
 
     source = resolve_model(name)
+    _register_own_model_types()
     try:
         config = AutoConfig.from_pretrained(source, **config_overrides)
         tokenizer = AutoTokenizer.from_pretrained(source)
@@ -143,14 +144,19 @@ def load_saved_classifier(model_dir: Path) -> LoadedClassifier:
     """Load a fine-tuned classifier saved by ``advembed train`` (``RUN/model``)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    import advembed.esim  # noqa: F401 - registers ESIM with the Auto classes
-    import advembed.vaa.model  # noqa: F401 - registers VAA's two-stage model with the Auto classes
-
+    _register_own_model_types()
     if not (model_dir / "config.json").is_file():
         raise AdvembedError(f"run has no saved model: '{model_dir}' is missing config.json")
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
     return LoadedClassifier(model=model, tokenizer=tokenizer, source=str(model_dir))
+
+
+def _register_own_model_types() -> None:
+    """Make advembed's own model types (ESIM, VAA's two-stage model) known to the Auto classes,
+    so that a saved run of them loads as ``--model RUN/model`` as well as by ``--run``."""
+    import advembed.esim  # noqa: F401 - registers ESIM with the Auto classes
+    import advembed.vaa.model  # noqa: F401 - registers VAA's two-stage model with the Auto classes
 
 
 def _first_line(exc: BaseException) -> str:
