@@ -65,7 +65,8 @@ for saving documents.</p>
 <p>Choose <span hidden="true" id="MAC"><span>LibreOffice - Preferences</span></span><span>Tools
 - Options</span> to change how documents are saved.</p>
 <h3 id="c">VBA Properties</h3>
-<p>Specifies the general properties for loading Microsoft Office documents with macros.</p>
+<p>Specifies the general properties for loading<br>Microsoft Office documents with macros.</p>
+<p hidden>Hidden without a value, but hidden all the same.</p>
 <br><h2 id="d">Empty section</h2>
 </div></body></html>"""
 
@@ -79,6 +80,8 @@ def test_help_pages_become_sections_of_headings_and_their_paragraphs():
     assert general == [  # the h1 part is no section; short and hidden text is dropped
         "In the General section you select default settings for saving documents.",
         "Choose Tools - Options to change how documents are saved."]
+    assert sections[1][1] == [  # words either side of <br> stay apart; bare `hidden` hides
+        "Specifies the general properties for loading Microsoft Office documents with macros."]
 
 
 def test_each_heading_asks_for_its_own_paragraphs_against_the_rest_of_its_page():

@@ -13,7 +13,10 @@ from advembed.errors import AdvembedError
 
 COMMANDS = {module.NAME: module for module in (train, eval, predict, attack, reconstruct,
                                                 report, datasets, mlm)}
-"""Each command module has ``NAME``, ``add(subparsers)`` and ``run(args) -> exit code``."""
+"""Each command module has ``NAME``, ``add(subparsers)`` and ``run(args) -> exit code``;
+``ALIASES`` are further names of the same command."""
+BY_NAME = COMMANDS | {alias: module for module in COMMANDS.values()
+                      for alias in getattr(module, "ALIASES", ())}
 
 
 def build_parser() -> Parser:
@@ -54,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _stop_cleanly_on_sigterm()
     try:
-        return COMMANDS[args.command].run(args)
+        return BY_NAME[args.command].run(args)
     except AdvembedError as exc:
         print(f"advembed {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -40,8 +40,10 @@ class _Sections(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         if tag in _VOID:
+            if tag == "br" and self._kind is not None and not self._hidden:
+                self._text.append(" ")  # a line break separates words
             return
-        if self._hidden or dict(attrs).get("hidden") is not None or tag in ("script", "style"):
+        if self._hidden or "hidden" in dict(attrs) or tag in ("script", "style"):
             self._hidden += 1  # inside a hidden element every tag nests
         elif tag in ("h2", "h3", "h4", "h5", "h6"):
             self._kind, self._text = "h", []
@@ -117,7 +119,8 @@ def help_qa(lang: str, split_seed: int) -> TextDataset:
     from advembed.provider import cache_dir
 
     package = PACKAGES[lang]
-    folder = cache_dir() / "extracted" / f"help-qa-{lang}"
+    # v2: words either side of <br> kept apart, valueless `hidden` honoured
+    folder = cache_dir() / "extracted" / f"help-qa-{lang}-v2"
     if not (folder / "train.reply.tsv").is_file():
         deb = locate_debs((package,), _HINT.format(package=package))[package]
         prefix = f"usr/share/libreoffice/help/{LANG_DIR[lang]}/text/"

@@ -44,6 +44,8 @@ from advembed.data.chinese import SENTI_LABELS, THUCNEWS_LABELS, chn_senti, thuc
 from advembed.data.help_qa import PACKAGES as HELP_PACKAGES
 from advembed.data.help_qa import help_qa
 from advembed.data.pairs import MATCH_LABELS, bbc_articles, bbc_match
+from advembed.data.parallel import DIRECTIONS, help_parallel
+from advembed.data.parallel import PACKAGES as PARALLEL_PACKAGES
 from advembed.data.qa import QA_LABELS
 from advembed.data.splits import dedupe, split_three
 
@@ -347,6 +349,20 @@ _REGISTRY: dict[str, _Named] = {
                 presplit=True,
             )
             for lang, language in (("en", "English"), ("zh", "Chinese"))
+        ),
+        *(
+            _Named(
+                NamedDatasetInfo(
+                    f"help-{source}-{target}",
+                    f"Parallel text {source} → {target} for translation: LibreOffice help "
+                    "paragraphs aligned by element id, untranslated ones dropped; split by "
+                    "help file",
+                    f"{PARALLEL_PACKAGES[source]} + {PARALLEL_PACKAGES[target]}==7.4 (Debian)",
+                ),
+                partial(help_parallel, source, target),
+                presplit=True,
+            )
+            for source, target in DIRECTIONS
         ),
     )
 }

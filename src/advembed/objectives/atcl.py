@@ -159,6 +159,13 @@ def token_contrastive_loss(
     return _info_nce(anchor, positive, pool, scores.argsort(dim=1)[:, :n], tau)
 
 
+def final_states(outputs) -> torch.Tensor:
+    """The final states of the perturbed sequence's tokens: a decoder-only model's last hidden
+    states; an encoder–decoder's *encoder* states (the perturbation is on the source)."""
+    encoder = getattr(outputs, "encoder_last_hidden_state", None)
+    return encoder if encoder is not None else outputs.hidden_states[-1]
+
+
 class ATCL(Objective):
     """``L + α·L_adv + β·L_cont``.
 
@@ -170,9 +177,10 @@ class ATCL(Objective):
     its ε defaults to the paper's 0.03).  Sentences with no complete word are not perturbed.
     ``L_cont``: anchor = clean representation, positive = adversarial representation, n
     negatives from the other clean representations in the batch (eq. 6, cosine similarity, τ).
-    On a token-level task (``--task lm``) the representations are eq. 6's ``h``: the final
-    states of the perturbed token itself (clean and adversarial), with negatives drawn from the
-    other real tokens of the batch (:func:`token_contrastive_loss`).
+    On a token-level task (``--task lm``, ``--task translation``) the representations are eq.
+    6's ``h``: the final states of the perturbed token itself (clean and adversarial; for
+    translation the encoder's, :func:`final_states`), with negatives drawn from the other real
+    tokens of the batch (:func:`token_contrastive_loss`).
     The batch is the process's own micro-batch (choice): under DDP or gradient accumulation
     the negatives come from the examples this forward pass sees, not from the whole global
     batch — n = 5 of a micro-batch of 16 or more is the paper's setting either way.
@@ -242,8 +250,7 @@ class ATCL(Objective):
         if self.chosen is None:
             raise AdvembedError("ATCL's token-level loss needs its perturbation mask first")
         position, has_word = self.chosen
-        clean = context.clean.hidden_states[-1]
-        adversarial = context.adversarial.hidden_states[-1]
+        clean, adversarial = final_states(context.clean), final_states(context.adversarial)
         real = context.inputs.get("attention_mask", torch.ones(clean.shape[:2])).bool()
         rows = has_word.nonzero().squeeze(1)
         flat = torch.full(real.shape, -1, dtype=torch.long, device=clean.device)

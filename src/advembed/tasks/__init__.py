@@ -11,9 +11,11 @@ from advembed.tasks.base import SPLITS, LoadedModel, Task
 from advembed.tasks.classification import ClassificationTask
 from advembed.tasks.lm import LanguageModellingTask
 from advembed.tasks.qa_matching import QAMatchingTask
+from advembed.tasks.translation import TranslationTask
 
 REGISTRY: dict[str, type[Task]] = {
-    cls.name: cls for cls in (ClassificationTask, QAMatchingTask, LanguageModellingTask)}
+    cls.name: cls for cls in (ClassificationTask, QAMatchingTask, LanguageModellingTask,
+                              TranslationTask)}
 DEFAULT_TASK = ClassificationTask.name
 
 
@@ -32,4 +34,4 @@ def get_task(name: str | None = None) -> Task:
 
 
 __all__ = ["DEFAULT_TASK", "REGISTRY", "SPLITS", "ClassificationTask", "LanguageModellingTask",
-           "LoadedModel", "QAMatchingTask", "Task", "get_task", "register_task"]
+           "LoadedModel", "QAMatchingTask", "Task", "TranslationTask", "get_task", "register_task"]

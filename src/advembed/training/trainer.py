@@ -75,8 +75,15 @@ class AdvTrainer(CheckpointMixin, Trainer):
             self._signature_columns = [*self._signature_columns, "example_index"]
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-        return super().prediction_step(model, strip_bookkeeping(inputs), prediction_loss_only,
-                                       ignore_keys)
+        """The stock step; a task that scores generated text (translation: ``task.generate``)
+        gets the loss from it and its own decodes as the predictions."""
+        inputs = strip_bookkeeping(inputs)
+        generate = getattr(self.task, "generate", None)
+        if generate is None or prediction_loss_only:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+        loss, _, _ = super().prediction_step(model, inputs, True, ignore_keys)
+        inputs = self._prepare_inputs(inputs)
+        return loss, generate(model, inputs), inputs.get("labels")
 
     def compute_loss(self, model, inputs, *args: Any, **kwargs: Any):
         return super().compute_loss(model, strip_bookkeeping(inputs), *args, **kwargs)

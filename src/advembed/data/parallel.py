@@ -1,0 +1,152 @@
+"""Parallel text for translation: ``help-en-de``, ``help-de-en``, ``help-en-fr``, ``help-fr-en``.
+
+The LibreOffice help pages of Debian's ``libreoffice-help-en-us``, ``-de`` and ``-fr`` (7.4,
+MPL-2.0) are the same files in each language, and every paragraph and heading carries the same
+id (``par_id…``, ``hd_id…``) in each.  A pair is the English and the translated text of the
+element with the same id in the same file; pairs whose translation equals the English
+(untranslated) or that are empty are dropped.
+
+The split is **by help file** (80/10/10, seeded), so no page is in two splits; because the
+same sentence recurs across pages ("Choose Format - Cells"), a dev or test pair whose source
+sentence also occurs in train is dropped (and a test pair whose source is in dev), so that
+no sentence is scored that the model was trained on.  Example: ``text`` is the source,
+``text_pair`` the reference translation; no labels.
+"""
+
+from __future__ import annotations
+
+import random
+from html.parser import HTMLParser
+
+from advembed.data.base import Example
+from advembed.data.splits import DEV_FRACTION, TEST_FRACTION
+from advembed.errors import AdvembedError
+
+PACKAGES = {"en": "libreoffice-help-en-us", "de": "libreoffice-help-de",
+            "fr": "libreoffice-help-fr"}
+LANG_DIR = {"en": "en-US", "de": "de", "fr": "fr"}
+DIRECTIONS = (("en", "de"), ("de", "en"), ("en", "fr"), ("fr", "en"))
+_VOID = frozenset({"br", "img", "input", "hr", "meta", "link", "area", "col", "wbr", "source"})
+_HINT = ("get it with `apt-get download {package}` into a folder named by ADVEMBED_FIND_LINKS "
+         "(or $ADVEMBED_CACHE/downloads)")
+
+
+class _IdentifiedText(HTMLParser):
+    """The text of every element whose id is a help paragraph or heading id, by id."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.texts: dict[str, str] = {}
+        self._open: list[tuple[str, str | None, list[str]]] = []  # (tag, id, text parts)
+        self._hidden = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in _VOID:
+            if tag == "br":
+                self.handle_data(" ")  # a line break separates words
+            return
+        values = dict(attrs)
+        if self._hidden or "hidden" in values or tag in ("script", "style"):
+            self._hidden += 1
+            return
+        ident = values.get("id") or ""
+        keep = ident.startswith(("par_id", "hd_id"))
+        self._open.append((tag, ident if keep else None, []))
+
+    def handle_endtag(self, tag):
+        if self._hidden:
+            self._hidden -= 1
+            return
+        while self._open:  # close up to the matching tag (tolerates unclosed inner tags)
+            open_tag, ident, parts = self._open.pop()
+            if ident is not None:
+                text = " ".join("".join(parts).split())
+                if text:
+                    self.texts.setdefault(ident, text)
+            if open_tag == tag:
+                break
+
+    def handle_data(self, data):
+        if self._hidden:
+            return
+        for _, ident, parts in self._open:
+            if ident is not None:
+                parts.append(data)
+
+
+def page_texts(html: str) -> dict[str, str]:
+    """``{element id: text}`` of one help page's paragraphs and headings."""
+    parser = _IdentifiedText()
+    parser.feed(html)
+    parser.close()
+    return parser.texts
+
+
+def align(source_pages: dict[str, str], target_pages: dict[str, str]
+          ) -> list[tuple[str, str, str]]:
+    """``(file, source, target)`` for every id present in the same file of both languages,
+    untranslated (target equal to source) and empty pairs dropped; pages keyed by the path
+    below the language folder."""
+    pairs = []
+    for path in sorted(set(source_pages) & set(target_pages)):
+        source, target = page_texts(source_pages[path]), page_texts(target_pages[path])
+        for ident in sorted(set(source) & set(target)):
+            if source[ident] != target[ident]:
+                pairs.append((path, source[ident], target[ident]))
+    return pairs
+
+
+def split_by_file(pairs: list[tuple[str, str, str]], seed: int) -> dict[str, list[Example]]:
+    """80/10/10 of the files (seeded), then dev/test pairs whose source occurs in an earlier
+    split dropped; each split's pairs deduplicated."""
+    files = sorted({path for path, _, _ in pairs})
+    random.Random(seed).shuffle(files)
+    n_test, n_dev = round(len(files) * TEST_FRACTION), round(len(files) * DEV_FRACTION)
+    if min(n_test, n_dev, len(files) - n_test - n_dev) < 1:
+        raise AdvembedError(f"{len(files)} files are too few to split by file")
+    split_of = {path: "test" for path in files[:n_test]} | {
+        path: "dev" for path in files[n_test:n_test + n_dev]} | {
+        path: "train" for path in files[n_test + n_dev:]}
+    splits: dict[str, list[Example]] = {"train": [], "dev": [], "test": []}
+    seen_pairs: set[tuple[str, str]] = set()
+    for name in ("train", "dev", "test"):
+        earlier = {example.text for split in splits.values() for example in split}
+        for path, source, target in pairs:
+            if split_of[path] == name and source not in earlier and (
+                    source, target) not in seen_pairs:
+                seen_pairs.add((source, target))
+                splits[name].append(Example(source, text_pair=target))
+    return splits
+
+
+def help_pages(lang: str) -> dict[str, str]:
+    """``{path below the language folder: html}`` of a help package's text pages."""
+    from advembed.debian import deb_files, locate_debs
+
+    package = PACKAGES[lang]
+    deb = locate_debs((package,), _HINT.format(package=package))[package]
+    prefix = f"usr/share/libreoffice/help/{LANG_DIR[lang]}/text/"
+    return {path.removeprefix(prefix): raw.decode("utf-8", errors="replace")
+            for path, raw in deb_files(deb, prefix).items() if path.endswith(".html")}
+
+
+def help_parallel(source: str, target: str, split_seed: int) -> dict[str, list[Example]]:
+    """The splits of ``help-SOURCE-TARGET`` (the aligned pairs cached as TSV)."""
+    from advembed.provider import cache_dir
+
+    english, other = sorted((source, target), key=lambda lang: lang != "en")
+    path = cache_dir() / "extracted" / f"help-{english}-{other}-v1.tsv"
+    if not path.is_file():
+        rows = align(help_pages(english), help_pages(other))
+        staging = path.with_suffix(".tsv.tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging.write_text("".join(f"{f}\t{_one_line(s)}\t{_one_line(t)}\n" for f, s, t in rows),
+                           encoding="utf-8")
+        staging.replace(path)
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()]
+    pairs = [(f, s, t) if source == english else (f, t, s) for f, s, t in rows]
+    return split_by_file(pairs, split_seed)
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\t", " ").replace("\n", " ")

@@ -1,0 +1,255 @@
+"""Translation (paper 004's NMT experiments): ``--task translation``, scored by BLEU.
+
+Data: ``help-en-de``, ``help-de-en``, ``help-en-fr``, ``help-fr-en`` (:mod:`advembed.data.parallel`,
+split by help file), or a ``.tsv`` file of ``source<TAB>target`` lines, split 80/10/10 by line.
+
+Model: ``--model default`` (or ``scratch:marian``) is a Transformer encoder–decoder trained from
+scratch — a ``transformers`` Marian config (:data:`MT_SIZES`: 3 encoder and 3 decoder layers,
+hidden 256, 4 heads, feed-forward 1024) — with one byte-level BPE of :data:`MT_VOCAB` pieces
+trained by ``tokenizers`` on the training split's sources *and* targets (a joint vocabulary; the
+encoder, the decoder and the output layer share one embedding matrix).  Choice: the scratch
+model does not multiply its embeddings by √d inside the encoder (``scale_embedding=False``), so
+the embedding outputs the adversaries perturb (``inputs_embeds``) are exactly what the encoder
+reads.  A pretrained encoder–decoder (``AutoModelForSeq2SeqLM``) is accepted when its encoder
+does not rescale ``inputs_embeds`` either, refused in one line otherwise.
+
+Loss: the model's mean cross-entropy over target tokens (token-level: gradient accumulation and
+DDP weight micro-batches by target tokens).  Adversaries perturb the **source** embeddings (the
+encoder's input); ATCL's token-level states are the encoder's final states of the perturbed
+source token.  Metrics: **BLEU** and chrF of ``sacrebleu`` (default settings: 13a tokenisation,
+exponential smoothing for BLEU; the signature is recorded in ``config.json`` as
+``bleu_signature``) on **greedy** decodes (at most ``--max-length`` new tokens), against the
+references decoded from the label ids (the byte-level BPE gives the text back unchanged, short
+of a reference cut at ``--max-length``).  The best checkpoint is the one with the highest dev
+BLEU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from advembed.errors import AdvembedError
+from advembed.tasks.base import LoadedModel, Task, require_splits
+
+MT_SIZES = {"encoder_layers": 3, "decoder_layers": 3, "d_model": 256,
+            "encoder_attention_heads": 4, "decoder_attention_heads": 4,
+            "encoder_ffn_dim": 1024, "decoder_ffn_dim": 1024, "max_position_embeddings": 256}
+MT_VOCAB = 8000
+SCRATCH_NAMES = ("default", "scratch:marian")
+SPECIALS = ("<pad>", "</s>", "<unk>")  # ids 0, 1, 2; the decoder starts from <pad> (Marian)
+
+
+def train_joint_bpe(texts: list[str], vocab_size: int = MT_VOCAB):
+    """A byte-level BPE ``PreTrainedTokenizerFast`` over ``texts`` (sources and targets) that
+    ends every sequence with ``</s>``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="$A </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>",
+                                   eos_token="</s>", unk_token="<unk>",
+                                   model_max_length=MT_SIZES["max_position_embeddings"])
+
+
+def scratch_translator(tokenizer, **sizes: Any):
+    """The randomly initialised Marian-style encoder–decoder of :data:`MT_SIZES` (``sizes``
+    override them)."""
+    from transformers import MarianConfig, MarianMTModel
+
+    config = MarianConfig(vocab_size=len(tokenizer), decoder_vocab_size=len(tokenizer),
+                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                          decoder_start_token_id=tokenizer.pad_token_id,
+                          scale_embedding=False,
+                          share_encoder_decoder_embeddings=True, tie_word_embeddings=True,
+                          **(MT_SIZES | sizes))
+    return MarianMTModel(config)
+
+
+def check_embedding_scale(model, name: str) -> None:
+    """Refuse a model whose encoder scales token embeddings only when it looks them up itself
+    (the adversaries' ``inputs_embeds`` would then miss that scale)."""
+    encoder = model.get_encoder() if hasattr(model, "get_encoder") else None
+    scale = getattr(encoder, "embed_scale", 1.0)
+    if isinstance(scale, (int, float)) and scale != 1.0:
+        raise AdvembedError(
+            f"model '{name}' scales its encoder's embeddings by {scale:g} only when given token "
+            "ids, so a perturbation of inputs_embeds would not see what the model reads; use "
+            "--model scratch:marian or a model without scale_embedding")
+
+
+def bleu_and_chrf(hypotheses: list[str], references: list[str]) -> tuple[dict[str, float], str]:
+    """Corpus BLEU and chrF of ``sacrebleu`` (one reference each) and BLEU's signature."""
+    import sacrebleu
+
+    bleu, chrf = sacrebleu.BLEU(), sacrebleu.CHRF()
+    scores = {"bleu": bleu.corpus_score(hypotheses, [references]).score,
+              "chrf": chrf.corpus_score(hypotheses, [references]).score}
+    return scores, str(bleu.get_signature())
+
+
+class TranslationTask(Task):
+    name = "translation"
+    description = "translation from scratch, source → target (BLEU, chrF; paper 004)"
+    metric_names = ("bleu", "chrf")
+    metric_labels = {"bleu": "BLEU", "chrf": "chrF"}
+    best_metric = "bleu"
+    greater_is_better = True
+    token_level = True
+
+    def __init__(self) -> None:
+        self.tokenizer = None  # set with the model: compute_metrics decodes with it
+        self.max_new_tokens = 128
+        self.signature = ""
+
+    def load_data(self, options, *, limit=None, seed=0):
+        path = Path(options.dataset).expanduser()
+        if path.suffix == ".tsv" and path.is_file():
+            data = read_parallel_file(path, options.split_seed)
+        else:
+            data = options.load()
+        if limit:
+            data = data.limit(limit, seed=seed)
+        require_splits(data, options.dataset)
+        if any(e.text_pair is None for e in data.splits["train"][:100]):
+            raise AdvembedError(f"dataset '{options.dataset}' is not parallel text (no target "
+                                "side): translation needs source and target pairs")
+        return data
+
+    def build_model(self, name, data, *, random_init=False):
+        if name in SCRATCH_NAMES:
+            texts = [t for e in data.splits["train"] for t in (e.text, e.text_pair)]
+            tokenizer = train_joint_bpe(texts)
+            loaded = LoadedModel(scratch_translator(tokenizer), tokenizer,
+                                 "scratch:marian (joint byte-level BPE of the training split)")
+        else:
+            from transformers import AutoModelForSeq2SeqLM
+
+            from advembed.models import load_pretrained
+
+            found = load_pretrained(name, AutoModelForSeq2SeqLM, random_init=random_init)
+            check_embedding_scale(found.model, name)
+            loaded = LoadedModel(found.model, found.tokenizer, found.source)
+        self.tokenizer = loaded.tokenizer
+        return loaded
+
+    def load_saved(self, model_dir: Path) -> LoadedModel:
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        if not (model_dir / "config.json").is_file():
+            raise AdvembedError(f"run has no saved model: '{model_dir}' is missing config.json")
+        loaded = LoadedModel(AutoModelForSeq2SeqLM.from_pretrained(model_dir),
+                             AutoTokenizer.from_pretrained(model_dir), str(model_dir))
+        self.tokenizer = loaded.tokenizer
+        return loaded
+
+    def encode(self, examples, tokenizer, *, max_length, with_index=False):
+        self.max_new_tokens = max_length
+        encoded = tokenizer([e.text for e in examples], text_target=[e.text_pair for e in examples],
+                            truncation=True, max_length=max_length)
+        items = [{"input_ids": ids, "attention_mask": mask, "labels": labels} for ids, mask, labels
+                 in zip(encoded["input_ids"], encoded["attention_mask"], encoded["labels"],
+                        strict=True)]
+        if with_index:
+            for index, item in enumerate(items):
+                item["example_index"] = index
+        return items
+
+    def collator(self, tokenizer):
+        from transformers import DataCollatorForSeq2Seq
+
+        return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
+
+    def generate(self, model, inputs: dict[str, Any]) -> torch.Tensor:
+        """Greedy decodes of a batch (``AdvTrainer`` scores dev and test with them)."""
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                return model.generate(input_ids=inputs["input_ids"],
+                                      attention_mask=inputs.get("attention_mask"),
+                                      max_new_tokens=self.max_new_tokens, num_beams=1,
+                                      do_sample=False)
+        finally:
+            model.train(was_training)
+
+    def decode(self, ids) -> list[str]:
+        ids = torch.as_tensor(ids)
+        ids = ids.masked_fill(ids < 0, self.tokenizer.pad_token_id)
+        return [text.strip() for text in self.tokenizer.batch_decode(
+            ids, skip_special_tokens=True)]
+
+    def compute_metrics(self, eval_prediction):
+        scores, self.signature = bleu_and_chrf(self.decode(eval_prediction.predictions),
+                                               self.decode(eval_prediction.label_ids))
+        return scores
+
+    def evaluate(self, model, tokenizer, examples, *, batch_size=64, max_length=128,
+                 progress=False):
+        self.tokenizer, self.max_new_tokens = tokenizer, max_length
+        items = self.encode(examples, tokenizer, max_length=max_length)
+        collate = self.collator(tokenizer)
+        device = next(model.parameters()).device
+        hypotheses = []
+        for start in range(0, len(items), batch_size):
+            batch = {k: v.to(device) for k, v in collate(items[start:start + batch_size]).items()}
+            hypotheses += self.decode(self.generate(model, batch).cpu())
+        scores, self.signature = bleu_and_chrf(hypotheses, [e.text_pair for e in examples])
+        return scores
+
+    def run_state(self):
+        return {"bleu_signature": self.signature} if self.signature else {}
+
+    def representation(self, outputs: Any, inputs: dict[str, Any] | None = None):
+        """Mean final encoder state over the source tokens (drift, sentence-level objectives)."""
+        states = outputs.encoder_last_hidden_state
+        if inputs is None or "attention_mask" not in inputs:
+            return states.mean(1)
+        mask = inputs["attention_mask"].unsqueeze(-1).to(states.dtype)
+        return (states * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+    def summary(self, metrics):
+        return (f"dev BLEU {metrics['best_dev']['bleu']:.2f}, test BLEU "
+                f"{metrics['test']['bleu']:.2f}, test chrF {metrics['test']['chrf']:.2f}")
+
+    def check_input(self, text, pair, run_config):
+        if not text.strip():
+            raise AdvembedError("the text to translate is empty")
+        if pair is not None:
+            raise AdvembedError("translation takes one source text: --pair does not apply")
+
+    def predict(self, loaded, text, pair, run_config):
+        """``advembed predict`` / ``advembed translate`` on a translation run (greedy)."""
+        self.check_input(text, pair, run_config)
+        self.tokenizer = loaded.tokenizer
+        self.max_new_tokens = run_config.get("max_length", 128)
+        inputs = loaded.tokenizer([text], return_tensors="pt", truncation=True,
+                                  max_length=self.max_new_tokens)
+        return {"source": text, "translation": self.decode(self.generate(loaded.model,
+                                                                         inputs))[0]}
+
+
+def read_parallel_file(path: Path, split_seed: int):
+    """A ``source<TAB>target`` file as a dataset split 80/10/10 by line."""
+    from advembed.data.base import Example, TextDataset
+    from advembed.data.splits import split_three
+
+    examples = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
+            raise AdvembedError(f"file '{path}' line {number}: expected 'source<TAB>target'")
+        examples.append(Example(fields[0].strip(), text_pair=fields[1].strip()))
+    return TextDataset(path.stem, [], split_three(examples, split_seed, f"file '{path}'"))

@@ -1,0 +1,219 @@
+"""Translation (``--task translation``, paper 004's NMT): parallel help text aligned by element
+id and split by file, BLEU as sacrebleu computes it on decoded ids, the encoder's states for
+ATCL, token-level accumulation, and training through the command line."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+from conftest import WORDS
+
+from advembed.data.base import Example
+from advembed.data.parallel import align, page_texts, split_by_file
+from advembed.errors import AdvembedError
+from advembed.tasks import get_task
+from advembed.tasks.translation import scratch_translator, train_joint_bpe
+
+SOURCE_WORDS, TARGET_WORDS = WORDS[:20], WORDS[20:40]
+TINY = {"encoder_layers": 1, "decoder_layers": 1, "d_model": 16, "encoder_attention_heads": 2,
+        "decoder_attention_heads": 2, "encoder_ffn_dim": 32, "decoder_ffn_dim": 32,
+        "max_position_embeddings": 64, "dropout": 0.0, "attention_dropout": 0.0,
+        "activation_dropout": 0.0}
+
+
+def _pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """A toy language: each source word has one target word, in reverse order."""
+    rng = random.Random(seed)
+    lexicon = dict(zip(SOURCE_WORDS, TARGET_WORDS, strict=True))
+    out = []
+    for _ in range(n):
+        words = rng.choices(SOURCE_WORDS, k=rng.randint(2, 6))
+        out.append((" ".join(words), " ".join(lexicon[w] for w in reversed(words))))
+    return out
+
+
+def _tiny(seed: int = 0):
+    pairs = _pairs(60)
+    tokenizer = train_joint_bpe([t for pair in pairs for t in pair], vocab_size=400)
+    torch.manual_seed(seed)
+    return scratch_translator(tokenizer, **TINY), tokenizer, pairs
+
+
+PAGE_EN = """<html><body><div id="DisplayArea">
+<h1 id="hd_id1">Choose <span class="menuitem">Format - Cells</span></h1>
+<p id="par_id2" class="paragraph">Opens a dialog.</p>
+<p id="par_id3">LibreOffice</p>
+<p id="par_id4" hidden>Hidden text.</p>
+<p id="other5">Not a help id.</p>
+<table><tr><td><p id="par_id6">In a cell<br>on two lines.</p></td></tr></table>
+</div></body></html>"""
+PAGE_DE = """<html><body><div id="DisplayArea">
+<h1 id="hd_id1">Wählen Sie <span class="menuitem">Format - Zellen</span></h1>
+<p id="par_id2" class="paragraph">Öffnet einen Dialog.</p>
+<p id="par_id3">LibreOffice</p>
+<p id="par_id4" hidden>Versteckter Text.</p>
+<p id="other5">Keine Hilfe-ID.</p>
+<table><tr><td><p id="par_id6">In einer Zelle<br>auf zwei Zeilen.</p></td></tr></table>
+<p id="par_id7">Nur auf Deutsch.</p>
+</div></body></html>"""
+
+
+def test_pages_align_by_element_id_and_untranslated_pairs_are_dropped():
+    assert page_texts(PAGE_EN)["hd_id1"] == "Choose Format - Cells"  # nested markup joined
+    pairs = align({"a.html": PAGE_EN}, {"a.html": PAGE_DE, "only-de.html": PAGE_DE})
+    assert pairs == [
+        ("a.html", "Choose Format - Cells", "Wählen Sie Format - Zellen"),
+        ("a.html", "Opens a dialog.", "Öffnet einen Dialog."),
+        ("a.html", "In a cell on two lines.", "In einer Zelle auf zwei Zeilen."),
+    ]  # par_id3 is untranslated, par_id4 hidden, other5 no help id, par_id7 English-less
+
+
+def test_the_split_is_by_file_and_no_scored_source_was_trained_on():
+    pairs = [(f"f{i}.html", f"sentence {i % 7} of page {i}", f"Satz {i}") for i in range(40)]
+    pairs += [(f"f{i}.html", "Choose Format - Cells", "Wählen Sie Format - Zellen")
+              for i in range(40)]  # the same sentence on every page
+    splits = split_by_file(pairs, seed=3)
+    files = {name: {f for f, s, t in pairs if Example(s, text_pair=t) in examples}
+             for name, examples in splits.items()}
+    assert all(len(v) for v in splits.values())
+    train_sources = {e.text for e in splits["train"]}
+    assert "Choose Format - Cells" in train_sources
+    assert not train_sources & {e.text for e in splits["dev"] + splits["test"]}
+    assert not {e.text for e in splits["dev"]} & {e.text for e in splits["test"]}
+    assert sum(e.text == "Choose Format - Cells" for e in splits["train"]) == 1  # deduplicated
+    assert len(files["test"]) >= 1 and sorted(splits) == ["dev", "test", "train"]
+
+
+def test_bleu_is_sacrebleus_on_the_decoded_ids_with_padding_ignored():
+    import sacrebleu
+    from transformers import EvalPrediction
+
+    _, tokenizer, _ = _tiny()
+    task = get_task("translation")
+    task.tokenizer = tokenizer
+    references = ["mango quince lime", "apple pear fig plum", "kiwi"]
+    hypotheses = ["mango quince lemon", "apple pear fig plum", "kiwi kiwi"]
+
+    def padded(texts):  # -100 where the trainer pads predictions and labels
+        ids = [tokenizer(t)["input_ids"] for t in texts]
+        width = max(map(len, ids)) + 2
+        return torch.tensor([row + [-100] * (width - len(row)) for row in ids])
+
+    scores = task.compute_metrics(EvalPrediction(padded(hypotheses), padded(references)))
+    assert scores["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hypotheses,
+                                                                 [references]).score)
+    assert scores["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hypotheses,
+                                                                 [references]).score)
+    assert 0 < scores["bleu"] < 100
+    assert task.run_state()["bleu_signature"].startswith("nrefs:1|case:mixed")
+    # the byte-level BPE gives text back unchanged, so references decode to themselves
+    assert task.decode(padded(references)) == references
+
+
+def test_atcl_contrasts_the_perturbed_source_tokens_encoder_states(monkeypatch):
+    import advembed.objectives.atcl as atcl_module
+    from advembed.methods import build_training_method
+    from advembed.objectives import build_objective
+    from advembed.objectives.atcl import token_contrastive_loss
+
+    model, tokenizer, pairs = _tiny()
+    task = get_task("translation")
+    rows = task.encode([Example(s, text_pair=t) for s, t in pairs[:6]], tokenizer, max_length=32)
+    batch = task.collator(tokenizer)(rows)
+    objective = build_objective("atcl", model, tokenizer=tokenizer, token_level=True)
+    seen = {}
+
+    def spy(anchor, positive, pool, own, n, tau, generator=None):
+        seen.update(anchor=anchor.detach(), pool=pool.detach(), own=own)
+        return token_contrastive_loss(anchor, positive, pool, own, n, tau, generator=generator)
+
+    monkeypatch.setattr(atcl_module, "token_contrastive_loss", spy)
+    build_training_method("fgm", model, objective=objective).step(model, batch)
+    position, has_word = objective.chosen
+    assert has_word.all()
+    model.eval()
+    with torch.no_grad():
+        encoder = model.get_encoder()(input_ids=batch["input_ids"],
+                                      attention_mask=batch["attention_mask"]).last_hidden_state
+    rows_index = torch.arange(len(position))
+    assert torch.allclose(seen["anchor"], encoder[rows_index, position], atol=1e-5)
+    real = batch["attention_mask"].bool()
+    assert seen["pool"].shape[0] == int(real.sum())  # the source's real tokens, not the target's
+
+
+def test_token_level_accumulation_equals_one_double_batch(tmp_path):
+    """Micro-batches with different numbers of target tokens, accumulated, give the gradient of
+    one batch of all of them."""
+    from transformers import TrainingArguments
+
+    from advembed.methods import build_training_method
+    from advembed.training.trainer import AdvTrainer
+
+    _, tokenizer, _ = _tiny()
+    task = get_task("translation")
+    texts = [("mango", "kiwi"), ("apple pear", "fig"),
+             ("apple pear fig plum mango quince lime", "kiwi lime quince mango plum fig pear"),
+             ("kiwi lime", "apple pear fig plum mango quince lime kiwi")]
+    rows = task.encode([Example(s, text_pair=t) for s, t in texts], tokenizer, max_length=32)
+
+    def train(per_device: int, accumulation: int, method: str | None):
+        model, _, _ = _tiny(seed=1)
+        args = TrainingArguments(
+            output_dir=str(tmp_path / f"ga{accumulation}"), per_device_train_batch_size=per_device,
+            gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=0.5,
+            optim="sgd", lr_scheduler_type="constant", warmup_ratio=0.0, weight_decay=0.0,
+            report_to="none", save_strategy="no", disable_tqdm=True, use_cpu=True, seed=0)
+        trainer = AdvTrainer(model=model, args=args, train_dataset=rows, task=task,
+                             data_collator=task.collator(tokenizer),
+                             method=build_training_method(method, model) if method else None)
+        trainer._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(rows)
+        trainer.train()
+        return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    for method in (None, "fgm"):
+        whole, accumulated = train(4, 1, method), train(2, 2, method)
+        for name in whole:
+            assert torch.allclose(whole[name], accumulated[name], atol=1e-6), (method, name)
+
+
+def test_a_model_that_rescales_embeddings_it_looks_up_itself_is_refused():
+    from advembed.tasks.translation import check_embedding_scale
+
+    model, tokenizer, _ = _tiny()
+    check_embedding_scale(model, "tiny")  # scale_embedding=False: accepted
+    model.get_encoder().embed_scale = 4.0
+    with pytest.raises(AdvembedError, match="model 'marian-like' scales its encoder"):
+        check_embedding_scale(model, "marian-like")
+
+
+def test_translation_trains_evaluates_and_translates_through_the_command_line(tmp_path, capsys):
+    from advembed.cli import main
+
+    data = tmp_path / "toy.tsv"
+    data.write_text("".join(f"{s}\t{t}\n" for s, t in _pairs(200, seed=2)), encoding="utf-8")
+    out = tmp_path / "mt"
+    assert main(["train", "--task", "translation", "--dataset", str(data), "--max-length", "16",
+                 "--batch-size", "16", "--epochs", "2", "--lr", "3e-3", "--method", "fgm",
+                 "--objective", "atcl", "--no-progress", "--output", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    assert config["task"] == "translation" and "tok:13a" in config["bleu_signature"]
+    assert metrics["best_dev"]["bleu"] == pytest.approx(max(r["bleu"] for r in metrics["dev"]))
+    assert {"bleu", "chrf", "loss"} <= set(metrics["test"])
+    capsys.readouterr()
+    assert main(["eval", "--run", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["bleu"] == pytest.approx(
+        metrics["test"]["bleu"], abs=1e-6)
+    assert main(["translate", "--run", str(out), "apple pear", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["source"] == "apple pear"
+    assert main(["generate", "--run", str(out), "apple"]) == 2
+    assert "needs a --task lm run" in capsys.readouterr().err
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("one\ttwo\nno tab here\n", encoding="utf-8")
+    assert main(["train", "--task", "translation", "--dataset", str(bad), "--output",
+                 str(tmp_path / "bad"), "--no-progress"]) != 0
+    assert "bad.tsv' line 2: expected 'source<TAB>target'" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
