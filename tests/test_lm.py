@@ -136,3 +136,13 @@ def test_lm_trains_and_evaluates_through_the_command_line(tmp_path, capsys):
         metrics["test"]["perplexity"], rel=1e-5)
     assert main(["predict", "--run", str(out), WORDS[0]]) == 0
     assert capsys.readouterr().out.startswith(WORDS[0])
+
+
+def test_the_perturbed_next_word_probe_runs_on_a_language_model():
+    from advembed.evaluation.probes import perturbed_generation
+
+    model, tokenizer, texts = _tiny_lm_model()
+    clean = perturbed_generation(model, tokenizer, texts[0], epsilon=0.0, max_new_tokens=4)
+    assert clean.perturbed == clean.clean and clean.perturbed_word == "too"  # "funny" is split
+    moved = perturbed_generation(model, tokenizer, texts[0], epsilon=5.0, max_new_tokens=4)
+    assert moved.clean == clean.clean and moved.clean_perplexity > 1.0

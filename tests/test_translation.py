@@ -217,3 +217,51 @@ def test_translation_trains_evaluates_and_translates_through_the_command_line(tm
                  str(tmp_path / "bad"), "--no-progress"]) != 0
     assert "bad.tsv' line 2: expected 'source<TAB>target'" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_nearest_words_are_by_euclidean_distance_and_skip_the_anchor():
+    from transformers import BertTokenizerFast, GPT2Config, GPT2LMHeadModel
+
+    from advembed.evaluation.probes import nearest_words
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "great", "bad", "fun", "##s"]
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        vocab = Path(folder) / "vocab.txt"
+        vocab.write_text("\n".join(words) + "\n")
+        tokenizer = BertTokenizerFast(vocab_file=str(vocab))
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(words), n_embd=2, n_layer=1, n_head=1,
+                                       n_positions=8))
+    table = torch.full((len(words), 2), 50.0)
+    rows = {"good": [1.0, 0.0], "great": [3.0, 0.0], "bad": [0.0, 1.2], "fun": [-1.5, -1.5],
+            "##s": [1.1, 0.0], "[PAD]": [1.0, 0.1]}
+    for word, row in rows.items():
+        table[words.index(word)] = torch.tensor(row)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.copy_(table)
+    # distances from good: bad 1.562, great 2.0, fun 2.915; "##s" and [PAD] are closer but are
+    # no complete words; by cosine "great" (1.0) would come before "bad" (0.0)
+    assert nearest_words(model, tokenizer, ["good"], k=3) == {"good": ["bad", "great", "fun"]}
+    assert "pieces" in nearest_words(model, tokenizer, ["goods"])["goods"]
+
+
+def test_the_probe_perturbs_the_last_complete_word_by_eps_along_the_gradient():
+    from advembed.evaluation.probes import _fgm_delta, _last_word_position, perturbed_generation
+
+    _, tokenizer, _ = _tiny()
+    ids = torch.tensor(tokenizer("the movie was good , 42", add_special_tokens=False)["input_ids"])
+    position = _last_word_position(tokenizer, ids)
+    assert tokenizer.decode(ids[position]).strip() == "good"  # not ",", "42"
+    embeds = torch.randn(1, 4, 3)
+    weight = torch.tensor([3.0, -4.0, 12.0])  # |w| = 13
+    delta = _fgm_delta(None, embeds, 2, 0.26, lambda e: (e[0, 2] * weight).sum() + e.sum())
+    grad = weight + 1.0
+    assert torch.allclose(delta[0, 2], 0.26 * grad / grad.norm())
+    assert delta[0, [0, 1, 3]].abs().sum() == 0
+    model, tokenizer, pairs = _tiny()
+    same = perturbed_generation(model, tokenizer, pairs[0][0] + " good", epsilon=0.0,
+                                max_new_tokens=5)
+    assert same.perturbed == same.clean and same.perturbed_word == "good"
+    assert same.clean_perplexity == pytest.approx(same.perturbed_perplexity)
