@@ -34,19 +34,15 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from advembed import provider
 from advembed.data.base import Example, NamedDatasetInfo, TextDataset
 from advembed.data.chinese import SENTI_LABELS, THUCNEWS_LABELS, chn_senti, thucnews
-from advembed.data.help_qa import PACKAGES as HELP_PACKAGES
-from advembed.data.help_qa import help_qa
+from advembed.data.debian_sets import debian_datasets
 from advembed.data.pairs import MATCH_LABELS, bbc_articles, bbc_match
-from advembed.data.parallel import DIRECTIONS, help_parallel
-from advembed.data.parallel import PACKAGES as PARALLEL_PACKAGES
-from advembed.data.qa import QA_LABELS
 from advembed.data.splits import dedupe, split_three
 
 _VADER = provider.PACKAGES["vaderSentiment"]
@@ -225,10 +221,6 @@ def _bbc() -> tuple[Example, ...]:
     return tuple(examples)
 
 
-def _help_qa_splits(lang: str, split_seed: int) -> dict[str, list[Example]]:
-    return help_qa(lang, split_seed).splits
-
-
 # --- registry -------------------------------------------------------------------------------
 
 _VADER_NOTE = (
@@ -335,35 +327,7 @@ _REGISTRY: dict[str, _Named] = {
             ),
             thucnews,
         ),
-        *(
-            _Named(
-                NamedDatasetInfo(
-                    f"help-qa-{lang}",
-                    f"Constructed question–answer matching ({language}): a LibreOffice help "
-                    "section heading as the question, paragraphs of its page as candidate "
-                    "replies (answers: the section's own); split by question",
-                    f"{HELP_PACKAGES[lang]}==7.4 (Debian, apt-get download)",
-                    QA_LABELS,
-                ),
-                partial(_help_qa_splits, lang),
-                presplit=True,
-            )
-            for lang, language in (("en", "English"), ("zh", "Chinese"))
-        ),
-        *(
-            _Named(
-                NamedDatasetInfo(
-                    f"help-{source}-{target}",
-                    f"Parallel text {source} → {target} for translation: LibreOffice help "
-                    "paragraphs aligned by element id, untranslated ones dropped; split by "
-                    "help file",
-                    f"{PARALLEL_PACKAGES[source]} + {PARALLEL_PACKAGES[target]}==7.4 (Debian)",
-                ),
-                partial(help_parallel, source, target),
-                presplit=True,
-            )
-            for source, target in DIRECTIONS
-        ),
+        *(_Named(info, build, presplit=True) for info, build in debian_datasets()),
     )
 }
 
