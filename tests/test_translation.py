@@ -265,3 +265,58 @@ def test_the_probe_perturbs_the_last_complete_word_by_eps_along_the_gradient():
                                 max_new_tokens=5)
     assert same.perturbed == same.clean and same.perturbed_word == "good"
     assert same.clean_perplexity == pytest.approx(same.perturbed_perplexity)
+
+
+def _batch(model, tokenizer, pairs, n=6):
+    task = get_task("translation")
+    rows = task.encode([Example(s, text_pair=t) for s, t in pairs[:n]], tokenizer, max_length=32)
+    return task.collator(tokenizer)(rows)
+
+
+def test_yopo_takes_the_identity_as_first_layer_where_the_model_has_no_embedding_block():
+    """Marian looks its embeddings up in its own forward: with h0 = e + δ the adjoint is
+    ∂L/∂(e + δ), so n = 2 inner updates from δ = 0 are two steps of α along the same
+    direction (a real first layer would bend the second)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_adversaries import _Recorder
+
+    from advembed.adapter import EmbeddingAdapter, first_block_output
+    from advembed.methods.yopo import YOPO
+    from advembed.perturbation import direction
+
+    model, tokenizer, pairs = _tiny()
+    batch = _batch(model, tokenizer, pairs)
+    adapter = EmbeddingAdapter(model)
+    assert adapter.embedding_block() is None
+    embeds = adapter.embed(batch).detach()
+    assert first_block_output(adapter, batch, embeds) is embeds
+    mask = adapter.mask(batch, embeds)
+    delta = torch.zeros_like(embeds, requires_grad=True)
+    (grad,) = torch.autograd.grad(adapter.forward(batch, delta).loss, delta)
+    yopo = YOPO(model, outer_steps=2, inner_steps=2, alpha=0.1, epsilon=5.0)
+    seen: list[torch.Tensor] = []
+    yopo._adapter_for = lambda m: _Recorder(yopo.adapter, seen)
+    yopo.step(model, batch)
+    assert torch.allclose(seen[1], 0.2 * direction(grad, mask, "l2"), atol=1e-5)
+
+
+@pytest.mark.parametrize("method,objective", [
+    ("fgsm", None), ("fgm", None), ("pgd", None), ("freeat", None), ("yopo", None),
+    ("freelb", None), ("smart", None), ("freelb", "rar"), ("fgm", "atcl")])
+def test_every_adversary_and_objective_trains_a_translation_model(method, objective):
+    from advembed.methods import build_training_method
+    from advembed.objectives import build_objective
+
+    model, tokenizer, pairs = _tiny()
+    batch = _batch(model, tokenizer, pairs)
+    built = build_objective(objective, model, tokenizer=tokenizer,
+                            token_level=True) if objective else None
+    before = model.get_input_embeddings().weight.detach().clone()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    loss = build_training_method(method, model, objective=built).step(model, batch)
+    optimizer.step()
+    assert torch.isfinite(loss)
+    assert not torch.equal(before, model.get_input_embeddings().weight)

@@ -77,16 +77,21 @@ class EmbeddingAdapter:
         kwargs.update({key: value for key, value in extra.items() if value is not None})
         return self.model(inputs_embeds=embeds, **kwargs)
 
-    def embedding_block(self) -> torch.nn.Module:
+    def embedding_block(self) -> torch.nn.Module | None:
         """The first block: the module that owns the word embeddings as a direct child.
 
         For BERT-like models this is the ``*Embeddings`` module (word + position + segment
-        embeddings, LayerNorm, dropout).  Found by identity, not by attribute path.
+        embeddings, LayerNorm, dropout).  Found by identity, not by attribute path.  ``None``
+        where the owner is a whole ``transformers`` model (GPT-2, Marian: the lookup happens in
+        the model's own forward, with no block of its own): the first layer is then the
+        identity on the (perturbed) embedding outputs.
         """
         target = self.word_embeddings
         for module in self.model.modules():
             if any(child is target for child in module.children()):
-                return module
+                from transformers import PreTrainedModel
+
+                return None if isinstance(module, PreTrainedModel) else module
         raise AdvembedError(
             f"cannot find the embedding block of {type(self.model).__name__}: no module owns "
             "its input embeddings"
@@ -106,6 +111,8 @@ def first_block_output(adapter: EmbeddingAdapter, inputs: dict[str, Any], embeds
     the layers after it never run.  Used by YOPO's cheap inner updates.
     """
     block = adapter.embedding_block()
+    if block is None:  # the identity first layer
+        return embeds
 
     def hook(module, args, output):
         raise _StopForward(output[0] if isinstance(output, tuple) else output)
@@ -121,7 +128,8 @@ def first_block_output(adapter: EmbeddingAdapter, inputs: dict[str, Any], embeds
 
 
 def capture_first_block(adapter: EmbeddingAdapter):
-    """Context manager yielding a list that receives the embedding block's output tensor."""
+    """Context manager yielding a list that receives the embedding block's output tensor (the
+    embeddings the model is given, where it has no block: the identity first layer)."""
     import contextlib
 
     @contextlib.contextmanager
@@ -132,7 +140,12 @@ def capture_first_block(adapter: EmbeddingAdapter):
             tensor = output[0] if isinstance(output, tuple) else output
             captured.append(tensor)
 
-        handle = adapter.embedding_block().register_forward_hook(hook)
+        def identity(module, args, kwargs):  # no block: the embeddings the model is given
+            captured.append(kwargs["inputs_embeds"])
+
+        block = adapter.embedding_block()
+        handle = (block.register_forward_hook(hook) if block is not None else
+                  adapter.model.register_forward_pre_hook(identity, with_kwargs=True))
         try:
             yield captured
         finally:

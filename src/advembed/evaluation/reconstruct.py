@@ -27,6 +27,7 @@ from advembed.evaluation.runs import (
     sample_examples,
 )
 from advembed.evaluation.settings import ReconstructSampleSettings, ReconstructSettings
+from advembed.objectives.base import input_token_states
 from advembed.objectives.rar import RECONSTRUCTOR_NAME, Reconstructor, real_token_mask
 from advembed.runs import MODEL_DIR, write_jsonl
 
@@ -70,7 +71,7 @@ def decode_adversarial(model, tokenizer, reconstructor, batches, settings: Recon
         mask = adapter.mask(batch, embeds)
         delta = adversary.find(lambda d, b=batch: adapter.forward(b, d).loss, embeds, mask)
         with torch.no_grad():
-            states = adapter.forward(batch, delta, output_hidden_states=True).hidden_states[-1]
+            states = input_token_states(adapter.forward(batch, delta, output_hidden_states=True))
             predicted = reconstructor(states, model.get_input_embeddings().weight).argmax(-1)
         real = real_token_mask(batch, special)
         ids = torch.where(real, predicted, batch["input_ids"])
@@ -93,6 +94,9 @@ def reconstruct_run(run: Path, *, data: DataOptions | None = None,
     settings = settings or ReconstructSettings()
     sample = ReconstructSampleSettings.from_options(sample_options, sample)
     config = read_checked_run(run)
+    if config.get("task", "classification") not in ("classification", "qa-matching"):
+        raise AdvembedError(f"run '{run}' is a {config['task']} run: `advembed reconstruct` "
+                            "re-scores the decoded text with a classifier")
     loaded = load_run_model(run, config)
     model, tokenizer = loaded.model, loaded.tokenizer
     reconstructor = load_reconstructor(model, Path(run) / MODEL_DIR)

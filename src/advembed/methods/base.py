@@ -236,5 +236,5 @@ class _WrappedAdapter(EmbeddingAdapter):
     def word_embeddings(self) -> torch.nn.Embedding:
         return self._inner.word_embeddings
 
-    def embedding_block(self) -> torch.nn.Module:
+    def embedding_block(self) -> torch.nn.Module | None:
         return self._inner.embedding_block()

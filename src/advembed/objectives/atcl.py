@@ -11,7 +11,12 @@ import torch
 import torch.nn.functional as F
 
 from advembed.errors import AdvembedError
-from advembed.objectives.base import BuildContext, Objective, ObjectiveContext
+from advembed.objectives.base import (
+    BuildContext,
+    Objective,
+    ObjectiveContext,
+    input_token_states,
+)
 from advembed.settings import Settings, setting
 
 
@@ -159,13 +164,6 @@ def token_contrastive_loss(
     return _info_nce(anchor, positive, pool, scores.argsort(dim=1)[:, :n], tau)
 
 
-def final_states(outputs) -> torch.Tensor:
-    """The final states of the perturbed sequence's tokens: a decoder-only model's last hidden
-    states; an encoder–decoder's *encoder* states (the perturbation is on the source)."""
-    encoder = getattr(outputs, "encoder_last_hidden_state", None)
-    return encoder if encoder is not None else outputs.hidden_states[-1]
-
-
 class ATCL(Objective):
     """``L + α·L_adv + β·L_cont``.
 
@@ -179,7 +177,8 @@ class ATCL(Objective):
     negatives from the other clean representations in the batch (eq. 6, cosine similarity, τ).
     On a token-level task (``--task lm``, ``--task translation``) the representations are eq.
     6's ``h``: the final states of the perturbed token itself (clean and adversarial; for
-    translation the encoder's, :func:`final_states`), with negatives drawn from the other real
+    translation the encoder's,
+    :func:`~advembed.objectives.base.input_token_states`), with negatives drawn from the other real
     tokens of the batch (:func:`token_contrastive_loss`).
     The batch is the process's own micro-batch (choice): under DDP or gradient accumulation
     the negatives come from the examples this forward pass sees, not from the whole global
@@ -250,7 +249,8 @@ class ATCL(Objective):
         if self.chosen is None:
             raise AdvembedError("ATCL's token-level loss needs its perturbation mask first")
         position, has_word = self.chosen
-        clean, adversarial = final_states(context.clean), final_states(context.adversarial)
+        clean = input_token_states(context.clean)
+        adversarial = input_token_states(context.adversarial)
         real = context.inputs.get("attention_mask", torch.ones(clean.shape[:2])).bool()
         rows = has_word.nonzero().squeeze(1)
         flat = torch.full(real.shape, -1, dtype=torch.long, device=clean.device)

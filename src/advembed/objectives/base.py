@@ -13,6 +13,14 @@ from advembed.settings import Settings
 Representation = Callable[[Any, dict[str, Any]], torch.Tensor]
 
 
+def input_token_states(outputs: Any) -> torch.Tensor:
+    """``(batch, length, hidden)`` final states of the input's tokens — the tokens whose
+    embeddings are perturbed: a decoder-only or encoder model's last hidden states, an
+    encoder–decoder's *encoder* states (the perturbation is on the source)."""
+    encoder = getattr(outputs, "encoder_last_hidden_state", None)
+    return encoder if encoder is not None else outputs.hidden_states[-1]
+
+
 def first_token_representation(outputs: Any, inputs: dict[str, Any] | None = None) -> torch.Tensor:
     """Final hidden state of the first token (``[CLS]``/``<s>``), as in papers 001 and 004."""
     return outputs.hidden_states[-1][:, 0]

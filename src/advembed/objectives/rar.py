@@ -10,7 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from advembed.errors import AdvembedError
-from advembed.objectives.base import BuildContext, Objective, ObjectiveContext
+from advembed.objectives.base import (
+    BuildContext,
+    Objective,
+    ObjectiveContext,
+    input_token_states,
+)
 from advembed.settings import Settings, setting
 
 RECONSTRUCTOR_NAME = "advembed_reconstructor"
@@ -130,7 +135,7 @@ class RAR(Objective):
         return self.reconstructor(token_states, inner.get_input_embeddings().weight)
 
     def loss(self, context: ObjectiveContext) -> torch.Tensor:
-        states = context.adversarial.hidden_states[-1]
+        states = input_token_states(context.adversarial)
         mask = real_token_mask(context.inputs, self.special_ids)
         if not mask.any():
             return states.sum() * 0.0
