@@ -38,6 +38,8 @@ VAA = "tests/test_vaa.py"
 VDA = "tests/test_vda.py"
 LM = "tests/test_lm.py"
 QA = "tests/test_qa_matching.py"
+MT = "tests/test_translation.py"
+BIBLE = "tests/test_bible.py"
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,32 @@ MUTANTS = [
     Mutant("vda-augment-term-dropped", "methods/base.py",
            "                loss = loss + self._augment_step(model, inputs, backward)",
            "                pass", (VDA,)),
+    # --- translation, its data and paper 004's probes (issue 15), bible-para (issue 14) -----
+    Mutant("bleu-against-the-hypotheses", "tasks/translation.py",
+           "self.decode(eval_prediction.label_ids))",
+           "self.decode(eval_prediction.predictions))", (MT,)),
+    Mutant("parallel-dev-keeps-train-sources", "data/parallel.py",
+           "source not in earlier and (", "True and (", (MT,)),
+    Mutant("parallel-untranslated-kept", "data/parallel.py",
+           "if source[ident] != target[ident]:", "if True:", (MT,)),
+    Mutant("atcl-states-of-the-decoder", "objectives/base.py",
+           "return encoder if encoder is not None else outputs.hidden_states[-1]",
+           "return outputs.decoder_hidden_states[-1] if encoder is not None else "
+           "outputs.hidden_states[-1]", (MT,)),
+    Mutant("yopo-identity-layer-frozen", "adapter.py",
+           "    if block is None:  # the identity first layer\n        return embeds",
+           "    if block is None:  # the identity first layer\n        return embeds.detach()",
+           (MT,)),
+    Mutant("nearest-words-by-cosine", "evaluation/probes.py",
+           "distance = (weights - weights[ids[0]]).norm(dim=1)",
+           "distance = -torch.nn.functional.cosine_similarity(weights, weights[ids[0]], dim=1)",
+           (MT,)),
+    Mutant("probe-perturbs-the-first-word", "evaluation/probes.py",
+           "return int(positions[-1])", "return int(positions[0])", (MT,)),
+    Mutant("bible-book-heading-as-a-verse", "data/bible.py",
+           "            end -= 1  # the next book's heading entry", "            pass", (BIBLE,)),
+    Mutant("bible-negative-least-similar", "data/bible.py",
+           "other = max(near,", "other = min(near,", (BIBLE,)),
 ]
 
 
