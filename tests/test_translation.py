@@ -73,8 +73,9 @@ def test_pages_align_by_element_id_and_untranslated_pairs_are_dropped():
 
 def test_the_split_is_by_file_and_no_scored_source_was_trained_on():
     pairs = [(f"f{i}.html", f"sentence {i % 7} of page {i}", f"Satz {i}") for i in range(40)]
-    pairs += [(f"f{i}.html", "Choose Format - Cells", f"Wählen Sie Format - Zellen ({i % 2})")
-              for i in range(40)]  # the same sentence on every page, translated two ways
+    pairs += [(f"f{i}.html", "Choose Format - Cells", f"Wählen Sie Format - Zellen ({i})")
+              for i in range(40)]  # the same sentence on every page, translated differently
+    pairs += [(f"f{i}.html", "Save", "Speichern") for i in range(40)]  # the same pair everywhere
     splits = split_by_file(pairs, seed=3)
     files = {name: {f for f, s, t in pairs if Example(s, text_pair=t) in examples}
              for name, examples in splits.items()}
@@ -83,7 +84,8 @@ def test_the_split_is_by_file_and_no_scored_source_was_trained_on():
     assert "Choose Format - Cells" in train_sources
     assert not train_sources & {e.text for e in splits["dev"] + splits["test"]}
     assert not {e.text for e in splits["dev"]} & {e.text for e in splits["test"]}
-    assert sum(e.text == "Choose Format - Cells" for e in splits["train"]) == 2  # deduplicated
+    assert sum(e.text == "Choose Format - Cells" for e in splits["train"]) == len(files["train"])
+    assert [e.text for split in splits.values() for e in split].count("Save") == 1
     assert len(files["test"]) >= 1 and sorted(splits) == ["dev", "test", "train"]
 
 
