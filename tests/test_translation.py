@@ -77,7 +77,7 @@ def test_the_split_is_by_file_and_no_scored_source_was_trained_on():
               for i in range(40)]  # the same sentence on every page, translated differently
     pairs += [(f"f{i}.html", "Save", "Speichern") for i in range(40)]  # the same pair everywhere
     splits = split_by_file(pairs, seed=3)
-    files = {name: {f for f, s, t in pairs if Example(s, text_pair=t) in examples}
+    files = {name: {f for f, s, t in pairs if s != "Save" and Example(s, text_pair=t) in examples}
              for name, examples in splits.items()}
     assert all(len(v) for v in splits.values())
     train_sources = {e.text for e in splits["train"]}
