@@ -75,8 +75,11 @@ def run_all(args) -> int:
 
     def next_job():
         with lock:
-            for job in pending:
+            for job in list(pending):
                 m, d, stage, s = job
+                if finished(args, *job):  # another process finished it meanwhile
+                    pending.remove(job)
+                    continue
                 failed_base = (m, d, "plain", s) in failures
                 if stage == "plain" or finished(args, m, d, "plain", s) or failed_base:
                     pending.remove(job)
