@@ -158,3 +158,31 @@ def tiny_augmenter(model, **options):
                         type_vocab_size=2)
     return VirtualAugmenter(model, VDASettings(**options), mlm=BertForMaskedLM(config),
                             special_ids=list(range(len(SPECIAL))))
+
+
+def assert_accumulation_equals_double_batch(make_model, task, rows, collator, tmp_path) -> None:
+    """One optimiser step on ``rows`` (4 examples) as one batch of 4 and as 2 accumulated
+    micro-batches of 2 gives the same weights, plainly and under FGM (token-level tasks)."""
+    from transformers import TrainingArguments
+
+    from advembed.methods import build_training_method
+    from advembed.training.trainer import AdvTrainer
+
+    def train(per_device: int, accumulation: int, method: str | None):
+        model = make_model()
+        args = TrainingArguments(
+            output_dir=str(tmp_path / f"ga{accumulation}"), per_device_train_batch_size=per_device,
+            gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=0.5,
+            optim="sgd", lr_scheduler_type="constant", warmup_ratio=0.0, weight_decay=0.0,
+            report_to="none", save_strategy="no", disable_tqdm=True, use_cpu=True, seed=0)
+        trainer = AdvTrainer(model=model, args=args, train_dataset=rows, task=task,
+                             data_collator=collator,
+                             method=build_training_method(method, model) if method else None)
+        trainer._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(rows)
+        trainer.train()
+        return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    for method in (None, "fgm"):
+        whole, accumulated = train(4, 1, method), train(2, 2, method)
+        for name in whole:
+            assert torch.allclose(whole[name], accumulated[name], atol=1e-6), (method, name)

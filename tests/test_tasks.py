@@ -179,35 +179,19 @@ def test_a_second_task_trains_through_the_command_line(toy_lm_task, tiny_lm_dir,
 def test_token_level_accumulation_equals_one_double_batch(toy_lm_task, tiny_lm_dir, tmp_path):
     """Two micro-batches with 4 and 14 target tokens, accumulated, give the gradient of one
     batch of all 18 tokens (dividing each micro-batch by 2 instead would not)."""
-    from transformers import TrainingArguments
-
-    from advembed.methods import build_training_method
-    from advembed.training.trainer import AdvTrainer
+    from conftest import assert_accumulation_equals_double_batch
 
     texts = ["good fun", "bad plot", "the movie was very good and the plot was fun",
              "a film that is not great but it is fun and good"]
     loaded = toy_lm_task.build_model(str(tiny_lm_dir), None, random_init=True)
     rows = toy_lm_task.encode([Example(t) for t in texts], loaded.tokenizer, max_length=32)
 
-    def train(per_device: int, accumulation: int, method: str | None):
+    def make_model():
         torch.manual_seed(0)
-        model = toy_lm_task.build_model(str(tiny_lm_dir), None, random_init=True).model
-        args = TrainingArguments(
-            output_dir=str(tmp_path / f"ga{accumulation}"), per_device_train_batch_size=per_device,
-            gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=0.5,
-            optim="sgd", lr_scheduler_type="constant", warmup_ratio=0.0, weight_decay=0.0,
-            report_to="none", save_strategy="no", disable_tqdm=True, use_cpu=True, seed=0)
-        trainer = AdvTrainer(model=model, args=args, train_dataset=rows, task=toy_lm_task,
-                             data_collator=toy_lm_task.collator(loaded.tokenizer),
-                             method=build_training_method(method, model) if method else None)
-        trainer._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(rows)
-        trainer.train()
-        return {n: p.detach().clone() for n, p in model.named_parameters()}
+        return toy_lm_task.build_model(str(tiny_lm_dir), None, random_init=True).model
 
-    for method in (None, "fgm"):
-        whole, accumulated = train(4, 1, method), train(2, 2, method)
-        for name in whole:
-            assert torch.allclose(whole[name], accumulated[name], atol=1e-6), (method, name)
+    assert_accumulation_equals_double_batch(make_model, toy_lm_task, rows,
+                                            toy_lm_task.collator(loaded.tokenizer), tmp_path)
 
 
 def test_the_classification_task_is_the_default_and_unknown_tasks_are_refused():

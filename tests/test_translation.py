@@ -149,10 +149,7 @@ def test_atcl_contrasts_the_perturbed_source_tokens_encoder_states(monkeypatch):
 def test_token_level_accumulation_equals_one_double_batch(tmp_path):
     """Micro-batches with different numbers of target tokens, accumulated, give the gradient of
     one batch of all of them."""
-    from transformers import TrainingArguments
-
-    from advembed.methods import build_training_method
-    from advembed.training.trainer import AdvTrainer
+    from conftest import assert_accumulation_equals_double_batch
 
     _, tokenizer, _ = _tiny()
     task = get_task("translation")
@@ -160,25 +157,8 @@ def test_token_level_accumulation_equals_one_double_batch(tmp_path):
              ("apple pear fig plum mango quince lime", "kiwi lime quince mango plum fig pear"),
              ("kiwi lime", "apple pear fig plum mango quince lime kiwi")]
     rows = task.encode([Example(s, text_pair=t) for s, t in texts], tokenizer, max_length=32)
-
-    def train(per_device: int, accumulation: int, method: str | None):
-        model, _, _ = _tiny(seed=1)
-        args = TrainingArguments(
-            output_dir=str(tmp_path / f"ga{accumulation}"), per_device_train_batch_size=per_device,
-            gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=0.5,
-            optim="sgd", lr_scheduler_type="constant", warmup_ratio=0.0, weight_decay=0.0,
-            report_to="none", save_strategy="no", disable_tqdm=True, use_cpu=True, seed=0)
-        trainer = AdvTrainer(model=model, args=args, train_dataset=rows, task=task,
-                             data_collator=task.collator(tokenizer),
-                             method=build_training_method(method, model) if method else None)
-        trainer._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(rows)
-        trainer.train()
-        return {n: p.detach().clone() for n, p in model.named_parameters()}
-
-    for method in (None, "fgm"):
-        whole, accumulated = train(4, 1, method), train(2, 2, method)
-        for name in whole:
-            assert torch.allclose(whole[name], accumulated[name], atol=1e-6), (method, name)
+    assert_accumulation_equals_double_batch(lambda: _tiny(seed=1)[0], task, rows,
+                                            task.collator(tokenizer), tmp_path)
 
 
 def test_a_model_that_rescales_embeddings_it_looks_up_itself_is_refused():

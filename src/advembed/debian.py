@@ -15,6 +15,10 @@ from pathlib import Path
 from advembed.errors import AdvembedError
 from advembed.provider import _offline, cache_dir
 
+FETCH_HINT = ("get it with `apt-get download {package}` into a folder named by "
+              "ADVEMBED_FIND_LINKS (or $ADVEMBED_CACHE/downloads)")
+"""How a missing package's error ends (``{package}``: its name)."""
+
 
 def deb_files(deb: Path, prefix: str = "") -> dict[str, bytes]:
     """Regular files of a ``.deb`` (an ``ar`` archive holding ``data.tar.*``) whose path

@@ -40,8 +40,6 @@ _CHAPTER = re.compile(r'<chapter\b[^>]*osisID="([^"]+)\.(\d+)"')
 _DROPPED = re.compile(r"<(note|title)\b[^>]*?(?<!/)>.*?</\1>", re.S)  # footnotes, headings
 _TAG = re.compile(r"<[^>]+>")
 _BEFORE_PUNCTUATION = re.compile(r" ([,.;:!?)’”])")
-_HINT = ("get it with `apt-get download {package}` into a folder named by ADVEMBED_FIND_LINKS "
-         "(or $ADVEMBED_CACHE/downloads)")
 
 
 def ztext_entries(index: bytes, blocks: bytes, data: bytes) -> list[str]:
@@ -148,10 +146,10 @@ def split_by_chapter(pairs: list[tuple[tuple[str, int], Example]], seed: int
 
 def bible_para(split_seed: int) -> dict[str, list[Example]]:
     """The splits of ``bible-para`` (the packages read in place, nothing unpacked)."""
-    from advembed.debian import deb_files, locate_debs
+    from advembed.debian import FETCH_HINT, deb_files, locate_debs
 
     debs = locate_debs(tuple(PACKAGES.values()),
-                       _HINT.format(package=" ".join(PACKAGES.values())))
+                       FETCH_HINT.format(package=" ".join(PACKAGES.values())))
     kjv, web = (module_verses(deb_files(debs[PACKAGES[name]], "usr/share/sword/modules/"))
                 for name in ("kjv", "web"))
     return split_by_chapter(para_pairs(kjv, web, seed=0), split_seed)

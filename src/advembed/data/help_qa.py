@@ -23,9 +23,8 @@ from advembed.data.base import TextDataset
 PACKAGES = {"en": "libreoffice-help-en-us", "zh": "libreoffice-help-zh-cn"}
 LANG_DIR = {"en": "en-US", "zh": "zh-CN"}
 MAX_ANSWERS, NEGATIVES, MIN_WORDS = 3, 4, 5
-_VOID = frozenset({"br", "img", "input", "hr", "meta", "link", "area", "col", "wbr", "source"})
-_HINT = ("get it with `apt-get download {package}` into a folder named by ADVEMBED_FIND_LINKS "
-         "(or $ADVEMBED_CACHE/downloads)")
+VOID_TAGS = frozenset({"br", "img", "input", "hr", "meta", "link", "area", "col", "wbr",
+                       "source"})
 
 
 class _Sections(HTMLParser):
@@ -39,7 +38,7 @@ class _Sections(HTMLParser):
         self._hidden = 0
 
     def handle_starttag(self, tag, attrs):
-        if tag in _VOID:
+        if tag in VOID_TAGS:
             if tag == "br" and self._kind is not None and not self._hidden:
                 self._text.append(" ")  # a line break separates words
             return
@@ -115,14 +114,14 @@ def _clean(text: str) -> str:
 def help_qa(lang: str, split_seed: int) -> TextDataset:
     """Build (once, cached) and load ``help-qa-<lang>``."""
     from advembed.data.qa import load_qa_folder
-    from advembed.debian import deb_files, locate_debs
+    from advembed.debian import FETCH_HINT, deb_files, locate_debs
     from advembed.provider import cache_dir
 
     package = PACKAGES[lang]
     # v2: words either side of <br> kept apart, valueless `hidden` honoured
     folder = cache_dir() / "extracted" / f"help-qa-{lang}-v2"
     if not (folder / "train.reply.tsv").is_file():
-        deb = locate_debs((package,), _HINT.format(package=package))[package]
+        deb = locate_debs((package,), FETCH_HINT.format(package=package))[package]
         prefix = f"usr/share/libreoffice/help/{LANG_DIR[lang]}/text/"
         pages = {path: raw.decode("utf-8", errors="replace")
                  for path, raw in deb_files(deb, prefix).items() if path.endswith(".html")}

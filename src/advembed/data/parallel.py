@@ -19,6 +19,7 @@ import random
 from html.parser import HTMLParser
 
 from advembed.data.base import Example
+from advembed.data.help_qa import VOID_TAGS
 from advembed.data.splits import DEV_FRACTION, TEST_FRACTION
 from advembed.errors import AdvembedError
 
@@ -26,9 +27,6 @@ PACKAGES = {"en": "libreoffice-help-en-us", "de": "libreoffice-help-de",
             "fr": "libreoffice-help-fr"}
 LANG_DIR = {"en": "en-US", "de": "de", "fr": "fr"}
 DIRECTIONS = (("en", "de"), ("de", "en"), ("en", "fr"), ("fr", "en"))
-_VOID = frozenset({"br", "img", "input", "hr", "meta", "link", "area", "col", "wbr", "source"})
-_HINT = ("get it with `apt-get download {package}` into a folder named by ADVEMBED_FIND_LINKS "
-         "(or $ADVEMBED_CACHE/downloads)")
 
 
 class _IdentifiedText(HTMLParser):
@@ -41,7 +39,7 @@ class _IdentifiedText(HTMLParser):
         self._hidden = 0
 
     def handle_starttag(self, tag, attrs):
-        if tag in _VOID:
+        if tag in VOID_TAGS:
             if tag == "br":
                 self.handle_data(" ")  # a line break separates words
             return
@@ -121,10 +119,10 @@ def split_by_file(pairs: list[tuple[str, str, str]], seed: int) -> dict[str, lis
 
 def help_pages(lang: str) -> dict[str, str]:
     """``{path below the language folder: html}`` of a help package's text pages."""
-    from advembed.debian import deb_files, locate_debs
+    from advembed.debian import FETCH_HINT, deb_files, locate_debs
 
     package = PACKAGES[lang]
-    deb = locate_debs((package,), _HINT.format(package=package))[package]
+    deb = locate_debs((package,), FETCH_HINT.format(package=package))[package]
     prefix = f"usr/share/libreoffice/help/{LANG_DIR[lang]}/text/"
     return {path.removeprefix(prefix): raw.decode("utf-8", errors="replace")
             for path, raw in deb_files(deb, prefix).items() if path.endswith(".html")}

@@ -21,6 +21,17 @@ def input_token_states(outputs: Any) -> torch.Tensor:
     return encoder if encoder is not None else outputs.hidden_states[-1]
 
 
+def mean_token_representation(outputs: Any, inputs: dict[str, Any] | None = None
+                              ) -> torch.Tensor:
+    """Mean of :func:`input_token_states` over the real tokens (``attention_mask``): the
+    representation of token-level tasks (language modelling, translation's source)."""
+    states = input_token_states(outputs)
+    if inputs is None or "attention_mask" not in inputs:
+        return states.mean(1)
+    mask = inputs["attention_mask"].unsqueeze(-1).to(states.dtype)
+    return (states * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
 def first_token_representation(outputs: Any, inputs: dict[str, Any] | None = None) -> torch.Tensor:
     """Final hidden state of the first token (``[CLS]``/``<s>``), as in papers 001 and 004."""
     return outputs.hidden_states[-1][:, 0]

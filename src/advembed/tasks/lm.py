@@ -165,11 +165,9 @@ class LanguageModellingTask(Task):
 
     def representation(self, outputs: Any, inputs: dict[str, Any] | None = None):
         """Mean final state over the block's tokens (drift, sentence-level objectives)."""
-        states = outputs.hidden_states[-1]
-        if inputs is None or "attention_mask" not in inputs:
-            return states.mean(1)
-        mask = inputs["attention_mask"].unsqueeze(-1).to(states.dtype)
-        return (states * mask).sum(1) / mask.sum(1).clamp(min=1)
+        from advembed.objectives.base import mean_token_representation
+
+        return mean_token_representation(outputs, inputs)
 
     def summary(self, metrics):
         return (f"dev perplexity {metrics['best_dev']['perplexity']:.2f}, test perplexity "

@@ -212,11 +212,9 @@ class TranslationTask(Task):
 
     def representation(self, outputs: Any, inputs: dict[str, Any] | None = None):
         """Mean final encoder state over the source tokens (drift, sentence-level objectives)."""
-        states = outputs.encoder_last_hidden_state
-        if inputs is None or "attention_mask" not in inputs:
-            return states.mean(1)
-        mask = inputs["attention_mask"].unsqueeze(-1).to(states.dtype)
-        return (states * mask).sum(1) / mask.sum(1).clamp(min=1)
+        from advembed.objectives.base import mean_token_representation
+
+        return mean_token_representation(outputs, inputs)
 
     def summary(self, metrics):
         return (f"dev BLEU {metrics['best_dev']['bleu']:.2f}, test BLEU "
