@@ -173,6 +173,17 @@ def markdown(table: list[dict], machine: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def update_readme(path: Path, text: str) -> None:
+    """The table's rows (from its header on) between the README's vaa markers."""
+    start, end = "<!-- vaa:start -->", "<!-- vaa:end -->"
+    readme = path.read_text(encoding="utf-8")
+    if start not in readme or end not in readme:
+        sys.exit(f"vaa_table: {path} has no {start} … {end} block")
+    rows = text[text.index("| model |"):]
+    head, rest = readme.split(start, 1)
+    path.write_text(f"{head}{start}\n{rows}{end}{rest.split(end, 1)[1]}", encoding="utf-8")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -186,12 +197,16 @@ def main() -> int:
                         default=ROOT / "benchmarks" / "results" / "vaa" / "summary.json")
     parser.add_argument("--machine", default=f"{platform.machine()}, {os.cpu_count()} CPUs")
     parser.add_argument("--aggregate-only", action="store_true")
+    parser.add_argument("--readme", type=Path,
+                        help="also write the table between <!-- vaa:start/end --> of this file")
     args = parser.parse_args()
     code = 0 if args.aggregate_only else run_all(args)
     table = rows(args)
     args.summary.parent.mkdir(parents=True, exist_ok=True)
     args.summary.write_text(json.dumps(table, indent=1) + "\n")
     args.out.write_text(markdown(table, args.machine))
+    if args.readme:
+        update_readme(args.readme, markdown(table, args.machine))
     print(args.out.read_text())
     return code
 
