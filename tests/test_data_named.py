@@ -33,9 +33,11 @@ def test_registry_lists_every_dataset() -> None:
     infos = named_datasets()
     # pairs and QA matching: tests/test_data_pairs.py
     assert [i.name for i in infos] == [*NAMES, "bbc-match", "bbc-lm", "chn-senti", "thucnews",
-                                       "help-qa-en", "help-qa-zh"]
+                                       "help-qa-en", "help-qa-zh", "help-en-de", "help-de-en",
+                                       "help-en-fr", "help-fr-en", "bible-para"]
     assert all(i.description and "==" in i.package for i in infos)
-    assert all(i.label_names for i in infos if i.name != "bbc-lm")  # bbc-lm: a text corpus
+    unlabelled = {"bbc-lm", "help-en-de", "help-de-en", "help-en-fr", "help-fr-en"}  # text only
+    assert all(bool(i.label_names) != (i.name in unlabelled) for i in infos)
 
 
 @pytest.mark.parametrize("name", NAMES)
