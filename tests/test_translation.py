@@ -238,7 +238,7 @@ def test_the_probe_perturbs_the_last_complete_word_by_eps_along_the_gradient():
     assert tokenizer.decode(ids[position]).strip() == "good"  # not ",", "42"
     embeds = torch.randn(1, 4, 3)
     weight = torch.tensor([3.0, -4.0, 12.0])  # |w| = 13
-    delta = _fgm_delta(None, embeds, 2, 0.26, lambda e: (e[0, 2] * weight).sum() + e.sum())
+    delta = _fgm_delta(embeds, 2, 0.26, lambda e: (e[0, 2] * weight).sum() + e.sum())
     grad = weight + 1.0
     assert torch.allclose(delta[0, 2], 0.26 * grad / grad.norm())
     assert delta[0, [0, 1, 3]].abs().sum() == 0

@@ -29,7 +29,7 @@ import struct
 import zlib
 
 from advembed.data.base import Example
-from advembed.data.splits import DEV_FRACTION, TEST_FRACTION
+from advembed.data.splits import split_groups
 from advembed.errors import AdvembedError
 
 PACKAGES = {"kjv": "sword-text-kjv", "web": "sword-text-web"}
@@ -128,12 +128,7 @@ def split_by_chapter(pairs: list[tuple[tuple[str, int], Example]], seed: int
                      ) -> dict[str, list[Example]]:
     """80/10/10 of the chapters (seeded); later splits lose pairs sharing a text with earlier
     ones, and each split is deduplicated."""
-    chapters = sorted({key for key, _ in pairs})
-    random.Random(seed).shuffle(chapters)
-    n_test, n_dev = round(len(chapters) * TEST_FRACTION), round(len(chapters) * DEV_FRACTION)
-    split_of = {key: "test" for key in chapters[:n_test]} | {
-        key: "dev" for key in chapters[n_test:n_test + n_dev]} | {
-        key: "train" for key in chapters[n_test + n_dev:]}
+    split_of = split_groups([key for key, _ in pairs], seed, "chapters")
     splits: dict[str, list[Example]] = {"train": [], "dev": [], "test": []}
     seen: set[str] = set()
     for name in ("train", "dev", "test"):

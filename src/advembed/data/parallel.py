@@ -15,13 +15,11 @@ no sentence is scored that the model was trained on.  Example: ``text`` is the s
 
 from __future__ import annotations
 
-import random
 from html.parser import HTMLParser
 
 from advembed.data.base import Example
 from advembed.data.help_qa import VOID_TAGS
-from advembed.data.splits import DEV_FRACTION, TEST_FRACTION
-from advembed.errors import AdvembedError
+from advembed.data.splits import split_groups
 
 PACKAGES = {"en": "libreoffice-help-en-us", "de": "libreoffice-help-de",
             "fr": "libreoffice-help-fr"}
@@ -97,14 +95,7 @@ def align(source_pages: dict[str, str], target_pages: dict[str, str]
 def split_by_file(pairs: list[tuple[str, str, str]], seed: int) -> dict[str, list[Example]]:
     """80/10/10 of the files (seeded), then dev/test pairs whose source occurs in an earlier
     split dropped; each split's pairs deduplicated."""
-    files = sorted({path for path, _, _ in pairs})
-    random.Random(seed).shuffle(files)
-    n_test, n_dev = round(len(files) * TEST_FRACTION), round(len(files) * DEV_FRACTION)
-    if min(n_test, n_dev, len(files) - n_test - n_dev) < 1:
-        raise AdvembedError(f"{len(files)} files are too few to split by file")
-    split_of = {path: "test" for path in files[:n_test]} | {
-        path: "dev" for path in files[n_test:n_test + n_dev]} | {
-        path: "train" for path in files[n_test + n_dev:]}
+    split_of = split_groups([path for path, _, _ in pairs], seed, "files")
     splits: dict[str, list[Example]] = {"train": [], "dev": [], "test": []}
     seen_pairs: set[tuple[str, str]] = set()
     for name in ("train", "dev", "test"):

@@ -12,6 +12,7 @@ side; when a (tiny) dataset does not allow that, the split is a plain seeded shu
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -101,3 +102,16 @@ def sample(examples: Sequence[Example], n: int, seed: int) -> list[Example]:
     stratify = labels if _can_stratify(labels, len(examples) - n) else None
     kept, _ = train_test_split(index, train_size=n, random_state=seed, stratify=stratify)
     return [examples[i] for i in sorted(kept)]
+
+
+def split_groups(groups: Sequence, seed: int, what: str) -> dict:
+    """``{group: "train" | "dev" | "test"}``: the sorted groups (files, chapters) shuffled with
+    ``seed`` and cut 80/10/10, so that everything of a group lands in one split."""
+    keys = sorted(set(groups))
+    random.Random(seed).shuffle(keys)
+    n_test, n_dev = round(len(keys) * TEST_FRACTION), round(len(keys) * DEV_FRACTION)
+    if min(n_test, n_dev, len(keys) - n_test - n_dev) < 1:
+        raise AdvembedError(f"{len(keys)} {what} are too few to split by {what}")
+    return {key: "test" for key in keys[:n_test]} | {
+        key: "dev" for key in keys[n_test:n_test + n_dev]} | {
+        key: "train" for key in keys[n_test + n_dev:]}

@@ -68,7 +68,7 @@ def _last_word_position(tokenizer, ids: torch.Tensor) -> int:
     return int(positions[-1])
 
 
-def _fgm_delta(model, embeds: torch.Tensor, position: int, epsilon: float, loss_of) -> torch.Tensor:
+def _fgm_delta(embeds: torch.Tensor, position: int, epsilon: float, loss_of) -> torch.Tensor:
     """ε·g/‖g‖ on one token's embedding, g the gradient of ``loss_of(embeds)``."""
     embeds = embeds.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(loss_of(embeds), embeds)
@@ -109,7 +109,7 @@ def perturbed_generation(model, tokenizer, text: str, *, epsilon: float,
     else:
         def loss_of(e):
             return model(inputs_embeds=e, labels=ids).loss
-    perturbed_out = generate(embeds + _fgm_delta(model, embeds, position, epsilon, loss_of))
+    perturbed_out = generate(embeds + _fgm_delta(embeds, position, epsilon, loss_of))
 
     def perplexity(output: torch.Tensor) -> float:
         with torch.no_grad():
