@@ -59,6 +59,7 @@ def main() -> int:
 
     from advembed.evaluation.probes import nearest_words, perturbed_generation
     from advembed.evaluation.runs import load_run_model
+    from advembed.objectives.atcl import word_flags
 
     runs = dict(item.split("=", 1) for item in args.runs)
     models = {label: load_run_model(Path(path)) for label, path in runs.items()}
@@ -78,6 +79,7 @@ def main() -> int:
     lines += ["", f"## Outputs after perturbing the last complete word (FGM, ε = "
               f"{args.epsilon:g}; greedy, at most {args.max_new_tokens} tokens)", ""]
     perplexities: dict[str, list[float]] = {label: [] for label in models}
+    flags = {label: word_flags(m.tokenizer) for label, m in models.items()}
     for text, reference in inputs:
         lines.append(f"**input**: {text}" + (f"  \n**reference**: {reference}" if reference
                                               else ""))
@@ -87,7 +89,8 @@ def main() -> int:
         for label, loaded in models.items():
             result = perturbed_generation(loaded.model, loaded.tokenizer, text,
                                           epsilon=args.epsilon, reference=reference,
-                                          max_new_tokens=args.max_new_tokens)
+                                          max_new_tokens=args.max_new_tokens,
+                                          flags=flags[label])
             perplexities[label].append(result.perturbed_perplexity)
             lines.append(f"| {label} | {result.perturbed_word} | {result.clean} | "
                          f"{result.perturbed} |")

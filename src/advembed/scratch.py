@@ -55,6 +55,22 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int = VOCAB_SIZE):
                                          "mask_token"), SPECIAL_TOKENS, strict=True)))
 
 
+def train_byte_level_bpe(texts: Iterable[str], vocab_size: int, special_tokens: list[str],
+                         unk_token: str | None = None, add_prefix_space: bool = False):
+    """A byte-level BPE ``tokenizers.Tokenizer`` (GPT-2's scheme) trained on ``texts``, with
+    ``special_tokens`` first in its vocabulary; the LM and translation tasks wrap it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token=unk_token))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special_tokens,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return tokenizer
+
+
 def scratch_classifier(name: str, label_names: list[str], train_texts: list[str]) -> Any:
     """``(model, tokenizer)`` of ``scratch:ARCH`` for ``label_names``; the tokenizer is trained
     on ``train_texts`` (the training split's sentences and second sentences)."""

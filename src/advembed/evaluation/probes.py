@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from advembed.errors import AdvembedError
-from advembed.objectives.atcl import complete_word_mask, word_flags
+from advembed.objectives.atcl import WordFlags, complete_word_mask, word_flags
 
 
 def _word_ids(tokenizer, word: str) -> list[int]:
@@ -59,9 +59,8 @@ class PerturbedOutput:
     perturbed_perplexity: float
 
 
-def _last_word_position(tokenizer, ids: torch.Tensor) -> int:
-    mask = complete_word_mask(ids.unsqueeze(0), torch.ones_like(ids).unsqueeze(0),
-                              word_flags(tokenizer))[0]
+def _last_word_position(flags: WordFlags, ids: torch.Tensor) -> int:
+    mask = complete_word_mask(ids.unsqueeze(0), torch.ones_like(ids).unsqueeze(0), flags)[0]
     positions = mask.nonzero().flatten()
     if len(positions) == 0:
         raise AdvembedError("the text has no complete word to perturb (ATCL's mask is empty)")
@@ -79,16 +78,18 @@ def _fgm_delta(embeds: torch.Tensor, position: int, epsilon: float, loss_of) -> 
 
 
 def perturbed_generation(model, tokenizer, text: str, *, epsilon: float,
-                         reference: str | None = None, max_new_tokens: int = 20
-                         ) -> PerturbedOutput:
-    """Greedy output for ``text`` clean and with its last complete word FGM-perturbed."""
+                         reference: str | None = None, max_new_tokens: int = 20,
+                         flags: WordFlags | None = None) -> PerturbedOutput:
+    """Greedy output for ``text`` clean and with its last complete word FGM-perturbed.
+    ``flags`` (``word_flags(tokenizer)``, a pass over the vocabulary) may be computed once by a
+    caller that probes many texts."""
     model.eval()
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
     if seq2seq:
         ids = tokenizer(text, return_tensors="pt")["input_ids"]
     else:
         ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-    position = _last_word_position(tokenizer, ids[0])
+    position = _last_word_position(flags or word_flags(tokenizer), ids[0])
     embeds = model.get_input_embeddings()(ids).detach()
     attention = torch.ones_like(ids)
 

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from advembed.errors import AdvembedError
+from advembed.scratch import train_byte_level_bpe
 from advembed.tasks.base import LoadedModel, Task, require_splits
 
 LM_SIZES = {"n_layer": 3, "n_embd": 256, "n_head": 4, "n_positions": 256}
@@ -33,16 +34,9 @@ SCRATCH_NAMES = ("default", "scratch:gpt2")
 
 def train_bpe(texts: list[str], vocab_size: int = LM_VOCAB):
     """A byte-level BPE ``PreTrainedTokenizerFast`` (GPT-2's scheme) trained on ``texts``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    tokenizer.train_from_iterator(texts, trainer=trainer)
+    tokenizer = train_byte_level_bpe(texts, vocab_size, ["<|endoftext|>"])
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>",
                                    bos_token="<|endoftext|>", unk_token="<|endoftext|>",
                                    pad_token="<|endoftext|>",

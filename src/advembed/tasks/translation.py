@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from advembed.errors import AdvembedError
+from advembed.scratch import train_byte_level_bpe
 from advembed.tasks.base import LoadedModel, Task, require_splits
 
 MT_SIZES = {"encoder_layers": 3, "decoder_layers": 3, "d_model": 256,
@@ -45,16 +46,11 @@ SPECIALS = ("<pad>", "</s>", "<unk>")  # ids 0, 1, 2; the decoder starts from <p
 def train_joint_bpe(texts: list[str], vocab_size: int = MT_VOCAB):
     """A byte-level BPE ``PreTrainedTokenizerFast`` over ``texts`` (sources and targets) that
     ends every sequence with ``</s>``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
 
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    tokenizer.train_from_iterator(texts, trainer=trainer)
+    tokenizer = train_byte_level_bpe(texts, vocab_size, list(SPECIALS), unk_token="<unk>",
+                                     add_prefix_space=True)
     tokenizer.post_processor = processors.TemplateProcessing(
         single="$A </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))])
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>",
