@@ -35,7 +35,7 @@ ALLOWED: dict[str, set[str]] = {
     "esim": {"errors", "provider"},
     "vaa": {"errors", "perturbation"},
     "scratch": {"errors", "esim"},
-    "mlm": {"errors", "provider", "models", "data", "settings", "state_io"},
+    "mlm": {"errors", "files", "provider", "models", "data", "settings", "state_io"},
     "vda": {"errors", "settings", "losses", "mlm"},
     "inference": {"encoding", "modes"},
     "distributed": set(),

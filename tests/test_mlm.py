@@ -4,6 +4,7 @@ installed model that VDA and bert-attack/bae load by default."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -80,6 +81,9 @@ def test_a_build_installs_a_loadable_mlm_with_its_metrics(tmp_path, tiny_model_d
     from advembed.provider import sha256_of
 
     assert saved["weights_sha256"] == sha256_of(out / "model.safetensors")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask  # not 0600
     assert not (tmp_path / "mlm.partial").exists()
     model, tokenizer = load_masked_lm(str(out))  # a trained head: accepted
     assert model.get_output_embeddings().out_features == len(tokenizer)

@@ -504,6 +504,38 @@ def test_an_attack_on_an_unwritable_run_fails_before_computing(tmp_path, finishe
     one_line_error(capsys, f"cannot write attack results into '{run}'")
 
 
+def test_a_runs_files_follow_the_umask_weights_included(tmp_path, tiny_model_dir, small_csv):
+    """safetensors writes 0600 whatever the umask; a committed run must not hide its weights."""
+    out = tmp_path / "run"
+    previous = os.umask(0o027)
+    try:
+        assert main(train_argv(small_csv, tiny_model_dir, out, "--limit", "40")) == 0
+    finally:
+        os.umask(previous)
+    modes = {str(p.relative_to(out)): p.stat().st_mode & 0o777
+             for p in out.rglob("*") if p.is_file()}
+    assert "model/model.safetensors" in modes
+    assert set(modes.values()) == {0o640}, modes
+
+
+def test_follow_umask_loosens_to_the_umask_and_keeps_executable_bits(tmp_path):
+    from advembed.files import follow_umask
+
+    (tmp_path / "sub").mkdir()
+    weights, script = tmp_path / "sub" / "w.safetensors", tmp_path / "run.sh"
+    weights.write_bytes(b"x")
+    script.write_text("#!/bin/sh\n")
+    weights.chmod(0o600)
+    script.chmod(0o700)
+    previous = os.umask(0o002)
+    try:
+        follow_umask(tmp_path)
+    finally:
+        os.umask(previous)
+    assert weights.stat().st_mode & 0o777 == 0o664
+    assert script.stat().st_mode & 0o777 == 0o775
+
+
 # ------------------------------------------------------------------------------------- cache
 
 

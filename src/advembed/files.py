@@ -1,5 +1,6 @@
 """File-system helpers for the cache and run folders: temporary folders of live processes,
-manifests that notice a truncated file, whether a process still lives."""
+manifests that notice a truncated file, file modes that follow the umask, whether a process
+still lives."""
 
 from __future__ import annotations
 
@@ -46,6 +47,21 @@ def temporary_folder(parent: Path) -> Path:
         if len(parts) >= 3 and parts[1].isdigit() and not alive(int(parts[1])):
             shutil.rmtree(stale, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=parent))
+
+
+def follow_umask(folder: Path) -> None:
+    """Give every file under ``folder`` the mode a new file gets from the process's umask.
+
+    safetensors (and so ``save_pretrained``) writes its weight files with mode 0600 whatever
+    the umask, so a run or a cache shared between users would hide the weights alone. Called
+    once on a staged folder before it is moved into place; a file its owner may execute
+    stays executable (0777 less the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            full = 0o777 if path.stat().st_mode & 0o100 else 0o666
+            path.chmod(full & ~mask)
 
 
 def alive(pid: int) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from advembed.errors import AdvembedError
-from advembed.files import alive
+from advembed.files import alive, follow_umask
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -136,6 +136,7 @@ class RunWriter:
                 raise AdvembedError(f"output directory '{self.output}' appeared while the run "
                                     f"was written; the run is kept in '{self.staging}'")
             shutil.rmtree(self.output)
+        follow_umask(self.staging)
         os.replace(self.staging, self.output)
 
     def _release(self) -> None:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from advembed.errors import AdvembedError
+from advembed.files import follow_umask
 from advembed.settings import Settings, setting
 
 STATE = "state"  # the resumable checkpoint's folder inside OUTPUT.partial/
@@ -289,6 +290,7 @@ def build_mlm(settings: MLMBuildSettings) -> dict[str, Any]:
                 "seconds_this_run": round(time.perf_counter() - started, 1),
                 "weights_sha256": sha256_of(staged / "model.safetensors")}
     (staged / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    follow_umask(staged)
     if out.exists():
         shutil.rmtree(out)
     staged.replace(out)
