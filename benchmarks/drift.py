@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -23,11 +22,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from advembed.evaluation.attack import run_attack  # noqa: E402
 from advembed.evaluation.settings import PGDAttackSettings  # noqa: E402
 
-
-def fmt(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from summary_stats import mean_std  # noqa: E402
 
 
 def main() -> int:
@@ -72,8 +68,9 @@ def main() -> int:
                 rows = [s["results"][i] for s in summaries]
                 lines.append(
                     f"| {dataset} | {method} | {epsilon:g} | "
-                    f"{fmt([r['accuracy'] for r in rows])} | {fmt([r['cosine'] for r in rows])} "
-                    f"| {fmt([r['euclidean'] for r in rows])} |"
+                    f"{mean_std([r['accuracy'] for r in rows])} | "
+                    f"{mean_std([r['cosine'] for r in rows])} | "
+                    f"{mean_std([r['euclidean'] for r in rows])} |"
                 )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")

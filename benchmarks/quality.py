@@ -35,6 +35,9 @@ sys.path.insert(0, str(ROOT / "src"))
 from advembed.methods import FLAG_OF, method_settings  # noqa: E402
 from advembed.objectives import REGISTRY as OBJECTIVES  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from summary_stats import mean_std  # noqa: E402
+
 DEFAULT_METHODS = ["none", "fgsm", "fgm", "pgd", "freeat", "yopo", "freelb", "smart"]
 FLAG = dict(FLAG_OF)
 OBJECTIVE_FLAG = {(name, item.name): item.flag.name for name, cls in OBJECTIVES.items()
@@ -93,14 +96,6 @@ def run_one(args, dataset: str, method: str, seed: int, options: dict) -> tuple[
         code = subprocess.call(train_command(args, dataset, method, seed, options),
                                stdout=handle, stderr=subprocess.STDOUT, env=env)
     return name, code, time.perf_counter() - started
-
-
-def mean_std(values: list[float]) -> str:
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
 def recorded_settings(config: dict) -> str:

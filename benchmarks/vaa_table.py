@@ -22,12 +22,14 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from summary_stats import mean_std  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # the model, its learning rate and epochs: MiniLM at the shipped fine-tuning defaults; ESIM
@@ -126,15 +128,6 @@ def rows(args) -> list[dict]:
                                 "train_seconds": metrics["train"]["seconds"],
                                 "run": run.name})
     return out
-
-
-def mean_std(values: list[float], scale: float = 1.0, digits: int = 4) -> str:
-    if not values:
-        return "–"
-    values = [v * scale for v in values]
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f} (1 seed)"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def paired(table: list[dict], model: str, dataset: str, split: str, against: str) -> list:

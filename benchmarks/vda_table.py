@@ -21,6 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from summary_stats import mean_std  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["none", "vda", "freelb", "freelb+vda", "smart", "smart+vda"]
 ATTACKS = {"pwws": "pwws_attack_acc", "bert-attack": "bert_attack_acc"}
@@ -51,15 +54,6 @@ def row(run: Path, dataset: str, method: str, seed: int) -> dict:
             out[f"{recipe}_mean_queries"] = summary["mean_queries"]
             out[f"{recipe}_perturbed_percent"] = summary["mean_perturbed_percent"]
     return out
-
-
-def mean_std(values: list) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.4f} (1 seed)"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
 def table(rows: list[dict], machine: str) -> str:
