@@ -75,7 +75,34 @@ def table(rows: list[dict], machine: str) -> str:
                 f"{mean_std([r['pwws_attack_acc'] for r in group])} | "
                 f"{mean_std([r['bert_attack_acc'] for r in group])} | "
                 f"{statistics.mean(r['train_seconds'] for r in group):.0f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + gains(rows)) + "\n"
+
+
+def paired(rows: list[dict], dataset: str, method: str, key: str) -> list[float]:
+    """Per-seed differences ``method`` − plain in points, over seeds where both have ``key``."""
+    def by_seed(name):
+        return {r["seed"]: r[key] for r in rows if r["dataset"] == dataset
+                and r["method"] == name and r.get(key) is not None}
+
+    mine, plain = by_seed(method), by_seed("none")
+    return [100 * (mine[s] - plain[s]) for s in sorted(mine) if s in plain]
+
+
+def gains(rows: list[dict]) -> list[str]:
+    """The table of gains over plain training paired by seed (the two runs of a seed start
+    from the same initial head), as ``vaa_table.py`` gives VAA's."""
+    lines = ["", "Gains over plain (`none`) of the same seed, in accuracy points, mean ± std "
+             "over the seeds where both runs have the figure:", "",
+             "| dataset | method | Δ clean test | Δ PWWS | Δ BERT-Attack |",
+             "|---|---|---|---|---|"]
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        for method in METHODS[1:]:
+            cells = [paired(rows, dataset, method, key) for key in
+                     ("clean_test_acc", "pwws_attack_acc", "bert_attack_acc")]
+            if any(cells):
+                lines.append(f"| {dataset} | {method} | "
+                             + " | ".join(mean_std(c, digits=2) for c in cells) + " |")
+    return lines if len(lines) > 5 else []
 
 
 def main() -> int:
