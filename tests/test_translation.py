@@ -171,8 +171,34 @@ def test_a_model_that_rescales_embeddings_it_looks_up_itself_is_refused():
         check_embedding_scale(model, "marian-like")
 
 
-def test_translation_trains_evaluates_and_translates_through_the_command_line(tmp_path, capsys):
+def test_the_decoding_limit_is_the_runs_max_length_not_the_last_encoding(monkeypatch):
+    from advembed.evaluation.runs import run_task
+
+    model, tokenizer, pairs = _tiny()
+    asked = []
+    monkeypatch.setattr(model, "generate", lambda **kw: asked.append(kw["max_new_tokens"]) or
+                        torch.full((kw["input_ids"].shape[0], 2), tokenizer.pad_token_id))
+    examples = [Example(s, text_pair=t) for s, t in pairs[:3]]
+    task = get_task("translation")
+    task.use_max_length(12)
+    batch = task.collator(tokenizer)(task.encode(examples, tokenizer, max_length=5))
+    task.generate(model, batch)
+    task.evaluate(model, tokenizer, examples, max_length=7)  # its own limit, for this call only
+    task.generate(model, batch)
+    saved = run_task({"task": "translation", "max_length": 9})  # a saved run's, from config
+    saved.generate(model, batch)
+    assert asked == [12, 7, 12, 9]
+
+
+def test_translation_trains_evaluates_and_translates_through_the_command_line(tmp_path, capsys,
+                                                                             monkeypatch):
     from advembed.cli import main
+    from advembed.tasks.translation import TranslationTask
+
+    limits = []
+    given = TranslationTask.use_max_length
+    monkeypatch.setattr(TranslationTask, "use_max_length",
+                        lambda self, n: limits.append(n) or given(self, n))
 
     data = tmp_path / "toy.tsv"
     data.write_text("".join(f"{s}\t{t}\n" for s, t in _pairs(200, seed=2)), encoding="utf-8")
@@ -184,6 +210,7 @@ def test_translation_trains_evaluates_and_translates_through_the_command_line(tm
     config = json.loads((out / "config.json").read_text())
     assert config["task"] == "translation" and "tok:13a" in config["bleu_signature"]
     assert metrics["best_dev"]["bleu"] == pytest.approx(max(r["bleu"] for r in metrics["dev"]))
+    assert limits == [16]  # dev and test decoded up to the run's --max-length
     assert {"bleu", "chrf", "loss"} <= set(metrics["test"])
     capsys.readouterr()
     assert main(["eval", "--run", str(out), "--json"]) == 0

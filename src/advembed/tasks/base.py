@@ -95,6 +95,12 @@ class Task:
         """``transformers.Trainer`` hook (default: the loss only)."""
         return {}
 
+    def use_max_length(self, max_length: int) -> None:
+        """The run's final ``--max-length`` (after fitting it to the model), given once before
+        training encodes or evaluates anything: a task that generates text (translation)
+        decodes up to it.  A saved run's comes back through :meth:`load_run_state`.  Default:
+        nothing to do."""
+
     def set_split(self, split: str) -> None:
         """The split the next evaluations score (training evaluates dev; the final test
         evaluation says so first): a task that tunes on dev (QA matching's threshold) must not

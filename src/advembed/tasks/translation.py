@@ -149,8 +149,10 @@ class TranslationTask(Task):
         self.tokenizer = loaded.tokenizer
         return loaded
 
-    def encode(self, examples, tokenizer, *, max_length, with_index=False):
+    def use_max_length(self, max_length: int) -> None:
         self.max_new_tokens = max_length
+
+    def encode(self, examples, tokenizer, *, max_length, with_index=False):
         encoded = tokenizer([e.text for e in examples], text_target=[e.text_pair for e in examples],
                             truncation=True, max_length=max_length)
         items = [{"input_ids": ids, "attention_mask": mask, "labels": labels} for ids, mask, labels
@@ -166,15 +168,18 @@ class TranslationTask(Task):
 
         return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
 
-    def generate(self, model, inputs: dict[str, Any]) -> torch.Tensor:
-        """Greedy decodes of a batch (``AdvTrainer`` scores dev and test with them)."""
+    def generate(self, model, inputs: dict[str, Any],
+                 max_new_tokens: int | None = None) -> torch.Tensor:
+        """Greedy decodes of a batch (``AdvTrainer`` scores dev and test with them), up to
+        ``max_new_tokens`` (default: the run's ``--max-length``, :meth:`use_max_length`)."""
         was_training = model.training
         model.eval()
         try:
             with torch.no_grad():
                 return model.generate(input_ids=inputs["input_ids"],
                                       attention_mask=inputs.get("attention_mask"),
-                                      max_new_tokens=self.max_new_tokens, num_beams=1,
+                                      max_new_tokens=max_new_tokens or self.max_new_tokens,
+                                      num_beams=1,
                                       do_sample=False)
         finally:
             model.train(was_training)
@@ -192,19 +197,22 @@ class TranslationTask(Task):
 
     def evaluate(self, model, tokenizer, examples, *, batch_size=64, max_length=128,
                  progress=False):
-        self.tokenizer, self.max_new_tokens = tokenizer, max_length
+        self.tokenizer = tokenizer
         items = self.encode(examples, tokenizer, max_length=max_length)
         collate = self.collator(tokenizer)
         device = next(model.parameters()).device
         hypotheses = []
         for start in range(0, len(items), batch_size):
             batch = {k: v.to(device) for k, v in collate(items[start:start + batch_size]).items()}
-            hypotheses += self.decode(self.generate(model, batch).cpu())
+            hypotheses += self.decode(self.generate(model, batch, max_length).cpu())
         scores, self.signature = bleu_and_chrf(hypotheses, [e.text_pair for e in examples])
         return scores
 
     def run_state(self):
         return {"bleu_signature": self.signature} if self.signature else {}
+
+    def load_run_state(self, config):
+        self.max_new_tokens = config.get("max_length", 128)
 
     def representation(self, outputs: Any, inputs: dict[str, Any] | None = None):
         """Mean final encoder state over the source tokens (drift, sentence-level objectives)."""
@@ -226,11 +234,10 @@ class TranslationTask(Task):
         """``advembed predict`` / ``advembed translate`` on a translation run (greedy)."""
         self.check_input(text, pair, run_config)
         self.tokenizer = loaded.tokenizer
-        self.max_new_tokens = run_config.get("max_length", 128)
-        inputs = loaded.tokenizer([text], return_tensors="pt", truncation=True,
-                                  max_length=self.max_new_tokens)
-        return {"source": text, "translation": self.decode(self.generate(loaded.model,
-                                                                         inputs))[0]}
+        limit = run_config.get("max_length", 128)
+        inputs = loaded.tokenizer([text], return_tensors="pt", truncation=True, max_length=limit)
+        return {"source": text,
+                "translation": self.decode(self.generate(loaded.model, inputs, limit))[0]}
 
 
 def read_parallel_file(path: Path, split_seed: int):

@@ -112,6 +112,7 @@ def build(config: TrainConfig) -> Built:
     set_seed(config.seed)
     loaded = model_to_train(config, task, data)
     config = fit_max_length(config, loaded)
+    task.use_max_length(config.max_length)
     norm = embedding_norm(loaded.model)
     if config.preset:
         config = apply_preset(config, loaded.model)
