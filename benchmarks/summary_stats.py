@@ -1,4 +1,5 @@
-"""The one ``mean ± std`` formatter the benchmark scripts share for their tables."""
+"""What the benchmark scripts share for their tables: the ``mean ± std`` formatter and the
+per-seed paired differences."""
 
 from __future__ import annotations
 
@@ -14,3 +15,8 @@ def mean_std(values: list, scale: float = 1.0, digits: int = 4) -> str:
     if len(values) == 1:
         return f"{values[0]:.{digits}f} (1 seed)"
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def paired_points(mine: dict, other: dict) -> list[float]:
+    """``mine − other`` in points (×100) for each seed both have, in seed order."""
+    return [100 * (mine[s] - other[s]) for s in sorted(mine) if s in other]

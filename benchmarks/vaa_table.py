@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from summary_stats import mean_std  # noqa: E402
+from summary_stats import mean_std, paired_points  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # the model, its learning rate and epochs: MiniLM at the shipped fine-tuning defaults; ESIM
@@ -135,8 +135,7 @@ def paired(table: list[dict], model: str, dataset: str, split: str, against: str
     def by_seed(stage):
         return {r["seed"]: r[f"{split}_acc"] for r in table if (r["model"], r["dataset"],
                 r["stage"]) == (model, dataset, stage)}
-    vaa, other = by_seed("vaa"), by_seed(against)
-    return [100 * (vaa[s] - other[s]) for s in sorted(vaa) if s in other]
+    return paired_points(by_seed("vaa"), by_seed(against))
 
 
 def markdown(table: list[dict], machine: str) -> str:

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from summary_stats import mean_std  # noqa: E402
+from summary_stats import mean_std, paired_points  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["none", "vda", "freelb", "freelb+vda", "smart", "smart+vda"]
@@ -84,8 +84,7 @@ def paired(rows: list[dict], dataset: str, method: str, key: str) -> list[float]
         return {r["seed"]: r[key] for r in rows if r["dataset"] == dataset
                 and r["method"] == name and r.get(key) is not None}
 
-    mine, plain = by_seed(method), by_seed("none")
-    return [100 * (mine[s] - plain[s]) for s in sorted(mine) if s in plain]
+    return paired_points(by_seed(method), by_seed("none"))
 
 
 def gains(rows: list[dict]) -> list[str]:
