@@ -3,10 +3,11 @@
 Every (dataset, method, seed) is one ``advembed train`` run in its own process (``--jobs``
 of them at a time; on a GPU several small runs share the card), written under ``--runs-dir``
 and skipped if it already finished.  The script then aggregates every finished run's
-``metrics.json`` into a Markdown table (``--out``, default ``docs/results.md``).
+``metrics.json`` into a Markdown table, printed, and written to ``--out`` only when given (so
+a run for a few methods never overwrites the main table, ``docs/results.md``).
 
-    python benchmarks/quality.py --datasets mr cr --seeds 13 14 15
-    python benchmarks/quality.py --aggregate-only        # just rebuild the table
+    python benchmarks/quality.py --datasets mr cr --seeds 13 14 15 --out docs/results.md
+    python benchmarks/quality.py --aggregate-only        # just print the table again
 
 Method hyper-parameters are the shipped defaults unless ``--method-options`` overrides them
 (JSON: ``{"fgm": {"epsilon": 0.1}}``), and objective hyper-parameters unless
@@ -213,7 +214,10 @@ def main() -> int:
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "quality")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
+    parser.add_argument("--out", type=Path,
+                        help="write the table to this file (the main one: docs/results.md); "
+                             "without it the table is only printed, so a run for a few "
+                             "methods never overwrites another table")
     parser.add_argument("--method-options", type=json.loads, default={})
     parser.add_argument("--objective-options", type=json.loads, default={},
                         help='JSON, e.g. {"rar": {"lr": 0.001}}')
@@ -236,8 +240,9 @@ def main() -> int:
                 status = "ok" if code == 0 else f"FAILED ({code}); see {name}.log"
                 print(f"{name}: {status} {seconds:.0f} s", flush=True)
     table = aggregate(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table, encoding="utf-8")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table, encoding="utf-8")
     if args.readme:
         update_readme(args.readme, table)
     print(table)
