@@ -9,6 +9,8 @@ import statistics
 from pathlib import Path
 
 from advembed.cli import main
+from advembed.report.plots import sweep_curve
+from advembed.report.runs import group_runs, load_runs
 
 EPSILONS = (0.02, 0.075, 0.1)
 LABELS = ["negative", "positive"]
@@ -83,7 +85,7 @@ def test_report_compares_runs_in_html_and_markdown(tmp_path, capsys):
     assert html.count('src="data:image/png;base64,') == 3
     # The template escapes text, not the inline style sheet.
     assert 'font-family: system-ui, -apple-system, "Segoe UI"' in html and "&#34;" not in html
-    assert markdown.endswith(")\n") and not markdown.endswith("\n\n")
+    assert markdown.endswith("vulnerability_sweep.py)._\n") and not markdown.endswith("\n\n")
     assert not re.search(r"""(src|href)\s*=\s*["']?https?://""", html, re.IGNORECASE)
     for png in re.findall(r"\]\(([^)]+\.png)\)", markdown):
         assert (out / png).read_bytes().startswith(b"\x89PNG")
@@ -108,7 +110,7 @@ def test_report_of_a_run_without_attacks_skips_plots_with_a_note(tmp_path):
     html = (out / "report.html").read_text(encoding="utf-8")
     markdown = (out / "report.md").read_text(encoding="utf-8")
     assert "data:image/png" not in html
-    assert html.count("skipped:") == 3 and markdown.count("skipped:") == 3
+    assert html.count("skipped:") == 4 and markdown.count("skipped:") == 4
     assert "0.7000" in markdown and "PGD acc" not in markdown
     assert not list(out.glob("*.png"))
 
@@ -157,3 +159,44 @@ def test_report_tells_configurations_apart_and_reads_multiclass_auc(tmp_path):
     markdown = (out / "report.md").read_text(encoding="utf-8")
     assert "| fgm [epsilon=0.1] |" in markdown and "| fgm [epsilon=0.5] |" in markdown
     assert "0.6500" in markdown and "0.8100" in markdown
+
+
+def _write_sweep(run: Path, aucs: dict[tuple[str, float, str], float]) -> None:
+    rows = [{"norm": norm, "epsilon": eps, "criterion": criterion, "auc": auc,
+             "theorem1": {"n": 2}, "examples": 60} for (norm, eps, criterion), auc in aucs.items()]
+    _dump(run / "vulnerability-sweep.json", {"split": "test", "examples": 60, "rows": rows})
+
+
+def test_report_draws_the_vulnerability_sweep_averaged_over_seeds(tmp_path):
+    runs = tmp_path / "runs"
+    first = make_run(runs, "vaa-a-s1", method="none", seed=1, test_accuracy=0.8, attacks=False)
+    second = make_run(runs, "vaa-a-s2", method="none", seed=2, test_accuracy=0.82,
+                      attacks=False)
+    _write_sweep(first, {("l2", 0.02, "F1"): 0.30, ("l2", 0.005, "F1"): 0.61,
+                         ("l2", 0.02, "F2"): 0.75, ("linf", 0.01, "F1"): 0.55})
+    _write_sweep(second, {("l2", 0.02, "F1"): 0.42, ("l2", 0.02, "F2"): 0.65})
+    (group,) = group_runs(load_runs([first, second]))
+    # ε sorted; 0.02 is averaged over both seeds (sample std), 0.005 only seed 1 swept (std 0)
+    curve = sweep_curve(group, "l2", "F1")
+    assert [eps for eps, _, _ in curve] == [0.005, 0.02]
+    assert curve[0][1:] == (0.61, 0.0)
+    assert abs(curve[1][1] - 0.36) < 1e-12 and abs(curve[1][2] - 0.0848528137) < 1e-9
+    assert abs(sweep_curve(group, "l2", "F2")[0][1] - 0.70) < 1e-12
+    assert sweep_curve(group, "linf", "F2") == []
+
+    out = tmp_path / "report"
+    assert main(["report", str(first), str(second), "--out", str(out)]) == 0
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "](vulnerability-auc.png)" in markdown and "Figure 3b" in markdown
+    assert (out / "vulnerability-auc.png").read_bytes().startswith(b"\x89PNG")
+    assert markdown.count("skipped:") == 3
+
+
+def test_report_rejects_a_sweep_file_without_rows(tmp_path, capsys):
+    run = make_run(tmp_path / "runs", "a", method="none", seed=0, test_accuracy=0.7,
+                   attacks=False)
+    _dump(run / "vulnerability-sweep.json", {"rows": [{"norm": "l2", "epsilon": 0.02}]})
+    assert main(["report", str(run), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "vulnerability-sweep.json" in err and "criterion" in err
+    assert not (tmp_path / "r" / "report.html").exists()

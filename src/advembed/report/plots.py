@@ -167,7 +167,63 @@ def _histogram_panel(axes, group: Group, records: list[dict[str, Any]]) -> None:
     axes.legend(fontsize="x-small")
 
 
+NORM_NAMES = {"l2": "L2", "linf": "L∞"}
+
+
+def sweep_curve(group: Group, norm: str, criterion: str) -> list[tuple[float, float, float]]:
+    """(ε, mean AUC, std AUC) over the group's seeds, for one norm and criterion, by ε.
+
+    An ε only some seeds swept is averaged over those; the std of one value is 0.
+    """
+    by_epsilon: dict[float, list[float]] = {}
+    for run in group.runs:
+        for row in run.vulnerability_sweep:
+            if row["norm"] == norm and row["criterion"] == criterion:
+                by_epsilon.setdefault(round(float(row["epsilon"]), 10), []).append(row["auc"])
+    points = []
+    for epsilon in sorted(by_epsilon):
+        stats = mean_std(by_epsilon[epsilon])
+        if stats:
+            points.append((epsilon, stats[0], stats[1] or 0.0))
+    return points
+
+
+def plot_vulnerability_sweep(groups: Sequence[Group]) -> Plot:
+    """Paper 002's Figure 3b: ROC AUC of the label from F1 (solid) and F2 (dashed) against the
+    FGSM ε, one panel per norm, one colour per configuration (mean ± std over seeds)."""
+    plot = Plot("vulnerability-auc.png", "Vulnerability as a label predictor: ROC AUC vs FGSM ε "
+                "(paper 002, Figure 3b; solid F1, dashed F2)")
+    norms = sorted({row["norm"] for g in groups for run in g.runs
+                    for row in run.vulnerability_sweep}, key=lambda n: (n != "l2", n))
+    if not norms:
+        plot.skipped = ("no run has a vulnerability sweep (vulnerability-sweep.json, written "
+                        "by benchmarks/vulnerability_sweep.py)")
+        return plot
+    figure = _figure(4.6 * len(norms) + 3.5, 3.8)
+    panels = figure.subplots(1, len(norms), squeeze=False)[0]
+    for axes, norm in zip(panels, norms, strict=True):
+        for group in groups:
+            for criterion, style in (("F1", "-"), ("F2", "--")):
+                points = sweep_curve(group, norm, criterion)
+                if points:
+                    xs, ys, errs = zip(*points, strict=True)
+                    axes.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, linestyle=style,
+                                  color=group.colour,
+                                  label=f"{group.label} · {group.dataset} {criterion}")
+        axes.set_xscale("log")
+        axes.axhline(0.5, color="grey", linewidth=0.5)
+        axes.set_title(NORM_NAMES.get(norm, norm), fontsize="medium")
+        axes.set_xlabel("ε (FGSM step)")
+        axes.set_ylabel("ROC AUC of the label")
+        axes.grid(alpha=0.3)
+    handles = {label: handle for axes in panels
+               for handle, label in zip(*axes.get_legend_handles_labels(), strict=True)}
+    figure.legend([*handles.values()], [*handles], loc="outside right upper", fontsize="small")
+    plot.png = _png(figure)
+    return plot
+
+
 def build_plots(groups: Sequence[Group]) -> list[Plot]:
-    """The three report plots, each rendered or marked as skipped."""
+    """The four report plots, each rendered or marked as skipped."""
     return [plot_accuracy_vs_epsilon(groups), plot_clean_vs_attack(groups),
-            plot_vulnerability(groups)]
+            plot_vulnerability(groups), plot_vulnerability_sweep(groups)]

@@ -13,6 +13,9 @@ from advembed.runs import read_run
 
 WORD_ATTACK_KEYS = ("original_accuracy", "attack_accuracy", "success_rate", "mean_queries",
                     "mean_perturbed_percent")
+# written by benchmarks/vulnerability_sweep.py into each run it sweeps (paper 002, Figure 3b):
+# {"split": ..., "examples": n, "rows": [{"norm", "epsilon", "criterion", "auc", ...}, ...]}
+VULNERABILITY_SWEEP_FILE = "vulnerability-sweep.json"
 
 
 @dataclass
@@ -25,6 +28,7 @@ class Run:
     pgd: dict[str, Any] | None = None
     vulnerability: dict[str, Any] | None = None
     vulnerability_records: list[dict[str, Any]] = field(default_factory=list)
+    vulnerability_sweep: list[dict[str, Any]] = field(default_factory=list)
     word_attacks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def pgd_by_epsilon(self) -> dict[float, dict[str, Any]]:
@@ -87,7 +91,21 @@ def load_run(path: Path) -> Run:
     records = path / "attack-vulnerability.jsonl"
     if records.is_file():
         run.vulnerability_records = _read_jsonl(records)
+    sweep = path / VULNERABILITY_SWEEP_FILE
+    if sweep.is_file():
+        run.vulnerability_sweep = _sweep_rows(sweep)
     return run
+
+
+def _sweep_rows(path: Path) -> list[dict[str, Any]]:
+    """The AUC rows of a vulnerability sweep, each checked to name its norm, ε, criterion."""
+    rows = _read_json(path).get("rows")
+    needed = ("norm", "epsilon", "criterion", "auc")
+    if not isinstance(rows, list) or not all(
+            isinstance(row, dict) and all(key in row for key in needed) for row in rows):
+        raise AdvembedError(f"'{path}' needs a list 'rows' of objects with "
+                            f"{', '.join(needed)}")
+    return rows
 
 
 def _objective(config: dict[str, Any]) -> str:
