@@ -23,7 +23,7 @@ from advembed.evaluation.attack import run_attack  # noqa: E402
 from advembed.evaluation.settings import PGDAttackSettings  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from summary_stats import mean_std  # noqa: E402
+from summary_stats import mean_std, write_atomic  # noqa: E402
 
 
 def main() -> int:
@@ -35,7 +35,9 @@ def main() -> int:
     parser.add_argument("--epsilons", type=float, nargs="+", default=[0.02, 0.075, 0.1])
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--n-examples", type=int, default=1000)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "drift.md")
+    parser.add_argument("--out", type=Path,
+                        help="write the table to this file (e.g. docs/drift-mr.md); without it "
+                             "the table is only printed, so a partial run never overwrites one")
     parser.add_argument("--reuse", action="store_true", help="reuse existing attack-pgd.json")
     args = parser.parse_args()
     lines = [
@@ -72,8 +74,8 @@ def main() -> int:
                     f"{mean_std([r['cosine'] for r in rows])} | "
                     f"{mean_std([r['euclidean'] for r in rows])} |"
                 )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if args.out:
+        write_atomic(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -37,7 +37,7 @@ from advembed.methods import FLAG_OF, method_settings  # noqa: E402
 from advembed.objectives import REGISTRY as OBJECTIVES  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from summary_stats import mean_std  # noqa: E402
+from summary_stats import mean_std, replace_block, write_atomic  # noqa: E402
 
 DEFAULT_METHODS = ["none", "fgsm", "fgm", "pgd", "freeat", "yopo", "freelb", "smart"]
 FLAG = dict(FLAG_OF)
@@ -189,13 +189,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 def update_readme(path: Path, table: str) -> None:
     """Replace the text between the results markers of ``path`` with ``table``."""
-    text = path.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        raise SystemExit(f"{path}: no {START} / {END} markers")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    body = table.split("\n", 2)[2]  # drop the page title
-    path.write_text(f"{head}{START}\n{body}{END}{tail}", encoding="utf-8")
+    replace_block(path, START, END, table.split("\n", 2)[2])  # without the page title
 
 
 def main() -> int:
@@ -241,8 +235,7 @@ def main() -> int:
                 print(f"{name}: {status} {seconds:.0f} s", flush=True)
     table = aggregate(args)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table, encoding="utf-8")
+        write_atomic(args.out, table)
     if args.readme:
         update_readme(args.readme, table)
     print(table)

@@ -1,9 +1,11 @@
-"""What the benchmark scripts share for their tables: the ``mean ± std`` formatter and the
-per-seed paired differences."""
+"""What the benchmark scripts share for their tables: the ``mean ± std`` formatter, the
+per-seed paired differences, and writing a table or summary file whole or not at all."""
 
 from __future__ import annotations
 
+import os
 import statistics
+from pathlib import Path
 
 
 def mean_std(values: list, scale: float = 1.0, digits: int = 4) -> str:
@@ -20,3 +22,23 @@ def mean_std(values: list, scale: float = 1.0, digits: int = 4) -> str:
 def paired_points(mine: dict, other: dict) -> list[float]:
     """``mine − other`` in points (×100) for each seed both have, in seed order."""
     return [100 * (mine[s] - other[s]) for s in sorted(mine) if s in other]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename, so that an interrupted
+    script never leaves a half-written table; the folder is created when missing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def replace_block(path: Path, start: str, end: str, body: str) -> None:
+    """Put ``body`` between the ``start`` and ``end`` markers of ``path`` (a README), atomically;
+    a file without both markers is a one-line error."""
+    text = Path(path).read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        raise SystemExit(f"{path}: no {start} … {end} markers")
+    head, rest = text.split(start, 1)
+    write_atomic(path, f"{head}{start}\n{body}{end}{rest.split(end, 1)[1]}")

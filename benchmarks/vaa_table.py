@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from summary_stats import mean_std, paired_points  # noqa: E402
+from summary_stats import mean_std, paired_points, replace_block, write_atomic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # the model, its learning rate and epochs: MiniLM at the shipped fine-tuning defaults; ESIM
@@ -167,13 +167,7 @@ def markdown(table: list[dict], machine: str) -> str:
 
 def update_readme(path: Path, text: str) -> None:
     """The table's rows (from its header on) between the README's vaa markers."""
-    start, end = "<!-- vaa:start -->", "<!-- vaa:end -->"
-    readme = path.read_text(encoding="utf-8")
-    if start not in readme or end not in readme:
-        sys.exit(f"vaa_table: {path} has no {start} … {end} block")
-    rows = text[text.index("| model |"):]
-    head, rest = readme.split(start, 1)
-    path.write_text(f"{head}{start}\n{rows}{end}{rest.split(end, 1)[1]}", encoding="utf-8")
+    replace_block(path, "<!-- vaa:start -->", "<!-- vaa:end -->", text[text.index("| model |"):])
 
 
 def main() -> int:
@@ -184,9 +178,13 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
     parser.add_argument("--threads", type=int, default=1, help="OMP threads per run")
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "vaa")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results-vaa.md")
+    parser.add_argument("--out", type=Path,
+                        help="write the table to this file (the committed one: "
+                             "docs/results-vaa.md); without it the table is only printed, so a "
+                             "run for a few models or datasets never overwrites another table")
     parser.add_argument("--summary", type=Path,
-                        default=ROOT / "benchmarks" / "results" / "vaa" / "summary.json")
+                        help="write the rows as JSON to this file (the committed one: "
+                             "benchmarks/results/vaa/summary.json); not written without it")
     parser.add_argument("--machine", default=f"{platform.machine()}, {os.cpu_count()} CPUs")
     parser.add_argument("--aggregate-only", action="store_true")
     parser.add_argument("--readme", type=Path,
@@ -194,12 +192,14 @@ def main() -> int:
     args = parser.parse_args()
     code = 0 if args.aggregate_only else run_all(args)
     table = rows(args)
-    args.summary.parent.mkdir(parents=True, exist_ok=True)
-    args.summary.write_text(json.dumps(table, indent=1) + "\n")
-    args.out.write_text(markdown(table, args.machine))
+    text = markdown(table, args.machine)
+    if args.summary:
+        write_atomic(args.summary, json.dumps(table, indent=1) + "\n")
+    if args.out:
+        write_atomic(args.out, text)
     if args.readme:
-        update_readme(args.readme, markdown(table, args.machine))
-    print(args.out.read_text())
+        update_readme(args.readme, text)
+    print(text)
     return code
 
 

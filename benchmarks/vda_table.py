@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from summary_stats import mean_std, paired_points  # noqa: E402
+from summary_stats import mean_std, paired_points, write_atomic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["none", "vda", "freelb", "freelb+vda", "smart", "smart+vda"]
@@ -115,8 +115,12 @@ def main() -> int:
     parser.add_argument("--no-attack", action="store_true", help="only collect and write")
     parser.add_argument("--machine", default="this machine")
     parser.add_argument("--summary", type=Path,
-                        default=ROOT / "benchmarks" / "results" / "vda" / "summary.json")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results-vda.md")
+                        help="write the rows as JSON to this file (the committed one: "
+                             "benchmarks/results/vda/summary.json); not written without it")
+    parser.add_argument("--out", type=Path,
+                        help="write the table to this file (the committed one: "
+                             "docs/results-vda.md); without it the table is only printed, so a "
+                             "run for a few datasets or methods never overwrites another table")
     args = parser.parse_args()
     rows = []
     for dataset in args.datasets:
@@ -131,10 +135,12 @@ def main() -> int:
                 rows.append(row(run, dataset, method, seed))
     if not rows:
         sys.exit(f"no finished runs under {args.runs_dir}")
-    args.summary.parent.mkdir(parents=True, exist_ok=True)
-    args.summary.write_text(json.dumps(rows, indent=2) + "\n")
-    args.out.write_text(table(rows, args.machine))
-    print(table(rows, args.machine))
+    text = table(rows, args.machine)
+    if args.summary:
+        write_atomic(args.summary, json.dumps(rows, indent=2) + "\n")
+    if args.out:
+        write_atomic(args.out, text)
+    print(text)
     return 0
 
 
