@@ -98,6 +98,14 @@ def _scatter_panel(axes, groups: Sequence[Group], ylabel: str,
     axes.grid(alpha=0.3)
 
 
+def _figure_legend(figure, panels, extra: Sequence[Any] = ()) -> None:
+    """One legend right of all panels: each label once, whichever panel drew it, then extra."""
+    handles = {label: handle for axes in panels
+               for handle, label in zip(*axes.get_legend_handles_labels(), strict=True)}
+    handles |= {item.get_label(): item for item in extra}
+    figure.legend([*handles.values()], [*handles], loc="outside right upper", fontsize="small")
+
+
 def plot_clean_vs_attack(groups: Sequence[Group]) -> Plot:
     """Clean test accuracy vs attack accuracy, one point per run, ◆ = configuration mean."""
     plot = Plot("clean-vs-attack.png", "Clean accuracy vs accuracy under attack "
@@ -115,10 +123,7 @@ def plot_clean_vs_attack(groups: Sequence[Group]) -> Plot:
 
     mean = Line2D([], [], linestyle="none", marker="D", markersize=8, color="white",
                   markeredgecolor="black", label="configuration mean")
-    handles = {label: handle for axes in panels
-               for handle, label in zip(*axes.get_legend_handles_labels(), strict=True)}
-    figure.legend([*handles.values(), mean], [*handles, mean.get_label()],
-                  loc="outside right upper", fontsize="small")
+    _figure_legend(figure, panels, extra=[mean])
     plot.png = _png(figure)
     return plot
 
@@ -216,9 +221,7 @@ def plot_vulnerability_sweep(groups: Sequence[Group]) -> Plot:
         axes.set_xlabel("ε (FGSM step)")
         axes.set_ylabel("ROC AUC of the label")
         axes.grid(alpha=0.3)
-    handles = {label: handle for axes in panels
-               for handle, label in zip(*axes.get_legend_handles_labels(), strict=True)}
-    figure.legend([*handles.values()], [*handles], loc="outside right upper", fontsize="small")
+    _figure_legend(figure, panels)
     plot.png = _png(figure)
     return plot
 

@@ -14,7 +14,8 @@ from advembed.runs import read_run
 WORD_ATTACK_KEYS = ("original_accuracy", "attack_accuracy", "success_rate", "mean_queries",
                     "mean_perturbed_percent")
 # written by benchmarks/vulnerability_sweep.py into each run it sweeps (paper 002, Figure 3b):
-# {"split": ..., "examples": n, "rows": [{"norm", "epsilon", "criterion", "auc", ...}, ...]}
+# {"split": ..., "limit": n or null, "examples": n,
+#  "rows": [{"norm", "epsilon", "criterion", "auc", "theorem1", ...}, ...]}
 VULNERABILITY_SWEEP_FILE = "vulnerability-sweep.json"
 
 
