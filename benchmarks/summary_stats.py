@@ -3,9 +3,11 @@ per-seed paired differences, and writing a table or summary file whole or not at
 
 from __future__ import annotations
 
-import os
 import statistics
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
 def mean_std(values: list, scale: float = 1.0, digits: int = 4) -> str:
@@ -25,13 +27,13 @@ def paired_points(mine: dict, other: dict) -> list[float]:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename, so that an interrupted
-    script never leaves a half-written table; the folder is created when missing."""
+    """Write ``text`` to ``path`` with the report's atomic writer (temporary file, rename), so
+    an interrupted script never leaves a half-written table; the folder is created if missing."""
+    from advembed.report.render import write_atomic as write_bytes_atomic
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def replace_block(path: Path, start: str, end: str, body: str) -> None:
