@@ -1,0 +1,210 @@
+"""Accuracy under attack of trained runs, mean ± std over seeds, and gains over plain training.
+
+Clean test accuracy next to accuracy under embedding (PGD, vulnerability AUC) and word (PWWS,
+BERT-Attack) attacks, and each method's gain over plain training paired by seed.
+
+For every finished run ``RUNS_DIR/DATASET-METHOD-sSEED`` (as ``benchmarks/quality.py`` names
+them), each attack of ``--attacks`` whose summary ``RUN/attack-NAME.json`` is missing is run by
+``advembed attack`` with its defaults on a seeded sample of the test split (``--n-examples``;
+the whole split where smaller); then the runs' figures go into ``--summary`` (one row per run)
+and a Markdown table into ``--out`` (both only when given; the table is always printed).
+
+    python benchmarks/attack_table.py --runs-dir runs/pairs --datasets bible-para bbc-match \\
+        --methods none freelb --attacks pgd vulnerability pwws --title "Plain vs FreeLB on pairs"
+
+Word attacks report the headline accuracy under attack: the lowest over the logit temperatures
+the attacker tries (``attack_accuracy_rescaled``), with the plain one kept as ``*_t1``.
+``vda_table.py`` is this script with paper 003's methods and the two word attacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from summary_stats import mean_std, paired_points, write_atomic  # noqa: E402
+
+WORD_ATTACKS = {"pwws": ("pwws_attack_acc", "PWWS"),
+                "bert-attack": ("bert_attack_acc", "BERT-Attack")}
+ATTACKS = ["pgd", "vulnerability", *WORD_ATTACKS]
+WORD_NOTE = ("Accuracy under attack is the lowest over the logit temperatures the attacker "
+             "tries (1, 100, 0.01).")
+
+
+def attack(run: Path, recipe: str, n_examples: int, workers: int) -> None:
+    """Run ``advembed attack`` (a failure ends the script with its last error line)."""
+    command = [sys.executable, "-m", "advembed.cli", "attack", "--run", str(run), "--attack",
+               recipe, "--n-examples", str(n_examples), "--no-progress"]
+    if recipe in WORD_ATTACKS:
+        command += ["--workers", str(workers)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{recipe} on {run} failed: {done.stderr.strip().splitlines()[-1]}")
+
+
+def _pgd_key(epsilon: float) -> str:
+    return f"pgd_acc@{epsilon:g}"
+
+
+def attack_figures(run: Path, attacks: list[str]) -> dict:
+    """The figures of each attack summary the run has (absent ones are ``None``)."""
+    out: dict = {}
+    for recipe in attacks:
+        path = run / f"attack-{recipe}.json"
+        summary = json.loads(path.read_text()) if path.is_file() else None
+        if recipe == "pgd":
+            for result in (summary or {}).get("results", []):
+                out[_pgd_key(result["epsilon"])] = result["accuracy"]
+        elif recipe == "vulnerability":
+            auc = (summary or {}).get("auc", {})
+            out["vulnerability_auc_f1"] = auc.get("F1")
+            out["vulnerability_auc_f2"] = auc.get("F2")
+        else:
+            key = WORD_ATTACKS[recipe][0]
+            out[key] = summary.get("attack_accuracy_rescaled", summary["attack_accuracy"]) if (
+                summary) else None
+            if summary:
+                out[f"{key}_t1"] = summary["attack_accuracy"]
+                out[f"{recipe}_examples"] = summary["examples"]
+                out[f"{recipe}_mean_queries"] = summary["mean_queries"]
+                out[f"{recipe}_perturbed_percent"] = summary["mean_perturbed_percent"]
+    return out
+
+
+def row(run: Path, dataset: str, method: str, seed: int, attacks: list[str]) -> dict:
+    metrics = json.loads((run / "metrics.json").read_text())
+    return {"dataset": dataset, "method": method, "seed": seed,
+            "clean_test_acc": metrics["test"]["accuracy"],
+            "train_seconds": metrics["train"]["seconds"], **attack_figures(run, attacks)}
+
+
+def columns(rows: list[dict], attacks: list[str]) -> list[tuple[str, str, str | None]]:
+    """``(key, header, gain header or None)`` of every figure column, in ``attacks`` order;
+    PGD has one column per radius the summaries hold."""
+    out = []
+    for recipe in attacks:
+        if recipe == "pgd":
+            radii = sorted({float(k.split("@")[1]) for r in rows for k in r
+                            if k.startswith("pgd_acc@")})
+            out += [(_pgd_key(e), f"PGD ε={e:g} acc", f"Δ PGD ε={e:g}") for e in radii]
+        elif recipe == "vulnerability":
+            out += [("vulnerability_auc_f1", "vulnerability AUC F1", None),
+                    ("vulnerability_auc_f2", "vulnerability AUC F2", None)]
+        else:
+            key, name = WORD_ATTACKS[recipe]
+            out.append((key, f"{name} acc under attack", f"Δ {name}"))
+    return out
+
+
+def paired(rows: list[dict], dataset: str, method: str, key: str) -> list[float]:
+    """Per-seed differences ``method`` − plain in points, over seeds where both have ``key``."""
+    def by_seed(name):
+        return {r["seed"]: r[key] for r in rows if r["dataset"] == dataset
+                and r["method"] == name and r.get(key) is not None}
+
+    return paired_points(by_seed(method), by_seed("none"))
+
+
+def gains(rows: list[dict], methods: list[str], cols: list[tuple]) -> list[str]:
+    """The table of gains over plain training paired by seed (the two runs of a seed start
+    from the same initial head), as ``vaa_table.py`` gives VAA's."""
+    keyed = [("clean_test_acc", "Δ clean test")] + [(k, g) for k, _, g in cols if g]
+    lines = ["", "Gains over plain (`none`) of the same seed, in accuracy points, mean ± std "
+             "over the seeds where both runs have the figure:", "",
+             "| dataset | method | " + " | ".join(g for _, g in keyed) + " |",
+             "|---|---|" + "---|" * len(keyed)]
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        for method in [m for m in methods if m != "none"]:
+            cells = [paired(rows, dataset, method, key) for key, _ in keyed]
+            if any(cells):
+                lines.append(f"| {dataset} | {method} | "
+                             + " | ".join(mean_std(c, digits=2) for c in cells) + " |")
+    return lines if len(lines) > 5 else []
+
+
+def table(rows: list[dict], methods: list[str], attacks: list[str], title: str,
+          script: str, machine: str) -> str:
+    cols = columns(rows, attacks)
+    notes = []
+    if "pgd" in attacks:
+        notes.append("PGD: `advembed attack --attack pgd` defaults (L2, 3 steps, α = ε/2) at "
+                     "each radius ε.")
+    if "vulnerability" in attacks:
+        notes.append("Vulnerability AUC: ROC AUC of the gold label from F1 / F2 (paper 002) "
+                     "at FGSM L2 ε = 0.02.")
+    if any(a in WORD_ATTACKS for a in attacks):
+        notes.append(WORD_NOTE)
+    lines = [f"# {title}", "",
+             f"Written by `benchmarks/{script}` from the runs' own files; machine: {machine}. "
+             + " ".join(notes), "",
+             "| dataset | method | seeds | clean test acc | "
+             + " | ".join(h for _, h, _ in cols) + " | train s |",
+             "|---|---|---|---|" + "---|" * len(cols) + "---|"]
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        for method in methods:
+            group = [r for r in rows if r["dataset"] == dataset and r["method"] == method]
+            if not group:
+                continue
+            lines.append(
+                f"| {dataset} | {method} | {len(group)} | "
+                f"{mean_std([r['clean_test_acc'] for r in group])} | "
+                + "".join(f"{mean_std([r.get(k) for r in group])} | " for k, _, _ in cols)
+                + f"{statistics.mean(r['train_seconds'] for r in group):.0f} |")
+    return "\n".join(lines + gains(rows, methods, cols)) + "\n"
+
+
+def parser(methods: list[str] | None = None, attacks: list[str] | None = None,
+           title: str = "Accuracy under attack",
+           description: str = __doc__.splitlines()[0]) -> argparse.ArgumentParser:
+    """The command line; ``vda_table.py`` fixes the methods, attacks and title it offers."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--runs-dir", type=Path, required=True)
+    p.add_argument("--datasets", nargs="+", default=["mr", "cr"])
+    p.add_argument("--methods", nargs="+", default=methods or ["none", "freelb"],
+                   choices=methods)
+    p.add_argument("--attacks", nargs="+", default=attacks or ["pgd", "pwws"],
+                   choices=attacks or ATTACKS)
+    p.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15])
+    p.add_argument("--n-examples", type=int, default=1000)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--no-attack", action="store_true", help="only collect and write")
+    p.add_argument("--title", default=title)
+    p.add_argument("--machine", default="this machine")
+    p.add_argument("--summary", type=Path,
+                   help="write the rows as JSON to this file; not written without it")
+    p.add_argument("--out", type=Path,
+                   help="write the table to this file; without it the table is only printed, "
+                        "so a run for a few datasets or methods never overwrites another table")
+    return p
+
+
+def main(args: argparse.Namespace, script: str = "attack_table.py") -> int:
+    rows = []
+    for dataset in args.datasets:
+        for method in args.methods:
+            for seed in args.seeds:
+                run = args.runs_dir / f"{dataset}-{method}-s{seed}"
+                if not (run / "metrics.json").is_file():
+                    continue
+                for recipe in args.attacks:
+                    if not args.no_attack and not (run / f"attack-{recipe}.json").is_file():
+                        attack(run, recipe, args.n_examples, args.workers)
+                rows.append(row(run, dataset, method, seed, args.attacks))
+    if not rows:
+        sys.exit(f"no finished runs under {args.runs_dir}")
+    text = table(rows, args.methods, args.attacks, args.title, script, args.machine)
+    if args.summary:
+        write_atomic(args.summary, json.dumps(rows, indent=2) + "\n")
+    if args.out:
+        write_atomic(args.out, text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(parser().parse_args()))

@@ -1,0 +1,89 @@
+"""``benchmarks/attack_table.py`` (and ``vda_table.py`` on it): the figures each run's attack
+summaries hold, their mean ± std over seeds and the gains over plain paired by seed, checked
+against values computed by hand on fake run folders."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    """The benchmark script ``name`` as a module; ``sys.path`` is left as it was (the scripts
+    put the checkout's ``src`` first, which must not shadow a mutated copy under test)."""
+    saved = list(sys.path)
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = saved
+    return module
+
+
+@pytest.fixture(scope="module")
+def attack_table():
+    return _load("attack_table")
+
+
+def _run(root: Path, name: str, clean: float, pgd: dict, pwws: tuple | None, auc=None) -> None:
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps(
+        {"test": {"accuracy": clean}, "train": {"seconds": 100.0}}))
+    (run / "attack-pgd.json").write_text(json.dumps(
+        {"results": [{"epsilon": e, "accuracy": a} for e, a in pgd.items()]}))
+    if pwws:
+        (run / "attack-pwws.json").write_text(json.dumps(
+            {"attack_accuracy": pwws[0], "attack_accuracy_rescaled": pwws[1], "examples": 40,
+             "mean_queries": 55.5, "mean_perturbed_percent": 7.5}))
+    if auc:
+        (run / "attack-vulnerability.json").write_text(json.dumps({"auc": auc}))
+
+
+def test_table_means_and_paired_gains(attack_table, tmp_path):
+    _run(tmp_path, "bp-none-s13", 0.90, {0.02: 0.70, 0.1: 0.30}, (0.20, 0.15), {"F1": 0.3})
+    _run(tmp_path, "bp-none-s14", 0.80, {0.02: 0.60, 0.1: 0.20}, (0.30, 0.25), {"F1": 0.5})
+    _run(tmp_path, "bp-freelb-s13", 0.93, {0.02: 0.75, 0.1: 0.40}, (0.22, 0.22))
+    _run(tmp_path, "bp-freelb-s14", 0.82, {0.02: 0.64, 0.1: 0.20}, None)
+    args = attack_table.parser().parse_args(
+        ["--runs-dir", str(tmp_path), "--datasets", "bp", "--seeds", "13", "14", "--no-attack",
+         "--attacks", "pgd", "vulnerability", "pwws", "--summary", str(tmp_path / "s.json"),
+         "--out", str(tmp_path / "t.md")])
+    assert attack_table.main(args) == 0
+    lines = (tmp_path / "t.md").read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| dataset | method | seeds"))
+    assert header == ("| dataset | method | seeds | clean test acc | PGD ε=0.02 acc | "
+                      "PGD ε=0.1 acc | vulnerability AUC F1 | vulnerability AUC F2 | "
+                      "PWWS acc under attack | train s |")
+    # plain: clean 0.85 ± 0.0707; PGD 0.65 ± 0.0707 and 0.25 ± 0.0707; AUC F1 0.4 ± 0.1414;
+    # PWWS headline is the rescaled figure: 0.15, 0.25 -> 0.20 ± 0.0707
+    assert ("| bp | none | 2 | 0.8500 ± 0.0707 | 0.6500 ± 0.0707 | 0.2500 ± 0.0707 | "
+            "0.4000 ± 0.1414 | – | 0.2000 ± 0.0707 | 100 |") in lines
+    # FreeLB has PWWS on seed 13 only: one value, marked as such, not a mean
+    assert ("| bp | freelb | 2 | 0.8750 ± 0.0778 | 0.6950 ± 0.0778 | 0.3000 ± 0.1414 | – | – | "
+            "0.2200 (1 seed) | 100 |") in lines
+    # gains paired by seed, in points: clean +3, +2; PGD 0.02 +5, +4; PGD 0.1 +10, 0;
+    # PWWS only seed 13: 0.22 - 0.15 = +7
+    assert ("| bp | freelb | 2.50 ± 0.71 | 4.50 ± 0.71 | 5.00 ± 7.07 | 7.00 (1 seed) |"
+            in lines)
+    rows = json.loads((tmp_path / "s.json").read_text())
+    seed13 = next(r for r in rows if r["method"] == "freelb" and r["seed"] == 13)
+    assert seed13["pwws_attack_acc_t1"] == 0.22 and seed13["pgd_acc@0.1"] == 0.40
+
+
+def test_vda_table_keeps_its_methods_and_word_attacks(attack_table):
+    vda = _load("vda_table")
+    args = attack_table.parser(vda.METHODS, vda.ATTACKS, vda.TITLE).parse_args(
+        ["--runs-dir", "x"])
+    assert args.attacks == ["pwws", "bert-attack"] and args.methods == vda.METHODS
+    with pytest.raises(SystemExit):
+        attack_table.parser(vda.METHODS, vda.ATTACKS, vda.TITLE).parse_args(
+            ["--runs-dir", "x", "--attacks", "pgd"])
