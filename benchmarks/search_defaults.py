@@ -3,10 +3,12 @@
 The papers' values were tuned for other encoders (ALBERT, BERT-base, NEZHA); the default
 MiniLM's token embeddings have norm ≈ 1.07, and an FGM with ε = 1 (L2 over the example)
 collapsed it to chance in a quick trial.  For each method this trains one seed per grid point
-on ``mr`` and keeps the value with the best **dev** accuracy (test is never looked at), writing
-``docs/defaults.md`` and a JSON of the winners that ``quality.py --method-options`` accepts.
+on ``mr`` and keeps the value with the best **dev** accuracy (test is never looked at); the
+table goes to ``--out`` (the committed one: ``docs/defaults.md``) and a JSON of the winners that
+``quality.py --method-options`` accepts to ``--json-out`` (``docs/defaults.json``), each only
+when given and written whole or not at all; the table is always printed.
 
-    python benchmarks/search_defaults.py --jobs 8 [--epochs 2]
+    python benchmarks/search_defaults.py --jobs 8 [--epochs 2] --out /tmp/defaults.md
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import quality  # noqa: E402
+from summary_stats import write_atomic  # noqa: E402
 
 # method → list of option dicts tried.  Sizes are relative to MiniLM's embedding scale:
 # per-token norm ≈ 1.07 (an example of ~27 tokens has norm ≈ 5.6); per-element ≈ 0.055.
@@ -48,8 +51,12 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--methods", nargs="+", default=list(GRID))
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "search")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "defaults.md")
-    parser.add_argument("--json-out", type=Path, default=ROOT / "docs" / "defaults.json")
+    parser.add_argument("--out", type=Path,
+                        help="write the table here (the committed one: docs/defaults.md); "
+                             "without it the table is only printed, so a search of a few "
+                             "methods never overwrites the published one")
+    parser.add_argument("--json-out", type=Path,
+                        help="write the chosen options here (docs/defaults.json)")
     parser.add_argument("--machine", help="description of the machine for the table")
     args = parser.parse_args()
     args.rerun = False
@@ -106,9 +113,10 @@ def main() -> int:
                 f"| {method} | `{json.dumps(options)}` | {metrics['best_dev']['accuracy']:.4f} | "
                 f"{'yes' if metrics.get('collapsed') else ''} | {mark} |"
             )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    args.json_out.write_text(json.dumps(chosen, indent=2) + "\n", encoding="utf-8")
+    if args.out:
+        write_atomic(args.out, "\n".join(lines) + "\n")
+    if args.json_out:
+        write_atomic(args.json_out, json.dumps(chosen, indent=2) + "\n")
     print("\n".join(lines))
     return 0
 

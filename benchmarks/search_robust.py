@@ -7,9 +7,11 @@ by 100 and 1/100 (the lowest of the three), subject to clean dev accuracy no low
 fine-tuning's minus ``--max-drop``.  The test split is never read.  Step size and random start
 are multiples of the model's mean word-embedding norm (as the preset declares them).
 
-    python benchmarks/search_robust.py --dataset mr --jobs 4        # a GPU: several at a time
+    python benchmarks/search_robust.py --dataset mr --jobs 4 --out docs/search-robust.md
 
-Writes ``docs/search-robust.md`` and ``docs/search-robust.json`` (every point, and the choice).
+Writes the table to ``--out`` (the committed one: ``docs/search-robust.md``) and every point
+with the choice beside it as JSON (same name, ``.json``), only when ``--out`` is given and whole
+or not at all; the table is always printed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import quality  # noqa: E402
+from summary_stats import write_atomic  # noqa: E402
 
 GRID = {"steps": (5, 10, 20), "alpha": (0.028, 0.056, 0.112), "init_mag": (0.047,),
         "warmup_steps": (0, 50)}
@@ -69,7 +72,9 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--attack-workers", type=int, default=1)
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "search-robust")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "search-robust.md")
+    parser.add_argument("--out", type=Path,
+                        help="write the table here and the points beside it as .json (the "
+                             "committed ones: docs/search-robust.md/.json); else only printed")
     parser.add_argument("--text-column", help="for a CSV/TSV/JSONL --dataset")
     for key, values in GRID.items():
         parser.add_argument(f"--{key.replace('_', '-')}", type=float, nargs="+",
@@ -127,10 +132,11 @@ def write(rows, norm: float, args) -> None:
         ok = "plain" if tag == "plain" else ("yes" if dev >= floor else "no")
         lines.append(f"| {tag} | {dev:.4f} | {acc:.4f} | {rescaled:.4f} | {ok} |")
     lines += ["", f"Chosen: `{best[0]}`." if best else "No point met the clean-accuracy floor."]
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    args.out.with_suffix(".json").write_text(json.dumps(
-        {"embedding_norm": norm, "plain_dev": plain, "rows": scored,
-         "chosen": best[1] if best else None}, indent=1), encoding="utf-8")
+    if args.out:
+        write_atomic(args.out, "\n".join(lines) + "\n")
+        write_atomic(args.out.with_suffix(".json"), json.dumps(
+            {"embedding_norm": norm, "plain_dev": plain, "rows": scored,
+             "chosen": best[1] if best else None}, indent=1))
     print("\n".join(lines))
 
 
