@@ -60,10 +60,12 @@ def attack_figures(run: Path, attacks: list[str]) -> dict:
         if recipe == "pgd":
             for result in (summary or {}).get("results", []):
                 out[_pgd_key(result["epsilon"])] = result["accuracy"]
+            out["pgd_examples"] = (summary or {}).get("examples")
         elif recipe == "vulnerability":
             auc = (summary or {}).get("auc", {})
             out["vulnerability_auc_f1"] = auc.get("F1")
             out["vulnerability_auc_f2"] = auc.get("F2")
+            out["vulnerability_examples"] = (summary or {}).get("examples")
         else:
             key = WORD_ATTACKS[recipe][0]
             out[key] = summary.get("attack_accuracy_rescaled", summary["attack_accuracy"]) if (
@@ -127,6 +129,25 @@ def gains(rows: list[dict], methods: list[str], cols: list[tuple]) -> list[str]:
     return lines if len(lines) > 5 else []
 
 
+def sample_sizes(rows: list[dict], attacks: list[str]) -> list[str]:
+    """One line naming how many test examples each attack read per dataset (a range where the
+    runs differ), so that a table made on a sample never reads as the whole split."""
+    names = {"pgd": "PGD", "vulnerability": "vulnerability"} | {
+        k: v[1] for k, v in WORD_ATTACKS.items()}
+    parts = []
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        sizes = []
+        for recipe in attacks:
+            counts = sorted({r[f"{recipe}_examples"] for r in rows if r["dataset"] == dataset
+                             and r.get(f"{recipe}_examples") is not None})
+            if counts:
+                span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+                sizes.append(f"{names[recipe]} {span}")
+        if sizes:
+            parts.append(f"{dataset}: {', '.join(sizes)}")
+    return ["", "Test examples attacked per run: " + "; ".join(parts) + "."] if parts else []
+
+
 def table(rows: list[dict], methods: list[str], attacks: list[str], title: str,
           script: str, machine: str) -> str:
     cols = columns(rows, attacks)
@@ -155,7 +176,7 @@ def table(rows: list[dict], methods: list[str], attacks: list[str], title: str,
                 f"{mean_std([r['clean_test_acc'] for r in group])} | "
                 + "".join(f"{mean_std([r.get(k) for r in group])} | " for k, _, _ in cols)
                 + f"{statistics.mean(r['train_seconds'] for r in group):.0f} |")
-    return "\n".join(lines + gains(rows, methods, cols)) + "\n"
+    return "\n".join(lines + sample_sizes(rows, attacks) + gains(rows, methods, cols)) + "\n"
 
 
 def parser(methods: list[str] | None = None, attacks: list[str] | None = None,

@@ -39,7 +39,7 @@ def _run(root: Path, name: str, clean: float, pgd: dict, pwws: tuple | None, auc
     (run / "metrics.json").write_text(json.dumps(
         {"test": {"accuracy": clean}, "train": {"seconds": 100.0}}))
     (run / "attack-pgd.json").write_text(json.dumps(
-        {"results": [{"epsilon": e, "accuracy": a} for e, a in pgd.items()]}))
+        {"examples": 50, "results": [{"epsilon": e, "accuracy": a} for e, a in pgd.items()]}))
     if pwws:
         (run / "attack-pwws.json").write_text(json.dumps(
             {"attack_accuracy": pwws[0], "attack_accuracy_rescaled": pwws[1], "examples": 40,
@@ -70,6 +70,7 @@ def test_table_means_and_paired_gains(attack_table, tmp_path):
     # FreeLB has PWWS on seed 13 only: one value, marked as such, not a mean
     assert ("| bp | freelb | 2 | 0.8750 ± 0.0778 | 0.6950 ± 0.0778 | 0.3000 ± 0.1414 | – | – | "
             "0.2200 (1 seed) | 100 |") in lines
+    assert "Test examples attacked per run: bp: PGD 50, PWWS 40." in lines
     # gains paired by seed, in points: clean +3, +2; PGD 0.02 +5, +4; PGD 0.1 +10, 0;
     # PWWS only seed 13: 0.22 - 0.15 = +7
     assert ("| bp | freelb | 2.50 ± 0.71 | 4.50 ± 0.71 | 5.00 ± 7.07 | 7.00 (1 seed) |"
