@@ -36,15 +36,29 @@ WORD_NOTE = ("Accuracy under attack is the lowest over the logit temperatures th
              "tries (1, 100, 0.01).")
 
 
-def attack(run: Path, recipe: str, n_examples: int, workers: int) -> None:
-    """Run ``advembed attack`` (a failure ends the script with its last error line)."""
+def run_attack(run: Path, recipe: str, n_examples: int, workers: int = 1,
+               split: str = "test") -> str | None:
+    """Run ``advembed attack`` on ``run`` (a seeded sample of ``split``, sample seed 0; word
+    attacks in ``workers`` processes), writing ``RUN/attack-RECIPE.json``; ``None`` when it
+    succeeded, else its last error line.  ``search_robust.py`` and ``vda_curves.py`` attack
+    their dev samples through it too."""
     command = [sys.executable, "-m", "advembed.cli", "attack", "--run", str(run), "--attack",
-               recipe, "--n-examples", str(n_examples), "--no-progress"]
+               recipe, "--split", split, "--n-examples", str(n_examples), "--seed", "0",
+               "--no-progress"]
     if recipe in WORD_ATTACKS:
         command += ["--workers", str(workers)]
     done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"{recipe} on {run} failed: {done.stderr.strip().splitlines()[-1]}")
+    if done.returncode == 0:
+        return None
+    lines = done.stderr.strip().splitlines()
+    return lines[-1] if lines else f"exit status {done.returncode}"
+
+
+def attack(run: Path, recipe: str, n_examples: int, workers: int) -> None:
+    """:func:`run_attack` on the test split; a failure ends the script with its error line."""
+    error = run_attack(run, recipe, n_examples, workers)
+    if error:
+        sys.exit(f"{recipe} on {run} failed: {error}")
 
 
 def _pgd_key(epsilon: float) -> str:

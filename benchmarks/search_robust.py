@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import quality  # noqa: E402
+from attack_table import run_attack  # noqa: E402
 from summary_stats import write_atomic  # noqa: E402
 
 GRID = {"steps": (5, 10, 20), "alpha": (0.028, 0.056, 0.112), "init_mag": (0.047,),
@@ -49,12 +49,9 @@ def absolute(point: dict, norm: float) -> dict:
 
 def pwws_on_dev(run: Path, args) -> dict | None:
     summary = run / "attack-pwws.json"
-    if not summary.is_file():
-        command = [sys.executable, "-m", "advembed.cli", "attack", "--run", str(run), "--attack",
-                   "pwws", "--split", "dev", "--n-examples", str(args.sample), "--seed", "0",
-                   "--workers", str(args.attack_workers), "--no-progress"]
-        if subprocess.call(command, stdout=subprocess.DEVNULL) != 0:
-            return None
+    if not summary.is_file() and run_attack(run, "pwws", args.sample, args.attack_workers,
+                                            split="dev"):
+        return None
     return json.loads(summary.read_text())
 
 
