@@ -561,3 +561,46 @@ def test_a_truncated_file_in_the_cache_is_extracted_again(tmp_path, monkeypatch)
         again = provider.extract(pkg, "pkg/data/")
     assert (again / "pkg" / "data" / "table.txt").stat().st_size == 5000
     assert not dead.exists()
+
+
+def _guard_stops_at(evaluations, *, max_steps, warmup_steps, active=True, history=()):
+    """Feed a collapse guard (chance 0.5) dev accuracies ``(step, value)`` in order, after an
+    earlier ``history`` of evaluations (a resumed run); the step it stopped at, or ``None``."""
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl
+
+    from advembed.training.callbacks import CollapseGuard
+
+    guard = CollapseGuard(0.5, active=active)
+    args = SimpleNamespace(get_warmup_steps=lambda steps: warmup_steps)
+    state = SimpleNamespace(max_steps=max_steps, global_step=0, log_history=[
+        {"eval_accuracy": value, "step": step} for step, value in history])
+    for step, value in evaluations:
+        state.global_step = step
+        state.log_history.append({"eval_accuracy": value, "step": step})
+        control = guard.on_evaluate(args, state, TrainerControl(),
+                                    metrics={"eval_accuracy": value})
+        if control.should_training_stop:
+            assert guard.collapsed
+            return step
+    assert not guard.collapsed
+    return None
+
+
+def test_the_collapse_guard_judges_after_the_warm_up_and_a_fifth_of_the_run():
+    """ESIM on bbc-match: 15 epochs of 103 steps (1545), warm-up 155; judged from
+    max(155, ⌈0.2 · 1545⌉ = 309), i.e. epoch 3 — plain ESIM is at chance after epochs 1 and 2."""
+    esim = {"max_steps": 1545, "warmup_steps": 155}
+    assert _guard_stops_at([(103, 0.5), (206, 0.5), (309, 0.5)], **esim) == 309
+    assert _guard_stops_at([(103, 0.5), (206, 0.5), (309, 0.74), (412, 0.5)], **esim) is None
+    assert _guard_stops_at([(103, 0.5), (206, 0.5), (309, 0.505)], **esim) == 309  # margin 0.01
+    assert _guard_stops_at([(103, 0.5), (206, 0.5), (309, 0.52)], **esim) is None
+    # MiniLM on mr: 795 steps, warm-up 80, judged from 159: the first epoch (265) is judged
+    assert _guard_stops_at([(265, 0.5)], max_steps=795, warmup_steps=80) == 265
+    # a warm-up longer than a fifth of the run: judged from its end (60 of 100)
+    assert _guard_stops_at([(20, 0.5), (40, 0.5), (60, 0.5)], max_steps=100,
+                           warmup_steps=60) == 60
+    # plain fine-tuning (inactive) runs its course; a resumed run was judged before it stopped
+    assert _guard_stops_at([(309, 0.5)], active=False, **esim) is None
+    assert _guard_stops_at([(412, 0.5)], history=[(309, 0.74)], **esim) is None

@@ -3,6 +3,7 @@ random state each epoch began with (for an exact ``--resume`` in the middle of a
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import shutil
@@ -13,14 +14,22 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
+JUDGE_AFTER = 0.2
+"""Share of the run's steps (and the whole learning-rate warm-up) a run may spend at chance."""
+
 
 class CollapseGuard(TrainerCallback):
-    """Stop training with a warning when the best metric on dev after the first evaluation is
-    no better than the task's trivial predictor (classification: always the majority label).
+    """Stop training with a warning when the dev metric is no better than the task's trivial
+    predictor (classification: always the majority label) at the first evaluation *after the
+    learning-rate warm-up and at least* ``JUDGE_AFTER`` *of the run's steps*.
 
     A too-large perturbation radius can collapse a model to predicting one class; finishing
     the run silently would waste the remaining epochs and hide the problem.  Active for
     adversarial methods only: plain fine-tuning is the reference and runs its full course.
+    Why not at the first evaluation: a model trained from scratch starts slowly — plain ESIM
+    over 15 epochs (warm-up 1.5) is exactly at chance after epoch 1 on both pair sets, at
+    0.51–0.71 after epoch 2 and 0.66–0.79 after epoch 3 — so judging epoch 1 stopped healthy
+    runs; a pretrained encoder's 3-epoch run is still judged after its first epoch.
     """
 
     def __init__(self, baseline: float | None, *, metric: str = "accuracy",
@@ -36,19 +45,29 @@ class CollapseGuard(TrainerCallback):
             return value <= self.baseline + self.margin
         return value >= self.baseline - self.margin
 
+    @staticmethod
+    def judged_from(args, state) -> int:
+        """The first step whose evaluation is judged: the end of the warm-up, or
+        ``JUDGE_AFTER`` of the run's steps, whichever is later."""
+        return max(args.get_warmup_steps(state.max_steps),
+                   math.ceil(JUDGE_AFTER * state.max_steps))
+
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        # The first evaluation of the run, counted in the (checkpointed) log history so that a
-        # resumed run does not take its next evaluation for the first.
-        evaluations = sum(f"eval_{self.metric}" in entry for entry in state.log_history)
+        # The first judged evaluation of the run, counted in the (checkpointed) log history so
+        # that a resumed run does not take its next evaluation for the first.
+        first = self.judged_from(args, state)
+        judged = sum(f"eval_{self.metric}" in entry and entry.get("step", 0) >= first
+                     for entry in state.log_history)
         value = (metrics or {}).get(f"eval_{self.metric}")
-        if self.active and evaluations == 1 and value is not None:
+        if self.active and judged == 1 and state.global_step >= first and value is not None:
             if self.at_baseline(value):
                 self.collapsed = True
                 control.should_training_stop = True
                 warnings.warn(
-                    f"training collapsed: dev {self.metric} {value:.4f} after the first epoch is "
-                    f"at chance ({self.baseline:.4f}, a trivial predictor); stopping. Lower the "
-                    "perturbation size (--adv-epsilon / --adv-alpha) or the learning rate.",
+                    f"training collapsed: dev {self.metric} {value:.4f} at step "
+                    f"{state.global_step} (after the warm-up and {JUDGE_AFTER:.0%} of the run) "
+                    f"is at chance ({self.baseline:.4f}, a trivial predictor); stopping. Lower "
+                    "the perturbation size (--adv-epsilon / --adv-alpha) or the learning rate.",
                     stacklevel=2,
                 )
         return control
