@@ -40,6 +40,8 @@ LM = "tests/test_lm.py"
 QA = "tests/test_qa_matching.py"
 MT = "tests/test_translation.py"
 BIBLE = "tests/test_bible.py"
+GUARD = ("tests/test_reliability.py::"
+         "test_the_collapse_guard_judges_after_the_warm_up_and_a_fifth_of_the_run")
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,16 @@ MUTANTS = [
            "            end -= 1  # the next book's heading entry", "            pass", (BIBLE,)),
     Mutant("bible-negative-least-similar", "data/bible.py",
            "other = max(near,", "other = min(near,", (BIBLE,)),
+    # --- the collapse guard (session 27: it stopped healthy ESIM runs after epoch 1) --------
+    Mutant("collapse-guard-judges-the-first-epoch", "training/callbacks.py",
+           "return max(args.get_warmup_steps(state.max_steps),\n"
+           "                   math.ceil(JUDGE_AFTER * state.max_steps))", "return 0", (GUARD,)),
+    Mutant("collapse-guard-ignores-the-warm-up", "training/callbacks.py",
+           "return max(args.get_warmup_steps(state.max_steps),\n"
+           "                   math.ceil(JUDGE_AFTER * state.max_steps))",
+           "return math.ceil(JUDGE_AFTER * state.max_steps)", (GUARD,)),
+    Mutant("collapse-guard-judges-every-evaluation", "training/callbacks.py",
+           "judged == 1 and", "judged >= 1 and", (GUARD,)),
 ]
 
 
