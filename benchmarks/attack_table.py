@@ -40,8 +40,8 @@ def run_attack(run: Path, recipe: str, n_examples: int, workers: int = 1,
                split: str = "test") -> str | None:
     """Run ``advembed attack`` on ``run`` (a seeded sample of ``split``, sample seed 0; word
     attacks in ``workers`` processes), writing ``RUN/attack-RECIPE.json``; ``None`` when it
-    succeeded, else its last error line.  ``search_robust.py`` and ``vda_curves.py`` attack
-    their dev samples through it too."""
+    succeeded, else its last error line (``attack_summary`` reads the summary back, attacking
+    first where it is missing: ``search_robust.py`` and ``vda_curves.py`` use it on dev)."""
     command = [sys.executable, "-m", "advembed.cli", "attack", "--run", str(run), "--attack",
                recipe, "--split", split, "--n-examples", str(n_examples), "--seed", "0",
                "--no-progress"]
@@ -52,6 +52,16 @@ def run_attack(run: Path, recipe: str, n_examples: int, workers: int = 1,
         return None
     lines = done.stderr.strip().splitlines()
     return lines[-1] if lines else f"exit status {done.returncode}"
+
+
+def attack_summary(run: Path, recipe: str, n_examples: int, workers: int = 1,
+                   split: str = "test") -> dict | None:
+    """``RUN/attack-RECIPE.json``, attacking first where it is missing; ``None`` when the
+    attack failed (the dev-sample searches skip such a point)."""
+    summary = run / f"attack-{recipe}.json"
+    if not summary.is_file() and run_attack(run, recipe, n_examples, workers, split=split):
+        return None
+    return json.loads(summary.read_text())
 
 
 def attack(run: Path, recipe: str, n_examples: int, workers: int) -> None:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import quality  # noqa: E402
-from attack_table import run_attack  # noqa: E402
+from attack_table import attack_summary  # noqa: E402
 from summary_stats import write_atomic  # noqa: E402
 
 GRID = {"steps": (5, 10, 20), "alpha": (0.028, 0.056, 0.112), "init_mag": (0.047,),
@@ -48,11 +48,7 @@ def absolute(point: dict, norm: float) -> dict:
 
 
 def pwws_on_dev(run: Path, args) -> dict | None:
-    summary = run / "attack-pwws.json"
-    if not summary.is_file() and run_attack(run, "pwws", args.sample, args.attack_workers,
-                                            split="dev"):
-        return None
-    return json.loads(summary.read_text())
+    return attack_summary(run, "pwws", args.sample, args.attack_workers, split="dev")
 
 
 def main() -> int:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import quality  # noqa: E402
-from attack_table import run_attack  # noqa: E402
+from attack_table import attack_summary  # noqa: E402
 from summary_stats import write_atomic  # noqa: E402
 
 VARIANCES = (1e-3, 4e-3, 1e-2, 4e-2, 1e-1)
@@ -57,10 +57,8 @@ def measure(tag: str, options: dict, args) -> dict:
     if not (run / "metrics.json").is_file():
         return row
     row["clean_dev"] = json.loads((run / "metrics.json").read_text())["best_dev"]["accuracy"]
-    summary = run / f"attack-{args.attack}.json"
-    if summary.is_file() or not run_attack(run, args.attack, args.sample, args.attack_workers,
-                                           split="dev"):
-        attacked = json.loads(summary.read_text())
+    attacked = attack_summary(run, args.attack, args.sample, args.attack_workers, split="dev")
+    if attacked:
         row["attack_dev"] = attacked.get("attack_accuracy_rescaled", attacked["attack_accuracy"])
         row["attack_dev_t1"] = attacked["attack_accuracy"]
     return row
