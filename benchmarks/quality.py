@@ -192,6 +192,22 @@ def update_readme(path: Path, table: str) -> None:
     replace_block(path, START, END, table.split("\n", 2)[2])  # without the page title
 
 
+def add_search_arguments(parser: argparse.ArgumentParser, *, epochs: float = 3.0) -> None:
+    """The training options of a one-dataset, one-seed search over grid points
+    (``search_defaults.py``, ``search_robust.py``, ``vda_curves.py``), with the defaults
+    ``quality.py``'s runs use."""
+    parser.add_argument("--dataset", default="mr")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--epochs", type=float, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=2e-5)
+    parser.add_argument("--limit", type=int, help="at most this many examples per split "
+                        "(a smoke test; published searches use the whole dataset)")
+    parser.add_argument("--max-steps", type=int, help="stop each run after this many steps")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["mr", "cr"])

@@ -40,15 +40,7 @@ GRID: dict[str, list[dict]] = {
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="mr")
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--epochs", type=float, default=2.0)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-5)
-    parser.add_argument("--model", default="default")
-    parser.add_argument("--limit", type=int)
-    parser.add_argument("--max-steps", type=int)
-    parser.add_argument("--jobs", type=int, default=1)
+    quality.add_search_arguments(parser, epochs=2.0)
     parser.add_argument("--methods", nargs="+", default=list(GRID))
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "search")
     parser.add_argument("--out", type=Path,

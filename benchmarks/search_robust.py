@@ -53,16 +53,10 @@ def pwws_on_dev(run: Path, args) -> dict | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="mr")
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--model", default="default")
-    parser.add_argument("--epochs", type=float, default=3.0)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-5)
+    quality.add_search_arguments(parser)
     parser.add_argument("--sample", type=int, default=200, help="dev examples PWWS attacks")
     parser.add_argument("--max-drop", type=float, default=0.01,
                         help="largest clean dev accuracy drop from plain fine-tuning")
-    parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--attack-workers", type=int, default=1)
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "search-robust")
     parser.add_argument("--out", type=Path,
@@ -75,7 +69,6 @@ def main() -> int:
     args = parser.parse_args()
     grid = {key: [int(v) if key in ("steps", "warmup_steps") else v
                   for v in getattr(args, key)] for key in GRID}
-    args.limit = args.max_steps = None
     args.rerun, args.objective_options = False, {}
     args.runs_dir.mkdir(parents=True, exist_ok=True)
 

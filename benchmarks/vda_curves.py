@@ -126,20 +126,11 @@ def plot(rows: list[dict], args) -> bytes:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="mr")
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--model", default="default")
-    parser.add_argument("--epochs", type=float, default=3.0)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-5)
-    parser.add_argument("--limit", type=int, help="at most this many examples per split "
-                        "(a smoke test; the published curve uses the whole dataset)")
-    parser.add_argument("--max-steps", type=int, help="stop each run after this many steps")
+    quality.add_search_arguments(parser)
     parser.add_argument("--variances", type=float, nargs="+", default=list(VARIANCES))
     parser.add_argument("--samples", type=int, nargs="+", default=list(SAMPLES))
     parser.add_argument("--attack", default="pwws", choices=("pwws", "bert-attack"))
     parser.add_argument("--sample", type=int, default=200, help="dev examples attacked")
-    parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--attack-workers", type=int, default=1)
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "vda-curves")
     parser.add_argument("--out", type=Path,
