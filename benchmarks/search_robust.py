@@ -47,10 +47,6 @@ def absolute(point: dict, norm: float) -> dict:
                     "epsilon": 0.0, "clean_pass": True}
 
 
-def pwws_on_dev(run: Path, args) -> dict | None:
-    return attack_summary(run, "pwws", args.sample, args.attack_workers, split="dev")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     quality.add_search_arguments(parser)
@@ -91,7 +87,8 @@ def main() -> int:
         if not metrics.is_file():
             return tag, point, None, None
         dev = json.loads(metrics.read_text())["best_dev"]["accuracy"]
-        return tag, point, dev, pwws_on_dev(folder, args)
+        return tag, point, dev, attack_summary(folder, "pwws", args.sample, args.attack_workers,
+                                               split="dev")
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(run, grid))

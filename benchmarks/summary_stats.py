@@ -26,14 +26,15 @@ def paired_points(mine: dict, other: dict) -> list[float]:
     return [100 * (mine[s] - other[s]) for s in sorted(mine) if s in other]
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with the report's atomic writer (temporary file, rename), so
-    an interrupted script never leaves a half-written table; the folder is created if missing."""
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (or bytes: a PNG) to ``path`` with the report's atomic writer (temporary
+    file, rename), so an interrupted script never leaves a half-written table; the folder is
+    created if missing."""
     from advembed.report.render import write_atomic as write_bytes_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(path, text.encode("utf-8"))
+    write_bytes_atomic(path, text if isinstance(text, bytes) else text.encode("utf-8"))
 
 
 def replace_block(path: Path, start: str, end: str, body: str) -> None:

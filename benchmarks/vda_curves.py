@@ -146,9 +146,7 @@ def main() -> int:
     if args.out:
         write_atomic(args.out, text)
         write_atomic(args.out.with_suffix(".json"), json.dumps(rows, indent=1) + "\n")
-        from advembed.report.render import write_atomic as write_bytes
-
-        write_bytes(args.out.with_suffix(".png"), plot(rows, args))
+        write_atomic(args.out.with_suffix(".png"), plot(rows, args))
     print(text)
     return 0
 
