@@ -9,8 +9,8 @@ complete word FGM-perturbed (:func:`advembed.evaluation.probes.perturbed_generat
 mean perplexity each model gives its own perturbed outputs is the paper's summary number
 (10.12 for its baseline against 8.77 for ATCL).
 
-    python benchmarks/atcl_probes.py --runs baseline=runs/lm/bbc-lm-none-s13 \\
-        adv=runs/lm/bbc-lm-fgm-s13 atcl=runs/lm/bbc-lm-fgm+atcl-s13 \\
+    python benchmarks/atcl_probes.py --runs baseline=runs/lm/base/bbc-lm-none-s13 \\
+        adv=runs/lm/adv/bbc-lm-fgm+atcl-s13 atcl=runs/lm/atcl5/bbc-lm-fgm+atcl-s13 \\
         --words good bad government win --out docs/atcl-probes-bbc-lm.md
 """
 
@@ -23,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from summary_stats import write_atomic  # noqa: E402
 
 
 def sentences(run: Path, count: int, min_words: int, prompt_words: int) -> list[tuple]:
@@ -99,8 +101,9 @@ def main() -> int:
               "| model | mean perplexity |", "|---|---|"]
     lines += [f"| {label} | {statistics.mean(values):.2f} |"
               for label, values in perplexities.items() if values]
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(args.out.read_text(encoding="utf-8"))
+    text = "\n".join(lines) + "\n"
+    write_atomic(args.out, text)  # whole or not at all
+    print(text)
     return 0
 
 
