@@ -184,7 +184,7 @@ def markdown(args, table: list[dict]) -> str:
                 f"| {VARIANTS[variant][0]} | {len(mine)} | "
                 f"{mean_std([r[f'dev_{metric}'] for r in mine], digits=2)} | "
                 f"{mean_std([r[f'test_{metric}'] for r in mine], digits=2)} |{chrf} "
-                f"{'' if base else mean_std(changes, digits=2)} | "
+                f"{'' if base else mean_std(changes, digits=2, of=len(mine))} | "
                 f"{'' if base else verdict(changes, LOWER_IS_BETTER[metric])} | "
                 f"{paper_cell(task_key, variant)} | "
                 f"{statistics.mean(r['train_seconds'] for r in mine):.0f} | "

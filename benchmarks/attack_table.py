@@ -198,7 +198,8 @@ def table(rows: list[dict], methods: list[str], attacks: list[str], title: str,
             lines.append(
                 f"| {dataset} | {method} | {len(group)} | "
                 f"{mean_std([r['clean_test_acc'] for r in group])} | "
-                + "".join(f"{mean_std([r.get(k) for r in group])} | " for k, _, _ in cols)
+                + "".join(f"{mean_std([r.get(k) for r in group], of=len(group))} | "
+                          for k, _, _ in cols)
                 + f"{statistics.mean(r['train_seconds'] for r in group):.0f} |")
     return "\n".join(lines + sample_sizes(rows, attacks) + gains(rows, methods, cols)) + "\n"
 

@@ -10,15 +10,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
-def mean_std(values: list, scale: float = 1.0, digits: int = 4) -> str:
+def mean_std(values: list, scale: float = 1.0, digits: int = 4, of: int | None = None) -> str:
     """``mean ± std`` (sample std) of the values that exist, each times ``scale``; one value
-    is marked "(1 seed)" so that a single run never reads as a mean; none at all is "–"."""
+    is marked "(1 seed)" so that a single run never reads as a mean; none at all is "–".
+    ``of``: the seeds the row counts; a cell with fewer values says "(k of N seeds)", so that
+    a mean over two runs never reads as one over the row's three."""
     values = [v * scale for v in values if v is not None]
     if not values:
         return "–"
     if len(values) == 1:
         return f"{values[0]:.{digits}f} (1 seed)"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+    text = f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+    return text + (f" ({len(values)} of {of} seeds)" if of and len(values) < of else "")
 
 
 def paired_points(mine: dict, other: dict) -> list[float]:

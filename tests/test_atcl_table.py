@@ -58,7 +58,7 @@ def test_table_pairs_changes_by_seed_and_says_which_way_they_go(atcl_table, tmp_
         "PTB 32.89 (-3.24); WikiText-103 22.59 (+0.17) | 1400 | 0 |")
     # +Adv: +5, −2 (seed 15 has no baseline) → +1.50 ± 4.95: within the spread
     assert row("bbc-lm", "+Adv. only (β = 0)").startswith(
-        "| +Adv. only (β = 0) | 3 | 133.67 ± 5.51 | 130.67 ± 7.37 | 1.50 ± 4.95 | "
+        "| +Adv. only (β = 0) | 3 | 133.67 ± 5.51 | 130.67 ± 7.37 | 1.50 ± 4.95 (2 of 3 seeds) | "
         "within the seeds' spread | PTB 36.46 (+0.33); WikiText-103 21.67 (-0.75) |")
     assert row("bbc-lm", "baseline") == (
         "| baseline | 2 | 129.00 ± 5.66 | 125.00 ± 7.07 |  |  | PTB 36.13; WikiText-103 "

@@ -80,6 +80,20 @@ def test_table_means_and_paired_gains(attack_table, tmp_path):
     assert seed13["pwws_attack_acc_t1"] == 0.22 and seed13["pgd_acc@0.1"] == 0.40
 
 
+def test_a_cell_with_fewer_runs_than_its_row_says_how_many(attack_table, tmp_path):
+    _run(tmp_path, "bp-none-s13", 0.90, {0.1: 0.30}, (0.20, 0.15))
+    _run(tmp_path, "bp-none-s14", 0.80, {0.1: 0.20}, (0.30, 0.25))
+    _run(tmp_path, "bp-none-s15", 0.70, {0.1: 0.40}, None)
+    args = attack_table.parser().parse_args(
+        ["--runs-dir", str(tmp_path), "--datasets", "bp", "--methods", "none", "--no-attack",
+         "--attacks", "pgd", "pwws", "--out", str(tmp_path / "t.md")])
+    assert attack_table.main(args) == 0
+    # PWWS on two of the three runs: 0.15, 0.25 -> 0.20 ± 0.0707, and it says so
+    assert ("| bp | none | 3 | 0.8000 ± 0.1000 | 0.3000 ± 0.1000 | "
+            "0.2000 ± 0.0707 (2 of 3 seeds) | 100 |") in (tmp_path / "t.md").read_text(
+        ).splitlines()
+
+
 def test_vda_table_keeps_its_methods_and_word_attacks(attack_table):
     vda = _load("vda_table")
     args = attack_table.parser(vda.METHODS, vda.ATTACKS, vda.TITLE).parse_args(
