@@ -42,6 +42,10 @@ MT = "tests/test_translation.py"
 BIBLE = "tests/test_bible.py"
 GUARD = ("tests/test_reliability.py::"
          "test_the_collapse_guard_judges_after_the_warm_up_and_a_fifth_of_the_run")
+NO_STOP = ("tests/test_reliability.py::"
+           "test_without_stopping_the_guard_judges_the_whole_run_by_its_best_dev_score")
+GUARD_FLAG = ("tests/test_scratch.py::"
+              "test_the_collapse_guard_stops_a_run_at_chance_unless_told_to_train_it_to_the_end")
 
 
 @dataclass(frozen=True)
@@ -247,6 +251,11 @@ MUTANTS = [
            "return math.ceil(JUDGE_AFTER * state.max_steps)", (GUARD,)),
     Mutant("collapse-guard-judges-every-evaluation", "training/callbacks.py",
            "judged == 1 and", "judged >= 1 and", (GUARD,)),
+    Mutant("collapse-guard-without-stopping-judges-the-last-score", "training/callbacks.py",
+           "best = max(values) if self.greater_is_better else min(values)",
+           "best = values[-1]", (NO_STOP,)),
+    Mutant("collapse-guard-flag-ignored", "training/run.py",
+           "stop=config.collapse_guard)", "stop=True)", (GUARD_FLAG,)),
 ]
 
 

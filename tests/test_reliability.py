@@ -604,3 +604,39 @@ def test_the_collapse_guard_judges_after_the_warm_up_and_a_fifth_of_the_run():
     # plain fine-tuning (inactive) runs its course; a resumed run was judged before it stopped
     assert _guard_stops_at([(309, 0.5)], active=False, **esim) is None
     assert _guard_stops_at([(412, 0.5)], history=[(309, 0.74)], **esim) is None
+
+
+def _guard_without_stopping(evaluations, history=()):
+    """A ``--no-collapse-guard`` guard (chance 0.5, MiniLM's schedule) fed ``(step, value)``
+    dev accuracies after an earlier ``history``, then the end of training: whether it ever
+    stopped the run, and whether it marked it collapsed."""
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl
+
+    from advembed.training.callbacks import CollapseGuard
+
+    guard = CollapseGuard(0.5, stop=False)
+    args = SimpleNamespace(get_warmup_steps=lambda steps: 80)
+    state = SimpleNamespace(max_steps=795, global_step=0, log_history=[
+        {"eval_accuracy": value, "step": step} for step, value in history])
+    stopped = False
+    for step, value in evaluations:
+        state.global_step = step
+        state.log_history.append({"eval_accuracy": value, "step": step})
+        control = guard.on_evaluate(args, state, TrainerControl(),
+                                    metrics={"eval_accuracy": value})
+        stopped |= control.should_training_stop
+    guard.on_train_end(args, state, TrainerControl())
+    return stopped, guard.collapsed
+
+
+def test_without_stopping_the_guard_judges_the_whole_run_by_its_best_dev_score():
+    # at chance after the first epoch, as a slow model from scratch is, then learns: kept
+    assert _guard_without_stopping([(265, 0.5), (530, 0.74), (795, 0.81)]) == (False, False)
+    # never beyond chance (0.505 is within the margin 0.01): trained to the end, marked
+    assert _guard_without_stopping([(265, 0.5), (530, 0.505), (795, 0.5)]) == (False, True)
+    assert _guard_without_stopping([(265, 0.5), (530, 0.52)]) == (False, False)
+    # a resumed run counts the evaluations before the interruption
+    assert _guard_without_stopping([(795, 0.5)], history=[(265, 0.5), (530, 0.7)]) == (
+        False, False)

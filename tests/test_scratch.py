@@ -84,3 +84,23 @@ def test_a_scratch_run_trains_saves_and_reloads(tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", "--run", str(out)]) == 0
     assert f"accuracy {metrics['test']['accuracy']:.4f}" in capsys.readouterr().out
+
+
+def test_the_collapse_guard_stops_a_run_at_chance_unless_told_to_train_it_to_the_end(tmp_path):
+    """FreeLB at MiniLM's sizes keeps the tiny scratch Transformer at chance (README): with the
+    guard it stops after the first judged evaluation; with --no-collapse-guard it trains every
+    epoch and is marked collapsed by its best dev score."""
+    data = write_sentiment_csv(tmp_path / "reviews.csv", n=160)
+    argv = ["train", "--dataset", str(data), "--text-column", "sentence", "--model",
+            "scratch:transformer", "--lr", "1e-3", "--epochs", "2", "--batch-size", "8",
+            "--seed", "7", "--no-progress", "--method", "freelb"]
+    dev = {}
+    for guard in ("--collapse-guard", "--no-collapse-guard"):
+        out = tmp_path / guard
+        with pytest.warns(UserWarning, match="training collapsed"):
+            assert main([*argv, guard, "--output", str(out)]) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["collapsed"] is True
+        dev[guard] = [entry["accuracy"] for entry in metrics["dev"]]
+    assert len(dev["--collapse-guard"]) == 1 and len(dev["--no-collapse-guard"]) == 2
+    assert max(dev["--no-collapse-guard"]) <= 0.51

@@ -30,13 +30,17 @@ class CollapseGuard(TrainerCallback):
     over 15 epochs (warm-up 1.5) is exactly at chance after epoch 1 on both pair sets, at
     0.51–0.71 after epoch 2 and 0.66–0.79 after epoch 3 — so judging epoch 1 stopped healthy
     runs; a pretrained encoder's 3-epoch run is still judged after its first epoch.
+
+    With ``stop=False`` (``--no-collapse-guard``: a model that may start slower still) the run
+    goes to its end and is marked collapsed only if its best dev score over the whole run is
+    at chance.
     """
 
     def __init__(self, baseline: float | None, *, metric: str = "accuracy",
                  greater_is_better: bool = True, margin: float = 0.01,
-                 active: bool = True) -> None:
+                 active: bool = True, stop: bool = True) -> None:
         self.baseline, self.metric, self.greater_is_better = baseline, metric, greater_is_better
-        self.margin = margin
+        self.margin, self.stop = margin, stop
         self.active = active and baseline is not None
         self.collapsed = False
 
@@ -59,7 +63,8 @@ class CollapseGuard(TrainerCallback):
         judged = sum(f"eval_{self.metric}" in entry and entry.get("step", 0) >= first
                      for entry in state.log_history)
         value = (metrics or {}).get(f"eval_{self.metric}")
-        if self.active and judged == 1 and state.global_step >= first and value is not None:
+        if (self.active and self.stop and judged == 1 and state.global_step >= first
+                and value is not None):
             if self.at_baseline(value):
                 self.collapsed = True
                 control.should_training_stop = True
@@ -70,6 +75,20 @@ class CollapseGuard(TrainerCallback):
                     "the perturbation size (--adv-epsilon / --adv-alpha) or the learning rate.",
                     stacklevel=2,
                 )
+        return control
+
+    def on_train_end(self, args, state, control, **kwargs):
+        """Without stopping: judge the run by its best dev score (the checkpointed history
+        counts, so a resumed run is judged whole)."""
+        values = [entry[f"eval_{self.metric}"] for entry in state.log_history
+                  if f"eval_{self.metric}" in entry]
+        if self.active and not self.stop and values:
+            best = max(values) if self.greater_is_better else min(values)
+            if self.at_baseline(best):
+                self.collapsed = True
+                warnings.warn(f"training collapsed: the best dev {self.metric} of the run, "
+                              f"{best:.4f}, is at chance ({self.baseline:.4f}, a trivial "
+                              "predictor).", stacklevel=2)
         return control
 
 

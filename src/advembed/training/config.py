@@ -75,6 +75,11 @@ class TrainConfig(DataOptions):
     overwrite: bool = setting(False, "--overwrite", "replace an existing run directory")
     keep_checkpoints: bool = setting(False, "--keep-checkpoints", "keep the Trainer's "
                                      "checkpoints in the run")
+    collapse_guard: bool = setting(True, "--collapse-guard", "stop an adversarial run whose "
+                                   "dev score is at chance at the first evaluation after the "
+                                   "warm-up and a fifth of the steps (--no-collapse-guard: "
+                                   "train to the end, marked collapsed only if its best dev "
+                                   "score stays at chance)")
     progress: bool = setting(True, PROGRESS)
     method_options: dict[str, Any] = field(default_factory=dict)
     objective_options: dict[str, Any] = field(default_factory=dict)

@@ -272,7 +272,7 @@ def make_trainer(config: TrainConfig, built: Built, plan: Schedule, staging: Pat
     task = built.task
     collapse = CollapseGuard(task.collapse_baseline(built.data.splits["dev"]),
                              metric=task.best_metric, greater_is_better=task.greater_is_better,
-                             active=built.method is not None)
+                             active=built.method is not None, stop=config.collapse_guard)
     best = BestModel(staging / "best", metric=task.best_metric,
                      greater_is_better=task.greater_is_better)
     trainer = AdvTrainer(
