@@ -46,6 +46,11 @@ def sentences(run: Path, count: int, min_words: int, prompt_words: int) -> list[
     return out
 
 
+def cell(text: str) -> str:
+    """Generated text as one Markdown table cell: line breaks shown as ⏎, pipes escaped."""
+    return text.replace("|", "\\|").replace("\r", "").replace("\n", " ⏎ ")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", required=True, help="LABEL=RUN")
@@ -94,8 +99,8 @@ def main() -> int:
                                           max_new_tokens=args.max_new_tokens,
                                           flags=flags[label])
             perplexities[label].append(result.perturbed_perplexity)
-            lines.append(f"| {label} | {result.perturbed_word} | {result.clean} | "
-                         f"{result.perturbed} |")
+            lines.append(f"| {label} | {cell(result.perturbed_word)} | {cell(result.clean)} | "
+                         f"{cell(result.perturbed)} |")
         lines.append("")
     lines += ["## Mean perplexity of each model's perturbed outputs", "",
               "| model | mean perplexity |", "|---|---|"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -204,7 +205,7 @@ def settings_lines(args) -> list[str]:
                 path = run_dir(args, variant, dataset, seed) / "config.json"
                 if path.is_file():
                     c = json.loads(path.read_text())
-                    seen.add(f"{c['epochs']:g} epochs, batch {c['batch_size']}, lr {c['lr']:g}, "
+                    seen.add(f"epochs {c['epochs']:g}, batch {c['batch_size']}, lr {c['lr']:g}, "
                              f"max length {c['max_length']}, method `{c['method']}` "
                              f"{json.dumps(c.get('method_settings', {}), sort_keys=True)}, "
                              f"objective `{c['objective']}` "
@@ -253,8 +254,10 @@ def main(args: argparse.Namespace) -> int:
     if args.out:
         write_atomic(args.out, text)
     if args.readme:
-        replace_block(args.readme, "<!-- atcl:start -->", "<!-- atcl:end -->",
-                      text[text.index("## "):])
+        # the tables from the first dataset on, each dataset's heading as bold text (the
+        # README's results sit under a heading of their own)
+        body = re.sub(r"^## (.+)$", r"**\1**", text[text.index("## "):], flags=re.M)
+        replace_block(args.readme, "<!-- atcl:start -->", "<!-- atcl:end -->", body)
     print(text)
     return code
 

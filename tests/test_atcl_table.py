@@ -41,11 +41,17 @@ def test_table_pairs_changes_by_seed_and_says_which_way_they_go(atcl_table, tmp_
     (tmp_path / "base" / "bbc-lm-none-s13" / "config.json").write_text(json.dumps(
         {"epochs": 3.0, "batch_size": 16, "lr": 5e-4, "max_length": 128, "method": "none",
          "objective": "ce", "method_settings": {}, "objective_settings": {}}))
-    out, summary = tmp_path / "t.md", tmp_path / "s.json"
+    out, summary, readme = tmp_path / "t.md", tmp_path / "s.json", tmp_path / "README.md"
+    readme.write_text("# R\n\n## Results\n<!-- atcl:start -->\nold\n<!-- atcl:end -->\nend\n")
     args = atcl_table.parser().parse_args(
         ["--runs-dir", str(tmp_path), "--datasets", "bbc-lm", "help-en-de", "--seeds", "13",
-         "14", "15", "--aggregate-only", "--out", str(out), "--summary", str(summary)])
+         "14", "15", "--aggregate-only", "--out", str(out), "--summary", str(summary),
+         "--readme", str(readme)])
     assert atcl_table.main(args) == 0
+    # the README gets the tables with each dataset as bold text, not a heading of its own
+    text = readme.read_text()
+    assert "<!-- atcl:start -->\n**bbc-lm**\n" in text and "\n**help-en-de**\n" in text
+    assert "old" not in text and "## bbc-lm" not in text and text.endswith("end\n")
     lines = out.read_text().splitlines()
 
     def row(dataset, label):
@@ -67,7 +73,7 @@ def test_table_pairs_changes_by_seed_and_says_which_way_they_go(atcl_table, tmp_
     assert row("help-en-de", "+Adv. only (β = 0)") == (
         "| +Adv. only (β = 0) | 2 | 10.50 ± 0.71 | 9.75 ± 1.06 | 30.50 ± 2.12 | -1.25 ± 0.35 | "
         "worse | IWSLT En-De 25.04 (+0.43) | 1400 | 0 |")
-    assert ("- baseline: 3 epochs, batch 16, lr 0.0005, max length 128, method `none` {}, "
+    assert ("- baseline: epochs 3, batch 16, lr 0.0005, max length 128, method `none` {}, "
             "objective `ce` {}") in lines
     rows = json.loads(summary.read_text())
     assert len(rows) == 11
