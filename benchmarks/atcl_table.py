@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from summary_stats import mean_std, replace_block, write_atomic  # noqa: E402
+from summary_stats import mean_std, paired_points, replace_block, write_atomic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # variant: (label, quality.py method, objective options)
@@ -131,8 +131,7 @@ def change(table: list[dict], dataset: str, variant: str, key: str) -> list[floa
     def by_seed(name):
         return {r["seed"]: r[key] for r in table if (r["dataset"], r["variant"]) == (
             dataset, name)}
-    mine, base = by_seed(variant), by_seed("base")
-    return [mine[s] - base[s] for s in sorted(mine) if s in base]
+    return paired_points(by_seed(variant), by_seed("base"), scale=1.0)
 
 
 def verdict(changes: list[float], lower_is_better: bool) -> str:

@@ -24,9 +24,10 @@ def mean_std(values: list, scale: float = 1.0, digits: int = 4, of: int | None =
     return text + (f" ({len(values)} of {of} seeds)" if of and len(values) < of else "")
 
 
-def paired_points(mine: dict, other: dict) -> list[float]:
-    """``mine − other`` in points (×100) for each seed both have, in seed order."""
-    return [100 * (mine[s] - other[s]) for s in sorted(mine) if s in other]
+def paired_points(mine: dict, other: dict, scale: float = 100.0) -> list[float]:
+    """``mine − other`` in points (×100; ``scale=1`` for raw perplexity or BLEU) for each seed
+    both have, in seed order."""
+    return [scale * (mine[s] - other[s]) for s in sorted(mine) if s in other]
 
 
 def write_atomic(path: Path, text: str | bytes) -> None:
