@@ -386,6 +386,14 @@ def test_resume_needs_the_same_options_and_an_interrupted_run(tmp_path, tiny_mod
                            "now 0.001)")
     assert main(train_argv(small_csv, tiny_model_dir, out, "--save-steps", "2")) == 2
     one_line_error(capsys, "has an interrupted run")
+    request = tmp_path / ".run.partial" / "request.json"
+    recorded = json.loads(request.read_text())
+    request.write_text(json.dumps({k: v for k, v in recorded.items() if k != "collapse_guard"}))
+    assert main(train_argv(small_csv, tiny_model_dir, out, "--save-steps", "2",
+                           "--no-collapse-guard", "--resume")) == 2
+    one_line_error(capsys, "(collapse_guard: True, now False)")
+    assert main(train_argv(small_csv, tiny_model_dir, out, "--save-steps", "2",
+                           "--resume")) == 0, "an option the run predates reads as its default"
 
 
 def test_sigkill_then_resume(tmp_path, tiny_model_dir, small_csv):

@@ -251,7 +251,7 @@ def _resume_point(config: TrainConfig, staging: Path) -> Path | None:
         return None
     if not recorded.is_file():
         raise AdvembedError(f"cannot resume '{staging}': it holds no request.json")
-    before = json.loads(recorded.read_text(encoding="utf-8"))
+    before = _with_defaults(json.loads(recorded.read_text(encoding="utf-8")))
     changed = sorted(k for k in set(before) | set(request) if before.get(k) != request.get(k))
     if changed:
         key = changed[0]
@@ -263,6 +263,14 @@ def _resume_point(config: TrainConfig, staging: Path) -> Path | None:
         raise AdvembedError(f"the interrupted run in '{staging}' has no complete checkpoint "
                             "yet: start again with --overwrite")
     return checkpoint
+
+
+def _with_defaults(before: dict) -> dict:
+    """A recorded request with every option it lacks (one added to advembed after the run
+    started) read as that option's default, so an older interrupted run still resumes."""
+    defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)
+                if field.default is not dataclasses.MISSING and field.name not in _NOT_COMPARED}
+    return json.loads(json.dumps(defaults)) | before
 
 
 def make_trainer(config: TrainConfig, built: Built, plan: Schedule, staging: Path):
