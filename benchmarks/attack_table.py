@@ -34,6 +34,14 @@ WORD_ATTACKS = {"pwws": ("pwws_attack_acc", "PWWS"),
 ATTACKS = ["pgd", "vulnerability", *WORD_ATTACKS]
 WORD_NOTE = ("Accuracy under attack is the lowest over the logit temperatures the attacker "
              "tries (1, 100, 0.01).")
+T1_NOTE = ("† at T = 1 only in at least one run: its attack summary was made before the "
+           "attacker rescaled the logits, and the lowest over temperatures can only be lower "
+           "or equal (a plain figure so marked can overstate plain, a method's the method).")
+
+
+def t1_only(group: list[dict], key: str) -> str:
+    """`` †`` where a run of ``group`` has the word-attack figure ``key`` at T = 1 only."""
+    return " †" if any(r.get(f"{key}_t1_only") for r in group) else ""
 
 
 def run_attack(run: Path, recipe: str, n_examples: int, workers: int = 1,
@@ -96,6 +104,8 @@ def attack_figures(run: Path, attacks: list[str]) -> dict:
                 summary) else None
             if summary:
                 out[f"{key}_t1"] = summary["attack_accuracy"]
+                if "attack_accuracy_rescaled" not in summary:  # made before the rescaled attack
+                    out[f"{key}_t1_only"] = True
                 out[f"{recipe}_examples"] = summary["examples"]
                 out[f"{recipe}_mean_queries"] = summary["mean_queries"]
                 out[f"{recipe}_perturbed_percent"] = summary["mean_perturbed_percent"]
@@ -147,9 +157,12 @@ def gains(rows: list[dict], methods: list[str], cols: list[tuple]) -> list[str]:
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         for method in [m for m in methods if m != "none"]:
             cells = [paired(rows, dataset, method, key) for key, _ in keyed]
+            pair = [r for r in rows if r["dataset"] == dataset and r["method"] in (method, "none")]
             if any(cells):
                 lines.append(f"| {dataset} | {method} | "
-                             + " | ".join(mean_std(c, digits=2) for c in cells) + " |")
+                             + " | ".join(mean_std(c, digits=2) + t1_only(pair, key)
+                                          for c, (key, _) in zip(cells, keyed, strict=True))
+                             + " |")
     return lines if len(lines) > 5 else []
 
 
@@ -198,10 +211,12 @@ def table(rows: list[dict], methods: list[str], attacks: list[str], title: str,
             lines.append(
                 f"| {dataset} | {method} | {len(group)} | "
                 f"{mean_std([r['clean_test_acc'] for r in group])} | "
-                + "".join(f"{mean_std([r.get(k) for r in group], of=len(group))} | "
-                          for k, _, _ in cols)
+                + "".join(f"{mean_std([r.get(k) for r in group], of=len(group))}"
+                          f"{t1_only(group, k)} | " for k, _, _ in cols)
                 + f"{statistics.mean(r['train_seconds'] for r in group):.0f} |")
-    return "\n".join(lines + sample_sizes(rows, attacks) + gains(rows, methods, cols)) + "\n"
+    flagged = any(t1_only(rows, k) for k, _, _ in cols)
+    return "\n".join(lines + sample_sizes(rows, attacks) + gains(rows, methods, cols)
+                     + (["", T1_NOTE] if flagged else [])) + "\n"
 
 
 def parser(methods: list[str] | None = None, attacks: list[str] | None = None,

@@ -94,6 +94,29 @@ def test_a_cell_with_fewer_runs_than_its_row_says_how_many(attack_table, tmp_pat
         ).splitlines()
 
 
+def test_a_figure_attacked_at_one_temperature_only_is_marked(attack_table, tmp_path):
+    """A summary from before the rescaled attack has no ``attack_accuracy_rescaled``: its T = 1
+    figure stands in, marked † in the table and in every gain it enters, with the note."""
+    _run(tmp_path, "bp-none-s13", 0.90, {0.1: 0.30}, None)
+    (tmp_path / "bp-none-s13" / "attack-pwws.json").write_text(json.dumps(
+        {"attack_accuracy": 0.12, "examples": 40, "mean_queries": 50.0,
+         "mean_perturbed_percent": 7.0}))
+    _run(tmp_path, "bp-robust-s13", 0.86, {0.1: 0.35}, (0.31, 0.27))
+    _run(tmp_path, "bp-freelb-s13", 0.88, {0.1: 0.32}, (0.25, 0.25))
+    (tmp_path / "bp-freelb-s13" / "attack-pwws.json").unlink()
+    args = attack_table.parser().parse_args(
+        ["--runs-dir", str(tmp_path), "--datasets", "bp", "--seeds", "13", "--no-attack",
+         "--methods", "none", "freelb", "robust", "--attacks", "pwws",
+         "--out", str(tmp_path / "t.md")])
+    assert attack_table.main(args) == 0
+    lines = (tmp_path / "t.md").read_text().splitlines()
+    assert "| bp | none | 1 | 0.9000 (1 seed) | 0.1200 (1 seed) † | 100 |" in lines
+    assert "| bp | robust | 1 | 0.8600 (1 seed) | 0.2700 (1 seed) | 100 |" in lines
+    # robust - plain: clean 0.86 - 0.90 = -4 points; PWWS 0.27 - 0.12 = +15, marked
+    assert "| bp | robust | -4.00 (1 seed) | 15.00 (1 seed) † |" in lines
+    assert lines[-1] == attack_table.T1_NOTE
+
+
 def test_vda_table_keeps_its_methods_and_word_attacks(attack_table):
     vda = _load("vda_table")
     args = attack_table.parser(vda.METHODS, vda.ATTACKS, vda.TITLE).parse_args(
