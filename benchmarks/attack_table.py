@@ -13,7 +13,9 @@ and a Markdown table into ``--out`` (both only when given; the table is always p
         --methods none freelb --attacks pgd vulnerability pwws --title "Plain vs FreeLB on pairs"
 
 Word attacks report the headline accuracy under attack: the lowest over the logit temperatures
-the attacker tries (``attack_accuracy_rescaled``), with the plain one kept as ``*_t1``.
+the attacker tries (row key ``pwws_attack_acc_rescaled``, ``bert_attack_acc_rescaled``), the
+plain one (T = 1) beside it as ``pwws_attack_acc``, ``bert_attack_acc``; a summary made before
+the rescaled attack gives its T = 1 figure as the headline, flagged ``*_t1_only`` and marked †.
 ``vda_table.py`` is this script with paper 003's methods and the two word attacks.
 """
 
@@ -40,8 +42,10 @@ T1_NOTE = ("† at T = 1 only in at least one run: its attack summary was made b
 
 
 def t1_only(group: list[dict], key: str) -> str:
-    """`` †`` where a run of ``group`` has the word-attack figure ``key`` at T = 1 only."""
-    return " †" if any(r.get(f"{key}_t1_only") for r in group) else ""
+    """`` †`` where a run of ``group`` has the headline word-attack figure ``key``
+    (``*_rescaled``) at T = 1 only."""
+    flag = key.removesuffix("_rescaled") + "_t1_only"
+    return " †" if key.endswith("_rescaled") and any(r.get(flag) for r in group) else ""
 
 
 def run_attack(run: Path, recipe: str, n_examples: int, workers: int = 1,
@@ -100,10 +104,10 @@ def attack_figures(run: Path, attacks: list[str]) -> dict:
             out["vulnerability_examples"] = (summary or {}).get("examples")
         else:
             key = WORD_ATTACKS[recipe][0]
-            out[key] = summary.get("attack_accuracy_rescaled", summary["attack_accuracy"]) if (
+            out[key] = summary["attack_accuracy"] if summary else None
+            out[f"{key}_rescaled"] = summary.get("attack_accuracy_rescaled", out[key]) if (
                 summary) else None
             if summary:
-                out[f"{key}_t1"] = summary["attack_accuracy"]
                 if "attack_accuracy_rescaled" not in summary:  # made before the rescaled attack
                     out[f"{key}_t1_only"] = True
                 out[f"{recipe}_examples"] = summary["examples"]
@@ -133,7 +137,7 @@ def columns(rows: list[dict], attacks: list[str]) -> list[tuple[str, str, str | 
                     ("vulnerability_auc_f2", "vulnerability AUC F2", None)]
         else:
             key, name = WORD_ATTACKS[recipe]
-            out.append((key, f"{name} acc under attack", f"Δ {name}"))
+            out.append((f"{key}_rescaled", f"{name} acc under attack", f"Δ {name}"))
     return out
 
 

@@ -77,7 +77,9 @@ def test_table_means_and_paired_gains(attack_table, tmp_path):
             in lines)
     rows = json.loads((tmp_path / "s.json").read_text())
     seed13 = next(r for r in rows if r["method"] == "freelb" and r["seed"] == 13)
-    assert seed13["pwws_attack_acc_t1"] == 0.22 and seed13["pgd_acc@0.1"] == 0.40
+    assert seed13["pwws_attack_acc"] == 0.22 and seed13["pgd_acc@0.1"] == 0.40
+    plain13 = next(r for r in rows if r["method"] == "none" and r["seed"] == 13)
+    assert (plain13["pwws_attack_acc"], plain13["pwws_attack_acc_rescaled"]) == (0.20, 0.15)
 
 
 def test_a_cell_with_fewer_runs_than_its_row_says_how_many(attack_table, tmp_path):
