@@ -154,6 +154,45 @@ def paper_cell(task_key: str, variant: str) -> str:
     return "; ".join(cells) or "–"
 
 
+def trivial_scores(args, dataset: str) -> list[tuple[str, dict, dict]]:
+    """``--trivial``: ``(label, dev scores, test scores)`` of the predictors that ignore their
+    input, the bar a model has to clear — for language modelling the best context-free one
+    (each split's own unigram frequencies, with the tokenizer the default model trains, in
+    blocks of the runs' ``--max-length``), for translation one fixed sentence (the split's most
+    frequent target) and a copy of the source.  The first of each is the collapse guard's."""
+    from advembed.data.options import DataOptions
+    from advembed.tasks import get_task
+    from advembed.tasks.translation import bleu_and_chrf, fixed_output
+
+    task = get_task(task_of(args, dataset))
+    data = task.load_data(DataOptions(dataset=dataset, split_seed=2024), limit=args.limit)
+    dev, test = data.splits["dev"], data.splits["test"]
+    if task.name == "lm":
+        configs = sorted(args.runs_dir.glob(f"base/{dataset}-none-s*/config.json"))
+        max_length = json.loads(configs[0].read_text())["max_length"] if configs else 128
+        tokenizer = task.build_model("default", data).tokenizer
+        return [("context-free: the split's unigram frequencies", *(
+            {"perplexity": task.collapse_baseline(split, tokenizer, max_length=max_length)}
+            for split in (dev, test)))]
+
+    def scored(outputs, split):
+        return bleu_and_chrf(outputs(split), [e.text_pair for e in split])[0]
+    return [(label, scored(outputs, dev), scored(outputs, test)) for label, outputs in [
+        ("one fixed sentence: the split's most frequent target",
+         lambda split: [fixed_output(split)] * len(split)),
+        ("a copy of the source", lambda split: [e.text for e in split])]]
+
+
+def trivial_lines(args, dataset: str, metric: str) -> list[str]:
+    """The trivial predictors' rows, in the table's columns (scores only)."""
+    lines = []
+    for label, dev, test in trivial_scores(args, dataset):
+        chrf = f" {test['chrf']:.2f} |" if metric == "bleu" else ""
+        lines.append(f"| *{label}* | – | {dev[metric]:.2f} | {test[metric]:.2f} |{chrf}"
+                     + "  |" * 5)  # change, ours, paper, train s, collapsed
+    return lines
+
+
 def markdown(args, table: list[dict]) -> str:
     lines = ["# Baseline, +Adv. only and +ATCL on the token-level tasks (issue 15; paper 004 "
              "Tables 2 and 6)", "",
@@ -162,8 +201,10 @@ def markdown(args, table: list[dict]) -> str:
              "task), FGM on one complete word; changes are per-seed paired differences against "
              "the baseline (perplexity: lower is better; BLEU: higher is better), mean ± std; "
              "\"ours\" says better or worse only when the mean change exceeds its std. The "
-             "paper's column is its test score, its change against its baseline in brackets.",
-             ""]
+             "paper's column is its test score, its change against its baseline in brackets."
+             + (" Rows in italics are predictors that ignore their input, each scored on the "
+                "split itself (the first is the bar of the collapse guard)." if args.trivial
+                else ""), ""]
     for dataset in args.datasets:
         metric = METRIC[task_of(args, dataset)]
         task_key = "lm" if metric == "perplexity" else dataset
@@ -189,6 +230,8 @@ def markdown(args, table: list[dict]) -> str:
                 f"{paper_cell(task_key, variant)} | "
                 f"{statistics.mean(r['train_seconds'] for r in mine):.0f} | "
                 f"{sum(r['collapsed'] for r in mine)} |")
+        if args.trivial:
+            lines += trivial_lines(args, dataset, metric)
         lines.append("")
     return "\n".join(lines + settings_lines(args))
 
@@ -237,6 +280,9 @@ def parser() -> argparse.ArgumentParser:
                         help="also write the tables between <!-- atcl:start/end --> of this file")
     parser.add_argument("--machine", default=f"{os.cpu_count()} CPUs")
     parser.add_argument("--aggregate-only", action="store_true")
+    parser.add_argument("--trivial", action="store_true",
+                        help="add the scores of predictors that ignore their input (reads "
+                        "each dataset; an LM's tokenizer is trained again)")
     return parser
 
 
@@ -245,7 +291,7 @@ def main(args: argparse.Namespace) -> int:
         task_of(args, dataset)
     code = 0 if args.aggregate_only else run_all(args)
     table = rows(args)
-    if not table:
+    if not table and not args.trivial:
         raise SystemExit(f"no finished runs under {args.runs_dir}")
     text = markdown(args, table)
     if args.summary:

@@ -112,3 +112,45 @@ def test_a_file_dataset_needs_its_task_and_an_empty_folder_is_one_line(atcl_tabl
         ["--runs-dir", str(tmp_path), "--datasets", "bbc-lm", "--aggregate-only"])
     with pytest.raises(SystemExit, match="no finished runs under"):
         atcl_table.main(args)
+
+
+def test_trivial_rows_score_predictors_that_ignore_their_input(atcl_table, tmp_path,
+                                                               monkeypatch):
+    """Translation, every n-gram precision equal and lengths matched, so BLEU is that share:
+    dev targets "a b c d" twice and "x y z w" → the fixed sentence "a b c d" 2/3 = 66.67, the
+    copy (one source of three is its target) 33.33; test → the fixed sentence (the first of
+    two equally frequent) 50.00, the copy 100.  Language modelling: dev "a b" / "b c c" in
+    blocks of the runs' 3 → 2√2 = 2.83 (test_lm), test "a a b" → targets 1 2 → 2.00."""
+    from test_lm import _WordTokenizer
+
+    from advembed.data.base import Example, TextDataset
+    from advembed.tasks import get_task
+    from advembed.tasks.base import LoadedModel
+
+    dev = [Example("a b c d", text_pair="a b c d"), Example("q r s t", text_pair="x y z w"),
+           Example("u v w k", text_pair="a b c d")]
+    test = [Example("e f g h", text_pair="e f g h"), Example("m n o p", text_pair="m n o p")]
+    data = TextDataset("toy", [], {"train": dev, "dev": dev, "test": test})
+    monkeypatch.setattr(type(get_task("translation")), "load_data", lambda *a, **k: data)
+    args = atcl_table.parser().parse_args(["--runs-dir", str(tmp_path), "--trivial"])
+    (fixed, fixed_dev, fixed_test), (copy, copy_dev, copy_test) = atcl_table.trivial_scores(
+        args, "help-en-de")
+    assert "most frequent target" in fixed and "copy of the source" in copy
+    assert fixed_dev["bleu"] == pytest.approx(200 / 3)
+    assert copy_dev["bleu"] == pytest.approx(100 / 3)
+    assert fixed_test["bleu"] == pytest.approx(50.0) and copy_test["bleu"] == pytest.approx(100)
+
+    lm = type(get_task("lm"))
+    text = TextDataset("toy", [], {"train": [Example("a b c")], "dev": [
+        Example("a b"), Example("b c c")], "test": [Example("a a b")]})
+    monkeypatch.setattr(lm, "load_data", lambda *a, **k: text)
+    monkeypatch.setattr(lm, "build_model", lambda *a, **k: LoadedModel(None, _WordTokenizer(),
+                                                                       "words"))
+    config = tmp_path / "base" / "bbc-lm-none-s13" / "config.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(json.dumps({"max_length": 3}))
+    assert atcl_table.trivial_lines(args, "bbc-lm", "perplexity") == [
+        "| *context-free: the split's unigram frequencies* | – | 2.83 | 2.00 |  |  |  |  |  |"]
+    lines = atcl_table.trivial_lines(args, "help-en-de", "bleu")
+    assert lines[1].startswith("| *a copy of the source* | – | 33.33 | 100.00 | 100.00 |")
+    assert all(line.count("|") == 11 for line in lines)  # chrF: one column more

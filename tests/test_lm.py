@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from conftest import WORDS
 
 from advembed.objectives.atcl import token_contrastive_loss
-from advembed.tasks.lm import blocks, nll_and_count
+from advembed.tasks.lm import blocks, nll_and_count, unigram_perplexity
 
 
 def test_perplexity_is_exp_of_the_token_weighted_nll_with_padding_ignored():
@@ -51,6 +51,48 @@ def test_documents_are_joined_by_end_of_text_and_cut_into_full_blocks():
 
     out = blocks(["a bb ccc", "dddd ee"], Tok(), 3)
     assert out == [[1, 2, 3], [99, 4, 2]]  # the last 99 is a remainder: dropped
+
+
+def test_the_context_free_perplexity_counts_the_scored_targets_by_their_frequency():
+    """Targets (each block's tokens but its first) 1 1 2 2 1 3: frequencies 1/2, 1/3, 1/6, so
+    exp(H) = 2.7495 — not 3 (uniform over the three), nor 4.4557 (the first tokens counted)."""
+    assert unigram_perplexity([[5, 1, 1, 2], [7, 2, 1, 3]]) == pytest.approx(2.749459, rel=1e-6)
+
+
+class _WordTokenizer:
+    """Word ids a = 1, b = 2, c = 3, end-of-text 0: just what :func:`blocks` calls."""
+
+    eos_token_id = 0
+
+    def __call__(self, texts, add_special_tokens=False):
+        return {"input_ids": [[" abc".index(w) for w in t.split()] for t in texts]}
+
+
+def test_an_lm_run_collapses_at_the_dev_blocks_context_free_perplexity():
+    """Dev "a b" and "b c c", blocks of 3: stream 1 2 0 2 3 3 0 → [1 2 0] [2 3 3] (the last 0
+    dropped); targets 2 0 3 3 → exp(H) = 2√2.  The guard (lower is better) stops a run at it
+    or worse, within its 0.01 margin, and not one below it."""
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl
+
+    from advembed.data.base import Example
+    from advembed.tasks import get_task
+    from advembed.training.callbacks import CollapseGuard
+
+    task = get_task("lm")
+    dev = [Example("a b"), Example("b c c")]
+    baseline = task.collapse_baseline(dev, _WordTokenizer(), max_length=3)
+    assert baseline == pytest.approx(2 * math.sqrt(2))
+    assert task.collapse_baseline(dev) is None  # no tokenizer, no check
+    for value, stops in [(3.5, True), (2 * math.sqrt(2) - 0.005, True), (2.7, False)]:
+        guard = CollapseGuard(baseline, metric=task.best_metric,
+                              greater_is_better=task.greater_is_better)
+        state = SimpleNamespace(max_steps=10, global_step=10,
+                                log_history=[{"eval_perplexity": value, "step": 10}])
+        control = guard.on_evaluate(SimpleNamespace(get_warmup_steps=lambda steps: 0), state,
+                                    TrainerControl(), metrics={"eval_perplexity": value})
+        assert control.should_training_stop is stops and guard.collapsed is stops
 
 
 def test_token_level_contrast_by_hand_and_never_against_itself():

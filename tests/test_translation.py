@@ -115,6 +115,15 @@ def test_bleu_is_sacrebleus_on_the_decoded_ids_with_padding_ignored():
     assert task.decode(padded(references)) == references
 
 
+def test_a_translation_run_collapses_at_the_bleu_of_one_fixed_output():
+    """The most frequent dev target for every source: "a b c d" twice right, once all wrong;
+    every n-gram precision is 2/3 and the lengths agree, so BLEU = 66.67 (not the 0 of the
+    empty output, nor the BLEU of copying the sources)."""
+    dev = [Example("eins", text_pair="a b c d"), Example("zwei", text_pair="x y z w"),
+           Example("drei", text_pair="a b c d")]
+    assert get_task("translation").collapse_baseline(dev) == pytest.approx(200 / 3)
+
+
 def test_atcl_contrasts_the_perturbed_source_tokens_encoder_states(monkeypatch):
     import advembed.objectives.atcl as atcl_module
     from advembed.methods import build_training_method

@@ -119,9 +119,11 @@ class Task:
         """Metrics of a trained model on ``examples`` (``advembed eval``)."""
         raise NotImplementedError
 
-    def collapse_baseline(self, examples) -> float | None:
-        """The best metric of a trivial predictor; a run at it after its first evaluation has
-        collapsed (``None``: no collapse check)."""
+    def collapse_baseline(self, examples, tokenizer=None, *,
+                          max_length: int = 128) -> float | None:
+        """The best metric of a trivial predictor on ``examples`` (the dev split, encoded as
+        training encodes it with ``tokenizer`` and ``max_length`` where the task needs that);
+        a run at it after its first judged evaluation has collapsed (``None``: no check)."""
         return None
 
     def report_columns(self) -> list[tuple[str, str, str, str]]:

@@ -93,7 +93,7 @@ class ClassificationTask(Task):
                                 max_length=max_length, progress=progress)
         return classification_metrics(logits, np.array([example.label for example in examples]))
 
-    def collapse_baseline(self, examples):
+    def collapse_baseline(self, examples, tokenizer=None, *, max_length=128):
         """Accuracy of always predicting the most frequent label of ``examples``."""
         counts = Counter(example.label for example in examples)
         return max(counts.values()) / sum(counts.values())

@@ -100,7 +100,7 @@ class QAMatchingTask(ClassificationTask):
                                 max_length=max_length, progress=progress)
         return self.metrics(logits, [example.label for example in examples])
 
-    def collapse_baseline(self, examples):
+    def collapse_baseline(self, examples, tokenizer=None, *, max_length=128):
         """F1 of answering "answer" to everything (the trivial predictor's best F1)."""
         positives = sum(example.label == 1 for example in examples)
         return 2 * positives / (positives + len(examples)) if positives else 0.0

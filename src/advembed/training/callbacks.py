@@ -20,7 +20,8 @@ JUDGE_AFTER = 0.2
 
 class CollapseGuard(TrainerCallback):
     """Stop training with a warning when the dev metric is no better than the task's trivial
-    predictor (classification: always the majority label) at the first evaluation *after the
+    predictor (the task's :meth:`~advembed.tasks.base.Task.collapse_baseline`: the majority
+    label, the unigram LM, one fixed translation) at the first evaluation *after the
     learning-rate warm-up and at least* ``JUDGE_AFTER`` *of the run's steps*.
 
     A too-large perturbation radius can collapse a model to predicting one class; finishing

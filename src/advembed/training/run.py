@@ -278,7 +278,9 @@ def make_trainer(config: TrainConfig, built: Built, plan: Schedule, staging: Pat
     from advembed.training.trainer import AdvTrainer
 
     task = built.task
-    collapse = CollapseGuard(task.collapse_baseline(built.data.splits["dev"]),
+    baseline = task.collapse_baseline(built.data.splits["dev"], built.loaded.tokenizer,
+                                      max_length=config.max_length)
+    collapse = CollapseGuard(baseline,
                              metric=task.best_metric, greater_is_better=task.greater_is_better,
                              active=built.method is not None, stop=config.collapse_guard)
     best = BestModel(staging / "best", metric=task.best_metric,
