@@ -272,6 +272,17 @@ def test_word_attack_command_and_its_errors(tiny_trained_run, capsys, monkeypatc
     assert not (tiny_trained_run / "attack-bae.json").exists()
 
 
+def test_chunks_are_a_quarter_of_a_workers_share_and_at_most_the_limit():
+    """An interrupted parallel attack loses only its unfinished chunks, so they are capped."""
+    from advembed.evaluation.parallel import CHUNK_LIMIT, chunked
+
+    assert CHUNK_LIMIT == 50
+    assert [len(c) for c in chunked(list(range(26)), 2)] == [4] * 6 + [2]  # ⌈26 / 8⌉ = 4
+    big = chunked(list(range(8452)), 2)  # ADA: the training split of mr
+    assert [len(c) for c in big] == [50] * 169 + [2]
+    assert [x for c in big for x in c] == list(range(8452))
+
+
 def test_workers_give_the_records_of_one_process(tiny_trained_run, tmp_path):
     """The sample shared by 2 processes: the same record for every example (and the same
     summary), whatever process attacked it."""
