@@ -28,8 +28,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from summary_stats import mean_std, paired_points, write_atomic  # noqa: E402
+
+from advembed.runs import attack_stem  # noqa: E402
 
 WORD_ATTACKS = {"pwws": ("pwws_attack_acc", "PWWS"),
                 "bert-attack": ("bert_attack_acc", "BERT-Attack")}
@@ -68,9 +71,10 @@ def run_attack(run: Path, recipe: str, n_examples: int, workers: int = 1,
 
 def attack_summary(run: Path, recipe: str, n_examples: int, workers: int = 1,
                    split: str = "test") -> dict | None:
-    """``RUN/attack-RECIPE.json``, attacking first where it is missing; ``None`` when the
-    attack failed (the dev-sample searches skip such a point)."""
-    summary = run / f"attack-{recipe}.json"
+    """``RUN/attack-RECIPE.json`` (``attack-RECIPE-SPLIT.json`` for another split), attacking
+    first where it is missing; ``None`` when the attack failed (the dev-sample searches skip
+    such a point)."""
+    summary = run / f"{attack_stem(recipe, split)}.json"
     if not summary.is_file() and run_attack(run, recipe, n_examples, workers, split=split):
         return None
     return json.loads(summary.read_text())

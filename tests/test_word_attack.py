@@ -342,17 +342,25 @@ def test_adversarial_data_augmentation_adds_the_successful_texts(tiny_trained_ru
 
     run = tmp_path / "run"
     shutil.copytree(tiny_trained_run, run)
+    (run / "attack-pwws.json").write_text('{"split": "test", "attack_accuracy": 0.5}')
     assert main(["attack", "--run", str(run), "--attack", "pwws", "--split", "train",
                  "--n-examples", "12", "--temperatures", "1", "--no-progress"]) == 0
-    records = [json.loads(line) for line in (run / "attack-pwws.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in
+               (run / "attack-pwws-train.jsonl").read_text().splitlines()]
     successful = {(r["text"], r["text_pair"]) for r in records if r["status"] == "successful"}
     assert successful
+    # the training split's files carry its name: the test figure stays, and is the report's
+    assert json.loads((run / "attack-pwws.json").read_text())["attack_accuracy"] == 0.5
+    assert json.loads((run / "attack-pwws-train.json").read_text())["split"] == "train"
+    from advembed.report.runs import load_run
+
+    assert load_run(run).word_attacks == {"pwws": {"split": "test", "attack_accuracy": 0.5}}
     config = json.loads((run / "config.json").read_text())
     out = tmp_path / "ada"
     assert main(["train", "--dataset", config["dataset"], "--text-column", "sentence",
                  "--model", str(make_tiny_model_dir(tmp_path / "model")), "--output", str(out),
                  "--max-steps", "2", "--no-progress", "--augment-file",
-                 str(run / "attack-pwws.jsonl")]) == 0
+                 str(run / "attack-pwws-train.jsonl")]) == 0
     trained = json.loads((out / "config.json").read_text())
     assert trained["split_sizes"]["train"] == config["split_sizes"]["train"] + len(successful)
     bad = tmp_path / "bad.jsonl"

@@ -24,6 +24,14 @@ MODEL_DIR = "model"
 WEIGHTS_FILE = "model.safetensors"
 
 
+def attack_stem(attack: str, split: str = "test") -> str:
+    """Name of an attack's files in a run: ``attack-NAME`` (``.json`` summary, ``.jsonl``
+    records) for the test split, which the report and tables read as the run's robustness;
+    ``attack-NAME-SPLIT`` for another split (``--split train`` for ADA, ``dev`` for a search),
+    so that attacking one never overwrites, or passes for, the test figures."""
+    return f"attack-{attack}" if split == "test" else f"attack-{attack}-{split}"
+
+
 def sha256_of(path: Path) -> str:
     """The file's sha256 (hex), read in chunks."""
     import hashlib

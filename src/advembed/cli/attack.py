@@ -41,6 +41,7 @@ def add(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from advembed.evaluation.attack import SETTINGS, attack_settings, run_attack
     from advembed.evaluation.settings import SampleSettings
+    from advembed.runs import attack_stem
 
     settings_cls = SETTINGS.get(args.attack)
     if settings_cls is not None:
@@ -50,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     summary = run_attack(args.run, args.attack, data=data_options(args), settings=settings,
                          sample=sample)
     print(f"{args.attack} on {summary['examples']} {summary['split']} examples "
-          f"({summary['seconds']:.0f} s); written to {args.run}/attack-{args.attack}.json")
+          f"({summary['seconds']:.0f} s); written to "
+          f"{args.run}/{attack_stem(args.attack, summary['split'])}.json")
     print(describe(args.attack, summary))
     return 0
 

@@ -2,7 +2,7 @@
 word-substitution attack found on the training split, added to the training examples.
 
 The file is what ``advembed attack --run RUN --attack pwws --split train`` writes
-(``RUN/attack-pwws.jsonl``): one JSON record per attacked example; the successful ones carry
+(``RUN/attack-pwws-train.jsonl``): one JSON record per attacked example; the successful ones carry
 the adversarial ``text`` (and ``text_pair``) and the gold ``label`` index.  Each distinct
 adversarial text is added once, with its gold label.
 """

@@ -34,7 +34,7 @@ from advembed.evaluation.runs import (
 )
 from advembed.evaluation.settings import PGDAttackSettings, SampleSettings, VulnerabilitySettings
 from advembed.evaluation.word_attack import WORD_ATTACKS, WordAttackOptions
-from advembed.runs import write_json, write_jsonl
+from advembed.runs import attack_stem, write_json, write_jsonl
 from advembed.settings import Settings
 
 SETTINGS: dict[str, type[Settings]] = {"pgd": PGDAttackSettings,
@@ -61,6 +61,7 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
     (``split``, ``n_examples``, ``seed``, ``batch_size``, ``progress``, ``resume``): which
     examples.  Each example's result is appended to ``RUN/.attack-NAME.partial.jsonl`` as soon as
     it is computed; ``resume`` continues an interrupted attack of the same settings there.
+    Files of a split other than test carry its name (:func:`advembed.runs.attack_stem`).
     """
     settings = settings if settings is not None else attack_settings(attack)
     sample = SampleSettings.from_options(sample_options, sample)
@@ -73,7 +74,8 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
     header = {"attack": attack, "settings": settings.as_dict(), "data": (data or
               DataOptions()).as_dict(), "split": sample.split, "n_examples": sample.n_examples,
               "seed": sample.seed, "model_sha256": config.get("model_sha256")}
-    log = RecordLog(Path(run) / f".attack-{attack}.partial.jsonl", header, resume=sample.resume)
+    stem = attack_stem(attack, sample.split)
+    log = RecordLog(Path(run) / f".{stem}.partial.jsonl", header, resume=sample.resume)
     try:
         loaded = load_run_model(run, config)
         started = time.perf_counter()
@@ -93,8 +95,8 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
                    "resumed_records": resumed}
         summary |= _SUMMARIES.get(attack, _word_summary)(records, settings, details, config)
         summary["seconds"] = round(time.perf_counter() - started, 2)
-        write_jsonl(Path(run) / f"attack-{attack}.jsonl", records)
-        write_json(Path(run) / f"attack-{attack}.json", summary)
+        write_jsonl(Path(run) / f"{stem}.jsonl", records)
+        write_json(Path(run) / f"{stem}.json", summary)
     except OSError as exc:
         raise AdvembedError(f"cannot write the results of {attack} into '{run}' "
                             f"({exc.strerror}); those computed so far are in '{log.path.name}' "

@@ -83,6 +83,8 @@ def load_run(path: Path) -> Run:
     for attack_file in sorted(path.glob("attack-*.json")):
         name = attack_file.stem.removeprefix("attack-")
         payload = _read_json(attack_file)
+        if payload.get("split", "test") != "test":  # ADA's train or a search's dev sample
+            continue
         if name == "pgd":
             run.pgd = payload
         elif name == "vulnerability":
