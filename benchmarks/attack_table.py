@@ -95,7 +95,7 @@ def attack_figures(run: Path, attacks: list[str]) -> dict:
     """The figures of each attack summary the run has (absent ones are ``None``)."""
     out: dict = {}
     for recipe in attacks:
-        path = run / f"attack-{recipe}.json"
+        path = run / f"{attack_stem(recipe)}.json"
         summary = json.loads(path.read_text()) if path.is_file() else None
         if recipe == "pgd":
             for result in (summary or {}).get("results", []):
@@ -261,7 +261,7 @@ def main(args: argparse.Namespace, script: str = "attack_table.py") -> int:
                 if not (run / "metrics.json").is_file():
                     continue
                 for recipe in args.attacks:
-                    if not args.no_attack and not (run / f"attack-{recipe}.json").is_file():
+                    if not args.no_attack and not (run / f"{attack_stem(recipe)}.json").is_file():
                         attack(run, recipe, args.n_examples, args.workers)
                 rows.append(row(run, dataset, method, seed, args.attacks))
     if not rows:
