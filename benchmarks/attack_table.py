@@ -4,10 +4,12 @@ Clean test accuracy next to accuracy under embedding (PGD, vulnerability AUC) an
 BERT-Attack) attacks, and each method's gain over plain training paired by seed.
 
 For every finished run ``RUNS_DIR/DATASET-METHOD-sSEED`` (as ``benchmarks/quality.py`` names
-them), each attack of ``--attacks`` whose summary ``RUN/attack-NAME.json`` is missing is run by
-``advembed attack`` with its defaults on a seeded sample of the test split (``--n-examples``;
-the whole split where smaller); then the runs' figures go into ``--summary`` (one row per run)
-and a Markdown table into ``--out`` (both only when given; the table is always printed).
+them; with several ``--runs-dir``, the first folder that holds the run supplies it, so one table
+can draw plain runs committed for another benchmark), each attack of ``--attacks`` whose summary
+``RUN/attack-NAME.json`` is missing is run by ``advembed attack`` with its defaults on a seeded
+sample of the test split (``--n-examples``; the whole split where smaller); then the runs'
+figures go into ``--summary`` (one row per run, naming its run folder) and a Markdown table into
+``--out`` (both only when given; the table is always printed).
 
     python benchmarks/attack_table.py --runs-dir runs/pairs --datasets bible-para bbc-match \\
         --methods none freelb --attacks pgd vulnerability pwws --title "Plain vs FreeLB on pairs"
@@ -122,7 +124,7 @@ def attack_figures(run: Path, attacks: list[str]) -> dict:
 
 def row(run: Path, dataset: str, method: str, seed: int, attacks: list[str]) -> dict:
     metrics = json.loads((run / "metrics.json").read_text())
-    return {"dataset": dataset, "method": method, "seed": seed,
+    return {"dataset": dataset, "method": method, "seed": seed, "run": run.as_posix(),
             "clean_test_acc": metrics["test"]["accuracy"],
             "train_seconds": metrics["train"]["seconds"], **attack_figures(run, attacks)}
 
@@ -232,7 +234,8 @@ def parser(methods: list[str] | None = None, attacks: list[str] | None = None,
            description: str = __doc__.splitlines()[0]) -> argparse.ArgumentParser:
     """The command line; ``vda_table.py`` fixes the methods, attacks and title it offers."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--runs-dir", type=Path, required=True)
+    p.add_argument("--runs-dir", type=Path, nargs="+", required=True,
+                   help="folders of runs; a run is taken from the first that holds it")
     p.add_argument("--datasets", nargs="+", default=["mr", "cr"])
     p.add_argument("--methods", nargs="+", default=methods or ["none", "freelb"],
                    choices=methods)
@@ -252,20 +255,25 @@ def parser(methods: list[str] | None = None, attacks: list[str] | None = None,
     return p
 
 
+def find_run(runs_dirs: list[Path], name: str) -> Path | None:
+    """``DIR/name`` of the first of ``runs_dirs`` where that run finished (has its metrics)."""
+    return next((d / name for d in runs_dirs if (d / name / "metrics.json").is_file()), None)
+
+
 def main(args: argparse.Namespace, script: str = "attack_table.py") -> int:
     rows = []
     for dataset in args.datasets:
         for method in args.methods:
             for seed in args.seeds:
-                run = args.runs_dir / f"{dataset}-{method}-s{seed}"
-                if not (run / "metrics.json").is_file():
+                run = find_run(args.runs_dir, f"{dataset}-{method}-s{seed}")
+                if run is None:
                     continue
                 for recipe in args.attacks:
                     if not args.no_attack and not (run / f"{attack_stem(recipe)}.json").is_file():
                         attack(run, recipe, args.n_examples, args.workers)
                 rows.append(row(run, dataset, method, seed, args.attacks))
     if not rows:
-        sys.exit(f"no finished runs under {args.runs_dir}")
+        sys.exit(f"no finished runs under {', '.join(map(str, args.runs_dir))}")
     text = table(rows, args.methods, args.attacks, args.title, script, args.machine)
     if args.summary:
         write_atomic(args.summary, json.dumps(rows, indent=2) + "\n")

@@ -127,3 +127,24 @@ def test_vda_table_keeps_its_methods_and_word_attacks(attack_table):
     with pytest.raises(SystemExit):
         attack_table.parser(vda.METHODS, vda.ATTACKS, vda.TITLE).parse_args(
             ["--runs-dir", "x", "--attacks", "pgd"])
+
+
+def test_runs_come_from_the_first_folder_that_holds_them(attack_table, tmp_path):
+    """Several ``--runs-dir``: a run missing from the first folder is taken from the next, and
+    where both hold it the first wins; each summary row names the folder it came from."""
+    first, second = tmp_path / "robust", tmp_path / "vda"
+    _run(first, "bp-robust-s13", 0.86, {0.1: 0.35}, (0.31, 0.27))
+    _run(first, "bp-none-s14", 0.70, {0.1: 0.20}, (0.10, 0.05))
+    _run(second, "bp-none-s13", 0.90, {0.1: 0.30}, (0.20, 0.15))
+    _run(second, "bp-none-s14", 0.80, {0.1: 0.25}, (0.30, 0.25))
+    args = attack_table.parser().parse_args(
+        ["--runs-dir", str(first), str(second), "--datasets", "bp", "--seeds", "13", "14",
+         "--methods", "none", "robust", "--attacks", "pwws", "--no-attack",
+         "--summary", str(tmp_path / "s.json")])
+    assert attack_table.main(args) == 0
+    rows = {(r["method"], r["seed"]): r for r in json.loads((tmp_path / "s.json").read_text())}
+    assert rows["none", 13]["clean_test_acc"] == 0.90
+    assert rows["none", 13]["run"] == (second / "bp-none-s13").as_posix()
+    assert rows["none", 14]["clean_test_acc"] == 0.70  # the first folder's, not 0.80
+    assert rows["robust", 13]["run"] == (first / "bp-robust-s13").as_posix()
+    assert ("robust", 14) not in rows
