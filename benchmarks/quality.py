@@ -15,6 +15,8 @@ Method hyper-parameters are the shipped defaults unless ``--method-options`` ove
 options each run recorded.  A method may name an objective: ``freelb+carl``, ``freelb+rar``,
 ``fgm+atcl`` (issue 4's comparison: ``--methods freelb freelb+carl freelb+rar fgm+atcl``), or
 VDA added to it: ``freelb+vda``, ``smart+vda`` (with ``vda`` alone: issue 13's comparison).
+A preset's name stands for its method with the preset's sizes: ``robust`` trains with
+``--preset robust`` (issue 12's comparison: ``--methods none freelb robust``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from advembed.methods import FLAG_OF, method_settings  # noqa: E402
+from advembed.methods.presets import PRESETS  # noqa: E402
 from advembed.objectives import REGISTRY as OBJECTIVES  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,13 +61,15 @@ def run_name(dataset: str, method: str, seed: int) -> str:
 
 def train_command(args, dataset: str, method: str, seed: int, options: dict) -> list[str]:
     """``method`` is a method name or ``method+objective`` (``freelb+carl``); ``+vda`` is VDA
-    added to the method (``--augment vda``, paper 003's FreeLB_VDA and SMART_VDA)."""
+    added to the method (``--augment vda``, paper 003's FreeLB_VDA and SMART_VDA); a preset's
+    name (``robust``) trains its method with ``--preset``."""
     name, _, objective = method.partition("+")
+    chosen = ["--preset", name] if name in PRESETS else ["--method", name]
     augment = ["--augment", "vda"] if objective == "vda" else []
     objective = "" if objective == "vda" else objective
     command = [
         sys.executable, "-m", "advembed.cli", "train",
-        "--dataset", dataset, "--model", args.model, "--method", name, *augment,
+        "--dataset", dataset, "--model", args.model, *chosen, *augment,
         "--objective", objective or "ce",
         "--seed", str(seed), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
         "--lr", str(args.lr), "--output", str(args.runs_dir / run_name(dataset, method, seed)),

@@ -148,3 +148,28 @@ def test_runs_come_from_the_first_folder_that_holds_them(attack_table, tmp_path)
     assert rows["none", 14]["clean_test_acc"] == 0.70  # the first folder's, not 0.80
     assert rows["robust", 13]["run"] == (first / "bp-robust-s13").as_posix()
     assert ("robust", 14) not in rows
+
+
+def test_quality_trains_a_preset_name_with_the_preset_and_its_flags():
+    """``quality.py --methods robust`` is ``advembed train --preset robust`` (FreeLB with the
+    preset's sizes), flags from ``--method-options {"robust": …}`` overriding them; a method's
+    own name stays ``--method``."""
+    import argparse
+
+    from advembed.cli import build_parser
+    from advembed.cli.train import config_from_args
+
+    quality = _load("quality")
+    args = argparse.Namespace(model="default", epochs=3.0, batch_size=32, lr=2e-5,
+                              runs_dir=Path("runs"), limit=None, max_steps=None,
+                              objective_options={})
+
+    def config(method: str, options: dict):
+        command = quality.train_command(args, "cr", method, 13, options)
+        return config_from_args(build_parser().parse_args(command[command.index("train"):]))
+
+    robust = config("robust", {"steps": 5})
+    assert (robust.preset, robust.method_options) == ("robust", {"steps": 5})
+    assert robust.output == str(Path("runs") / "cr-robust-s13")
+    freelb = config("freelb", {})
+    assert (freelb.preset, freelb.method) == (None, "freelb")
