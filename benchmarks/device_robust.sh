@@ -7,19 +7,19 @@ set -u
 # Needs .gpu/ prepared as benchmarks/README.md says.  ADA and the search are not in it: PWWS
 # over mr's whole training split and search_robust.py's 18 points do not fit one call.
 #   run(command="DATASETS='mr cr' bash benchmarks/device_robust.sh", timeout_s=600)
-DATASETS=${DATASETS:-mr cr}
+DATASETS=${DATASETS:-mr cr}; METHODS="none freelb robust"
 source "$(dirname "$0")/device_env.sh"
 timeout ${Q_S:-330} python3 benchmarks/quality.py --model .gpu/model --jobs 18 --datasets $DATASETS \
-  --seeds 13 14 15 --methods none freelb robust --runs-dir /tmp/qr --out $OUT/quality-robust.md \
+  --seeds 13 14 15 --methods $METHODS --runs-dir /tmp/qr --out $OUT/quality-robust.md \
   --machine "$M" > $OUT/qr.log 2>&1
 echo "quality rc $? at $(( $(date +%s) - T0 )) s"
 pkill -f advembed.cli; sleep 1
-timeout ${A_S:-180} python3 benchmarks/attack_table.py --runs-dir /tmp/qr --datasets $DATASETS \
-  --methods none freelb robust --attacks pwws --n-examples ${N:-1000} --workers 16 \
-  --machine "$M" --summary $OUT/summary.json --out $OUT/results-robust.md > $OUT/table.log 2>&1
+TABLE="--runs-dir /tmp/qr --datasets $DATASETS --methods $METHODS --attacks pwws"
+timeout ${A_S:-180} python3 benchmarks/attack_table.py $TABLE --machine "$M" --n-examples ${N:-1000} \
+  --workers 16 --summary $OUT/summary.json --out $OUT/results-robust.md > $OUT/table.log 2>&1
 echo "table rc $? at $(( $(date +%s) - T0 )) s"
-python3 benchmarks/attack_table.py --runs-dir /tmp/qr --datasets $DATASETS --no-attack \
-  --methods none freelb robust --attacks pwws --machine "$M" --summary $OUT/summary.json \
+# the table again, whole, from whatever the timed attacks finished
+python3 benchmarks/attack_table.py $TABLE --machine "$M" --no-attack --summary $OUT/summary.json \
   --out $OUT/results-robust.md
 tar czf $OUT/qr.tgz -C /tmp $(cd /tmp && ls -d qr/*/metrics.json qr/*/config.json qr/*/attack-*.json 2>/dev/null)
 echo "total $(( $(date +%s) - T0 )) s"
