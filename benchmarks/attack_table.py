@@ -261,17 +261,16 @@ def find_run(runs_dirs: list[Path], name: str) -> Path | None:
 
 
 def main(args: argparse.Namespace, script: str = "attack_table.py") -> int:
-    rows = []
-    for dataset in args.datasets:
-        for method in args.methods:
-            for seed in args.seeds:
-                run = find_run(args.runs_dir, f"{dataset}-{method}-s{seed}")
-                if run is None:
-                    continue
-                for recipe in args.attacks:
-                    if not args.no_attack and not (run / f"{attack_stem(recipe)}.json").is_file():
-                        attack(run, recipe, args.n_examples, args.workers)
-                rows.append(row(run, dataset, method, seed, args.attacks))
+    runs = {(dataset, method, seed): run for dataset in args.datasets
+            for method in args.methods for seed in args.seeds
+            if (run := find_run(args.runs_dir, f"{dataset}-{method}-s{seed}")) is not None}
+    # attacks seed by seed, so that a call cut short leaves whole seeds unattacked, not whole
+    # methods: the finished seeds still pair every method with plain
+    for key in sorted(runs, key=lambda k: args.seeds.index(k[2])):
+        for recipe in args.attacks:
+            if not args.no_attack and not (runs[key] / f"{attack_stem(recipe)}.json").is_file():
+                attack(runs[key], recipe, args.n_examples, args.workers)
+    rows = [row(run, *key, args.attacks) for key, run in runs.items()]
     if not rows:
         sys.exit(f"no finished runs under {', '.join(map(str, args.runs_dir))}")
     text = table(rows, args.methods, args.attacks, args.title, script, args.machine)

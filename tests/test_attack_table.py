@@ -173,3 +173,29 @@ def test_quality_trains_a_preset_name_with_the_preset_and_its_flags():
     assert robust.output == str(Path("runs") / "cr-robust-s13")
     freelb = config("freelb", {})
     assert (freelb.preset, freelb.method) == (None, "freelb")
+
+
+def test_runs_are_attacked_seed_by_seed_and_tabled_method_by_method(attack_table, tmp_path,
+                                                                     monkeypatch):
+    """A time-limited call (the device scripts) attacks every method of the first seed before
+    any of the next, so a cut leaves whole seeds unattacked; the summary keeps dataset → method
+    → seed order."""
+    for name in ("bp-none-s13", "bp-none-s14", "bp-robust-s13", "bp-robust-s14"):
+        _run(tmp_path, name, 0.8, {0.1: 0.3}, None)
+    attacked = []
+
+    def fake_attack(run, recipe, n_examples, workers):
+        attacked.append(run.name)
+        (run / f"attack-{recipe}.json").write_text(json.dumps(
+            {"attack_accuracy": 0.2, "attack_accuracy_rescaled": 0.1, "examples": 40,
+             "mean_queries": 50.0, "mean_perturbed_percent": 5.0}))
+
+    monkeypatch.setattr(attack_table, "attack", fake_attack)
+    args = attack_table.parser().parse_args(
+        ["--runs-dir", str(tmp_path), "--datasets", "bp", "--seeds", "13", "14",
+         "--methods", "none", "robust", "--attacks", "pwws", "--summary", str(tmp_path / "s.json")])
+    assert attack_table.main(args) == 0
+    assert attacked == ["bp-none-s13", "bp-robust-s13", "bp-none-s14", "bp-robust-s14"]
+    rows = json.loads((tmp_path / "s.json").read_text())
+    assert [(r["method"], r["seed"]) for r in rows] == [
+        ("none", 13), ("none", 14), ("robust", 13), ("robust", 14)]
