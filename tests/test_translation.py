@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import WORDS
 
-from advembed.data.base import Example
+from advembed.data.base import Example, TextDataset
 from advembed.data.parallel import align, page_texts, split_by_file
 from advembed.errors import AdvembedError
 from advembed.tasks import get_task
@@ -171,13 +171,45 @@ def test_token_level_accumulation_equals_one_double_batch(tmp_path):
 
 
 def test_a_model_that_rescales_embeddings_it_looks_up_itself_is_refused():
+    """Marian with ``scale_embedding`` multiplies by √d only the ids it looks up itself:
+    refused.  BART scales inside its embedding module, so ``get_input_embeddings()`` already
+    gives what the encoder reads (the adversaries' ``inputs_embeds``): accepted."""
     from advembed.tasks.translation import check_embedding_scale
 
-    model, tokenizer, _ = _tiny()
+    model, tokenizer, pairs = _tiny()
     check_embedding_scale(model, "tiny")  # scale_embedding=False: accepted
-    model.get_encoder().embed_scale = 4.0
-    with pytest.raises(AdvembedError, match="model 'marian-like' scales its encoder"):
-        check_embedding_scale(model, "marian-like")
+    marian = scratch_translator(tokenizer, "marian", scale_embedding=True, **TINY)
+    with pytest.raises(AdvembedError, match="model 'marian-like' scales its encoder's "
+                                            "embeddings by 4 only"):
+        check_embedding_scale(marian, "marian-like")
+    bart = scratch_translator(tokenizer, "bart", scale_embedding=True, **TINY).eval()
+    check_embedding_scale(bart, "bart-like")
+    batch = _batch(bart, tokenizer, pairs)
+    embeds = bart.get_input_embeddings()(batch["input_ids"])
+    by_ids = bart.get_encoder()(input_ids=batch["input_ids"]).last_hidden_state
+    by_embeds = bart.get_encoder()(inputs_embeds=embeds).last_hidden_state
+    assert torch.allclose(by_ids, by_embeds, atol=1e-6)
+
+
+def test_the_default_translator_keeps_token_embeddings_at_the_positions_scale():
+    """The choice of BART's layout: its learned positions start at the token embeddings'
+    scale, so the encoder reads the tokens; Marian's sinusoids (norm √(d/2)) are tens of times
+    larger than unscaled token embeddings of std 0.02."""
+    torch.manual_seed(0)
+    task = get_task("translation")
+    pairs = _pairs(60)
+    data = TextDataset("toy", [], {"train": [Example(s, text_pair=t) for s, t in pairs]})
+
+    def ratio(name: str) -> float:
+        model = task.build_model(name, data).model
+        tokens = model.get_input_embeddings().weight[3:].norm(dim=-1).mean()
+        positions = model.get_encoder().embed_positions.weight[:32].norm(dim=-1).mean()
+        return (positions / tokens).item()
+
+    assert type(task.build_model("default", data).model).__name__ == \
+        "BartForConditionalGeneration"
+    assert 0.5 < ratio("default") < 2.0
+    assert ratio("scratch:marian") > 20
 
 
 def test_the_decoding_limit_is_the_runs_max_length_not_the_last_encoding(monkeypatch):
@@ -293,7 +325,7 @@ def _batch(model, tokenizer, pairs, n=6):
 
 
 def test_yopo_takes_the_identity_as_first_layer_where_the_model_has_no_embedding_block():
-    """Marian looks its embeddings up in its own forward: with h0 = e + δ the adjoint is
+    """BART looks its embeddings up in its own forward: with h0 = e + δ the adjoint is
     ∂L/∂(e + δ), so n = 2 inner updates from δ = 0 are two steps of α along the same
     direction (a real first layer would bend the second)."""
     import sys

@@ -82,7 +82,7 @@ class EmbeddingAdapter:
 
         For BERT-like models this is the ``*Embeddings`` module (word + position + segment
         embeddings, LayerNorm, dropout).  Found by identity, not by attribute path.  ``None``
-        where the owner is a whole ``transformers`` model (GPT-2, Marian: the lookup happens in
+        where the owner is a whole ``transformers`` model (GPT-2, BART, Marian: the lookup is in
         the model's own forward, with no block of its own): the first layer is then the
         identity on the (perturbed) embedding outputs.
         """

@@ -38,7 +38,7 @@ class YOPO(TrainingMethod):
     forward right after it).  Dropout in the block stays active in the inner updates (choice:
     the same mode as the full pass).  The last full pass has no inner updates after it (their δ
     would never be used).  An objective's term enters the last pass at its full weight.
-    Models with no embedding block of their own (GPT-2, Marian: the lookup is in the model's
+    Models with no embedding block of their own (GPT-2, BART, Marian: the lookup is in the model's
     forward) take the identity as the first layer, h₀ = e + δ: the adjoint is then ∂L/∂(e + δ)
     and the n inner updates step along it (choice; documented, tested).
     """
