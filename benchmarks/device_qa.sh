@@ -14,7 +14,8 @@ echo "quality rc $? at $(( $(date +%s) - T0 )) s"
 pkill -f advembed.cli; sleep 1
 python3 benchmarks/quality.py --model $MODEL --lr $LR --task qa-matching --metric f1 \
   --datasets $DATASET --seeds 13 14 15 --methods none fgsm fgm pgd freeat yopo freelb \
-  --runs-dir /tmp/qa --out $OUT/results-qa.md --machine "$M" --aggregate-only > /dev/null 2>&1
+  --runs-dir /tmp/qa --out $OUT/results-qa.md --machine "$M" --aggregate-only --reference \
+  > /dev/null 2>&1
 cat $OUT/results-qa.md | grep "| $DATASET |"
 tar czf $OUT/qa.tgz -C /tmp $(cd /tmp && ls -d qa/*/metrics.json qa/*/config.json 2>/dev/null)
 echo "total $(( $(date +%s) - T0 )) s"

@@ -40,6 +40,7 @@ from advembed.methods.presets import PRESETS  # noqa: E402
 from advembed.objectives import REGISTRY as OBJECTIVES  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from qa_reference import reference_lines  # noqa: E402
 from summary_stats import mean_std, replace_block, write_atomic  # noqa: E402
 
 DEFAULT_METHODS = ["none", "fgsm", "fgm", "pgd", "freeat", "yopo", "freelb", "smart"]
@@ -138,7 +139,7 @@ def aggregate(args) -> str:
     recorded: dict[str, set[str]] = {}
     methods_used: dict[str, set[str]] = {}
     for dataset in args.datasets:
-        plain_test = None
+        plain_test, rows_before = None, len(rows)
         for method in args.methods:
             metrics = []
             for seed in args.seeds:
@@ -163,6 +164,8 @@ def aggregate(args) -> str:
                 f"| {dataset} | {method} | {len(metrics)} | {mean_std(dev)} | {mean_std(test)} | "
                 f"{delta} | {statistics.mean(seconds):.0f} | {collapsed} |"
             )
+        if args.reference and len(rows) > rows_before:
+            rows += reference_lines(dataset, args.metric, args.limit)
     header = [
         "# Results: plain fine-tuning vs adversarial methods",
         "",
@@ -182,7 +185,9 @@ def aggregate(args) -> str:
         "| collapsed |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    footer = ["", "Hyper-parameters of each method, as its runs trained with:", ""]
+    footer = ["", "Rows in italics: predictors that train no network (`--reference`, "
+              "`benchmarks/qa_reference.py`), on the same splits."] if args.reference else []
+    footer += ["", "Hyper-parameters of each method, as its runs trained with:", ""]
     footer += [f"- `{m}`: {' / '.join(sorted(v))}" for m, v in methods_used.items()]
     footer += [f"- `{m}` objective settings, as each run recorded: "
                f"{' / '.join(sorted(v))}" for m, v in recorded.items()]
@@ -240,6 +245,9 @@ def main() -> int:
     parser.add_argument("--readme", type=Path,
                         help="also replace the table between the results markers of this file")
     parser.add_argument("--aggregate-only", action="store_true")
+    parser.add_argument("--reference", action="store_true",
+                        help="qa-matching: add rows for predictors that train no network "
+                             "(every reply answers; TF-IDF cosine, threshold on dev)")
     parser.add_argument("--rerun", action="store_true", help="retrain finished runs")
     args = parser.parse_args()
     args.runs_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,68 @@
+"""Reference rows for question–answer matching tables (paper 000's task): the scores a model
+has to beat, computed without training a network.
+
+- *every reply answers*: predicting "answer" for every pair, the best F1 a predictor that
+  ignores its input can reach (the task's collapse bar);
+- *TF-IDF cosine*: the cosine of the question's and the reply's TF-IDF vectors as the score,
+  the threshold chosen on dev with the task's own rule (:func:`best_threshold`) and applied
+  unchanged to test.  The vocabulary and IDF are fitted on the training split's questions and
+  replies only.  Words are runs of letters and digits, lower-cased; each CJK character is a
+  word of its own, so the same rule serves ``help-qa-zh``.
+
+A learned model below the TF-IDF row has not learned even the lexical overlap that decides
+many pairs.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_]+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word runs; each CJK ideograph on its own."""
+    return TOKEN.findall(text.lower())
+
+
+def tfidf_cosine(train, examples) -> np.ndarray:
+    """Cosine of question and reply TF-IDF vectors for each of ``examples``, with the
+    vocabulary and IDF of ``train`` (its questions and replies)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(analyzer=words, sublinear_tf=True)
+    vectorizer.fit([e.text for e in train] + [e.text_pair for e in train])
+    questions = vectorizer.transform([e.text for e in examples])
+    replies = vectorizer.transform([e.text_pair for e in examples])
+    return np.asarray(questions.multiply(replies).sum(axis=1)).ravel()  # rows are L2-normed
+
+
+def reference_scores(data) -> list[tuple[str, dict, dict]]:
+    """``(label, dev scores, test scores)`` of the reference predictors on ``data`` (a
+    QA-matching :class:`TextDataset`); scores as the task reports them (f1, precision, …)."""
+    from advembed.tasks.qa_matching import best_threshold, scores_at
+
+    dev, test = data.splits["dev"], data.splits["test"]
+    dev_labels = np.array([e.label for e in dev])
+    test_labels = np.array([e.label for e in test])
+    rows = [("every reply answers", scores_at(np.ones(len(dev)), dev_labels, 0.5),
+             scores_at(np.ones(len(test)), test_labels, 0.5))]
+    dev_score = tfidf_cosine(data.splits["train"], dev)
+    threshold = best_threshold(dev_score, dev_labels)
+    rows.append(("TF-IDF cosine of question and reply, threshold chosen on dev",
+                  scores_at(dev_score, dev_labels, threshold),
+                  scores_at(tfidf_cosine(data.splits["train"], test), test_labels, threshold)))
+    return rows
+
+
+def reference_lines(dataset: str, metric: str, limit: int | None = None) -> list[str]:
+    """The reference rows of ``dataset`` in :mod:`quality`'s table columns."""
+    from advembed.data.options import DataOptions
+    from advembed.tasks import get_task
+
+    data = get_task("qa-matching").load_data(DataOptions(dataset=dataset, split_seed=2024),
+                                              limit=limit)
+    return [f"| {dataset} | *{label}* | – | {dev[metric]:.4f} | {test[metric]:.4f} |  |  |  |"
+            for label, dev, test in reference_scores(data)]
