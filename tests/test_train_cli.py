@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import make_tiny_model_dir, package_path
 
 from advembed.cli import main
@@ -66,7 +67,8 @@ def test_train_writes_a_complete_run_and_is_reproducible(tmp_path, tiny_model_di
         assert key in metrics["test"] and key in metrics["best_dev"]
     assert metrics["best_dev"]["accuracy"] == max(row["accuracy"] for row in metrics["dev"])
     assert metrics["test"]["accuracy"] > 0.7  # the cue words make this task easy
-    # Same seed → same metrics on CPU.
+    # Same seed (and threads, recorded: float sums change order with them) → same metrics.
+    assert config["torch_threads"] == torch.get_num_threads()
     code, again = _train(tmp_path, tiny_model_dir, data_csv, "b")
     assert code == 0
     assert json.loads((again / "metrics.json").read_text())["test"] == metrics["test"]

@@ -385,7 +385,8 @@ def run_record(config: TrainConfig, built: Built, output: Path) -> dict[str, Any
         **base_run_record(built.loaded.model),
         **built.task.record(built.data),
         "split_sizes": {split: len(built.data.splits[split]) for split in SPLITS},
-        "versions": {
+        "torch_threads": torch.get_num_threads(),  # sums change order with it: same seed,
+        "versions": {                              # same threads, same run on CPU
             "advembed": __version__,
             "torch": torch.__version__,
             "transformers": transformers.__version__,
