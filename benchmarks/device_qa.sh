@@ -2,7 +2,9 @@
 set -u
 # Issue 14 on the device machine: paper 000's table (F1 of the answer class) on a QA-matching
 # dataset for plain, FGSM, FGM, PGD, FreeAT, YOPO and FreeLB, 3 seeds, for MODEL (MiniLM, or
-# scratch:transformer with LR=5e-4).  help-qa-* need the Debian .debs in .gpu/cache/downloads.
+# scratch:esim with LR=1e-3, the model from scratch that clears the TF-IDF row on this CPU;
+# scratch:transformer with LR=5e-4 does not).  help-qa-* need the Debian .debs in
+# .gpu/cache/downloads.
 #   run(command="DATASET=help-qa-en MODEL=.gpu/model bash benchmarks/device_qa.sh", timeout_s=600)
 DATASET=${DATASET:-help-qa-en}; MODEL=${MODEL:-.gpu/model}; LR=${LR:-2e-5}
 source "$(dirname "$0")/device_env.sh"
