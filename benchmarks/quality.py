@@ -250,6 +250,8 @@ def main() -> int:
                              "(every reply answers; TF-IDF cosine, threshold on dev)")
     parser.add_argument("--rerun", action="store_true", help="retrain finished runs")
     args = parser.parse_args()
+    if args.reference and args.task != "qa-matching":
+        parser.error(f"--reference has rows for --task qa-matching only, not {args.task}")
     args.runs_dir.mkdir(parents=True, exist_ok=True)
     if not args.aggregate_only:
         # Seed-major order: if the run is cut short, every method still has its first seeds.
