@@ -27,16 +27,25 @@ def words(text: str) -> list[str]:
     return TOKEN.findall(text.lower())
 
 
-def tfidf_cosine(train, examples) -> np.ndarray:
-    """Cosine of question and reply TF-IDF vectors for each of ``examples``, with the
-    vocabulary and IDF of ``train`` (its questions and replies)."""
+def fit_tfidf(train):
+    """A TF-IDF vectorizer with the vocabulary and IDF of ``train`` (questions and replies)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     vectorizer = TfidfVectorizer(analyzer=words, sublinear_tf=True)
-    vectorizer.fit([e.text for e in train] + [e.text_pair for e in train])
+    return vectorizer.fit([e.text for e in train] + [e.text_pair for e in train])
+
+
+def cosine(vectorizer, examples) -> np.ndarray:
+    """Cosine of each example's question and reply vectors (rows are L2-normed)."""
     questions = vectorizer.transform([e.text for e in examples])
     replies = vectorizer.transform([e.text_pair for e in examples])
-    return np.asarray(questions.multiply(replies).sum(axis=1)).ravel()  # rows are L2-normed
+    return np.asarray(questions.multiply(replies).sum(axis=1)).ravel()
+
+
+def tfidf_cosine(train, examples) -> np.ndarray:
+    """Cosine of question and reply TF-IDF vectors for each of ``examples``, with the
+    vocabulary and IDF of ``train``."""
+    return cosine(fit_tfidf(train), examples)
 
 
 def reference_scores(data) -> list[tuple[str, dict, dict]]:
@@ -49,11 +58,12 @@ def reference_scores(data) -> list[tuple[str, dict, dict]]:
     test_labels = np.array([e.label for e in test])
     rows = [("every reply answers", scores_at(np.ones(len(dev)), dev_labels, 0.5),
              scores_at(np.ones(len(test)), test_labels, 0.5))]
-    dev_score = tfidf_cosine(data.splits["train"], dev)
+    vectorizer = fit_tfidf(data.splits["train"])  # fitted once, for dev and test
+    dev_score = cosine(vectorizer, dev)
     threshold = best_threshold(dev_score, dev_labels)
     rows.append(("TF-IDF cosine of question and reply, threshold chosen on dev",
                   scores_at(dev_score, dev_labels, threshold),
-                  scores_at(tfidf_cosine(data.splits["train"], test), test_labels, threshold)))
+                  scores_at(cosine(vectorizer, test), test_labels, threshold)))
     return rows
 
 
