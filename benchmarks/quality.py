@@ -41,7 +41,7 @@ from advembed.objectives import REGISTRY as OBJECTIVES  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from qa_reference import reference_lines  # noqa: E402
-from summary_stats import mean_std, replace_block, write_atomic  # noqa: E402
+from summary_stats import mean_std, paired_points, replace_block, write_atomic  # noqa: E402
 
 DEFAULT_METHODS = ["none", "fgsm", "fgm", "pgd", "freeat", "yopo", "freelb", "smart"]
 FLAG = dict(FLAG_OF)
@@ -134,36 +134,48 @@ def recorded_method_settings(config: dict) -> str:
     return f"{json.dumps(derived, sort_keys=True)} (derived: the run predates recorded settings)"
 
 
+POINT_METRICS = {"accuracy", "f1", "precision", "recall"}
+
+
+def method_row(args, dataset: str, method: str, metrics: dict[int, dict],
+               plain: dict[int, float]) -> str:
+    """One table row from ``metrics`` (seed → a run's ``metrics.json``).  ``plain``: plain
+    training's test figure by seed; the Δ column is ``method − plain`` paired by seed (the two
+    runs of a seed share data order and initial head) as mean ± std over the seeds both have,
+    in points for a fraction-valued metric (accuracy, F1), raw otherwise (perplexity)."""
+    runs = list(metrics.values())
+    dev = [m["best_dev"][args.metric] for m in runs]
+    test = {seed: m["test"][args.metric] for seed, m in metrics.items()}
+    scale = 100.0 if args.metric in POINT_METRICS else 1.0
+    delta = "" if method == "none" or not plain else mean_std(
+        paired_points(test, plain, scale=scale), digits=2, signed=True)
+    seconds = statistics.mean(m["train"]["seconds"] for m in runs)
+    collapsed = sum(bool(m.get("collapsed")) for m in runs)
+    return (f"| {dataset} | {method} | {len(runs)} | {mean_std(dev)} | "
+            f"{mean_std(list(test.values()))} | {delta} | {seconds:.0f} | {collapsed} |")
+
+
 def aggregate(args) -> str:
     rows = []
     recorded: dict[str, set[str]] = {}
     methods_used: dict[str, set[str]] = {}
     for dataset in args.datasets:
-        plain_test, rows_before = None, len(rows)
+        plain, rows_before = {}, len(rows)
         for method in args.methods:
-            metrics = []
+            metrics = {}
             for seed in args.seeds:
                 path = args.runs_dir / run_name(dataset, method, seed) / "metrics.json"
                 if path.is_file():
-                    metrics.append(json.loads(path.read_text()))
+                    metrics[seed] = json.loads(path.read_text())
                     config = json.loads((path.parent / "config.json").read_text())
                     methods_used.setdefault(method, set()).add(recorded_method_settings(config))
                     if config.get("objective", "ce") != "ce":
                         recorded.setdefault(method, set()).add(recorded_settings(config))
             if not metrics:
                 continue
-            dev = [m["best_dev"][args.metric] for m in metrics]
-            test = [m["test"][args.metric] for m in metrics]
-            seconds = [m["train"]["seconds"] for m in metrics]
-            collapsed = sum(bool(m.get("collapsed")) for m in metrics)
             if method == "none":
-                plain_test = statistics.mean(test)
-            delta = "" if plain_test is None or method == "none" else (
-                f"{statistics.mean(test) - plain_test:+.4f}")
-            rows.append(
-                f"| {dataset} | {method} | {len(metrics)} | {mean_std(dev)} | {mean_std(test)} | "
-                f"{delta} | {statistics.mean(seconds):.0f} | {collapsed} |"
-            )
+                plain = {seed: m["test"][args.metric] for seed, m in metrics.items()}
+            rows.append(method_row(args, dataset, method, metrics, plain))
         if args.reference and len(rows) > rows_before:
             rows += reference_lines(dataset, args.metric, args.limit)
     header = [
@@ -176,9 +188,11 @@ def aggregate(args) -> str:
         f"seeds {', '.join(map(str, args.seeds))}"
         + (f", at most {args.limit} examples per split" if args.limit else "")
         + (f", task {args.task}" if args.task != "classification" else "")
-        + f". {args.metric.capitalize()} as mean ± std over seeds; Δ test is against plain "
-        "(`none`) on the same "
-        "dataset; time is mean training seconds per run.",
+        + f". {args.metric.capitalize()} as mean ± std over seeds; Δ test is the method's test "
+        f"{args.metric} minus plain (`none`)'s on the same dataset and seed, mean ± std over "
+        "the seeds both have"
+        + (", in points" if args.metric in POINT_METRICS else "")
+        + "; time is mean training seconds per run.",
         f"Machine: {args.machine or platform.processor() or platform.machine()}.",
         "",
         f"| dataset | method | seeds | dev {args.metric} | test {args.metric} | Δ test | train s "

@@ -1,0 +1,60 @@
+"""``benchmarks/quality.py``'s table: the gain over plain training is paired by seed (a
+method's run minus plain's of the same seed), checked against values computed by hand on
+fake run folders where the difference of the means would give another figure."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from test_attack_table import _load
+
+
+def _run(root: Path, name: str, metric: str, dev: float, test: float) -> None:
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps(
+        {"best_dev": {metric: dev}, "test": {metric: test}, "train": {"seconds": 60.0}}))
+    (run / "config.json").write_text(json.dumps({"method_settings": {}}))
+
+
+def _args(tmp_path: Path, metric: str, methods: list[str]) -> argparse.Namespace:
+    return argparse.Namespace(
+        datasets=["help-qa-en"], methods=methods, seeds=[13, 14, 15], runs_dir=tmp_path,
+        metric=metric, reference=False, limit=None, model="scratch:esim", epochs=3.0,
+        batch_size=32, lr=1e-3, task="qa-matching", machine="test")
+
+
+def _row(table: str, method: str) -> list[str]:
+    line = next(x for x in table.splitlines() if x.startswith(f"| help-qa-en | {method} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_the_gain_over_plain_is_paired_by_seed_in_points(tmp_path):
+    """Plain has seeds 13 and 14 (F1 0.50, 0.60), FGM all three (0.53, 0.58, 0.70): paired
+    +3 and −2 points → 0.50 ± 3.54; FGM's seed 15 has no plain run to pair with.  (The
+    difference of the means, 0.6033 − 0.55, would read +5.33.)"""
+    quality = _load("quality")
+    for seed, f1 in ((13, 0.50), (14, 0.60)):
+        _run(tmp_path, f"help-qa-en-none-s{seed}", "f1", 0.5, f1)
+    for seed, f1 in ((13, 0.53), (14, 0.58), (15, 0.70)):
+        _run(tmp_path, f"help-qa-en-fgm-s{seed}", "f1", 0.5, f1)
+    table = quality.aggregate(_args(tmp_path, "f1", ["none", "fgm"]))
+    fgm = _row(table, "fgm")
+    assert fgm[2] == "3" and fgm[4] == "0.6033 ± 0.0874"
+    assert fgm[5] == "+0.50 ± 3.54"
+    assert _row(table, "none")[5] == ""
+    assert "in points" in table
+
+
+def test_a_perplexity_gain_stays_in_the_metric_s_own_units(tmp_path):
+    """Perplexity is not a fraction: plain 100 / 120, method 90 / 125 → −10 and +5, so the
+    cell is −2.50 ± 10.61, not ×100."""
+    quality = _load("quality")
+    for seed, (plain, mine) in {13: (100.0, 90.0), 14: (120.0, 125.0)}.items():
+        _run(tmp_path, f"help-qa-en-none-s{seed}", "perplexity", plain, plain)
+        _run(tmp_path, f"help-qa-en-fgm+atcl-s{seed}", "perplexity", mine, mine)
+    table = quality.aggregate(_args(tmp_path, "perplexity", ["none", "fgm+atcl"]))
+    assert _row(table, "fgm+atcl")[5] == "-2.50 ± 10.61"
+    assert "in points" not in table
