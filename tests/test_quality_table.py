@@ -58,3 +58,26 @@ def test_a_perplexity_gain_stays_in_the_metric_s_own_units(tmp_path):
     table = quality.aggregate(_args(tmp_path, "perplexity", ["none", "fgm+atcl"]))
     assert _row(table, "fgm+atcl")[5] == "-2.50 ± 10.61"
     assert "in points" not in table
+
+
+def test_a_method_with_an_epoch_suffix_trains_that_many_epochs_under_its_own_name():
+    """``freeat@9`` is ``advembed train --method freeat --epochs 9`` written to its own run
+    folder (``…-freeat@9-s13``), so it sits in a table beside ``freeat`` at ``--epochs 3``;
+    its method options are FreeAT's."""
+    from advembed.cli import build_parser
+    from advembed.cli.train import config_from_args
+
+    quality = _load("quality")
+    args = argparse.Namespace(model="scratch:esim", epochs=3.0, batch_size=32, lr=1e-3,
+                              runs_dir=Path("runs"), limit=None, max_steps=None,
+                              objective_options={}, task="qa-matching")
+
+    def config(method: str):
+        command = quality.train_command(args, "help-qa-en", method, 13, {"replays": 2})
+        return config_from_args(build_parser().parse_args(command[command.index("train"):]))
+
+    nine, three = config("freeat@9"), config("freeat")
+    assert (nine.method, nine.epochs, three.epochs) == ("freeat", 9.0, 3.0)
+    assert nine.output == str(Path("runs") / "help-qa-en-freeat@9-s13")
+    assert nine.method_options == {"replays": 2}
+    assert quality.method_name("freelb+carl@6") == "freelb"
