@@ -147,17 +147,28 @@ def recorded_method_settings(config: dict) -> str:
 POINT_METRICS = {"accuracy", "f1", "precision", "recall"}
 
 
+def plain_of(method: str) -> str | None:
+    """The plain run a row's Δ pairs with: ``none`` trained as long (``none@9`` for
+    ``freeat@9``, ``none`` for ``freelb``); ``none@E`` itself against ``none`` (what E epochs
+    give plain training); ``none`` against nothing."""
+    suffix = method.partition("@")[2]
+    if method == "none":
+        return None
+    return "none" if method.startswith("none@") or not suffix else f"none@{suffix}"
+
+
 def method_row(args, dataset: str, method: str, metrics: dict[int, dict],
-               plain: dict[int, float]) -> str:
-    """One table row from ``metrics`` (seed → a run's ``metrics.json``).  ``plain``: plain
-    training's test figure by seed; the Δ column is ``method − plain`` paired by seed (the two
-    runs of a seed share data order and initial head) as mean ± std over the seeds both have,
-    in points for a fraction-valued metric (accuracy, F1), raw otherwise (perplexity)."""
+               plain: dict[int, float] | None) -> str:
+    """One table row from ``metrics`` (seed → a run's ``metrics.json``).  ``plain``: the test
+    figure by seed of the plain runs ``plain_of(method)`` names; the Δ column is
+    ``method − plain`` paired by seed (the two runs of a seed share data order and initial
+    head) as mean ± std over the seeds both have, in points for a fraction-valued metric
+    (accuracy, F1), raw otherwise (perplexity)."""
     runs = list(metrics.values())
     dev = [m["best_dev"][args.metric] for m in runs]
     test = {seed: m["test"][args.metric] for seed, m in metrics.items()}
     scale = 100.0 if args.metric in POINT_METRICS else 1.0
-    delta = "" if method == "none" or not plain else mean_std(
+    delta = "" if not plain else mean_std(
         paired_points(test, plain, scale=scale), digits=2, signed=True)
     seconds = statistics.mean(m["train"]["seconds"] for m in runs)
     collapsed = sum(bool(m.get("collapsed")) for m in runs)
@@ -165,26 +176,31 @@ def method_row(args, dataset: str, method: str, metrics: dict[int, dict],
             f"{mean_std(list(test.values()))} | {delta} | {seconds:.0f} | {collapsed} |")
 
 
+def load_runs(args, dataset: str, methods_used: dict, recorded: dict) -> dict[str, dict]:
+    """Every finished run of ``dataset``: method → seed → its ``metrics.json``; the settings
+    each run trained with are collected into ``methods_used`` and ``recorded``."""
+    found: dict[str, dict] = {}
+    for method in args.methods:
+        for seed in args.seeds:
+            path = args.runs_dir / run_name(dataset, method, seed) / "metrics.json"
+            if path.is_file():
+                found.setdefault(method, {})[seed] = json.loads(path.read_text())
+                config = json.loads((path.parent / "config.json").read_text())
+                methods_used.setdefault(method, set()).add(recorded_method_settings(config))
+                if config.get("objective", "ce") != "ce":
+                    recorded.setdefault(method, set()).add(recorded_settings(config))
+    return found
+
+
 def aggregate(args) -> str:
     rows = []
     recorded: dict[str, set[str]] = {}
     methods_used: dict[str, set[str]] = {}
     for dataset in args.datasets:
-        plain, rows_before = {}, len(rows)
-        for method in args.methods:
-            metrics = {}
-            for seed in args.seeds:
-                path = args.runs_dir / run_name(dataset, method, seed) / "metrics.json"
-                if path.is_file():
-                    metrics[seed] = json.loads(path.read_text())
-                    config = json.loads((path.parent / "config.json").read_text())
-                    methods_used.setdefault(method, set()).add(recorded_method_settings(config))
-                    if config.get("objective", "ce") != "ce":
-                        recorded.setdefault(method, set()).add(recorded_settings(config))
-            if not metrics:
-                continue
-            if method == "none":
-                plain = {seed: m["test"][args.metric] for seed, m in metrics.items()}
+        found, rows_before = load_runs(args, dataset, methods_used, recorded), len(rows)
+        for method, metrics in found.items():
+            plain = {seed: m["test"][args.metric]
+                     for seed, m in found.get(plain_of(method), {}).items()}
             rows.append(method_row(args, dataset, method, metrics, plain))
         if args.reference and len(rows) > rows_before:
             rows += reference_lines(dataset, args.metric, args.limit)
@@ -202,8 +218,9 @@ def aggregate(args) -> str:
         + (f", task {args.task}" if args.task != "classification" else "")
         + f". {args.metric.capitalize()} as mean ± std over seeds; Δ test is the method's test "
         f"{args.metric} minus plain (`none`)'s on the same dataset and seed, mean ± std over "
-        "the seeds both have"
-        + (", in points" if args.metric in POINT_METRICS else "")
+        "the seeds both have" + (", in points" if args.metric in POINT_METRICS else "")
+        + ("; a row `m@E` pairs with `none@E` (as many epochs), `none@E` with `none`"
+           if any("@" in m for m in args.methods) else "")
         + "; time is mean training seconds per run.",
         f"Machine: {args.machine or platform.processor() or platform.machine()}.",
         "",

@@ -81,3 +81,17 @@ def test_a_method_with_an_epoch_suffix_trains_that_many_epochs_under_its_own_nam
     assert nine.output == str(Path("runs") / "help-qa-en-freeat@9-s13")
     assert nine.method_options == {"replays": 2}
     assert quality.method_name("freelb+carl@6") == "freelb"
+
+
+def test_a_row_trained_longer_pairs_with_plain_trained_as_long(tmp_path):
+    """``freeat@9`` pairs with ``none@9`` (0.62 − 0.60 = +2.00 points), not with ``none`` at
+    the default epochs (which would read +7.00); ``none@9`` itself pairs with ``none``
+    (+5.00): what the longer schedule gives plain training."""
+    quality = _load("quality")
+    for method, f1 in (("none", 0.55), ("none@9", 0.60), ("freeat", 0.47), ("freeat@9", 0.62)):
+        _run(tmp_path, f"help-qa-en-{method}-s13", "f1", 0.5, f1)
+    table = quality.aggregate(_args(tmp_path, "f1", ["none", "freeat", "none@9", "freeat@9"]))
+    assert _row(table, "freeat@9")[5] == "+2.00 (1 seed)"
+    assert _row(table, "none@9")[5] == "+5.00 (1 seed)"
+    assert _row(table, "freeat")[5] == "-8.00 (1 seed)"
+    assert "`m@E` pairs with `none@E`" in table
