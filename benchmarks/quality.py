@@ -16,7 +16,10 @@ options each run recorded.  A method may name an objective: ``freelb+carl``, ``f
 ``fgm+atcl`` (issue 4's comparison: ``--methods freelb freelb+carl freelb+rar fgm+atcl``), or
 VDA added to it: ``freelb+vda``, ``smart+vda`` (with ``vda`` alone: issue 13's comparison).
 A preset's name stands for its method with the preset's sizes: ``robust`` trains with
-``--preset robust`` (issue 12's comparison: ``--methods none freelb robust``).
+``--preset robust`` (issue 12's comparison: ``--methods none freelb robust``).  A suffix
+``@E`` trains a row for E epochs (``--methods none@9 freeat@9``: FreeAT at as many passes over
+the data as plain gets at 3), and its gain is paired with ``none@E``'s.  Every gain in the
+table is paired by seed: the method's run minus plain's of the same seed, mean ± std.
 """
 
 from __future__ import annotations
