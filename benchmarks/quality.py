@@ -296,6 +296,11 @@ def main() -> int:
                              "(every reply answers; TF-IDF cosine, threshold on dev)")
     parser.add_argument("--rerun", action="store_true", help="retrain finished runs")
     args = parser.parse_args()
+    for method in args.methods:
+        epochs = method.partition("@")[2]
+        if "@" in method and not epochs.replace(".", "", 1).isdigit():
+            parser.error(f"--methods {method}: the epochs after @ must be a number, like "
+                         f"{method.partition('@')[0]}@9")
     if args.reference and args.task != "qa-matching":
         parser.error(f"--reference has rows for --task qa-matching only, not {args.task}")
     args.runs_dir.mkdir(parents=True, exist_ok=True)

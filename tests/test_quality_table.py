@@ -95,3 +95,14 @@ def test_a_row_trained_longer_pairs_with_plain_trained_as_long(tmp_path):
     assert _row(table, "none@9")[5] == "+5.00 (1 seed)"
     assert _row(table, "freeat")[5] == "-8.00 (1 seed)"
     assert "`m@E` pairs with `none@E`" in table
+
+
+def test_an_epoch_suffix_that_is_not_a_number_is_a_one_line_error(monkeypatch, capsys):
+    """``freeat@nine`` stops ``quality.py`` before any run starts, naming the method word."""
+    import pytest
+
+    quality = _load("quality")
+    monkeypatch.setattr("sys.argv", ["quality.py", "--methods", "none", "freeat@nine"])
+    with pytest.raises(SystemExit):
+        quality.main()
+    assert "--methods freeat@nine: the epochs after @ must be a number" in capsys.readouterr().err
