@@ -207,6 +207,7 @@ def aggregate(args) -> str:
             rows.append(method_row(args, dataset, method, metrics, plain))
         if args.reference and len(rows) > rows_before:
             rows += reference_lines(dataset, args.metric, args.limit)
+    suffixed = any("@" in m for m in args.methods)
     header = [
         "# Results: plain fine-tuning vs adversarial methods",
         "",
@@ -214,7 +215,7 @@ def aggregate(args) -> str:
         + " ".join(sys.argv[1:]) + "`; do not edit by hand.",
         "",
         f"Model `{args.model}`, {args.epochs:g} epochs"
-        + (" (a method written `m@E`: E epochs)" if any("@" in m for m in args.methods) else "")
+        + (" (a method written `m@E`: E epochs)" if suffixed else "")
         + f", batch {args.batch_size}, lr {args.lr:g}, "
         f"seeds {', '.join(map(str, args.seeds))}"
         + (f", at most {args.limit} examples per split" if args.limit else "")
@@ -223,7 +224,7 @@ def aggregate(args) -> str:
         f"{args.metric} minus plain (`none`)'s on the same dataset and seed, mean ± std over "
         "the seeds both have" + (", in points" if args.metric in POINT_METRICS else "")
         + ("; a row `m@E` pairs with `none@E` (as many epochs), `none@E` with `none`"
-           if any("@" in m for m in args.methods) else "")
+           if suffixed else "")
         + "; time is mean training seconds per run.",
         f"Machine: {args.machine or platform.processor() or platform.machine()}.",
         "",
