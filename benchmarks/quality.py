@@ -63,10 +63,17 @@ def run_name(dataset: str, method: str, seed: int) -> str:
     return f"{dataset}-{method}-s{seed}"
 
 
+def split_epochs(method: str) -> tuple[str, str]:
+    """A method word and its epoch suffix: ``("freeat", "9")`` of ``freeat@9``, ``("freelb",
+    "")`` of ``freelb``."""
+    word, _, epochs = method.partition("@")
+    return word, epochs
+
+
 def method_name(method: str) -> str:
     """The method (or preset) a table's method word trains: ``freelb`` of ``freelb+carl``,
     ``freeat`` of ``freeat@9``."""
-    return method.partition("@")[0].partition("+")[0]
+    return split_epochs(method)[0].partition("+")[0]
 
 
 def train_command(args, dataset: str, method: str, seed: int, options: dict) -> list[str]:
@@ -75,7 +82,7 @@ def train_command(args, dataset: str, method: str, seed: int, options: dict) -> 
     name (``robust``) trains its method with ``--preset``.  A suffix ``@E`` trains that row for
     E epochs instead of ``--epochs`` (``freeat@9``: FreeAT divides its epochs by its 3 replays,
     so 9 gives it as many passes over the data as the others get at 3)."""
-    trained, _, epochs = method.partition("@")
+    trained, epochs = split_epochs(method)
     name, _, objective = trained.partition("+")
     chosen = ["--preset", name] if name in PRESETS else ["--method", name]
     augment = ["--augment", "vda"] if objective == "vda" else []
@@ -154,10 +161,10 @@ def plain_of(method: str) -> str | None:
     """The plain run a row's Δ pairs with: ``none`` trained as long (``none@9`` for
     ``freeat@9``, ``none`` for ``freelb``); ``none@E`` itself against ``none`` (what E epochs
     give plain training); ``none`` against nothing."""
-    suffix = method.partition("@")[2]
+    word, suffix = split_epochs(method)
     if method == "none":
         return None
-    return "none" if method.startswith("none@") or not suffix else f"none@{suffix}"
+    return "none" if word == "none" or not suffix else f"none@{suffix}"
 
 
 def method_row(args, dataset: str, method: str, metrics: dict[int, dict],
@@ -298,10 +305,10 @@ def main() -> int:
     parser.add_argument("--rerun", action="store_true", help="retrain finished runs")
     args = parser.parse_args()
     for method in args.methods:
-        epochs = method.partition("@")[2]
+        word, epochs = split_epochs(method)
         if "@" in method and not epochs.replace(".", "", 1).isdigit():
             parser.error(f"--methods {method}: the epochs after @ must be a number, like "
-                         f"{method.partition('@')[0]}@9")
+                         f"{word}@9")
     if args.reference and args.task != "qa-matching":
         parser.error(f"--reference has rows for --task qa-matching only, not {args.task}")
     args.runs_dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
+import pytest
 from test_attack_table import _load
 
 
@@ -99,8 +100,6 @@ def test_a_row_trained_longer_pairs_with_plain_trained_as_long(tmp_path):
 
 def test_an_epoch_suffix_that_is_not_a_number_is_a_one_line_error(monkeypatch, capsys):
     """``freeat@nine`` stops ``quality.py`` before any run starts, naming the method word."""
-    import pytest
-
     quality = _load("quality")
     monkeypatch.setattr("sys.argv", ["quality.py", "--methods", "none", "freeat@nine"])
     with pytest.raises(SystemExit):
