@@ -10,6 +10,7 @@ adversarial text is added once, with its gold label.
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 from advembed.data.base import Example, TextDataset
@@ -44,11 +45,19 @@ def adversarial_examples(path: Path, label_names: list[str]) -> list[Example]:
     return examples
 
 
-def augmented(data: TextDataset, path: Path) -> TextDataset:
-    """``data`` with the adversarial examples of ``path`` added to its training split."""
+def augmented(data: TextDataset, path: Path, limit: int | None = None,
+              seed: int = 0) -> TextDataset:
+    """``data`` with the adversarial examples of ``path`` added to its training split.
+
+    ``limit`` caps how many are added: a uniform sample of that size without replacement,
+    drawn with ``seed`` and kept in the file's order (all of them when the file has no more),
+    so that the share of adversarial examples in the training split can be set."""
     extra = adversarial_examples(path, data.label_names)
     if not extra:
         raise AdvembedError(f"--augment-file {path} holds no successful adversarial example")
+    if limit is not None and limit < len(extra):
+        chosen = sorted(random.Random(seed).sample(range(len(extra)), limit))
+        extra = [extra[i] for i in chosen]
     splits = dict(data.splits) | {"train": [*data.splits["train"], *extra]}
     return TextDataset(data.name, list(data.label_names), splits,
                        f"{data.description}; {len(extra)} adversarial examples from {path}")

@@ -55,6 +55,9 @@ class TrainConfig(DataOptions):
                                        "add the successful adversarial texts of an attack's "
                                        "records (advembed attack --split train) to the training "
                                        "split", paper="paper 003 Table 5 (ADA)")
+    augment_limit: int | None = setting(None, "--augment-limit", "add at most N of "
+                                        "--augment-file's adversarial examples, a sample drawn "
+                                        "with --seed (default: all of them)", minimum=1)
     preset: str | None = setting(None, "--preset", "a method with settings chosen for a goal "
                                  "and sized to the model: robust = FreeLB++ (see README); "
                                  "method flags given too override its values",

@@ -108,7 +108,10 @@ def build(config: TrainConfig) -> Built:
     if config.augment_file:
         from advembed.data.augment import augmented
 
-        data = augmented(data, Path(config.augment_file))
+        data = augmented(data, Path(config.augment_file), limit=config.augment_limit,
+                         seed=config.seed)
+    elif config.augment_limit:
+        raise AdvembedError("--augment-limit needs --augment-file")
     set_seed(config.seed)
     loaded = model_to_train(config, task, data)
     config = fit_max_length(config, loaded)

@@ -1,0 +1,77 @@
+"""Adversarial data augmentation's file reading and its --augment-limit sample."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from advembed.cli import main
+from advembed.data.augment import augmented
+from advembed.data.base import Example, TextDataset
+
+
+def _records(path: Path, n: int) -> Path:
+    """n successful records (one repeated text among them) and a failed one."""
+    lines = [{"status": "successful", "text": f"adversarial {i}", "text_pair": None,
+              "label": i % 2} for i in range(n)]
+    lines.append({"status": "successful", "text": "adversarial 0", "text_pair": None,
+                  "label": 0})
+    lines.append({"status": "failed", "text": "kept out", "text_pair": None, "label": 1})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def _data() -> TextDataset:
+    train = [Example("clean a", 0), Example("clean b", 1), Example("clean c", 0)]
+    return TextDataset("toy", ["negative", "positive"],
+                       {"train": train, "dev": train[:1], "test": train[:1]}, "toy")
+
+
+def test_augment_limit_adds_a_seeded_sample_in_file_order(tmp_path):
+    path = _records(tmp_path / "a.jsonl", 9)
+    every = augmented(_data(), path).splits["train"]
+    assert [e.text for e in every[3:]] == [f"adversarial {i}" for i in range(9)]
+    samples = []
+    for seed in (0, 1, 2, 3):
+        train = augmented(_data(), path, limit=4, seed=seed).splits["train"]
+        assert [e.text for e in train[:3]] == ["clean a", "clean b", "clean c"]
+        added = train[3:]
+        assert len(added) == 4 and len({e.text for e in added}) == 4
+        numbers = [int(e.text.split()[1]) for e in added]
+        assert numbers == sorted(numbers)
+        assert all(e.label == n % 2 for e, n in zip(added, numbers, strict=True))
+        assert augmented(_data(), path, limit=4, seed=seed).splits["train"] == train
+        samples.append(tuple(numbers))
+    assert len(set(samples)) > 1
+    # a limit at or above what the file holds takes every distinct successful text
+    assert augmented(_data(), path, limit=9, seed=5).splits["train"] == every
+    assert augmented(_data(), path, limit=50, seed=5).splits["train"] == every
+
+
+def test_augment_limit_is_recorded_and_needs_a_file(tmp_path, tiny_model_dir, capsys):
+    from test_train_cli import write_sentiment_csv
+
+    data = write_sentiment_csv(tmp_path / "data.csv", n=60)
+    path = _records(tmp_path / "a.jsonl", 9)
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", str(data), "--text-column", "sentence", "--model",
+            str(tiny_model_dir), "--max-steps", "1", "--no-progress"]
+    assert main([*argv, "--output", str(out), "--augment-file", str(path),
+                 "--augment-limit", "5"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    plain = tmp_path / "plain"
+    assert main([*argv, "--output", str(plain)]) == 0
+    train = json.loads((plain / "config.json").read_text())["split_sizes"]["train"]
+    assert config["augment_limit"] == 5
+    assert config["split_sizes"]["train"] == train + 5
+    capsys.readouterr()
+    assert main([*argv, "--output", str(tmp_path / "x"), "--augment-limit", "5"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--augment-limit needs --augment-file")
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(SystemExit) as stopped:
+        main([*argv, "--output", str(tmp_path / "y"), "--augment-file", str(path),
+              "--augment-limit", "0"])
+    assert stopped.value.code == 2
+    assert "argument --augment-limit: must be >= 1" in capsys.readouterr().err
