@@ -103,6 +103,8 @@ def build(config: TrainConfig) -> Built:
     the seeded head initialisation and the objective's parameters depend on it)."""
     from transformers import set_seed
 
+    if config.augment_limit and not config.augment_file:
+        raise AdvembedError("--augment-limit needs --augment-file")
     task = get_task(config.task)
     data = task.load_data(config.data_options(), limit=config.limit, seed=config.seed)
     if config.augment_file:
@@ -110,8 +112,6 @@ def build(config: TrainConfig) -> Built:
 
         data = augmented(data, Path(config.augment_file), limit=config.augment_limit,
                          seed=config.seed)
-    elif config.augment_limit:
-        raise AdvembedError("--augment-limit needs --augment-file")
     set_seed(config.seed)
     loaded = model_to_train(config, task, data)
     config = fit_max_length(config, loaded)
