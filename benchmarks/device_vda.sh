@@ -23,7 +23,7 @@ MLM=.gpu/cache/mlm/minilm
 [ -f $MLM/mlm_metrics.json ] || $BUILD --steps 1 --no-progress >> $OUT/mlm.log 2>&1
 echo "mlm installed rc $? at $(( $(date +%s) - T0 )) s"; cp $MLM/mlm_metrics.json $OUT/
 tar cf - -C .gpu/cache/mlm minilm | split -b 16000000 - $OUT/mlm.tar.part-
-timeout ${Q_S:-290} python3 benchmarks/quality.py --model .gpu/model --jobs 18 --datasets $DATASETS \
+timeout ${Q_S:-270} python3 benchmarks/quality.py --model .gpu/model --jobs 18 --datasets $DATASETS \
   --seeds 13 14 15 --methods $METHODS --runs-dir /tmp/qv --machine "$M" ${LIMIT:+--limit $LIMIT} \
   > $OUT/qv.log 2>&1
 echo "quality rc $? at $(( $(date +%s) - T0 )) s"
