@@ -8,8 +8,9 @@ set -u
 #   cat mlm.tar.part-* | tar x -C "$ADVEMBED_CACHE/mlm"      # → $ADVEMBED_CACHE/mlm/minilm
 # and run vda_table.py's attacks on the CPU.  If MLM_S runs out before MLM_STEPS, the last
 # checkpoint (every 500 steps) is evaluated and installed (`--steps` at or below the steps done).
-# Needs .gpu/ prepared as benchmarks/README.md says, with every named dataset's extracted files
-# (the MLM's corpus).  LIMIT (examples per split) and METHODS make a dry run.
+# Needs .gpu/ from benchmarks/prepare_gpu.sh (it holds the MLM's corpus).  LIMIT (examples per
+# split), METHODS and MLM_STEPS/MLM_BATCH make a dry run; it ran on this CPU with PATH holding
+# .venv/bin and OUT=/tmp/out.  Session 39's call: 15 steps/s, so MLM_S=240 ends near step 3,400.
 #   run(command="bash benchmarks/device_vda.sh", timeout_s=600, carry=[".gpu"])
 DATASETS=${DATASETS:-mr}; METHODS=${METHODS:-none vda freelb freelb+vda smart smart+vda}
 source "$(dirname "$0")/device_env.sh"
