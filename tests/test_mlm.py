@@ -59,6 +59,28 @@ def test_batches_cover_each_sentence_once_per_epoch_in_a_seeded_order():
     assert sorted(epoch) == list(range(40))
     assert batches(40, 8, seed=3, step=5) != batches(40, 8, seed=3, step=0)  # a new order
     assert batches(40, 8, seed=3, step=7) == batches(40, 8, seed=3, step=7)
+    import random
+
+    order = list(range(40))
+    random.Random(3 + 1).shuffle(order)  # epoch 1 reads the permutation seeded seed + 1
+    assert batches(40, 8, seed=3, step=6) == order[8:16]
+
+
+def test_a_batch_of_the_pretokenized_corpus_is_what_tokenizing_it_gives(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    sentences = SENTENCES[:12] + [" ".join(WORDS * 3)]  # the last one is truncated to 14
+    encoded = build.pretokenize(tokenizer, sentences, max_length=14)
+    indices = [12, 3, 0, 7]
+    enc, special = build.collate(encoded, indices, tokenizer.pad_token_id)
+    expected, expected_special = build._encode(tokenizer, [sentences[i] for i in indices], 14)
+    assert sorted(enc) == sorted(expected)
+    for key in expected:
+        assert torch.equal(enc[key], expected[key]), key
+    assert torch.equal(special, expected_special)
+    padding = enc["attention_mask"] == 0
+    assert enc["input_ids"].shape[1] == 14 and padding.any() and special[padding].all()
 
 
 def test_the_frequency_baseline_is_the_commonest_real_token(tiny_model_dir):

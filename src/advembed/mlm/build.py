@@ -14,6 +14,7 @@ accuracy of always guessing the most frequent training token, and the SHA-256 of
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import shutil
@@ -100,9 +101,30 @@ def _encode(tokenizer, sentences: list[str], max_length: int):
     return enc, special
 
 
-def masked_loss(model, tokenizer, sentences, settings: MLMBuildSettings, generator, device):
+def pretokenize(tokenizer, sentences: list[str], max_length: int) -> dict[str, list]:
+    """The whole corpus tokenized once (truncated, unpadded), so that a step only pads its
+    batch: tokenizing 128 sentences each step held a GPU build to about 15 steps/s."""
+    return dict(tokenizer(sentences, truncation=True, max_length=max_length,
+                          return_special_tokens_mask=True))
+
+
+def collate(encoded: dict[str, list], indices: list[int], pad_id: int):
+    """``(tensors, special)`` for the sentences ``indices`` of :func:`pretokenize`'s corpus,
+    padded to the longest: the same as :func:`_encode` on those sentences."""
+    width = max(len(encoded["input_ids"][i]) for i in indices)
+    fill = {"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0,
+            "special_tokens_mask": 1}
+    enc = {key: torch.tensor([encoded[key][i] + [value] * (width - len(encoded[key][i]))
+                              for i in indices])
+           for key, value in fill.items() if key in encoded}
+    special = enc.pop("special_tokens_mask").bool() | (enc["attention_mask"] == 0)
+    return enc, special
+
+
+def masked_loss(model, tokenizer, enc: dict[str, torch.Tensor], special: torch.Tensor,
+                generator, device):
     """Cross-entropy at the masked positions only (the V-way head runs on them alone)."""
-    enc, special = _encode(tokenizer, sentences, settings.max_length)
+    enc = dict(enc)
     masked, chosen = mask_tokens(enc["input_ids"], special, tokenizer, generator)
     targets = enc["input_ids"][chosen].to(device)
     enc["input_ids"] = masked
@@ -152,9 +174,15 @@ def batches(n: int, batch_size: int, seed: int, step: int) -> list[int]:
     so a resumed build reads exactly what an uninterrupted one would."""
     per_epoch = max(1, n // batch_size)
     epoch, position = divmod(step, per_epoch)
+    return list(_epoch_order(n, seed + epoch)[position * batch_size:(position + 1) * batch_size])
+
+
+@functools.lru_cache(maxsize=2)
+def _epoch_order(n: int, seed: int) -> tuple[int, ...]:
+    """One epoch's permutation, kept: shuffling 57,000 indices every step cost ~25 ms."""
     order = list(range(n))
-    random.Random(seed + epoch).shuffle(order)
-    return order[position * batch_size:(position + 1) * batch_size]
+    random.Random(seed).shuffle(order)
+    return tuple(order)
 
 
 def _load_model(settings: MLMBuildSettings):
@@ -241,11 +269,12 @@ def _train(model, tokenizer, train: list[str], settings: MLMBuildSettings, work:
                unit="step",
                disable=not settings.progress)
     model.train()
+    encoded = pretokenize(tokenizer, train, settings.max_length)
     for step in range(start, settings.steps):
         generator = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
-        chosen = [train[i] for i in batches(len(train), settings.batch_size, settings.seed,
-                                            step)]
-        loss = masked_loss(model, tokenizer, chosen, settings, generator, device)
+        indices = batches(len(train), settings.batch_size, settings.seed, step)
+        enc, special = collate(encoded, indices, tokenizer.pad_token_id)
+        loss = masked_loss(model, tokenizer, enc, special, generator, device)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
