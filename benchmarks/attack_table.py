@@ -82,9 +82,9 @@ def attack_summary(run: Path, recipe: str, n_examples: int, workers: int = 1,
     return json.loads(summary.read_text())
 
 
-def attack(run: Path, recipe: str, n_examples: int, workers: int) -> None:
-    """:func:`run_attack` on the test split; a failure ends the script with its error line."""
-    error = run_attack(run, recipe, n_examples, workers)
+def attack(run: Path, recipe: str, n_examples: int, workers: int, split: str = "test") -> None:
+    """:func:`run_attack`; a failure ends the script with its error line."""
+    error = run_attack(run, recipe, n_examples, workers, split=split)
     if error:
         sys.exit(f"{recipe} on {run} failed: {error}")
 
@@ -93,11 +93,11 @@ def _pgd_key(epsilon: float) -> str:
     return f"pgd_acc@{epsilon:g}"
 
 
-def attack_figures(run: Path, attacks: list[str]) -> dict:
-    """The figures of each attack summary the run has (absent ones are ``None``)."""
+def attack_figures(run: Path, attacks: list[str], split: str = "test") -> dict:
+    """The figures of each attack summary of ``split`` the run has (absent ones are ``None``)."""
     out: dict = {}
     for recipe in attacks:
-        path = run / f"{attack_stem(recipe)}.json"
+        path = run / f"{attack_stem(recipe, split)}.json"
         summary = json.loads(path.read_text()) if path.is_file() else None
         if recipe == "pgd":
             for result in (summary or {}).get("results", []):
@@ -117,16 +117,20 @@ def attack_figures(run: Path, attacks: list[str]) -> dict:
                 if "attack_accuracy_rescaled" not in summary:  # made before the rescaled attack
                     out[f"{key}_t1_only"] = True
                 out[f"{recipe}_examples"] = summary["examples"]
+                out[f"{recipe}_sample_clean_acc"] = summary.get("original_accuracy")
+                if "temperatures" in summary:  # {"1": {...}, "100": {...}, ...}
+                    out[f"{recipe}_temperatures"] = [float(t) for t in summary["temperatures"]]
                 out[f"{recipe}_mean_queries"] = summary["mean_queries"]
                 out[f"{recipe}_perturbed_percent"] = summary["mean_perturbed_percent"]
     return out
 
 
-def row(run: Path, dataset: str, method: str, seed: int, attacks: list[str]) -> dict:
+def row(run: Path, dataset: str, method: str, seed: int, attacks: list[str],
+        split: str = "test") -> dict:
     metrics = json.loads((run / "metrics.json").read_text())
     return {"dataset": dataset, "method": method, "seed": seed, "run": run.as_posix(),
-            "clean_test_acc": metrics["test"]["accuracy"],
-            "train_seconds": metrics["train"]["seconds"], **attack_figures(run, attacks)}
+            "clean_test_acc": metrics["test"]["accuracy"], "attack_split": split,
+            "train_seconds": metrics["train"]["seconds"], **attack_figures(run, attacks, split)}
 
 
 def columns(rows: list[dict], attacks: list[str]) -> list[tuple[str, str, str | None]]:
@@ -176,9 +180,9 @@ def gains(rows: list[dict], methods: list[str], cols: list[tuple]) -> list[str]:
     return lines if len(lines) > 5 else []
 
 
-def sample_sizes(rows: list[dict], attacks: list[str]) -> list[str]:
-    """One line naming how many test examples each attack read per dataset (a range where the
-    runs differ), so that a table made on a sample never reads as the whole split."""
+def sample_sizes(rows: list[dict], attacks: list[str], split: str = "test") -> list[str]:
+    """One line naming how many examples of ``split`` each attack read per dataset (a range
+    where the runs differ), so that a table made on a sample never reads as the whole split."""
     names = {"pgd": "PGD", "vulnerability": "vulnerability"} | {
         k: v[1] for k, v in WORD_ATTACKS.items()}
     parts = []
@@ -192,11 +196,25 @@ def sample_sizes(rows: list[dict], attacks: list[str]) -> list[str]:
                 sizes.append(f"{names[recipe]} {span}")
         if sizes:
             parts.append(f"{dataset}: {', '.join(sizes)}")
-    return ["", "Test examples attacked per run: " + "; ".join(parts) + "."] if parts else []
+    line = f"{split.capitalize()} examples attacked per run: " + "; ".join(parts) + "."
+    if parts and split != "test":
+        line += (f" The attacks read a seeded sample of the {split} split, not test; 'clean "
+                 "test acc' is still the whole test split.")
+    return ["", line] if parts else []
+
+
+def word_note(rows: list[dict], attacks: list[str]) -> str:
+    """Which logit temperatures the word attacks' headline figure is the lowest over."""
+    tried = sorted({tuple(r[f"{a}_temperatures"]) for r in rows for a in attacks
+                    if a in WORD_ATTACKS and r.get(f"{a}_temperatures")})
+    if not tried or tried == [(1.0, 100.0, 0.01)]:
+        return WORD_NOTE
+    return ("Accuracy under attack is the lowest over the logit temperatures the attacker "
+            "tried: " + "; ".join(", ".join(f"{t:g}" for t in ts) for ts in tried) + ".")
 
 
 def table(rows: list[dict], methods: list[str], attacks: list[str], title: str,
-          script: str, machine: str) -> str:
+          script: str, machine: str, split: str = "test") -> str:
     cols = columns(rows, attacks)
     notes = []
     if "pgd" in attacks:
@@ -206,7 +224,7 @@ def table(rows: list[dict], methods: list[str], attacks: list[str], title: str,
         notes.append("Vulnerability AUC: ROC AUC of the gold label from F1 / F2 (paper 002) "
                      "at FGSM L2 ε = 0.02.")
     if any(a in WORD_ATTACKS for a in attacks):
-        notes.append(WORD_NOTE)
+        notes.append(word_note(rows, attacks))
     lines = [f"# {title}", "",
              f"Written by `benchmarks/{script}` from the runs' own files; machine: {machine}. "
              + " ".join(notes), "",
@@ -225,7 +243,7 @@ def table(rows: list[dict], methods: list[str], attacks: list[str], title: str,
                           f"{t1_only(group, k)} | " for k, _, _ in cols)
                 + f"{statistics.mean(r['train_seconds'] for r in group):.0f} |")
     flagged = any(t1_only(rows, k) for k, _, _ in cols)
-    return "\n".join(lines + sample_sizes(rows, attacks) + gains(rows, methods, cols)
+    return "\n".join(lines + sample_sizes(rows, attacks, split) + gains(rows, methods, cols)
                      + (["", T1_NOTE] if flagged else [])) + "\n"
 
 
@@ -243,6 +261,9 @@ def parser(methods: list[str] | None = None, attacks: list[str] | None = None,
                    choices=attacks or ATTACKS)
     p.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15])
     p.add_argument("--n-examples", type=int, default=1000)
+    p.add_argument("--split", choices=["test", "dev"], default="test",
+                   help="the split the attacks read (summaries attack-NAME-dev.json for dev: a "
+                        "seeded sample to compare on without looking at test)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--no-attack", action="store_true", help="only collect and write")
     p.add_argument("--title", default=title)
@@ -268,12 +289,13 @@ def main(args: argparse.Namespace, script: str = "attack_table.py") -> int:
     # methods: the finished seeds still pair every method with plain
     for key in sorted(runs, key=lambda k: args.seeds.index(k[2])):
         for recipe in args.attacks:
-            if not args.no_attack and not (runs[key] / f"{attack_stem(recipe)}.json").is_file():
-                attack(runs[key], recipe, args.n_examples, args.workers)
-    rows = [row(run, *key, args.attacks) for key, run in runs.items()]
+            summary = runs[key] / f"{attack_stem(recipe, args.split)}.json"
+            if not args.no_attack and not summary.is_file():
+                attack(runs[key], recipe, args.n_examples, args.workers, args.split)
+    rows = [row(run, *key, args.attacks, args.split) for key, run in runs.items()]
     if not rows:
         sys.exit(f"no finished runs under {', '.join(map(str, args.runs_dir))}")
-    text = table(rows, args.methods, args.attacks, args.title, script, args.machine)
+    text = table(rows, args.methods, args.attacks, args.title, script, args.machine, args.split)
     if args.summary:
         write_atomic(args.summary, json.dumps(rows, indent=2) + "\n")
     if args.out:

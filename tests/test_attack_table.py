@@ -184,7 +184,8 @@ def test_runs_are_attacked_seed_by_seed_and_tabled_method_by_method(attack_table
         _run(tmp_path, name, 0.8, {0.1: 0.3}, None)
     attacked = []
 
-    def fake_attack(run, recipe, n_examples, workers):
+    def fake_attack(run, recipe, n_examples, workers, split):
+        assert split == "test"
         attacked.append(run.name)
         (run / f"attack-{recipe}.json").write_text(json.dumps(
             {"attack_accuracy": 0.2, "attack_accuracy_rescaled": 0.1, "examples": 40,
@@ -199,3 +200,26 @@ def test_runs_are_attacked_seed_by_seed_and_tabled_method_by_method(attack_table
     rows = json.loads((tmp_path / "s.json").read_text())
     assert [(r["method"], r["seed"]) for r in rows] == [
         ("none", 13), ("none", 14), ("robust", 13), ("robust", 14)]
+
+
+def test_dev_split_summaries_are_read_and_named(attack_table, tmp_path):
+    for name, clean, dev_acc, sample in (("bp-none-s13", 0.90, 0.12, 0.88),
+                                         ("bp-vda-s13", 0.85, 0.27, 0.86)):
+        _run(tmp_path, name, clean, {0.02: 0.5}, (0.50, 0.50))  # test figures: not read
+        (tmp_path / name / "attack-pwws-dev.json").write_text(json.dumps(
+            {"attack_accuracy": dev_acc, "attack_accuracy_rescaled": dev_acc, "examples": 200,
+             "original_accuracy": sample, "mean_queries": 9.0, "mean_perturbed_percent": 3.0,
+             "temperatures": {"1": {}}}))
+    args = attack_table.parser().parse_args(
+        ["--runs-dir", str(tmp_path), "--datasets", "bp", "--methods", "none", "vda",
+         "--seeds", "13", "--no-attack", "--attacks", "pwws", "--split", "dev",
+         "--summary", str(tmp_path / "s.json"), "--out", str(tmp_path / "t.md")])
+    assert attack_table.main(args) == 0
+    rows = {r["method"]: r for r in json.loads((tmp_path / "s.json").read_text())}
+    assert rows["vda"]["pwws_attack_acc_rescaled"] == 0.27
+    assert rows["vda"]["pwws_sample_clean_acc"] == 0.86 and rows["vda"]["attack_split"] == "dev"
+    text = (tmp_path / "t.md").read_text()
+    assert "| bp | vda | 1 | 0.8500 (1 seed) | 0.2700 (1 seed) |" in text
+    assert "| bp | vda | -5.00 (1 seed) | 15.00 (1 seed) |" in text  # paired on dev figures
+    assert "Dev examples attacked per run: bp: PWWS 200." in text
+    assert "not test" in text and "temperatures the attacker tried: 1." in text
