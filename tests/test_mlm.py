@@ -192,3 +192,28 @@ def test_the_real_corpus_never_holds_a_dev_or_test_sentence():
     evaluated = {_key(s) for name in DATASETS for split in ("dev", "test")
                  for e in load_dataset(name).splits[split] for s in _sentences(e.text)}
     assert not evaluated & {_key(s) for s in train + held_out}
+
+
+def test_a_bert_attack_summary_names_the_weights_of_the_mlm_it_used(tmp_path, monkeypatch):
+    import hashlib
+
+    from advembed.evaluation.attack import recipe_details
+    from advembed.evaluation.word_attack import WordAttackOptions
+    from advembed.mlm.load import mlm_weights_sha256
+
+    built = tmp_path / "built"
+    built.mkdir()
+    (built / "config.json").write_text("{}")
+    (built / "model.safetensors").write_bytes(b"weights of the build")
+    (built / "mlm_metrics.json").write_text(json.dumps({"weights_sha256": "recorded-at-build"}))
+    monkeypatch.setattr(advembed.mlm.load, "built_mlm_dir", lambda: built)
+    assert recipe_details(WordAttackOptions(attack="bert-attack"))[
+        "mlm_weights_sha256"] == "recorded-at-build"
+    assert "mlm_weights_sha256" not in recipe_details(WordAttackOptions(attack="pwws"))
+    folder = tmp_path / "other"  # a local MLM without build metrics: hashed
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"other weights")
+    assert recipe_details(WordAttackOptions(attack="bae", mlm=str(folder)))[
+        "mlm_weights_sha256"] == hashlib.sha256(b"other weights").hexdigest()
+    assert mlm_weights_sha256(str(tmp_path / "missing")) is None

@@ -199,11 +199,17 @@ def _word_summary(records, settings: WordAttackOptions, details, config):
 
 
 def recipe_details(settings: WordAttackOptions) -> dict:
+    from advembed.evaluation.word_attack import MLM_ATTACKS
+    from advembed.mlm.load import DEFAULT_MLM, mlm_weights_sha256
+
     resolved = settings.resolved()
-    return {"recipe": settings.attack, "mlm": settings.mlm, "settings": resolved,
-            "similarity_model": (settings.similarity_model
-                                 if resolved["min_similarity"] is not None else None),
-            "query_budget": settings.query_budget}
+    details = {"recipe": settings.attack, "mlm": settings.mlm, "settings": resolved,
+               "similarity_model": (settings.similarity_model
+                                    if resolved["min_similarity"] is not None else None),
+               "query_budget": settings.query_budget}
+    if settings.attack in MLM_ATTACKS:
+        details["mlm_weights_sha256"] = mlm_weights_sha256(settings.mlm or DEFAULT_MLM)
+    return details
 
 
 _ATTACKS = {"pgd": _pgd, "vulnerability": _vulnerability}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from advembed.errors import AdvembedError
@@ -29,6 +30,24 @@ def resolve_mlm(spec: str) -> str:
                                 "`advembed mlm build` once, or name one with --mlm / --vda-mlm")
         return str(path)
     return resolve_model(spec)
+
+
+def mlm_weights_sha256(spec: str) -> str | None:
+    """The SHA-256 of a local masked LM's weights (for a built one, as its ``mlm_metrics.json``
+    records it), so that an attack's summary says which build proposed its candidates — the
+    default MLM changes when it is rebuilt; ``None`` for a hub name or an unresolvable spec."""
+    try:
+        path = Path(resolve_mlm(spec))
+    except AdvembedError:
+        return None
+    metrics = path / "mlm_metrics.json"
+    if metrics.is_file() and json.loads(metrics.read_text()).get("weights_sha256"):
+        return json.loads(metrics.read_text())["weights_sha256"]
+    if (path / "model.safetensors").is_file():
+        from advembed.provider import sha256_of
+
+        return sha256_of(path / "model.safetensors")
+    return None
 
 
 def load_masked_lm(spec: str):
