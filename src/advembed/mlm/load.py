@@ -41,8 +41,9 @@ def mlm_weights_sha256(spec: str) -> str | None:
     except AdvembedError:
         return None
     metrics = path / "mlm_metrics.json"
-    if metrics.is_file() and json.loads(metrics.read_text()).get("weights_sha256"):
-        return json.loads(metrics.read_text())["weights_sha256"]
+    recorded = json.loads(metrics.read_text()).get("weights_sha256") if metrics.is_file() else None
+    if recorded:
+        return recorded
     if (path / "model.safetensors").is_file():
         from advembed.provider import sha256_of
 
