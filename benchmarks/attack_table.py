@@ -34,13 +34,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from summary_stats import mean_std, paired_points, write_atomic  # noqa: E402
 
+from advembed.evaluation.attack import word_temperatures  # noqa: E402
+from advembed.evaluation.word_attack import WordAttackOptions  # noqa: E402
 from advembed.runs import attack_stem  # noqa: E402
 
 WORD_ATTACKS = {"pwws": ("pwws_attack_acc", "PWWS"),
                 "bert-attack": ("bert_attack_acc", "BERT-Attack")}
 ATTACKS = ["pgd", "vulnerability", *WORD_ATTACKS]
+DEFAULT_TEMPERATURES = tuple(word_temperatures(WordAttackOptions()))  # `advembed attack`'s
 WORD_NOTE = ("Accuracy under attack is the lowest over the logit temperatures the attacker "
-             "tries (1, 100, 0.01).")
+             f"tries ({', '.join(f'{t:g}' for t in DEFAULT_TEMPERATURES)}).")
 T1_NOTE = ("† at T = 1 only in at least one run: its attack summary was made before the "
            "attacker rescaled the logits, and the lowest over temperatures can only be lower "
            "or equal (a plain figure so marked can overstate plain, a method's the method).")
@@ -207,7 +210,7 @@ def word_note(rows: list[dict], attacks: list[str]) -> str:
     """Which logit temperatures the word attacks' headline figure is the lowest over."""
     tried = sorted({tuple(r[f"{a}_temperatures"]) for r in rows for a in attacks
                     if a in WORD_ATTACKS and r.get(f"{a}_temperatures")})
-    if not tried or tried == [(1.0, 100.0, 0.01)]:
+    if not tried or tried == [DEFAULT_TEMPERATURES]:
         return WORD_NOTE
     return ("Accuracy under attack is the lowest over the logit temperatures the attacker "
             "tried: " + "; ".join(", ".join(f"{t:g}" for t in ts) for ts in tried) + ".")
