@@ -191,6 +191,23 @@ MUTANTS = [
            "self.substitutes(inputs, logits).embed(adapter.word_embeddings.weight, original)",
            "self.substitutes(inputs, logits).embed(adapter.word_embeddings.weight.detach(), "
            "original)", (VDA,)),
+    Mutant("vda-clean-prediction-detached", "vda/augmenter.py",
+           "divergence = symmetric_kl(clean_logits, virtual.logits)",
+           "divergence = symmetric_kl(clean_logits.detach(), virtual.logits)", (VDA,)),
+    Mutant("vda-kept-positions-detached", "vda/augmenter.py",
+           "original = adapter.embed(inputs)", "original = adapter.embed(inputs).detach()",
+           (VDA,)),
+    Mutant("vda-dense-mixture-detached", "vda/mixture.py",
+           "mixed = self.weights.to(weight.dtype) @ weight",
+           "mixed = self.weights.to(weight.dtype) @ weight.detach()", (VDA,)),
+    Mutant("vda-sample-form-takes-the-argmax", "vda/mixture.py",
+           "pick = torch.multinomial(flat.cpu(), 1, generator=generator).to(ids.device)",
+           "pick = flat.argmax(-1, keepdim=True).to(ids.device)", (VDA,)),
+    Mutant("vda-attention-mask-ignored", "vda/mixture.py",
+           "keep = keep & attention_mask.bool()", "keep = keep", (VDA,)),
+    Mutant("vda-mlm-keeps-dropout", "vda/augmenter.py",
+           "self.mlm = mlm.eval().requires_grad_(False)",
+           "self.mlm = mlm.train().requires_grad_(False)", (VDA,)),
     # --- language modelling and ATCL at token level (paper 004), QA matching (paper 000) ----
     Mutant("lm-perplexity-per-sequence", "tasks/lm.py",
            "        totals = torch.as_tensor(eval_prediction.predictions).double().sum(0)\n"

@@ -13,6 +13,7 @@ from conftest import tiny_batch, tiny_config, tiny_model
 from advembed.errors import AdvembedError
 from advembed.methods import build_training_method
 from advembed.vda import VDASettings, VirtualAugmenter, substitutes
+from advembed.vda.mixture import replaceable
 
 W = torch.tensor([[1.0, -2.0], [0.5, 3.0], [-1.5, 0.25], [2.0, 1.0]])
 LOGITS = torch.tensor([[[2.0, 0.5, -1.0, 0.0]]])  # one position of a 4-word vocabulary
@@ -120,7 +121,10 @@ def _by_hand_virtual(model, mlm, batch, top_k, variance, seed):
     with torch.no_grad():
         logits = mlm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                      token_type_ids=batch["token_type_ids"]).logits
-    ids = logits.topk(top_k, dim=-1).indices
+    if top_k:
+        ids = logits.topk(top_k, dim=-1).indices
+    else:  # dense: the whole vocabulary in order
+        ids = torch.arange(logits.shape[-1]).expand(*logits.shape[:-1], logits.shape[-1])
     log_p = logits.log_softmax(-1).gather(-1, ids)
     noise = torch.randn(ids.shape, generator=torch.Generator().manual_seed(seed))
     weights = (log_p + noise * variance ** 0.5).softmax(-1)
@@ -150,6 +154,60 @@ def test_vda_step_is_eq1_with_eq6_and_eq7():
     expected = clean.loss + 0.4 * _skl(clean.logits, on_virtual)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert (0.4 * _skl(clean.logits, on_virtual)).item() > 1e-6  # the term is not vanishing
+
+
+@pytest.mark.parametrize("top_k", [6, 0])
+def test_the_step_gradient_is_eq1s_through_both_predictions_and_every_embedding_row(top_k):
+    """The gradient of ``CE(f(E), y) + λ·sKL(f(E), f(Ê))`` by autograd on the hand-built Ê,
+    through the clean and the virtual prediction, the mixed rows and the rows kept at special
+    positions — sparse (k = 6) and dense (the whole vocabulary)."""
+    model = _model()
+    batch = tiny_batch(batch=3, length=8)
+    augmenter, mlm = _augmenter(model, seed=5, weight=0.4, top_k=top_k, variance=0.04)
+    build_training_method("vda", model, augment=augmenter).step(model, batch)
+    got = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    virtual = _by_hand_virtual(model, mlm, batch, top_k, 0.04, 5)
+    inputs = {k: v for k, v in batch.items() if k != "input_ids"}
+    clean = model(**batch)
+    on_virtual = model(inputs_embeds=virtual, **inputs).logits
+    (clean.loss + 0.4 * _skl(clean.logits, on_virtual)).backward()
+    for mine, by_hand in zip(got, (p.grad for p in model.parameters()), strict=True):
+        assert torch.allclose(mine, by_hand, atol=1e-4)  # float32 sums: ~1e-5 apart
+
+
+def test_the_literal_form_is_refused_on_a_sparse_mixture():
+    model = _model()
+    with pytest.raises(AdvembedError, match="--vda-top-k 0"):
+        _augmenter(model, noise_on="probabilities")  # the default top_k = 64
+    assert _augmenter(model, noise_on="probabilities", top_k=0)[0].settings.top_k == 0
+
+
+def test_the_sample_form_draws_in_proportion_and_argmax_takes_the_likeliest():
+    logits = LOGITS.expand(1, 4000, 4)
+    kept = torch.ones(1, 4000, dtype=torch.bool)
+    drawn = substitutes(logits, kept, variance=0.0, form="sample",
+                        generator=torch.Generator().manual_seed(1)).ids.flatten()
+    share = torch.bincount(drawn, minlength=4) / 4000.0
+    assert torch.allclose(share, LOGITS[0, 0].softmax(-1), atol=0.025)  # (.710, .158, .035, .096)
+    likeliest = substitutes(logits, kept, variance=0.0, form="argmax").ids.flatten()
+    assert (likeliest == 0).all()
+
+
+def test_positions_outside_the_attention_mask_are_not_replaced():
+    ids = torch.tensor([[7, 8, 9, 10]])  # none of them special
+    keep = replaceable(ids, torch.tensor([[1, 1, 1, 0]]), torch.tensor(SPECIAL))
+    assert keep.tolist() == [[True, True, True, False]]
+
+
+def test_the_mlm_scores_without_dropout_even_if_handed_over_in_training_mode():
+    from transformers import BertForMaskedLM
+
+    config = tiny_config("bert", dropout=0.5)
+    mlm = BertForMaskedLM(config).train()
+    augmenter = VirtualAugmenter(_model(), mlm=mlm, special_ids=SPECIAL)
+    batch = tiny_batch(batch=2, length=7)
+    assert torch.equal(augmenter.mlm_logits(batch), augmenter.mlm_logits(batch))
 
 
 def test_ce_vda_and_k_samples_average_their_terms():

@@ -2,7 +2,10 @@
 
 ``VirtualAugmenter.term`` is ``λ·(1/k)·Σ_j D(f(E), f(Ê_j))`` with ``D`` the symmetric KL
 (default) or, for the CE-VDA ablation, ``CE(f(Ê_j), y)``; ``--method vda`` adds the clean
-cross-entropy (eq. 7) and ``--augment vda`` adds the term to another method's step.
+cross-entropy (eq. 7) and ``--augment vda`` adds the term to another method's step.  The term's
+gradient flows through both predictions, f(E) and f(Ê) (eq. 1 minimises it over θ, which both
+depend on; nothing in the paper stops the gradient on either side, unlike SMART's target), and
+through the embedding rows of E and of the mixture.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ class VDASettings(Settings):
                          paper="ours: cost; dense and sparse compared in tests/test_vda.py")
     noise_on: str = setting("logits", "--vda-noise-on", "VDA: eq. 4's noise on the MLM's "
                             "log-probabilities (logits: σ → 0 gives the MLM's distribution) "
-                            "or on its probabilities (the literal eq. 4: near-uniform)",
+                            "or on its probabilities (the literal eq. 4: near-uniform; "
+                            "with --vda-top-k 0)",
                             choices=NOISE_ON, paper="ours: eq. 4 read on log-probabilities")
     form: str = setting("mixture", "--vda-form", "VDA: mixture (eq. 5), or one substitute: "
                         "argmax or sample (Table 4 ablations)", choices=FORMS, paper=PAPER)
@@ -54,9 +58,10 @@ class VirtualAugmenter:
     """Virtual samples and VDA's term for a classifier ``model``, from a frozen masked LM.
 
     The MLM runs once per step without gradient; the substitution distribution is fixed for
-    the step and the mixture re-gathers the *classifier's* embedding rows (eq. 5's ``M_E``,
-    which is the MLM's at the start of fine-tuning), so the embedding matrix gets its gradient
-    through Ê as it does through E.  ``mlm`` may be passed already loaded, with
+    the step and the mixture re-gathers the *classifier's* embedding rows (eq. 5's ``M_E``: the
+    paper's BERT shares it with its MLM; here the classifier's rows are mixed whichever MLM
+    scores them, so Ê stays in the classifier's embedding space), so the embedding matrix
+    gets its gradient through Ê as it does through E.  ``mlm`` may be passed already loaded, with
     ``special_ids`` the token ids that are never replaced; otherwise ``settings.mlm`` is
     loaded and its tokenizer's special tokens are used.
     """
@@ -70,6 +75,10 @@ class VirtualAugmenter:
 
             mlm, tokenizer = load_masked_lm(self.settings.mlm)
             special_ids = list(tokenizer.all_special_ids)
+        s = self.settings
+        if s.noise_on == "probabilities" and s.top_k != 0:
+            raise AdvembedError(f"--vda-noise-on probabilities (the literal eq. 4) mixes over "
+                                f"the whole vocabulary: give --vda-top-k 0, not {s.top_k}")
         self.mlm = mlm.eval().requires_grad_(False)
         self.special_ids = torch.tensor(sorted(set(special_ids or [])), dtype=torch.long)
         self.generator = generator

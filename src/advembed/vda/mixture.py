@@ -11,8 +11,11 @@ the result is nearly uniform and every ê collapses towards the mean embedding
 (``tests/test_vda.py`` shows it).  The default reading, ``noise_on="logits"``, adds ε to the
 MLM's log-probabilities (equivalently its logits: the softmax is shift-invariant per position),
 so σ → 0 gives back the MLM's own distribution.  ``noise_on="probabilities"`` is the literal
-form, kept as an option for the ablation.  (The authors' code divides the logits by their sum
-before adding the noise — a third form, not built.)
+form, kept as an option for the ablation; it is a whole-vocabulary form (``top_k = 0``): the
+MLM's top 64 hold about 0.2 % of its near-uniform mass, so renormalising over them would mix 64
+words almost equally, which is neither eq. 4 nor VDA (``VirtualAugmenter`` refuses the pair).
+(The authors' code divides the logits by their sum before adding the noise — a third form, not
+built.)
 
 **Sparse mixture.**  ``top_k > 0`` keeps the MLM's ``top_k`` best substitutes per position: the
 noisy distribution restricted to them and renormalised, which equals the dense one for
@@ -21,6 +24,8 @@ noisy distribution restricted to them and renormalised, which equals the dense o
 
 **Forms (paper 003 Table 4).**  ``mixture`` is VDA; ``argmax`` takes the most probable
 substitute of the noisy distribution, ``sample`` draws one from it; both give one embedding row.
+The paper says only "according to the substitution probability": we read it as eq. 4's noisy
+``p′`` (so ``--vda-variance`` still acts; with σ² = 0 it is the MLM's ``p``).
 
 Padding and special tokens keep their own embedding.
 """
