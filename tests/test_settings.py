@@ -97,7 +97,13 @@ def test_every_method_setting_goes_from_flag_to_method_and_record(name, item):
         with pytest.raises(AdvembedError, match="FGSM is defined for --adv-norm linf"):
             method_settings(name, {"norm": value})
         return
-    args = build_parser().parse_args(["train", "--method", name, *_cli_words(item, value)])
+    companion = []
+    if name == "vda" and item.name == "noise_on":  # the literal eq. 4 is whole-vocabulary only
+        with pytest.raises(AdvembedError, match="give --vda-top-k 0"):
+            method_settings(name, {"noise_on": value})
+        companion = ["--vda-top-k", "0"]
+    args = build_parser().parse_args(["train", "--method", name, *_cli_words(item, value),
+                                      *companion])
     config = config_from_args(args)
     settings = method_settings(name, config.method_options)
     assert getattr(settings, item.name) == value or (

@@ -177,10 +177,9 @@ def test_the_step_gradient_is_eq1s_through_both_predictions_and_every_embedding_
 
 
 def test_the_literal_form_is_refused_on_a_sparse_mixture():
-    model = _model()
-    with pytest.raises(AdvembedError, match="--vda-top-k 0"):
-        _augmenter(model, noise_on="probabilities")  # the default top_k = 64
-    assert _augmenter(model, noise_on="probabilities", top_k=0)[0].settings.top_k == 0
+    with pytest.raises(AdvembedError, match="give --vda-top-k 0, not 64"):
+        VDASettings(noise_on="probabilities")  # the default top_k = 64
+    assert VDASettings(noise_on="probabilities", top_k=0).top_k == 0
 
 
 def test_the_sample_form_draws_in_proportion_and_argmax_takes_the_likeliest():
@@ -314,6 +313,12 @@ def test_vda_from_the_command_line(tmp_path, tiny_model_dir, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["method_settings"]["variance"] == 0.04
     assert config["method_settings"]["top_k"] == 64
+    capsys.readouterr()
+    out = tmp_path / "literal"  # the literal eq. 4 on the default sparse mixture: one line
+    assert main(["train", *common, "--method", "vda", "--vda-mlm", str(mlm_dir),
+                 "--vda-noise-on", "probabilities", "--output", str(out)]) != 0
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "give --vda-top-k 0" in error[0] and not out.exists()
     out = tmp_path / "freelb-vda"
     assert main(["train", *common, "--method", "freelb", "--augment", "vda", "--vda-mlm",
                  str(mlm_dir), "--vda-weight", "0.4", "--output", str(out)]) == 0

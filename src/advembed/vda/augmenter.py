@@ -53,6 +53,12 @@ class VDASettings(Settings):
                         "(eq. 6); ce = cross-entropy on the virtual sample (CE-VDA, Table 4)",
                         choices=("skl", "ce"), paper=PAPER)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.noise_on == "probabilities" and self.top_k != 0:  # see vda/mixture.py
+            raise AdvembedError(f"--vda-noise-on probabilities (the literal eq. 4) mixes over "
+                                f"the whole vocabulary: give --vda-top-k 0, not {self.top_k}")
+
 
 class VirtualAugmenter:
     """Virtual samples and VDA's term for a classifier ``model``, from a frozen masked LM.
@@ -75,10 +81,6 @@ class VirtualAugmenter:
 
             mlm, tokenizer = load_masked_lm(self.settings.mlm)
             special_ids = list(tokenizer.all_special_ids)
-        s = self.settings
-        if s.noise_on == "probabilities" and s.top_k != 0:
-            raise AdvembedError(f"--vda-noise-on probabilities (the literal eq. 4) mixes over "
-                                f"the whole vocabulary: give --vda-top-k 0, not {s.top_k}")
         self.mlm = mlm.eval().requires_grad_(False)
         self.special_ids = torch.tensor(sorted(set(special_ids or [])), dtype=torch.long)
         self.generator = generator
