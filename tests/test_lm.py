@@ -162,6 +162,22 @@ def test_atcl_on_a_language_model_contrasts_the_perturbed_tokens_own_states(monk
     assert not torch.allclose(seen["positive"], seen["anchor"])  # the FGM step moved it
 
 
+def test_atcl_weights_its_token_level_term_by_beta(monkeypatch):
+    import advembed.objectives.atcl as atcl_module
+    from advembed.objectives import ObjectiveContext, build_objective
+
+    model, tokenizer, _ = _tiny_lm_model()
+    objective = build_objective("atcl", model, tokenizer=tokenizer, token_level=True, beta=0.3)
+    monkeypatch.setattr(atcl_module, "input_token_states", lambda outputs: outputs)
+    monkeypatch.setattr(atcl_module, "token_contrastive_loss",
+                        lambda *args, **kwargs: torch.tensor(2.0))
+    objective.chosen = (torch.tensor([1, 0]), torch.tensor([True, True]))
+    states = torch.randn(2, 4, 3)
+    context = ObjectiveContext(model=model, inputs={"attention_mask": torch.ones(2, 4)},
+                               adversarial=states, clean=states, example_index=None, step=0)
+    assert objective.loss(context).item() == pytest.approx(0.3 * 2.0)
+
+
 def test_lm_trains_and_evaluates_through_the_command_line(tmp_path, capsys):
     from advembed.cli import main
 

@@ -27,6 +27,7 @@ from advembed.objectives import (
     param_groups,
     word_flags,
 )
+from advembed.objectives.atcl import token_contrastive_loss
 from advembed.perturbation import l2_norm
 
 # ------------------------------------------------------------------ CARL
@@ -303,6 +304,50 @@ def test_atcl_mask_on_byte_level_bpe():
                                        False, False, False, True, False]
 
 
+def test_atcl_mask_reads_byte_level_pieces_as_the_utf8_text_they_spell():
+    # café, très, für as GPT-2's byte alphabet writes them; "Ġcaf" + "Ã" + "©" cuts é in two
+    vocab = ["<pad>", "<s>", "</s>", "ĠcafÃ©", "ĠtrÃ¨s", "ĠfÃ¼r", "Ġbon", "Ġcaf", "Ã", "©",
+             "Ġ2020", ",", "##"]  # a stray "##" (learnt from text) must not make it WordPiece
+    tok = FakeTokenizer(vocab, ["<pad>", "<s>", "</s>"])
+    assert _mask_of(tok, ["<s>", "ĠcafÃ©", "ĠtrÃ¨s", "ĠfÃ¼r", "Ġbon", ",", "Ġ2020", "</s>"]) == [
+        False, True, True, True, True, False, False, False]
+    assert _mask_of(tok, ["<s>", "Ġcaf", "Ã", "©", "Ġbon", "</s>"]) == [
+        False, False, False, False, True, False]
+
+
+def test_atcl_mask_on_a_block_cut_from_a_stream_skips_words_cut_at_its_edges():
+    vocab = ["<|endoftext|>", "able", "Ġcat", "Ġsat", "Ġun", "Ġon"]
+    tok = FakeTokenizer(vocab, ["<|endoftext|>"])
+    ids = torch.tensor([[vocab.index(t) for t in ["able", "Ġcat", "Ġsat", "Ġun"]]])
+    flags = word_flags(tok)
+    # "able" ends a word begun in the block before; "Ġun" may go on in the next one
+    assert complete_word_mask(ids, torch.ones_like(ids), flags, cut_edges=True)[0].tolist() == [
+        False, True, True, False]
+    assert complete_word_mask(ids, torch.ones_like(ids), flags)[0].tolist() == [
+        True, True, True, True]  # as sentences: "able" opens the row, "Ġun" closes it
+
+
+def test_the_lm_task_builds_atcl_for_blocks_cut_from_a_stream(monkeypatch):
+    import advembed.objectives as objectives
+    from advembed.tasks import get_task
+    from advembed.training.config import TrainConfig
+    from advembed.training.run import build_method
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["token_level"], kwargs["cut_stream"]))
+        raise StopIteration
+
+    monkeypatch.setattr(objectives, "build_objective", spy)
+    for task in ("lm", "translation", "classification"):
+        with pytest.raises(StopIteration):
+            build_method(TrainConfig(method="fgm", objective="atcl"), tiny_model(),
+                         task=get_task(task))
+    # LM blocks are cut from a stream; translation and classification rows are whole sentences
+    assert seen == [(True, True), (True, False), (False, False)]
+
+
 def test_atcl_mask_with_a_real_wordpiece_tokenizer(tiny_model_dir):
     from transformers import AutoTokenizer
 
@@ -358,6 +403,52 @@ def test_atcl_contrastive_loss_prefers_the_true_positive():
     a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     value = atcl_contrastive_loss(a, a, a, 1, tau=1.0)
     assert value.item() == pytest.approx(-(1.0 - 0.0), abs=1e-6)  # -log(e^1 / e^0)
+
+
+def test_atcl_anchors_are_the_perturbed_sentences_clean_states_by_hand():
+    """Eq. 6 with anchor = clean, positive = adversarial, negatives = the other clean rows
+    (n ≥ the pool: all of them); a sentence with no complete word is a negative, not an anchor;
+    times β."""
+    atcl = ATCL(FakeTokenizer(["[PAD]", "a"], ["[PAD]"]), beta=0.3, tau=0.5, num_negatives=5)
+    atcl.representation = lambda outputs, inputs: outputs
+    clean = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    adversarial = torch.tensor([[0.8, 0.6], [1.0, 0.0], [0.6, -0.8]])
+    atcl.chosen = (torch.tensor([0, 0, 0]), torch.tensor([True, False, True]))
+    context = ObjectiveContext(model=None, inputs={}, adversarial=adversarial, clean=clean,
+                               example_index=None, step=0)
+
+    def cos(u, v):
+        return (u @ v / (u.norm() * v.norm())).item()
+
+    def term(k):
+        negatives = [j for j in range(3) if j != k]
+        return (math.log(sum(math.exp(cos(clean[k], clean[j]) / 0.5) for j in negatives))
+                - cos(clean[k], adversarial[k]) / 0.5)
+
+    assert atcl.loss(context).item() == pytest.approx(0.3 * (term(0) + term(2)) / 2, rel=1e-5)
+    assert atcl.adversarial_weight == atcl.settings.alpha == 0.1
+
+
+def test_atcl_picks_its_word_uniformly_among_the_candidates():
+    vocab = ["[PAD]", "[CLS]", "[SEP]", "good", "film", "!", "very"]
+    tok = FakeTokenizer(vocab, ["[PAD]", "[CLS]", "[SEP]"])
+    atcl = ATCL(tok, seed=4)
+    ids = torch.tensor([[1, 3, 5, 4, 6, 2]]).repeat(600, 1)  # [CLS] good ! film very [SEP]
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    mask = atcl.perturbation_mask(batch, torch.ones(600, 6, 1))
+    counts = mask.squeeze(-1).sum(0).tolist()
+    assert counts[0] == counts[2] == counts[5] == 0 and sum(counts) == 600
+    assert all(abs(counts[i] - 200) < 45 for i in (1, 3, 4))  # ~1/3 each
+
+
+def test_token_contrastive_loss_with_fewer_tokens_than_negatives_never_takes_the_anchor():
+    pool = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0]])
+    anchor, positive = pool[2:], torch.tensor([[1.0, 2.0]])
+    value = token_contrastive_loss(anchor, positive, pool, torch.tensor([2]), 5, tau=0.4)
+    cos_pos = (1 * 3 + 2 * 3) / (5 ** 0.5 * 18 ** 0.5)
+    cos_neg = 3 / 18 ** 0.5  # with row 0 and with row 1 alike
+    expected = math.log(2 * math.exp(cos_neg / 0.4)) - cos_pos / 0.4
+    assert value.item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_atcl_contrastive_loss_accepts_token_level_representations():

@@ -96,8 +96,9 @@ def test_bleu_is_sacrebleus_on_the_decoded_ids_with_padding_ignored():
     _, tokenizer, _ = _tiny()
     task = get_task("translation")
     task.tokenizer = tokenizer
-    references = ["mango quince lime", "apple pear fig plum", "kiwi"]
-    hypotheses = ["mango quince lemon", "apple pear fig plum", "kiwi kiwi"]
+    # no 4-gram matches anywhere: the score is smoothing's (exp 37.00; floor 24.75, none 0)
+    references = ["mango quince lime kiwi", "apple pear fig plum", "kiwi"]
+    hypotheses = ["mango quince lemon kiwi", "apple pear fig grape", "kiwi kiwi"]
 
     def padded(texts):  # -100 where the trainer pads predictions and labels
         ids = [tokenizer(t)["input_ids"] for t in texts]
@@ -109,7 +110,7 @@ def test_bleu_is_sacrebleus_on_the_decoded_ids_with_padding_ignored():
                                                                  [references]).score)
     assert scores["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hypotheses,
                                                                  [references]).score)
-    assert 0 < scores["bleu"] < 100
+    assert scores["bleu"] == pytest.approx(37.0041, abs=1e-4)
     assert task.run_state()["bleu_signature"].startswith("nrefs:1|case:mixed")
     # the byte-level BPE gives text back unchanged, so references decode to themselves
     assert task.decode(padded(references)) == references

@@ -71,6 +71,7 @@ def build_objective(
     seed: int = 0,
     representation: Representation | None = None,
     token_level: bool = False,
+    cut_stream: bool = False,
     settings: Settings | None = None,
     **options: Any,
 ) -> Objective | None:
@@ -79,7 +80,8 @@ def build_objective(
     ``options`` are settings by Python name (``tau=0.1``); ``representation`` maps model
     outputs to the representation the objective compares (the task's; default: the first
     token's final state); ``token_level``: the task's loss is per token (ATCL contrasts the
-    perturbed token's own states).
+    perturbed token's own states); ``cut_stream``: the rows are blocks cut from a token stream,
+    whose first and last pieces may belong to words that go on outside them.
     """
     if settings is None:
         settings = objective_settings(name, options)
@@ -88,7 +90,8 @@ def build_objective(
     if settings is None:
         return None
     context = BuildContext(model=model, tokenizer=tokenizer, train_labels=train_labels,
-                           total_steps=total_steps, seed=seed, token_level=token_level)
+                           total_steps=total_steps, seed=seed, token_level=token_level,
+                           cut_stream=cut_stream)
     objective = objective_class(name).build(settings, context)
     if representation is not None:
         objective.representation = representation

@@ -3,6 +3,7 @@ down-weighted adversarial loss and a cosine contrastive loss against in-batch ne
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -48,23 +49,51 @@ class WordFlags:
     alpha: torch.Tensor
 
 
+def _scheme(tokens: list[str | None]) -> str | None:
+    """The marker of the vocabulary's scheme — ``##`` (WordPiece continuations), ``Ġ``
+    (byte-level BPE word starts) or ``▁`` (SentencePiece word starts) — whichever most entries
+    carry, so that one stray entry (a ``##`` learnt from text) cannot flip it; ``None``: no
+    marker, a vocabulary of whole words."""
+    counts = {marker: sum(1 for t in tokens if t is not None and t.startswith(marker))
+              for marker in ("##", "Ġ", "▁")}
+    marker = max(counts, key=counts.get)
+    return marker if counts[marker] else None
+
+
+@functools.lru_cache(maxsize=1)
+def _byte_decoder() -> dict[str, int]:
+    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+
+    return {char: byte for byte, char in bytes_to_unicode().items()}
+
+
+def _byte_level_text(token: str) -> str | None:
+    """A byte-level BPE piece as the text it stands for (``ĠcafÃ©`` → `` café``); ``None``
+    where it holds part of a multi-byte character (a word cut inside a letter)."""
+    decoder = _byte_decoder()
+    if not all(char in decoder for char in token):
+        return token  # an added token, outside the byte alphabet
+    try:
+        return bytes(decoder[char] for char in token).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def word_flags(tokenizer) -> WordFlags:
     """Classify every vocabulary entry for ATCL's complete-word mask.
 
-    Schemes: WordPiece (continuations start with ``##``), byte-level BPE (word starts carry
-    ``Ġ``) and SentencePiece (``▁``).  In the marker schemes a piece without the marker that
-    holds a letter or digit continues the previous word; punctuation pieces neither start nor
-    continue a word.  Special tokens are none of these.
+    Schemes (:func:`_scheme`): WordPiece (continuations start with ``##``), byte-level BPE
+    (word starts carry ``Ġ``; each piece is read as the UTF-8 text its bytes spell, so
+    ``ĠcafÃ©`` is the word *café*) and SentencePiece (``▁``).  In the marker schemes a piece
+    without the marker that holds a letter or digit, or part of a multi-byte character,
+    continues the previous word; punctuation pieces neither start nor continue a word.
+    Special tokens are none of these.
     """
     size = len(tokenizer)
     tokens = tokenizer.convert_ids_to_tokens(list(range(size)))
     special = set(tokenizer.all_special_ids)
-    def uses(prefix: str) -> bool:
-        return any(t is not None and t.startswith(prefix) for t in tokens)
-
-    # WordPiece if it has "##" pieces, or no marker at all (a vocabulary of whole words).
-    marker = None if uses("##") else ("Ġ" if uses("Ġ") else ("▁" if uses("▁") else None))
-    wordpiece = marker is None
+    marker = _scheme(tokens)
+    wordpiece = marker in (None, "##")
     start = torch.zeros(size, dtype=torch.bool)
     continuation = torch.zeros(size, dtype=torch.bool)
     alpha = torch.zeros(size, dtype=torch.bool)
@@ -76,17 +105,21 @@ def word_flags(tokenizer) -> WordFlags:
             text = token[2:] if is_cont else token
             is_start = not is_cont
         else:
-            has_marker = token.startswith(marker)
-            text = token[len(marker):] if has_marker else token
-            is_start = has_marker
-            is_cont = not has_marker and bool(_WORDISH.search(text))
+            is_start = token.startswith(marker)
+            text = _byte_level_text(token) if marker == "Ġ" else token
+            if text is None:  # bytes of a letter cut between pieces: part of a word, not one
+                start[i], continuation[i] = is_start, not is_start
+                continue
+            text = text[1:] if is_start else text  # the marker (a space, once decoded)
+            is_cont = not is_start and bool(_WORDISH.search(text))
         start[i], continuation[i] = is_start, is_cont
         alpha[i] = bool(_ALPHA.match(text))
     return WordFlags(start, continuation, alpha)
 
 
 def complete_word_mask(
-    input_ids: torch.Tensor, attention_mask: torch.Tensor, flags: WordFlags
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, flags: WordFlags, *,
+    cut_edges: bool = False,
 ) -> torch.Tensor:
     """Boolean ``(B, L)``: tokens that are a whole word by themselves (ATCL's mask ℳ).
 
@@ -94,7 +127,9 @@ def complete_word_mask(
     continuation piece.  Dropped: special tokens, padding, punctuation and symbols, numbers,
     single characters, and every piece of a word split into sub-words.  A continuation-looking
     piece right after a special token or punctuation starts a word (RoBERTa's first word has
-    no ``Ġ``).
+    no ``Ġ``) — except at the start of a row with ``cut_edges``: rows cut from a token stream
+    (language-modelling blocks) may begin inside a word and end inside one, so there the first
+    piece starts a word only by its marker and the last piece is never taken.
     """
     start = flags.start.to(input_ids.device)[input_ids]
     cont = flags.continuation.to(input_ids.device)[input_ids]
@@ -102,9 +137,12 @@ def complete_word_mask(
     real = attention_mask.bool()
     after_boundary = torch.ones_like(real)
     after_boundary[:, 1:] = ~(start[:, :-1] | cont[:, :-1])
-    word_start = start | (cont & after_boundary)
     followed_by_piece = torch.zeros_like(real)
     followed_by_piece[:, :-1] = cont[:, 1:] & real[:, 1:]
+    if cut_edges:
+        after_boundary[:, 0] = False
+        followed_by_piece[:, -1] = True
+    word_start = start | (cont & after_boundary)
     return real & word_start & ~followed_by_piece & alpha
 
 
@@ -174,7 +212,10 @@ class ATCL(Objective):
     (its per-example norm over this one-token mask is the token's norm, = ε; composed with FGM
     its ε defaults to the paper's 0.03).  Sentences with no complete word are not perturbed.
     ``L_cont``: anchor = clean representation, positive = adversarial representation, n
-    negatives from the other clean representations in the batch (eq. 6, cosine similarity, τ).
+    negatives from the other clean representations in the batch (eq. 6, cosine similarity, τ);
+    only the sentences that were perturbed are anchors (the others serve as negatives), and
+    ``L_cont`` is the *mean* over anchors where eq. 5 sums (choice: β then does not grow with
+    the batch).
     On a token-level task (``--task lm``, ``--task translation``) the representations are eq.
     6's ``h``: the final states of the perturbed token itself (clean and adversarial; for
     translation the encoder's,
@@ -182,7 +223,12 @@ class ATCL(Objective):
     tokens of the batch (:func:`token_contrastive_loss`).
     The batch is the process's own micro-batch (choice): under DDP or gradient accumulation
     the negatives come from the examples this forward pass sees, not from the whole global
-    batch — n = 5 of a micro-batch of 16 or more is the paper's setting either way.
+    batch — n = 5 of a micro-batch of 16 or more is the paper's setting either way.  On a
+    token-level task the trainer weights each micro-batch's whole loss, ``β·L_cont`` included,
+    by its share of the step's target tokens (exact for the token losses; ``L_cont``, a mean
+    over the micro-batch's anchors, is thereby weighted by tokens, not by anchors).
+    ``cut_stream``: the rows are blocks cut from a token stream (``--task lm``), whose edges
+    may fall inside a word (:func:`complete_word_mask`'s ``cut_edges``).
     """
 
     name = "atcl"
@@ -196,12 +242,13 @@ class ATCL(Objective):
     method_defaults = {"fgm": {"epsilon": 0.03}}  # §5.1: ε = 0.03
 
     def __init__(self, tokenizer, *, settings: ATCLSettings | None = None, seed: int = 0,
-                 token_level: bool = False, **options) -> None:
+                 token_level: bool = False, cut_stream: bool = False, **options) -> None:
         self.settings = ATCLSettings.from_options(options, settings)
         self.adversarial_weight = self.settings.alpha
         self.flags = word_flags(tokenizer)
         self.generator = torch.Generator().manual_seed(seed)
         self.token_level = token_level
+        self.cut_stream = cut_stream
         self.chosen: tuple[torch.Tensor, torch.Tensor] | None = None  # (position, has a word)
 
     @classmethod
@@ -209,7 +256,7 @@ class ATCL(Objective):
         if context.tokenizer is None:
             raise AdvembedError("objective atcl needs the tokenizer (its complete-word mask)")
         return cls(context.tokenizer, settings=settings, seed=context.seed,
-                   token_level=context.token_level)
+                   token_level=context.token_level, cut_stream=context.cut_stream)
 
     def state_dict(self):
         return {"generator": self.generator.get_state()}
@@ -220,7 +267,7 @@ class ATCL(Objective):
     def candidate_mask(self, inputs: dict[str, Any]) -> torch.Tensor:
         ids = inputs["input_ids"]
         attention = inputs.get("attention_mask", torch.ones_like(ids))
-        return complete_word_mask(ids, attention, self.flags)
+        return complete_word_mask(ids, attention, self.flags, cut_edges=self.cut_stream)
 
     def perturbation_mask(self, inputs, mask):
         candidates = self.candidate_mask(inputs)
@@ -240,8 +287,11 @@ class ATCL(Objective):
             return s.beta * self._token_level_loss(context)
         clean = self.representation(context.clean, context.inputs)
         adversarial = self.representation(context.adversarial, context.inputs)
-        return s.beta * atcl_contrastive_loss(clean, adversarial, clean, s.num_negatives, s.tau,
-                                              generator=self.generator)
+        rows = (self.chosen[1].nonzero().squeeze(1) if self.chosen is not None
+                else torch.arange(clean.shape[0]))  # the perturbed sentences
+        rows = rows.to(clean.device)
+        return s.beta * token_contrastive_loss(clean[rows], adversarial[rows], clean, rows,
+                                               s.num_negatives, s.tau, generator=self.generator)
 
     def _token_level_loss(self, context: ObjectiveContext) -> torch.Tensor:
         """Token-level tasks (language modelling): eq. 6 on the final states ``h`` of the

@@ -60,6 +60,7 @@ class BuildContext:
     seed: int = 0
     representation: Representation = first_token_representation
     token_level: bool = False  # the task's loss is per token (ATCL then contrasts tokens)
+    cut_stream: bool = False  # rows are blocks cut from a token stream (edges inside words)
 
 
 class Objective:

@@ -43,7 +43,9 @@ class Task:
 
     ``token_level``: the model's loss is a mean over tokens (language modelling, translation),
     so gradient accumulation must weight each micro-batch by its share of the target tokens
-    (:meth:`count_items`); sequence-level losses are means over examples.
+    (:meth:`count_items`); sequence-level losses are means over examples.  ``cut_stream``: its
+    inputs are fixed-size blocks cut from one token stream (language modelling), so a block's
+    first and last pieces may belong to words that go on outside it.
     """
 
     name: ClassVar[str] = "task"
@@ -53,6 +55,7 @@ class Task:
     best_metric: ClassVar[str] = "loss"
     greater_is_better: ClassVar[bool] = False
     token_level: ClassVar[bool] = False
+    cut_stream: ClassVar[bool] = False
 
     # --- data and model ----------------------------------------------------------------
     def load_data(self, options, *, limit: int | None = None, seed: int = 0):

@@ -77,6 +77,7 @@ class LanguageModellingTask(Task):
     best_metric = "perplexity"
     greater_is_better = False
     token_level = True
+    cut_stream = True  # blocks() cuts documents at fixed lengths
 
     def load_data(self, options, *, limit=None, seed=0):
         path = Path(options.dataset).expanduser()

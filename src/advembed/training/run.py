@@ -76,6 +76,7 @@ def build_method(config: TrainConfig, model, tokenizer=None, train_labels=None,
         total_steps=total_steps, seed=config.seed, settings=chosen,
         representation=task.representation if task is not None else None,
         token_level=task is not None and task.token_level,
+        cut_stream=task is not None and task.cut_stream,
     )
     settings = method_settings(config.method, config.method_options, objective=objective)
     augment = augment_settings(config)
