@@ -103,3 +103,46 @@ def test_trainer_gradient_accumulation_equals_a_double_batch(tmp_path, method):
     assert not torch.equal(whole["classifier.weight"], initial["classifier.weight"])
     for name in whole:
         assert torch.allclose(whole[name], accumulated[name], atol=1e-5), name
+
+
+def test_a_warm_up_counts_optimiser_steps_under_accumulation(tmp_path):
+    """FGM with one plain warm-up step, two optimiser steps: 2 micro-batches of 4 per step
+    give the weights of batches of 8 — the warm-up covers the first step's *two* micro-batches,
+    not one of them (``steps_done`` counts micro-batches; warm-ups count optimiser steps)."""
+    sys.path.insert(0, str(HERE))
+    from conftest import tiny_batch, tiny_model
+    from transformers import TrainingArguments
+
+    from advembed.methods import build_training_method
+    from advembed.training.trainer import AdvTrainer
+
+    batch = tiny_batch(batch=16, length=9, seed=4)
+    rows = [{k: v[i] for k, v in batch.items()} for i in range(16)]
+
+    def train(per_device: int, accumulation: int):
+        model = tiny_model("bert", dropout=0.0)
+        args = TrainingArguments(
+            output_dir=str(tmp_path / f"ga{accumulation}"), per_device_train_batch_size=per_device,
+            gradient_accumulation_steps=accumulation, max_steps=2, learning_rate=0.5,
+            optim="sgd", lr_scheduler_type="constant", warmup_ratio=0.0, weight_decay=0.0,
+            report_to="none", save_strategy="no", disable_tqdm=True, use_cpu=True, seed=0)
+        method = build_training_method("fgm", model, epsilon=0.2, warmup_steps=1)
+        trainer = AdvTrainer(model=model, args=args, train_dataset=rows, method=method)
+        trainer._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(rows)
+        trainer.train()
+        assert method.micro_steps == accumulation and method.optimizer_steps_done == 2
+        return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    whole, accumulated = train(8, 1), train(4, 2)
+    for name in whole:
+        assert torch.allclose(whole[name], accumulated[name], atol=1e-5), name
+
+
+def test_an_epoch_of_a_ddp_run_is_shared_by_its_processes(monkeypatch):
+    from advembed.training.config import TrainConfig
+    from advembed.training.run import examples_per_step
+
+    config = TrainConfig(batch_size=8, gradient_accumulation_steps=3)
+    assert examples_per_step(config) == 24
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it, before the process group
+    assert examples_per_step(config) == 48

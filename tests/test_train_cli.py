@@ -253,6 +253,20 @@ def test_objective_option_without_its_objective_is_refused(tmp_path, tiny_model_
     assert code == 2 and "--carl-tau needs --objective carl" in capsys.readouterr().err
 
 
+def test_a_reconstructed_sentence_keeps_its_unknown_words(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from advembed.evaluation.reconstruct import _decode_first_segment
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    batch = tokenizer(["the movie zzzqqq is great"], padding="max_length", max_length=12,
+                      return_tensors="pt")
+    ids = batch["input_ids"][0]
+    assert tokenizer.unk_token_id in ids.tolist()  # the made-up word
+    # [CLS], [SEP] and padding go; the unknown word stays where it was
+    assert _decode_first_segment(tokenizer, ids, batch, 0) == "the movie [UNK] is great"
+
+
 def test_reconstruct_writes_text_samples_and_flip_flags(tmp_path, tiny_model_dir, data_csv,
                                                         capsys):
     code, run = _train(tmp_path, tiny_model_dir, data_csv, "rar", "--method", "freelb",

@@ -3,12 +3,22 @@ when training runs in one process."""
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.distributed as dist
 
 
 def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def launched_processes() -> int:
+    """The processes this run was launched with (``torchrun``/``accelerate launch`` set
+    ``WORLD_SIZE``), known before the process group exists; 1 for a plain run."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return max(1, int(os.environ.get("WORLD_SIZE", "1")))
 
 
 def gather_rows(tensor: torch.Tensor) -> torch.Tensor:

@@ -146,8 +146,13 @@ def _records(chosen, decoded, changed, before, after, names) -> list[dict[str, A
 
 
 def _decode_first_segment(tokenizer, ids: torch.Tensor, batch, row: int) -> str:
-    """Decode the first sentence of the row (for pairs, the second keeps its original text)."""
+    """Decode the first sentence of the row (for pairs, the second keeps its original text).
+    The structural tokens ([CLS], [SEP], padding) are dropped, an unknown word's ``[UNK]`` is
+    kept: it stands for a word of the sentence (never reconstructed, it keeps its id), and
+    dropping it would delete that word from the re-scored text."""
     attention = batch["attention_mask"][row].bool()
     types = batch.get("token_type_ids")
     keep = attention if types is None else attention & (types[row] == 0)
-    return tokenizer.decode(ids[keep].tolist(), skip_special_tokens=True).strip()
+    structural = sorted(set(tokenizer.all_special_ids) - {tokenizer.unk_token_id})
+    keep = keep & ~torch.isin(ids, torch.tensor(structural, dtype=ids.dtype, device=ids.device))
+    return tokenizer.decode(ids[keep].tolist(), skip_special_tokens=False).strip()

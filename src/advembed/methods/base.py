@@ -104,7 +104,8 @@ class TrainingMethod:
         self.adapter = EmbeddingAdapter(unwrap(model))
         self.objective = objective
         self.augment = make_augmenter(model, augment)
-        self.steps_done = 0
+        self.steps_done = 0  # calls of step(): micro-batches
+        self.micro_steps = 1  # micro-batches per optimiser step (AdvTrainer sets it)
         self._example_index: torch.Tensor | None = None
 
     @classmethod
@@ -160,8 +161,14 @@ class TrainingMethod:
         backward(term)
         return term.detach()
 
+    @property
+    def optimizer_steps_done(self) -> int:
+        """Optimiser steps completed (``steps_done`` counts micro-batches: under gradient
+        accumulation ``micro_steps`` of them make one step).  Warm-ups are in these."""
+        return self.steps_done // self.micro_steps
+
     def in_warmup(self) -> bool:
-        return self.steps_done < getattr(self.settings, "warmup_steps", 0)
+        return self.optimizer_steps_done < getattr(self.settings, "warmup_steps", 0)
 
     def _step(self, model, inputs, backward) -> torch.Tensor:
         raise NotImplementedError
@@ -214,7 +221,7 @@ class TrainingMethod:
             return torch.zeros((), device=adversarial.logits.device)
         context = ObjectiveContext(model=model, inputs=inputs, adversarial=adversarial,
                                    clean=clean, example_index=self._example_index,
-                                   step=self.steps_done)
+                                   step=self.optimizer_steps_done)
         return self.objective.loss(context)
 
     def _adapter_for(self, model: torch.nn.Module) -> EmbeddingAdapter:

@@ -46,7 +46,7 @@ class ObjectiveContext:
     adversarial: Any  # model outputs on x + δ, with hidden_states
     clean: Any | None  # model outputs on x, with hidden_states (if ``needs_clean``)
     example_index: torch.Tensor | None
-    step: int
+    step: int  # optimiser steps done (warm-ups count these)
 
 
 @dataclass

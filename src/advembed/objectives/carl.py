@@ -18,8 +18,10 @@ from advembed.settings import Settings, setting
 
 @dataclass(frozen=True)
 class CARLSettings(Settings):
-    """τ, M and m from paper 001 §4.3; the warm-up stands for its "until the model is about to
-    be stable" (Table 3)."""
+    """τ and M from paper 001 §4.3; the warm-up stands for its "until the model is about to
+    be stable" (Table 3), counted in optimiser steps.  m = 64 negatives is ours, not the
+    paper's 16,000 (20,000 for YelpP): drawn with replacement from the rows of other labels,
+    it keeps a CPU step cheap; ``--carl-negatives`` sets the paper's value."""
 
     owner = "objective 'carl'"
     tau: float = setting(0.07, "--carl-tau", "CARL: temperature τ of h = exp(x·y/τ)", minimum=0,

@@ -123,7 +123,7 @@ def build(config: TrainConfig) -> Built:
     encoded = {split: task.encode(data.splits[split], loaded.tokenizer,
                                   max_length=config.max_length, with_index=split == "train")
                for split in SPLITS}
-    per_step = config.batch_size * config.gradient_accumulation_steps
+    per_step = examples_per_step(config)
     planned = config.max_steps or math.ceil(
         math.ceil(len(encoded["train"]) / per_step) * config.epochs)
     method, method_settings, objective_settings = build_method(
@@ -159,13 +159,21 @@ def apply_preset(config: TrainConfig, model) -> TrainConfig:
                                method_options=options | dict(config.method_options))
 
 
+def examples_per_step(config: TrainConfig) -> int:
+    """Training examples one optimiser step consumes: every micro-batch of every process (under
+    DDP each process reads its own share of an epoch)."""
+    from advembed.distributed import launched_processes
+
+    return config.batch_size * config.gradient_accumulation_steps * launched_processes()
+
+
 def schedule(config: TrainConfig, built: Built) -> Schedule:
     """Epochs and steps; FreeAT replays each minibatch m times and divides the epochs by m
     (Shafahi et al.)."""
     replays = getattr(built.method, "replays", 1)
     if replays > 1 and config.gradient_accumulation_steps > 1:
         raise AdvembedError("method freeat does not combine with --gradient-accumulation-steps")
-    per_step = config.batch_size * config.gradient_accumulation_steps
+    per_step = examples_per_step(config)
     epochs = config.epochs / replays
     steps_per_epoch = max(1, math.ceil(len(built.encoded["train"]) / per_step)) * replays
     total_steps = config.max_steps or math.ceil(steps_per_epoch * epochs)

@@ -41,6 +41,8 @@ class AdvTrainer(CheckpointMixin, Trainer):
                  guard: NonFiniteGuard | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.method = method
+        if method is not None:  # warm-ups count optimiser steps, not micro-batches
+            method.micro_steps = self.args.gradient_accumulation_steps
         self.task = task
         self.guard = guard if guard is not None else NonFiniteGuard()
         self.epoch_random = EpochRandomState()

@@ -10,6 +10,11 @@ With E the example's word embeddings, one FGSM step against A's *predicted* labe
 ``V1 = A(E)`` and ``V2 = A(Ẽ)`` are A's clean and adversarial logits, ``ΔV = V1 − V2``, and
 ``V3 = [V1; V2; ΔV]`` (eq. 6–7).  Padding is never perturbed.
 
+**A deviation, not yet mended:** the paper takes V1 and V2 from A⁻, A without its final MLP
+classifier, so they live in ``R^h`` (its "logit" is that hidden vector; the authors' code
+projects ``3·hidden_size``); here they are A's class logits, ``R^num_labels`` — a narrower
+signal.  Every VAA result in ``docs/results-vaa.md`` was measured with this form.
+
 Cost: two forwards of A and one backward to the embeddings (the clean forward gives both V1
 and the loss whose gradient is g).  A's parameters get no gradient.  When E itself carries a
 gradient (an embedding attack on the whole two-stage model), V1 and V2 stay differentiable in
