@@ -18,6 +18,7 @@ from advembed.objectives import (
     RAR,
     MemoryBank,
     ObjectiveContext,
+    Reconstructor,
     atcl_contrastive_loss,
     build_objective,
     carl_contrastive_loss,
@@ -159,7 +160,51 @@ def test_carl_fill_banks_fills_every_row():
     assert torch.allclose(carl.orig.rows.norm(dim=1), torch.ones(4), atol=1e-5)
 
 
+def test_carl_steps_after_warmup_write_clean_rows_to_orig_and_adversarial_rows_to_adv():
+    """Eq. 5 through ``CARL.loss``: nothing before the warm-up, then each bank's first write
+    copies, and the next one mixes with momentum M = 0.25 — B_orig gets R, B_adv gets R_adv."""
+    carl = CARL([0, 1], dim=2, momentum=0.25, normalize=False, warmup=1)
+    carl.representation = lambda outputs, inputs: outputs  # outputs are the representations
+    index = torch.tensor([0, 1])
+
+    def step(clean, adversarial, number):
+        carl.loss(ObjectiveContext(model=None, inputs={}, adversarial=torch.tensor(adversarial),
+                                   clean=torch.tensor(clean), example_index=index,
+                                   step=number))
+
+    step([[9.0, 9.0], [9.0, 9.0]], [[7.0, 7.0], [7.0, 7.0]], 0)  # before the warm-up
+    assert not carl.orig.filled.any() and not carl.adv.filled.any()
+    step([[1.0, 2.0], [3.0, -1.0]], [[0.0, 1.0], [2.0, 2.0]], 1)
+    assert torch.equal(carl.orig.rows, torch.tensor([[1.0, 2.0], [3.0, -1.0]]))
+    assert torch.equal(carl.adv.rows, torch.tensor([[0.0, 1.0], [2.0, 2.0]]))
+    step([[5.0, 2.0], [-1.0, 3.0]], [[2.0, -2.0], [4.0, 0.0]], 2)
+    # 0.25 · old + 0.75 · new
+    assert torch.allclose(carl.orig.rows, torch.tensor([[4.0, 2.0], [0.0, 2.0]]))
+    assert torch.allclose(carl.adv.rows, torch.tensor([[1.5, -1.25], [3.5, 0.5]]))
+
+
 # ------------------------------------------------------------------ RAR
+
+
+def test_rar_head_is_layernorm_gelu_dense_then_the_tied_embedding_plus_bias_by_hand():
+    head = Reconstructor(hidden_size=2, embedding_size=2, vocab_size=3)
+    with torch.no_grad():
+        head.norm.weight.copy_(torch.tensor([2.0, 0.5]))
+        head.norm.bias.copy_(torch.tensor([0.5, -1.0]))
+        head.dense.weight.copy_(torch.tensor([[1.0, 0.0], [0.5, -1.0]]))
+        head.dense.bias.copy_(torch.tensor([0.1, 0.0]))
+        head.bias.copy_(torch.tensor([0.0, 0.5, -0.5]))
+    embedding = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, -1.0]])  # vocabulary of 3
+    got = head(torch.tensor([[3.0, 1.0]]), embedding)[0].tolist()
+
+    def gelu(x):
+        return x * 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+    z = 1 / math.sqrt(1 + 1e-5)  # LayerNorm of (3, 1): mean 2, variance 1, eps 1e-5
+    n1, n2 = gelu(2.0 * z + 0.5), gelu(0.5 * -z - 1.0)  # ≈ gelu(2.5), gelu(-1.5)
+    h1, h2 = n1 + 0.1, 0.5 * n1 - n2  # Linear(hidden → embedding)
+    want = [h1 + 0.0, h2 + 0.5, h1 - h2 - 0.5]  # tied output E·h + bias
+    assert got == pytest.approx(want, rel=1e-5)
 
 
 def test_rar_decoder_is_the_embedding_matrix_and_trains_it():

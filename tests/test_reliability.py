@@ -648,3 +648,49 @@ def test_without_stopping_the_guard_judges_the_whole_run_by_its_best_dev_score()
     # a resumed run counts the evaluations before the interruption
     assert _guard_without_stopping([(795, 0.5)], history=[(265, 0.5), (530, 0.7)]) == (
         False, False)
+
+
+def test_a_non_finite_row_never_enters_a_memory_bank():
+    """An overflowed step (fp16) gives NaN representations; the bank keeps its old rows, so
+    the step the guard skips cannot poison every later CARL loss."""
+    from advembed.objectives import MemoryBank
+
+    bank = MemoryBank(3, 2, momentum=0.25, normalize=False)
+    bank.update(torch.tensor([0, 1]), torch.tensor([[4.0, 0.0], [0.0, 2.0]]))
+    bank.update(torch.tensor([0, 1]), torch.tensor([[float("nan"), 1.0], [2.0, 6.0]]))
+    assert bank[torch.tensor([0])].tolist() == [[4.0, 0.0]]  # untouched
+    assert bank[torch.tensor([1])].tolist() == [[1.5, 5.0]]  # 0.25·(0, 2) + 0.75·(2, 6)
+    assert not bank.filled[2]
+
+
+def test_freeat_does_not_carry_a_non_finite_delta_into_its_next_replay():
+    from conftest import tiny_batch, tiny_model
+
+    from advembed.methods import build_training_method
+
+    model = tiny_model("bert", dropout=0.0)
+    method = build_training_method("freeat", model, replays=3, norm="l2")
+    batch = tiny_batch(batch=2, length=6)
+
+    def overflowed(loss):  # what a GradScaler's inf-scaled backward leaves in the gradients
+        (loss * float("inf")).backward()
+
+    method.step(model, batch, overflowed)
+    assert torch.equal(method.delta, torch.zeros_like(method.delta))
+    model.zero_grad()
+    assert torch.isfinite(method.step(model, batch))  # the next replay starts clean
+
+
+def test_adv_trainer_refuses_freeat_with_gradient_accumulation(tmp_path):
+    from conftest import tiny_model
+    from transformers import TrainingArguments
+
+    from advembed.errors import AdvembedError
+    from advembed.methods import build_training_method
+    from advembed.training.trainer import AdvTrainer
+
+    model = tiny_model("bert", dropout=0.0)
+    args = TrainingArguments(output_dir=str(tmp_path), gradient_accumulation_steps=2,
+                             report_to="none", use_cpu=True)
+    with pytest.raises(AdvembedError, match="does not combine with gradient accumulation"):
+        AdvTrainer(model=model, args=args, method=build_training_method("freeat", model))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from advembed.cli import main
 from advembed.data import Example
@@ -73,6 +75,77 @@ def test_vulnerability_scores_are_non_negative_and_auc_is_computed(tiny_trained_
     three = vulnerability_auc([{"label": i % 3, "F1": float(i % 3), "F2": 1.0}
                                for i in range(9)], 3)
     assert three["F1"]["per_label"]["2"] == pytest.approx(1.0)
+
+
+class _LinearToy(torch.nn.Module):
+    """Every word embeds to ``row`` (2-d); the encoder is the identity, so the representation
+    is the first token's embedding; logits ``[Σ_t x_t·a, 0]`` with ``a = (1, −2)`` summed over
+    every position (padding included); cross-entropy loss.  Keeps the last embeddings it ran."""
+
+    def __init__(self, row, vocab: int) -> None:
+        super().__init__()
+        self.embeddings = torch.nn.Embedding(vocab, 2)
+        with torch.no_grad():
+            self.embeddings.weight.copy_(torch.tensor(row).expand(vocab, 2))
+        self.a = torch.tensor([1.0, -2.0])
+
+    def get_input_embeddings(self):
+        return self.embeddings
+
+    def forward(self, inputs_embeds, labels=None, output_hidden_states=False, **unused):
+        self.last_embeds = inputs_embeds.detach()
+        s = (inputs_embeds @ self.a).sum(1)
+        logits = torch.stack([s, torch.zeros_like(s)], dim=-1)
+        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        return SimpleNamespace(logits=logits, loss=loss, hidden_states=(inputs_embeds,))
+
+
+def test_pgd_drift_is_cosine_and_distance_of_the_representations_by_hand(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = _LinearToy([3.0, 4.0], len(tokenizer))
+    # [CLS] good movie [SEP], gold 0: s = 4·(3 − 8) = −20, ∂L/∂x_t = (p0 − 1)·a, so L∞ PGD
+    # (α = 0.5, 3 steps, ε = 1) ends at δ_t = ε·sign(−a) = (−1, 1): R = (3, 4) → R̃ = (2, 5).
+    # (The logits (−20, 0) → (−32, 0) keep their direction: their cosine would be 1.)
+    results, records = pgd_robustness(
+        model, tokenizer, [Example("good movie", 0)],
+        PGDAttackSettings(epsilon=(0.0, 1.0), steps=3, norm="linf"), progress=False)
+    assert results[1].cosine == pytest.approx((3 * 2 + 4 * 5) / (5 * math.sqrt(29)), rel=1e-6)
+    assert results[1].euclidean == pytest.approx(math.sqrt(2), rel=1e-6)  # not its square, 2
+    assert records[0]["eps=1"]["euclidean"] == pytest.approx(math.sqrt(2), rel=1e-6)
+
+
+def test_vulnerability_linf_step_is_epsilon_times_the_gradient_sign_on_real_tokens(
+        tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = _LinearToy([1.0, 0.0], len(tokenizer))
+    examples = [Example("good movie", 1), Example("fun", 0)]  # 4 tokens; 3 tokens + 1 pad
+    records = vulnerability_scores(model, tokenizer, examples,
+                                   VulnerabilitySettings(epsilon=0.5, norm="linf"),
+                                   progress=False)
+    # s = 4·(1·1) = 4 for both rows (padding counts): predicted 0, ∂L/∂x_t = (p0 − 1)·a, so
+    # δ_t = 0.5·sign(−a) = (−0.5, 0.5) on each real token and 0 on the padding.
+    delta = model.last_embeds - torch.tensor([1.0, 0.0])
+    step = torch.tensor([-0.5, 0.5])
+    assert torch.allclose(delta[0], step.expand(4, 2))
+    assert torch.allclose(delta[1], torch.stack([step, step, step, torch.zeros(2)]))
+    # s̃ = 4 − 3·0.5·n: −2 (n = 4) and −0.5 (n = 3); F2 = −log ψ_0 = log(1 + e^{−s̃})
+    assert [r["predicted"] for r in records] == [0, 0]
+    assert records[0]["F2"] == pytest.approx(math.log(1 + math.exp(2.0)), rel=1e-5)
+    assert records[1]["F2"] == pytest.approx(math.log(1 + math.exp(0.5)), rel=1e-5)
+
+
+def test_binary_vulnerability_auc_is_the_chance_label_1_scores_higher_by_hand():
+    records = [{"label": 0, "F1": 0.1, "F2": 0.9}, {"label": 0, "F1": 0.4, "F2": 0.2},
+               {"label": 1, "F1": 0.35, "F2": 0.3}, {"label": 1, "F1": 0.8, "F2": 0.1}]
+    auc = vulnerability_auc(records, 2)
+    # F1: of the (label 1, label 0) pairs, 0.35 > 0.1, 0.8 > 0.1, 0.8 > 0.4 but 0.35 < 0.4
+    assert auc["F1"] == pytest.approx(3 / 4)
+    # F2: only 0.3 > 0.2 of the four pairs
+    assert auc["F2"] == pytest.approx(1 / 4)
 
 
 def test_attack_command_writes_results_into_the_run(tiny_trained_run, capsys):

@@ -371,3 +371,20 @@ def test_every_adversary_and_objective_trains_a_translation_model(method, object
     optimizer.step()
     assert torch.isfinite(loss)
     assert not torch.equal(before, model.get_input_embeddings().weight)
+
+
+def test_smarts_divergence_on_a_translation_batch_skips_padded_targets():
+    from advembed.losses import symmetric_kl, target_positions
+
+    p = torch.tensor([[[2.0, 0.0], [0.0, 1.0], [5.0, -5.0]]])  # (1 sentence, 3 targets, 2)
+    q = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [-5.0, 5.0]]])
+    positions = target_positions({"labels": torch.tensor([[4, 9, -100]])}, p)
+    assert positions.tolist() == [[True, True, False]]
+
+    def skl(a, b):  # by hand, one position
+        pa, pb = a.softmax(-1), b.softmax(-1)
+        return float((pa * (pa / pb).log()).sum() + (pb * (pb / pa).log()).sum())
+
+    expected = (skl(p[0, 0], q[0, 0]) + skl(p[0, 1], q[0, 1])) / 2  # the padded one left out
+    assert symmetric_kl(p, q, positions).item() == pytest.approx(expected, rel=1e-5)
+    assert target_positions({"labels": torch.tensor([1])}, p[:, 0]) is None  # a classifier

@@ -82,4 +82,6 @@ class FreeAT(TrainingMethod):
         grad = delta.grad.detach()
         self.delta = project(delta.detach() + s.epsilon * direction(grad, mask, s.norm),
                              mask, s.epsilon, s.norm)
+        if not torch.isfinite(self.delta).all():  # an overflowed (fp16) gradient: the step is
+            self.delta = torch.zeros_like(self.delta)  # skipped, δ must not carry its NaN on
         return loss.detach()

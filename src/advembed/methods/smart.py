@@ -8,7 +8,7 @@ import torch
 
 from advembed.adversaries import gradient_at
 from advembed.flags import EPSILON, STEPS
-from advembed.losses import symmetric_kl
+from advembed.losses import symmetric_kl, target_positions
 from advembed.methods.base import MethodSettings, TrainingMethod
 from advembed.perturbation import direction, project
 from advembed.settings import setting
@@ -61,9 +61,11 @@ class SMART(TrainingMethod):
         mask = self._mask(inputs, like)
         delta = torch.randn_like(like) * s.noise * mask
         target = clean_logits.detach()
+        positions = target_positions(inputs, clean_logits)  # token-level: not the padding
         for _ in range(s.steps):
             grad = gradient_at(
-                lambda d: symmetric_kl(self.adapter.forward(inputs, d).logits, target), delta
+                lambda d: symmetric_kl(self.adapter.forward(inputs, d).logits, target,
+                                       positions), delta
             )
             delta = project(delta + s.step_size * direction(grad, mask, "l2", "token"), mask,
                             s.epsilon, "l2", "token").detach()
@@ -71,8 +73,8 @@ class SMART(TrainingMethod):
         extra = self._objective_term(model, inputs, perturbed, clean)
         perturbed_logits = perturbed.logits
         regulariser = 0.5 * (
-            symmetric_kl(perturbed_logits, clean_logits.detach())
-            + symmetric_kl(clean_logits, perturbed_logits.detach())
+            symmetric_kl(perturbed_logits, clean_logits.detach(), positions)
+            + symmetric_kl(clean_logits, perturbed_logits.detach(), positions)
         )
         loss = clean.loss + s.weight * regulariser + extra
         backward(loss)

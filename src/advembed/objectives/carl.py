@@ -121,8 +121,12 @@ class MemoryBank:
         self.momentum, self.normalize = momentum, normalize
 
     def update(self, index: torch.Tensor, values: torch.Tensor) -> None:
-        index = index.cpu()
-        values = values.detach().float().cpu()
+        """Eq. 5 on rows ``index``; a row whose new value is not finite (from a step the
+        non-finite guard or the fp16 scaler skips) is left as it was, so one bad step cannot
+        poison the bank for the rest of training."""
+        finite = torch.isfinite(values.detach()).all(-1).cpu()
+        index = index.cpu()[finite]
+        values = values.detach().float().cpu()[finite]
         old = self.rows[index]
         new = torch.where(self.filled[index, None], self.momentum * old +
                           (1 - self.momentum) * values, values)

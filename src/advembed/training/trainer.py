@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from transformers import Trainer
 
+from advembed.errors import AdvembedError
 from advembed.methods.base import TrainingMethod, plain_step
 from advembed.training.callbacks import EpochRandomState
 from advembed.training.checkpoints import CheckpointMixin
@@ -42,6 +43,9 @@ class AdvTrainer(CheckpointMixin, Trainer):
         super().__init__(*args, **kwargs)
         self.method = method
         if method is not None:  # warm-ups count optimiser steps, not micro-batches
+            if getattr(method, "replays", 1) > 1 and self.args.gradient_accumulation_steps > 1:
+                raise AdvembedError(f"method {method.name} steps the optimiser after every "
+                                    "replay: it does not combine with gradient accumulation")
             method.micro_steps = self.args.gradient_accumulation_steps
         self.task = task
         self.guard = guard if guard is not None else NonFiniteGuard()

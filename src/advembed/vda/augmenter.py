@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from advembed.errors import AdvembedError
-from advembed.losses import symmetric_kl
+from advembed.losses import symmetric_kl, target_positions
 from advembed.settings import Settings, setting
 from advembed.vda.mixture import FORMS, NOISE_ON, Substitutes, replaceable, substitutes
 
@@ -119,7 +119,8 @@ class VirtualAugmenter:
             if s.loss == "skl":
                 if clean_logits is None:
                     raise ValueError("VDA's symmetric KL needs the clean logits")
-                divergence = symmetric_kl(clean_logits, virtual.logits)
+                divergence = symmetric_kl(clean_logits, virtual.logits,
+                                          target_positions(inputs, virtual.logits))
             else:
                 divergence = F.cross_entropy(virtual.logits.float(), inputs["labels"])
             total = total + divergence
