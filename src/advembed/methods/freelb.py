@@ -35,7 +35,10 @@ class FreeLB(TrainingMethod):
     real tokens scaled by ``γ/sqrt(len·hidden)`` (``init_mag`` γ; 0 starts at zero); ε = 0 means
     unbounded (no projection), as in the official code.  ``clean_pass`` adds a back-propagated
     clean loss; ``warmup_steps`` plain steps come first (users report NaN without them).  An
-    objective's term is computed on the last pass, at δ_K, with its full weight (not ÷ K).
+    objective's term is computed on the last pass — at δ_{K−1}, the sample that pass reads
+    (δ_K is found after it and never used) — with its full weight (not ÷ K).  With
+    ``--adv-norm linf`` the step is ``α·sign(g)`` (every entry moves by α), where the official
+    code takes ``α·g/‖g‖∞``; the L2 default is the paper's.
     """
 
     name = "freelb"

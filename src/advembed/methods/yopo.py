@@ -40,7 +40,9 @@ class YOPO(TrainingMethod):
     would never be used).  An objective's term enters the last pass at its full weight.
     Models with no embedding block of their own (GPT-2, BART, Marian: the lookup is in the model's
     forward) take the identity as the first layer, h₀ = e + δ: the adjoint is then ∂L/∂(e + δ)
-    and the n inner updates step along it (choice; documented, tested).
+    and the n inner updates step along it (choice; documented, tested).  The inner updates move
+    δ only: Zhang et al.'s code also updates the first layer's weights from them; here the
+    parameters change once per step, from the m full passes.
     """
 
     name = "yopo"
