@@ -24,16 +24,19 @@ from advembed.vaa.theory import (
 
 
 class LinearToy(torch.nn.Module):
-    """logits = W · Σ_t m_t e_t + b: its cross-entropy gradient is known in closed form."""
+    """logits = W · Σ_t m_t e_t + b: its cross-entropy gradient is known in closed form; A⁻ is
+    the pooled sum (what its ``classifier`` reads)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.weight = torch.tensor([[1.0, 2.0], [-0.5, 1.0]])
-        self.bias = torch.tensor([0.1, -0.2])
+        self.classifier = torch.nn.Linear(2, 2)
+        with torch.no_grad():
+            self.classifier.weight.copy_(torch.tensor([[1.0, 2.0], [-0.5, 1.0]]))
+            self.classifier.bias.copy_(torch.tensor([0.1, -0.2]))
 
     def forward(self, inputs_embeds, attention_mask, **_):
         pooled = (inputs_embeds * attention_mask.unsqueeze(-1)).sum(1)
-        return SimpleNamespace(logits=pooled @ self.weight.T + self.bias)
+        return SimpleNamespace(logits=self.classifier(pooled))
 
 
 def _toy_inputs():
@@ -42,7 +45,7 @@ def _toy_inputs():
     return embeds, {"attention_mask": torch.tensor([[1, 1, 0]])}
 
 
-def _hand_v3(norm: str, epsilon: float) -> list[float]:
+def _hand_v3(norm: str, epsilon: float, source: str = "logits") -> list[float]:
     """V3 for the toy by hand.  pooled = (2.5, −0.75); V1 = W·pooled + b = (1.1, −2.5);
     A predicts label 0, so ∂J/∂logits = (−p1, p1) with p1 = σ(−3.6), and every real token's
     gradient is g = p1 · (W[1] − W[0]) = p1 · (−1.5, −1.0).  L2 (eq. 5): one norm over the
@@ -54,19 +57,24 @@ def _hand_v3(norm: str, epsilon: float) -> list[float]:
     else:
         token = [-epsilon, -epsilon]
     shift = [2 * token[0], 2 * token[1]]
+    if source == "hidden":  # A⁻: the pooled sum itself, (2.5, −0.75), and its shifted twin
+        return [2.5, -0.75, 2.5 + shift[0], -0.75 + shift[1], -shift[0], -shift[1]]
     v2 = [v1[0] + 1.0 * shift[0] + 2.0 * shift[1], v1[1] - 0.5 * shift[0] + 1.0 * shift[1]]
     return v1 + v2 + [v1[0] - v2[0], v1[1] - v2[1]]
 
 
+@pytest.mark.parametrize("source", ["hidden", "logits"])
 @pytest.mark.parametrize("norm", ["l2", "linf"])
-def test_vulnerability_vector_matches_the_hand_computation(norm):
+def test_vulnerability_vector_matches_the_hand_computation(norm, source):
     """Fails if FGSM attacked another label than the prediction (the gold label 1 here would
     move the other way), if L2 normalised per token (each token would move by ε, not ε/√2 of
-    the example's norm), if padding moved, or if ΔV were V2 − V1."""
+    the example's norm), if padding moved, if ΔV were V2 − V1, or if V1, V2 came from the wrong
+    place: A⁻'s output (what the classifier reads, the paper's) or A's logits."""
     embeds, inputs = _toy_inputs()
-    v3 = vulnerability_features(LinearToy(), embeds, inputs, norm=norm, epsilon=0.3)
+    v3 = vulnerability_features(LinearToy(), embeds, inputs, norm=norm, epsilon=0.3,
+                                source=source)
     assert v3.shape == (1, 6)
-    assert v3[0].tolist() == pytest.approx(_hand_v3(norm, 0.3), abs=1e-5)
+    assert v3[0].tolist() == pytest.approx(_hand_v3(norm, 0.3, source), abs=1e-5)
 
 
 def test_the_vulnerability_ignores_the_gold_label():
@@ -89,7 +97,9 @@ def test_stage_two_starts_from_a_and_has_the_papers_projection():
         assert torch.equal(model.model_b.state_dict()[name], value)
         assert torch.equal(model.model_a.state_dict()[name], value)
     embedding = a.get_input_embeddings().embedding_dim
-    assert model.projection.weight.shape == (embedding, 3 * 3)
+    assert model.projection.weight.shape == (embedding, 3 * a.config.hidden_size)  # A⁻: R^h
+    logits_form = VulnerabilityAwareModel.from_model_a(a, features="logits")
+    assert logits_form.projection.weight.shape == (embedding, 3 * 3)  # A's 3 logits
     assert not any(p.requires_grad for p in model.model_a.parameters())
     batch = tiny_batch(num_labels=3)
     # Under "add" with the projection at zero, B starts as exactly A.
@@ -177,7 +187,8 @@ def test_train_method_vaa_end_to_end(tmp_path, tiny_trained_run, capsys):
     assert config["base_run"] == str(tiny_trained_run.resolve())
     assert config["base_run_sha256"] == base["model_sha256"]
     assert config["method_settings"] == {"base_run": str(tiny_trained_run), "epsilon": 0.02,
-                                         "norm": "l2", "placement": "add"}
+                                         "norm": "l2", "placement": "add",
+                                         "features": "hidden"}
     saved = load_file(str(out / "model" / "model.safetensors"))
     a = load_file(str(tiny_trained_run / "model" / "model.safetensors"))
     assert all(torch.equal(saved[f"model_a.{name}"], value) for name, value in a.items())
@@ -229,3 +240,41 @@ def test_theorem1_fit_on_scores_drawn_as_the_theorem_assumes():
     assert fit["sigma"] == pytest.approx(0.6, abs=0.01)
     assert fit["predicted_accuracy"] == pytest.approx(theorem1_accuracy(3, 0.9, 0.6), abs=0.01)
     assert fit["measured_accuracy"] == pytest.approx(fit["predicted_accuracy"], abs=0.01)
+
+
+@pytest.mark.parametrize("arch", ["bert", "roberta", "distilbert"])
+def test_a_minus_is_what_each_architectures_classifier_reads(arch):
+    """BERT's head reads the pooled output, RoBERTa's every position (its first token is A⁻'s
+    output), DistilBERT's the pre-classifier's: V1 has the hidden width h in each."""
+    from advembed.vaa.features import head_width
+
+    a = tiny_model(arch, num_labels=2, seed=2).eval()
+    model = VulnerabilityAwareModel.from_model_a(a).eval()
+    width = head_width(a)
+    assert model.projection.weight.shape[1] == 3 * width
+    batch = {k: v for k, v in tiny_batch().items() if k != "labels"}
+    if arch == "distilbert":
+        batch.pop("token_type_ids", None)
+    v3 = vulnerability_features(a, a.get_input_embeddings()(batch["input_ids"]),
+                                {"attention_mask": batch["attention_mask"]})
+    assert v3.shape == (len(batch["input_ids"]), 3 * width)
+    with torch.no_grad():  # A⁻ computed here from each architecture's own modules
+        mask = {"attention_mask": batch["attention_mask"]}
+        if arch == "bert":
+            v1 = a.bert(batch["input_ids"], **mask).pooler_output
+        elif arch == "roberta":
+            v1 = a.roberta(batch["input_ids"], **mask).last_hidden_state[:, 0]
+        else:
+            first = a.distilbert(batch["input_ids"], **mask).last_hidden_state[:, 0]
+            v1 = torch.relu(a.pre_classifier(first))
+    assert torch.allclose(v3[:, :width], v1, atol=1e-5)
+    assert torch.isfinite(model(**batch).logits).all()
+
+
+def test_a_vaa_config_saved_before_the_feature_source_existed_reads_logits():
+    from advembed.vaa.model import VAAConfig
+
+    a = tiny_model("bert", num_labels=3, seed=1)
+    config = VAAConfig(base_config=a.config.to_dict(), num_labels=3)  # no vaa_features key
+    assert config.vaa_features == "logits"
+    assert VulnerabilityAwareModel(config).projection.weight.shape[1] == 3 * 3

@@ -33,6 +33,10 @@ class VAASettings(Settings):
                              choices=PLACEMENT_CHOICES,
                              paper="the paper does not say; add was better on cr dev (seed 13: "
                              "0.8778 against 0.8722)")
+    features: str = setting("hidden", "--vaa-features", "what A tells B: hidden = the output "
+                            "of A without its classifier (A⁻, paper's V1, V2 in R^h); logits = "
+                            "A's class logits (the form measured before session 40)",
+                            choices=("hidden", "logits"), paper="paper 002 §3.2 (A⁻)")
 
 
 class VAATraining(TrainingMethod):

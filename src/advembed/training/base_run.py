@@ -44,7 +44,7 @@ def vaa_model(config: TrainConfig, task: Task, data, settings) -> LoadedModel:
         raise AdvembedError(f"base run '{run}' is itself a VAA run: give the run of model A")
     model = VulnerabilityAwareModel.from_model_a(
         loaded.model, placement=settings.placement, norm=settings.norm,
-        epsilon=settings.epsilon, base_run=str(run.resolve()),
+        epsilon=settings.epsilon, features=settings.features, base_run=str(run.resolve()),
         base_run_sha256=run_config.get("model_sha256"))
     return LoadedModel(model, loaded.tokenizer, f"{run} (VAA model A)")
 

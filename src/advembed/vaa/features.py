@@ -7,13 +7,13 @@ With E the example's word embeddings, one FGSM step against A's *predicted* labe
   its real tokens and hidden units;
 * L∞ (eq. 4): ``Ẽ = E + ε · sign(g)``.
 
-``V1 = A(E)`` and ``V2 = A(Ẽ)`` are A's clean and adversarial logits, ``ΔV = V1 − V2``, and
-``V3 = [V1; V2; ΔV]`` (eq. 6–7).  Padding is never perturbed.
-
-**A deviation, not yet mended:** the paper takes V1 and V2 from A⁻, A without its final MLP
-classifier, so they live in ``R^h`` (its "logit" is that hidden vector; the authors' code
-projects ``3·hidden_size``); here they are A's class logits, ``R^num_labels`` — a narrower
-signal.  Every VAA result in ``docs/results-vaa.md`` was measured with this form.
+``V1 = A⁻(E)`` and ``V2 = A⁻(Ẽ)`` are the outputs of A⁻, A without its final classifier
+(``source="hidden"``, the paper's: vectors in ``R^h``, what A's classification head reads —
+BERT's pooled output, the first token's state for a RoBERTa-style head, ESIM's pooled
+composition), ``ΔV = V1 − V2`` and ``V3 = [V1; V2; ΔV]`` (eq. 6–7).  ``source="logits"`` takes
+A's class logits instead (``R^num_labels``): the form every VAA result before session 40 was
+measured with (``docs/results-vaa.md``), kept so those runs load and reproduce.  Padding is
+never perturbed.
 
 Cost: two forwards of A and one backward to the embeddings (the clean forward gives both V1
 and the loss whose gradient is g).  A's parameters get no gradient.  When E itself carries a
@@ -24,11 +24,62 @@ choice that keeps the attacker's gradient one backward pass.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 
+from advembed.errors import AdvembedError
 from advembed.perturbation import check_norm, direction, token_mask
+
+SOURCES = ("hidden", "logits")
+
+
+def classifier_head(model: torch.nn.Module) -> torch.nn.Module:
+    """The final classifier of a sequence classifier (``classifier`` or ``score``)."""
+    for name in ("classifier", "score"):
+        head = getattr(model, name, None)
+        if isinstance(head, torch.nn.Module):
+            return head
+    raise AdvembedError(f"VAA's A⁻ needs the classifier head of {type(model).__name__} "
+                        "(an attribute 'classifier' or 'score'); use --vaa-features logits")
+
+
+def head_width(model: torch.nn.Module) -> int:
+    """``h``: the width of what the classifier head reads (its first linear layer's input)."""
+    head = classifier_head(model)
+    linear = next((m for m in head.modules() if isinstance(m, torch.nn.Linear)), None)
+    if linear is None:
+        raise AdvembedError(f"the classifier head of {type(model).__name__} has no linear "
+                            "layer; use --vaa-features logits")
+    return linear.in_features
+
+
+@contextmanager
+def _head_input(model: torch.nn.Module, into: list):
+    """Record what the classifier head reads on each forward (its first token, where a
+    RoBERTa-style head is handed every position)."""
+
+    def hook(_module, args):
+        features = args[0]
+        into.append(features[:, 0] if features.dim() == 3 else features)
+
+    handle = classifier_head(model).register_forward_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _a_minus(model_a, x, model_inputs, source: str):
+    """``(A's logits, V)`` of one forward of A on embeddings ``x``."""
+    if source == "logits":
+        logits = model_a(inputs_embeds=x, **model_inputs).logits
+        return logits, logits
+    seen: list[torch.Tensor] = []
+    with _head_input(model_a, seen):
+        logits = model_a(inputs_embeds=x, **model_inputs).logits
+    return logits, seen[-1]
 
 
 def vulnerability_features(
@@ -38,13 +89,18 @@ def vulnerability_features(
     *,
     norm: str = "l2",
     epsilon: float = 0.02,
+    source: str = "hidden",
 ) -> torch.Tensor:
-    """``V3 = [V1; V2; V1 − V2]``, shape ``(batch, 3 · num_labels)``, of A on ``embeds``.
+    """``V3 = [V1; V2; V1 − V2]``, shape ``(batch, 3 · h)`` (``source="hidden"``) or ``(batch,
+    3 · num_labels)`` (``"logits"``), of A on ``embeds``.
 
     ``model_inputs`` holds what A takes beside the embeddings (``attention_mask``,
     ``token_type_ids``); A runs in whatever mode it is in (VAA keeps it in eval mode).
     """
     check_norm(norm)
+    if source not in SOURCES:
+        raise AdvembedError(f"unknown VAA feature source '{source}'; choose one of "
+                            f"{', '.join(SOURCES)}")
     attention = model_inputs.get("attention_mask")
     if attention is None:
         attention = torch.ones(embeds.shape[:2], device=embeds.device)
@@ -52,13 +108,13 @@ def vulnerability_features(
     outer = embeds.requires_grad
     x = embeds if outer else embeds.detach().requires_grad_(True)
     with torch.enable_grad():
-        v1 = model_a(inputs_embeds=x, **model_inputs).logits
-        predicted = v1.detach().argmax(-1)
-        loss = torch.nn.functional.cross_entropy(v1.float(), predicted, reduction="sum")
+        logits, v1 = _a_minus(model_a, x, model_inputs, source)
+        predicted = logits.detach().argmax(-1)
+        loss = torch.nn.functional.cross_entropy(logits.float(), predicted, reduction="sum")
         (grad,) = torch.autograd.grad(loss, x, retain_graph=outer)
     step = epsilon * direction(grad.detach(), mask, norm, "example")
     with torch.set_grad_enabled(outer and torch.is_grad_enabled()):
-        v2 = model_a(inputs_embeds=x + step, **model_inputs).logits
+        _, v2 = _a_minus(model_a, x + step, model_inputs, source)
     if not outer:
         v1 = v1.detach()
     return torch.cat([v1, v2, v1 - v2], dim=-1)

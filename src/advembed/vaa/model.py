@@ -6,7 +6,9 @@
 * ``model_b``: the same architecture, initialised from A and trained;
 * ``projection``: the trained linear map ``V = W · V3 + b`` from A's vulnerability vector
   ``V3 = [V1; V2; ΔV]`` (:func:`~advembed.vaa.features.vulnerability_features`) to the word
-  embedding size, so ``W`` is ``(embedding size × 3 · num_labels)``.
+  embedding size, so ``W`` is ``(embedding size × 3h)`` with h the width A's classifier head
+  reads (``vaa_features="hidden"``, the paper's A⁻), or ``× 3 · num_labels`` for the logits
+  form runs saved before session 40 used.
 
 Where V enters B (the paper feeds it "along with the word embeddings"; it does not say where),
 ``placement``:
@@ -42,7 +44,7 @@ from transformers import (
 )
 
 from advembed.errors import AdvembedError
-from advembed.vaa.features import vulnerability_features
+from advembed.vaa.features import SOURCES, head_width, vulnerability_features
 
 PLACEMENTS = ("add", "position")
 
@@ -54,10 +56,12 @@ class VAAConfig(PretrainedConfig):
 
     def __init__(self, base_config: dict[str, Any] | None = None, placement: str = "add",
                  vaa_norm: str = "l2", vaa_epsilon: float = 0.02, base_run: str | None = None,
-                 base_run_sha256: str | None = None, **kwargs: Any) -> None:
+                 base_run_sha256: str | None = None, vaa_features: str = "logits",
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.base_config = dict(base_config or {})
         self.placement = placement
+        self.vaa_features = vaa_features  # a config saved before it existed: logits
         self.vaa_norm = vaa_norm
         self.vaa_epsilon = vaa_epsilon
         self.base_run = base_run
@@ -94,7 +98,12 @@ class VulnerabilityAwareModel(PreTrainedModel):
         self.model_a = AutoModelForSequenceClassification.from_config(base)
         self.model_b = AutoModelForSequenceClassification.from_config(base)
         size = self.model_b.get_input_embeddings().embedding_dim
-        self.projection = torch.nn.Linear(3 * base.num_labels, size)
+        if config.vaa_features not in SOURCES:
+            raise AdvembedError(f"unknown VAA feature source '{config.vaa_features}'; choose "
+                                f"one of {', '.join(SOURCES)}")
+        width = (head_width(self.model_a) if config.vaa_features == "hidden"
+                 else base.num_labels)
+        self.projection = torch.nn.Linear(3 * width, size)
         self.model_a.requires_grad_(False)
         self.post_init()
 
@@ -106,11 +115,12 @@ class VulnerabilityAwareModel(PreTrainedModel):
     @classmethod
     def from_model_a(cls, model_a: PreTrainedModel, *, placement: str = "add",
                      norm: str = "l2", epsilon: float = 0.02, base_run: str | None = None,
-                     base_run_sha256: str | None = None) -> VulnerabilityAwareModel:
+                     base_run_sha256: str | None = None,
+                     features: str = "hidden") -> VulnerabilityAwareModel:
         """Stage two's starting point: A frozen, B a copy of A, the projection at zero."""
         base = model_a.config
         config = VAAConfig(base_config=base.to_dict(), placement=placement, vaa_norm=norm,
-                           vaa_epsilon=epsilon, base_run=base_run,
+                           vaa_epsilon=epsilon, vaa_features=features, base_run=base_run,
                            base_run_sha256=base_run_sha256, num_labels=base.num_labels,
                            id2label=base.id2label, label2id=base.label2id)
         model = cls(config)
@@ -140,7 +150,8 @@ class VulnerabilityAwareModel(PreTrainedModel):
             embeds_a = embeds_a + (inputs_embeds - self.get_input_embeddings()(input_ids))
         features = vulnerability_features(self.model_a, embeds_a, a_inputs,
                                           norm=self.config.vaa_norm,
-                                          epsilon=self.config.vaa_epsilon)
+                                          epsilon=self.config.vaa_epsilon,
+                                          source=self.config.vaa_features)
         return self.projection(features.to(self.projection.weight.dtype))
 
     def forward(self, input_ids: torch.Tensor | None = None,
