@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from conftest import ARCHITECTURES, tiny_augmenter, tiny_batch, tiny_model
@@ -73,6 +75,25 @@ def test_random_init_is_freelb_scaled_and_zero_on_padding():
     assert delta[1, :2].abs().max() > 0.6 / (5 * 4) ** 0.5  # the short example has larger entries
 
 
+def test_random_start_is_uniform_between_minus_and_plus_its_bound():
+    """δ₀ is U(-γ, γ) elementwise (L∞), and U(-1, 1)·γ/sqrt(len·hidden) (L2): both signs, mean
+    0, the whole interval and never beyond it.  Catches: U(0, 1) noise; an L∞ start of 2γ."""
+    like = torch.zeros(40, 30, 10)
+    lengths = torch.tensor([30, 12] * 20)
+    mask = (torch.arange(30)[None, :] < lengths[:, None]).float().unsqueeze(-1)
+    real = mask.expand_as(like) > 0
+    generator = torch.Generator().manual_seed(0)
+    linf = random_init(like, mask, 0.3, "linf", generator=generator)
+    scale = 0.6 / (lengths.float() * 10).sqrt()[:, None, None].expand_as(like)
+    l2 = random_init(like, mask, 0.6, "l2", generator=generator)
+    for name, unit in (("linf", linf[real] / 0.3), ("l2", l2[real] / scale[real])):
+        assert unit.abs().max() <= 1 + 1e-6, name  # never beyond the bound...
+        assert unit.min() < -0.99 and unit.max() > 0.99, name  # ...and up to it on both sides
+        assert abs(float(unit.mean())) < 0.01, name  # centred on 0 (U(-1, 1) has mean 0)
+        assert float((unit < 0).float().mean()) == pytest.approx(0.5, abs=0.02), name
+    assert torch.all(linf[~real] == 0) and torch.all(l2[~real] == 0)
+
+
 # ------------------------------------------------------------------ adversaries
 
 
@@ -95,6 +116,49 @@ def test_fgsm_is_epsilon_times_sign_of_gradient():
     grad = gradient_at(loss_at, torch.zeros_like(embeds))
     assert torch.equal(delta, 0.01 * torch.sign(grad) * mask)
     assert loss_at(delta) > loss_at(torch.zeros_like(delta))
+
+
+def test_fgsm_with_a_random_start_is_clipped_back_into_the_ball(monkeypatch):
+    """δ = clip(δ₀ + ε·sign(g), -ε, ε): from a start inside the L∞ ball a full step leaves it
+    and is clipped back.  Catches: FGSM returning its step unprojected."""
+    epsilon = 0.1
+    g = torch.tensor([[[2.0, -3.0], [5.0, 1.0], [7.0, 7.0]]])  # third token is padding
+    mask = torch.tensor([[[1.0], [1.0], [0.0]]])
+
+    def loss_at(delta):  # gradient g
+        return (g * delta).sum()
+
+    # A real random start stays in the ball (a full step from it would not).
+    torch.manual_seed(0)
+    like = torch.zeros(4, 6, 3)
+    delta = FGSM(epsilon=epsilon, random_start=epsilon).find(
+        lambda d: (d * torch.arange(72.0).view(4, 6, 3).sin()).sum(), like, torch.ones(4, 6, 1))
+    assert delta.abs().max() <= epsilon + 1e-7
+    # A fixed start, by hand: (0.06, -0.06) + (0.1, -0.1) → clipped to (0.1, -0.1);
+    # (-0.06, 0.02) + (0.1, 0.1) = (0.04, 0.12) → (0.04, 0.1); padding stays 0.
+    start = torch.tensor([[[0.06, -0.06], [-0.06, 0.02], [0.05, 0.05]]])
+    monkeypatch.setattr("advembed.adversaries.random_init", lambda like, mask, size, norm: start)
+    delta = FGSM(epsilon=epsilon, random_start=0.08).find(loss_at, torch.zeros(1, 3, 2), mask)
+    assert torch.allclose(delta, torch.tensor([[[0.1, -0.1], [0.04, 0.1], [0.0, 0.0]]]))
+
+
+def test_fgm_with_a_random_start_is_projected_back_onto_the_ball(monkeypatch):
+    """δ = Π_ε(δ₀ + ε·g/‖g‖) per example.  Catches: FGM returning its step unprojected."""
+    # A real random start stays in the ball (a full step from it would not).
+    torch.manual_seed(0)
+    like, ones = torch.zeros(4, 6, 3), torch.ones(4, 6, 1)
+    delta = FGM(epsilon=0.5, random_start=0.5).find(
+        lambda d: (d * torch.arange(72.0).view(4, 6, 3).sin()).sum(), like, ones)
+    assert float(l2_norm(delta, ones).max()) <= 0.5 + 1e-6
+    # By hand: g = (4, -3) → ε·g/‖g‖ = (0.4, -0.3); δ₀ = (0.2, 0.3) (‖δ₀‖ < ε); the step
+    # (0.6, 0.0) has norm 0.6 > ε = 0.5 and is scaled back to (0.5, 0.0).  Padding stays 0.
+    g = torch.tensor([[[4.0, -3.0], [9.0, 9.0]]])
+    mask = torch.tensor([[[1.0], [0.0]]])
+    start = torch.tensor([[[0.2, 0.3], [0.1, 0.1]]])
+    monkeypatch.setattr("advembed.adversaries.random_init", lambda like, mask, size, norm: start)
+    delta = FGM(epsilon=0.5, random_start=0.3).find(lambda d: (g * d).sum(),
+                                                    torch.zeros(1, 2, 2), mask)
+    assert torch.allclose(delta, torch.tensor([[[0.5, 0.0], [0.0, 0.0]]]), atol=1e-6)
 
 
 @pytest.mark.parametrize("norm", ["l2", "linf"])
@@ -269,6 +333,128 @@ def test_smart_adds_weighted_smoothness_to_clean_loss():
     clean = model(**inputs).loss.detach()
     assert zero.item() == pytest.approx(clean.item(), rel=1e-5)
     assert weighted.item() > clean.item()
+
+
+# ------------------------------------------------------------------ a linear toy model
+#
+# Word embeddings in 2-d, an identity embedding block, logits_i = Σ_t m_it·h_it and the loss
+# L = Σ_i ⟨w, logits_i⟩ with w = (3, -4): ∇_δ L = w on every real token, so every step is known
+# in closed form.  Batch A has one real token in its first example and four in its second:
+# Σ_real e = (2, 5), L(0) = 6 - 20 = -14.  An L2 unit step per example is u_t = w/(5·sqrt(n_i))
+# (0.6, -0.8) on the one token, (0.3, -0.4) on each of the four; Σ_t u_t = 3·(0.6, -0.8).
+
+
+class _Block(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        table = torch.tensor([[0.0, 0.0], [1.0, 2.0], [-1.0, 1.0], [2.0, -1.0]])
+        self.word = torch.nn.Embedding.from_pretrained(table, freeze=False)
+
+    def forward(self, inputs_embeds):
+        return inputs_embeds
+
+
+class _LinearToy(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embeddings = _Block()
+        self.w = torch.nn.Parameter(torch.tensor([3.0, -4.0]))
+
+    def get_input_embeddings(self):
+        return self.embeddings.word
+
+    def forward(self, inputs_embeds, attention_mask, **kwargs):
+        h = self.embeddings(inputs_embeds)
+        logits = (h * attention_mask.unsqueeze(-1)).sum(1)
+        return SimpleNamespace(loss=(logits * self.w).sum(), logits=logits)
+
+
+def _toy_batch(ids=((1, 0, 0, 0), (1, 2, 3, 2))):
+    ids = torch.tensor(ids)
+    return {"input_ids": ids, "attention_mask": (ids != 0).long()}
+
+
+def _record_deltas(method):
+    """Every δ the method runs a pass on, in order (passes without one are skipped)."""
+    seen, original = [], method.adapter.forward
+
+    def forward(inputs, delta=None, **kwargs):
+        if delta is not None:
+            seen.append(delta.detach().clone())
+        return original(inputs, delta, **kwargs)
+
+    method.adapter.forward = forward
+    return seen
+
+
+def test_freeat_delta_steps_up_the_gradient_by_epsilon_each_replay():
+    """L∞, ε = 0.1: after the first replay δ = ε·sign(w) = (0.1, -0.1) on real tokens, and the
+    second replay's loss is L(0) + 5 tokens·⟨w, δ⟩ = -14 + 3.5.  Catches: δ descending; a
+    step of ε/2."""
+    model = _LinearToy()
+    method = FreeAT(model, replays=2, epsilon=0.1, norm="linf")
+    inputs = _toy_batch()
+    assert method.step(model, inputs).item() == pytest.approx(-14.0)
+    real = inputs["attention_mask"].unsqueeze(-1).float()
+    assert torch.allclose(method.delta, torch.tensor([0.1, -0.1]) * real)
+    assert method.step(model, inputs).item() == pytest.approx(-10.5)
+    assert torch.allclose(method.delta, torch.tensor([0.1, -0.1]) * real)  # clipped at ε
+
+
+def test_freeat_restarts_delta_at_zero_on_a_new_minibatch_of_the_same_shape():
+    """After m = 2 replays of batch A, batch B (same shape) is run at δ = 0: its loss is its
+    clean Σ_real e = (3, 2) → 9 - 8 = 1 (with A's δ carried over it would be 1 + 3.5).
+    Catches: δ carried into the next minibatch."""
+    model = _LinearToy()
+    method = FreeAT(model, replays=2, epsilon=0.1, norm="linf")
+    for _ in range(2):
+        method.step(model, _toy_batch())
+    other = _toy_batch(((3, 0, 0, 0), (2, 2, 1, 3)))
+    assert method.step(model, other).item() == pytest.approx(1.0)
+
+
+def test_yopo_step_is_the_mean_of_its_m_passes_with_inner_updates_in_the_ball():
+    """YOPO-2-3, α = 0.3, ε = 0.5: pass 1 at δ = 0; three inner steps along the adjoint w reach
+    0.3u, 0.6u → 0.5u, 0.8u → 0.5u; pass 2 at 0.5u, where L = -14 + 0.5·5·3 = -6.5.  The step
+    is (L₁ + L₂)/2 = -10.25, and ∇_w = (Σe + (Σe + Σδ))/2 = ((2, 5) + (2.9, 3.8))/2.
+    Catches: a pass's 1/m share dropped (first passes or the last); no projection in the
+    inner updates (0.9u: L₂ = -0.5)."""
+    model = _LinearToy()
+    method = YOPO(model, outer_steps=2, inner_steps=3, alpha=0.3, epsilon=0.5, norm="l2",
+                  init_mag=0.0)
+    seen = _record_deltas(method)
+    total = method.step(model, _toy_batch())
+    assert torch.allclose(seen[-1], torch.tensor([[[0.3, -0.4]] + [[0.0, 0.0]] * 3,
+                                                  [[0.15, -0.2]] * 4]), atol=1e-6)
+    assert total.item() == pytest.approx(-10.25)
+    assert torch.allclose(model.w.grad, torch.tensor([2.45, 4.4]), atol=1e-6)
+
+
+def test_freelb_clean_pass_adds_the_clean_loss_gradient():
+    """FreeLB K = 2, α = 0.3, unbounded, with the clean pass: ∇_w = Σe (clean) + Σe/2 (δ₀ = 0)
+    + (Σe + 0.3·Σu)/2 = 2·(2, 5) + (0.27, -0.36); the loss is -14 - 7 - 9.5/2.
+    Catches: the clean loss reported but not back-propagated."""
+    model = _LinearToy()
+    method = FreeLB(model, steps=2, alpha=0.3, epsilon=0.0, init_mag=0.0, clean_pass=True)
+    total = method.step(model, _toy_batch())
+    assert total.item() == pytest.approx(-25.75)
+    assert torch.allclose(model.w.grad, torch.tensor([4.27, 9.64]), atol=1e-6)
+
+
+def test_smart_with_epsilon_projects_each_token_onto_the_ball():
+    """SMART's ascent step η = 1 takes every token far outside ε = 0.05; the projection is per
+    token (SMART's convention), so every real token's δ has norm exactly ε — also the four
+    tokens of the second example (per example they would share ε: about ε/2 each).
+    Catches: the projection per example."""
+    model = _LinearToy()
+    method = SMART(model, noise=0.01, step_size=1.0, epsilon=0.05)
+    seen = _record_deltas(method)
+    inputs = _toy_batch()
+    torch.manual_seed(0)
+    method.step(model, inputs)
+    mask = inputs["attention_mask"].unsqueeze(-1).float()
+    sizes = l2_norm(seen[-1], mask, "token").squeeze(-1)
+    assert torch.allclose(sizes, 0.05 * mask.squeeze(-1), atol=1e-6)
 
 
 # ------------------------------------------------------------------ gradient accumulation
