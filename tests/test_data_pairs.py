@@ -107,3 +107,37 @@ def test_help_qa_from_the_debian_package(name):
         assert not questions[a] & questions[b]
     share = sum(e.label for e in data.splits["train"]) / len(data.splits["train"])
     assert 0.15 < share < 0.45  # several candidates per question, some of them answers
+
+
+def _qa_folder(folder, queries, replies, split="train"):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{split}.query.tsv").write_text("".join(f"{q}\t{t}\n" for q, t in queries))
+    (folder / f"{split}.reply.tsv").write_text(
+        "".join(f"{q}\t{r}\t{text}\t{label}\n" for q, r, text, label in replies))
+    return folder
+
+
+def test_a_question_asked_under_two_ids_is_one_question_in_one_split(tmp_path):
+    queries = [(str(i), f"question {i % 10}") for i in range(30)]  # each text under 3 ids
+    replies = [(str(i), r, f"reply {i} {r}", int(r == 0)) for i in range(30) for r in range(3)]
+    data = load_dataset(str(_qa_folder(tmp_path / "qa", queries, replies)))
+    where = {}
+    for split, examples in data.splits.items():
+        for example in examples:
+            where.setdefault(example.text, set()).add(split)
+    assert len(where) == 10 and all(len(splits) == 1 for splits in where.values())
+    pairs = [(e.text, e.text_pair) for examples in data.splits.values() for e in examples]
+    assert len(pairs) == len(set(pairs)) == 90  # 30 ids × 3 replies, all kept
+
+
+def test_a_question_id_given_twice_or_a_test_question_from_train_is_refused(tmp_path):
+    replies = [("0", 0, "yes", 1), ("1", 0, "no", 0), ("2", 0, "maybe", 1)]
+    folder = _qa_folder(tmp_path / "twice", [("0", "a"), ("1", "b"), ("0", "c"), ("2", "d")],
+                        replies)
+    with pytest.raises(AdvembedError, match="train.query.tsv line 3: question id '0' is given "
+                                            "twice"):
+        load_dataset(str(folder))
+    folder = _qa_folder(tmp_path / "leak", [("0", "a"), ("1", "b"), ("2", "c")], replies)
+    _qa_folder(folder, [("7", "b")], [("7", 0, "no", 0)], split="test")
+    with pytest.raises(AdvembedError, match="1 test question.s. are also training questions"):
+        load_dataset(str(folder))

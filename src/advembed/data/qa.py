@@ -11,7 +11,10 @@ test files cannot be scored and are refused).  Every (question, reply) pair beco
 :class:`~advembed.data.base.Example` with the question as ``text`` and the reply as
 ``text_pair``.  Splits are made **by question**, so no question leaks from train into dev or
 test: 80/10/10 of the question ids (seeded by ``split_seed``), or, with labeled test files,
-10 % of the training questions as dev.
+10 % of the training questions as dev.  Ids whose question text is the same are one question
+(their replies merged under the first id), and a labeled test question that is also a training
+question is refused; an id given twice in a query file is an error.  Questions that differ in
+case or punctuation stay apart.
 """
 
 from __future__ import annotations
@@ -50,7 +53,13 @@ def _rows(path: Path, fields: int) -> list[list[str]]:
 
 def read_groups(folder: Path, split: str) -> dict[str, Group]:
     """Question id → (question, [(reply, label), …]) from one pair of files."""
-    queries = {qid: text for qid, text in _rows(folder / QUERY_FILE.format(split=split), 2)}
+    query_file = QUERY_FILE.format(split=split)
+    queries: dict[str, str] = {}
+    for number, (qid, text) in enumerate(_rows(folder / query_file, 2), 1):
+        if qid in queries:
+            raise AdvembedError(f"{query_file} line {number}: question id '{qid}' is given "
+                                "twice")
+        queries[qid] = text
     groups: dict[str, Group] = {qid: (text, []) for qid, text in queries.items()}
     reply_file = REPLY_FILE.format(split=split)
     for number, (qid, _, reply, label) in enumerate(_rows(folder / reply_file, 4), 1):
@@ -61,7 +70,18 @@ def read_groups(folder: Path, split: str) -> dict[str, Group]:
             raise AdvembedError(f"{reply_file} line {number}: label '{label}' is not 0 or 1 "
                                 "(unlabeled competition test files cannot be scored)")
         groups[qid][1].append((reply, int(label)))
-    return {qid: group for qid, group in groups.items() if group[1]}
+    return _merge_repeated_questions({qid: group for qid, group in groups.items() if group[1]})
+
+
+def _merge_repeated_questions(groups: dict[str, Group]) -> dict[str, Group]:
+    """One group per question text, under its first id in sorted order: a question asked
+    under two ids must not land in two splits."""
+    by_text: dict[str, str] = {}
+    merged: dict[str, Group] = {}
+    for qid in sorted(groups):
+        text, replies = groups[qid]
+        merged.setdefault(by_text.setdefault(text, qid), (text, []))[1].extend(replies)
+    return merged
 
 
 def _examples(groups: list[Group]) -> list[Example]:
@@ -88,6 +108,11 @@ def load_qa_folder(folder: Path, split_seed: int = 2024) -> TextDataset:
                             "replies; at least 3 are needed to split by question")
     if has_test:
         test = read_groups(folder, "test")
+        seen = {text for text, _ in train.values()}
+        shared = sorted(text for text, _ in test.values() if text in seen)
+        if shared:
+            raise AdvembedError(f"QA-matching folder {folder}: {len(shared)} test question(s) "
+                                f"are also training questions (e.g. '{shared[0][:60]}')")
         train_ids, dev_ids = _split_ids(list(train), split_seed, (0.1,))
         splits = {"train": [train[q] for q in train_ids], "dev": [train[q] for q in dev_ids],
                   "test": list(test.values())}
