@@ -38,6 +38,7 @@ VAA = "tests/test_vaa.py"
 VDA = "tests/test_vda.py"
 LM = "tests/test_lm.py"
 QA = "tests/test_qa_matching.py"
+ESIM = "tests/test_esim.py"
 MT = "tests/test_translation.py"
 BIBLE = "tests/test_bible.py"
 GUARD = ("tests/test_reliability.py::"
@@ -371,6 +372,23 @@ MUTANTS = [
     Mutant("freelb-clean-pass-without-gradient", "methods/freelb.py",
            "call_backward(backward, clean.loss, retain=self._needs_clean)",
            "call_backward(backward, 0 * clean.loss, retain=self._needs_clean)", (ADV,)),
+    # --- the six survivors of the review of QA matching's threshold and ESIM ----------------
+    Mutant("qa-threshold-never-calls-everything-an-answer", "tasks/qa_matching.py",
+           "(values[:-1] + values[1:]) / 2, values[:1]])", "(values[:-1] + values[1:]) / 2])",
+           (QA,)),
+    Mutant("qa-threshold-ties-not-answers", "tasks/qa_matching.py",
+           "predicted = (probability >= threshold)", "predicted = (probability > threshold)",
+           (QA,)),
+    Mutant("esim-enhancement-sum-not-product", "esim.py",
+           "x - aligned, x * aligned]", "x - aligned, x + aligned]", (ESIM,)),
+    Mutant("esim-first-sentence-holds-the-second", "esim.py",
+           "self._pair(self.dropout(embeds), mask & ~types, second)",
+           "self._pair(self.dropout(embeds), mask, second)", (ESIM,)),
+    Mutant("esim-v-b-ignored", "esim.py",
+           "torch.cat([va, vb], -1)", "torch.cat([va, va], -1)", (ESIM,)),
+    Mutant("esim-projection-without-relu", "esim.py",
+           "self.projection = nn.Sequential(nn.Linear(8 * h, h), nn.ReLU())",
+           "self.projection = nn.Sequential(nn.Linear(8 * h, h))", (ESIM,)),
 ]
 
 

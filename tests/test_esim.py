@@ -9,9 +9,10 @@ import sys
 
 import pytest
 import torch
+from torch import nn
 
 import advembed.esim
-from advembed.esim import esim_classifier
+from advembed.esim import ESIMConfig, ESIMForSequenceClassification, esim_classifier
 from advembed.methods import build_training_method
 
 WORDS = ["the", "movie", "was", "great", "awful", "film", "a", "story"]
@@ -64,6 +65,108 @@ def test_the_second_sentence_matters_and_alignment_uses_both():
         a = model(**tokenizer(["the movie was great"], ["a story"], return_tensors="pt")).logits
         b = model(**tokenizer(["the movie was great"], ["awful film"], return_tensors="pt")).logits
     assert not torch.allclose(a, b)
+
+
+# two pairs, the second padded: [CLS] 5 6 9 [SEP] | 7 8 [SEP] and [CLS] 10 [SEP] | 11 [SEP];
+# the first sentence has 5 and 3 tokens, the second 3 and 2
+PAIR = {"input_ids": torch.tensor([[2, 5, 6, 9, 3, 7, 8, 3], [2, 10, 3, 11, 3, 0, 0, 0]]),
+        "token_type_ids": torch.tensor([[0, 0, 0, 0, 0, 1, 1, 1], [0, 0, 0, 1, 1, 0, 0, 0]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0, 0, 0]])}
+
+
+def _tiny(seed=0):
+    """ESIM with hidden size 2 (states of 4, enhanced vectors of 16, pooled sentences of 8)."""
+    torch.manual_seed(seed)
+    config = ESIMConfig(vocab_size=12, embedding_size=3, hidden_size=2, num_labels=2)
+    return ESIMForSequenceClassification(config).eval()
+
+
+def test_each_sentence_of_a_pair_is_encoded_alone():
+    model = _tiny()
+    seen = []
+    model.encoder.register_forward_pre_hook(
+        lambda module, args: seen.append(nn.utils.rnn.pad_packed_sequence(args[0], True)))
+    with torch.no_grad():
+        model(**PAIR)
+    (first, first_lengths), (second, second_lengths) = seen
+    assert first_lengths.tolist() == [5, 3] and second_lengths.tolist() == [3, 2]
+    weight = model.get_input_embeddings().weight
+    assert torch.equal(first[0], weight[[2, 5, 6, 9, 3]])
+    assert torch.equal(first[1, :3], weight[[2, 10, 3]])
+    assert torch.equal(second[0], weight[[7, 8, 3]])
+    assert torch.equal(second[1, :2], weight[[11, 3]])
+
+
+def test_the_enhancement_is_a_a_tilde_their_difference_and_their_product():
+    model = _tiny()
+    seen = []
+    model.projection.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    a = torch.tensor([[[1.0, 2.0, 3.0, 4.0]]])
+    a_tilde = torch.tensor([[[0.5, -1.0, 2.0, 0.0]]])
+    with torch.no_grad():
+        model._compose(a, a_tilde, torch.tensor([[True]]), torch.tensor([1]))
+    # m = [a; ã; a − ã; a ⊙ ã]
+    assert seen[0].tolist() == [[[1.0, 2.0, 3.0, 4.0, 0.5, -1.0, 2.0, 0.0,
+                                  0.5, 3.0, 1.0, 4.0, 0.5, -2.0, 6.0, 0.0]]]
+
+
+def test_the_projection_is_a_relu_of_a_linear_map():
+    model = _tiny()
+    with torch.no_grad():
+        linear = model.projection[0]
+        linear.weight.zero_()
+        linear.weight[0, 0], linear.weight[1, 0] = 1.0, -1.0
+        linear.bias.copy_(torch.tensor([0.0, 0.5]))
+        out = model.projection(torch.tensor([[2.0] + [7.0] * 15, [-3.0] + [7.0] * 15]))
+    # pre-activations [2, −1.5] and [−3, 3.5]
+    assert out.tolist() == [[2.0, 0.0], [0.0, 3.5]]
+
+
+def test_the_pair_head_reads_v_a_then_v_b(monkeypatch):
+    model = _tiny()
+    # each sentence's composed-and-pooled vector replaced by its length, so [v_a; v_b] is known
+    monkeypatch.setattr(model, "_compose", lambda x, aligned, mask, lengths:
+                        lengths[:, None].float().expand(-1, 8))
+    seen = []
+    model.pair_head.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    with torch.no_grad():
+        model(**PAIR)
+    assert seen[0].tolist() == [[5.0] * 8 + [3.0] * 8, [3.0] * 8 + [2.0] * 8]
+
+
+def _by_the_equations(model, ids, types, mask):
+    """One pair's pooled vector and logits by Chen et al. (2017)'s equations, with the model's
+    weights and LSTMs, each sentence alone and unpadded."""
+    embeds = model.get_input_embeddings().weight[ids]
+    real, second = mask.bool(), types.bool()
+    a = model.encoder(embeds[real & ~second][None])[0][0]
+    b = model.encoder(embeds[real & second][None])[0][0]
+    e = a @ b.T
+    a_tilde, b_tilde = e.softmax(1) @ b, e.softmax(0).T @ a
+    projection, head, classifier = model.projection[0], model.pair_head[0], model.classifier
+    negative = []
+
+    def v(x, x_tilde):
+        m = torch.cat([x, x_tilde, x - x_tilde, x * x_tilde], -1)
+        projected = m @ projection.weight.T + projection.bias
+        negative.append(bool((projected < 0).any()))  # so the ReLU matters
+        composed = model.composer(torch.relu(projected)[None])[0][0]
+        return torch.cat([composed.mean(0), composed.max(0).values])
+
+    pooled = torch.tanh(torch.cat([v(a, a_tilde), v(b, b_tilde)]) @ head.weight.T + head.bias)
+    assert all(negative)
+    return pooled, pooled @ classifier.weight.T + classifier.bias
+
+
+def test_a_pair_forward_follows_the_esim_equations():
+    model = _tiny()
+    with torch.no_grad():
+        out = model(**PAIR, output_hidden_states=True)
+        for row in range(2):
+            pooled, logits = _by_the_equations(model, *(PAIR[k][row] for k in (
+                "input_ids", "token_type_ids", "attention_mask")))
+            assert torch.allclose(out.hidden_states[-1][row, 0], pooled, atol=1e-6)
+            assert torch.allclose(out.logits[row], logits, atol=1e-6)
 
 
 @pytest.mark.parametrize("method", ["fgm", "pgd", "freelb", "smart", "yopo"])

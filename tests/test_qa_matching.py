@@ -45,6 +45,34 @@ def test_hand_computed_threshold_and_scores():
         pytest.approx(0.8), pytest.approx(2 / 3), 1.0, 0.8)
 
 
+def test_a_score_equal_to_the_threshold_counts_as_an_answer():
+    probability = np.array([0.7, 0.4, 0.4, 0.1])
+    labels = np.array([1, 1, 0, 0])
+    # ">=": the two 0.4s are answers → TP 2, FP 1, FN 0: P 2/3, R 1, F1 0.8 (">" would give
+    # TP 1, FN 1: P 1, R 1/2, F1 2/3)
+    scores = scores_at(probability, labels, 0.4)
+    assert (scores["f1"], scores["precision"], scores["recall"], scores["accuracy"]) == (
+        pytest.approx(0.8), pytest.approx(2 / 3), 1.0, 0.75)
+
+
+def test_a_constant_model_on_dev_scores_the_trivial_f1_not_zero():
+    from advembed.data import Example
+
+    # P(answer) = 0.3 for every reply: 0.5 and every midpoint call nothing an answer (F1 0);
+    # the lowest probability itself is the threshold that calls everything one: 2 answers
+    # among 5 replies → P 2/5, R 1, F1 2·2/(2 + 5) = 4/7, the collapse baseline
+    labels = [1, 0, 0, 1, 0]
+    probability = np.full(5, 0.3)
+    assert best_threshold(probability, np.array(labels)) == pytest.approx(0.3)
+    task = get_task("qa-matching")
+    dev = task.metrics(np.log(np.tile([0.7, 0.3], (5, 1))), labels)
+    assert dev["threshold"] == pytest.approx(0.3)
+    assert (dev["f1"], dev["precision"], dev["recall"]) == (
+        pytest.approx(4 / 7), pytest.approx(2 / 5), 1.0)
+    baseline = task.collapse_baseline([Example("q", label, "r") for label in labels])
+    assert dev["f1"] == pytest.approx(baseline)
+
+
 def test_the_threshold_is_chosen_on_dev_and_only_applied_on_test():
     task = get_task("qa-matching")
     dev_logits = np.log(np.array([[0.1, 0.9], [0.4, 0.6], [0.6, 0.4], [0.7, 0.3], [0.8, 0.2]]))

@@ -370,3 +370,22 @@ def test_adversarial_data_augmentation_adds_the_successful_texts(tiny_trained_ru
                  "--model", str(tmp_path / "model"), "--output", str(tmp_path / "x"),
                  "--augment-file", str(bad), "--no-progress"]) == 2
     assert "line 1 is not an attack record" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("recipe", "skips"), [("bae", True), ("bert-attack", False)])
+def test_bae_skips_the_similarity_check_on_texts_shorter_than_its_window(
+        tmp_path, tiny_model_dir, model_and_examples, recipe, skips):
+    """TextAttack's BAE recipe: USE within a 15-word window, skipped for shorter texts (else a
+    short review must reach 0.936 over the whole sentence); BERT-Attack has no window."""
+    from advembed.evaluation.attack_resources import import_textattack
+    from advembed.evaluation.word_attack import _build_wrapper_class, build_attack
+
+    model, tokenizer, _ = model_and_examples
+    textattack = import_textattack()
+    wrapper = _build_wrapper_class(textattack)(model, tokenizer)
+    options = WordAttackOptions(attack=recipe, mlm=str(_tiny_mlm_dir(tmp_path, tiny_model_dir)),
+                                similarity_model=str(tiny_model_dir))
+    attack, _ = build_attack(textattack, wrapper, options, pair=False, target_tokenizer=tokenizer)
+    (encoder,) = [c for c in attack.constraints if hasattr(c, "window_size")]
+    assert encoder.skip_text_shorter_than_window is skips
+    assert encoder.window_size == (15 if recipe == "bae" else float("inf"))  # inf: no window

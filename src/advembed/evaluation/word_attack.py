@@ -246,7 +246,9 @@ def build_attack(textattack, wrapper, options: WordAttackOptions, *, pair: bool,
         encoder = _build_encoder_class(textattack)
         constraints.append(encoder(options.similarity_model, threshold=settings["min_similarity"],
                                    metric="cosine", compare_against_original=True,
-                                   window_size=settings["window"]))
+                                   window_size=settings["window"],
+                                   # BAE's recipe: a text shorter than the window skips the check
+                                   skip_text_shorter_than_window=settings["window"] is not None))
     budget = options.query_budget if options.query_budget is not None else float("inf")
     goal = (task or get_task()).word_attack_goal(textattack, wrapper, query_budget=budget,
                                                  batch_size=options.batch_size)
