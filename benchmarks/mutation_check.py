@@ -47,6 +47,9 @@ NO_STOP = ("tests/test_reliability.py::"
            "test_without_stopping_the_guard_judges_the_whole_run_by_its_best_dev_score")
 GUARD_FLAG = ("tests/test_scratch.py::"
               "test_the_collapse_guard_stops_a_run_at_chance_unless_told_to_train_it_to_the_end")
+WORD = "tests/test_word_attack.py"
+RESUME = ("tests/test_reliability.py::"
+          "test_resuming_an_attack_with_other_settings_sample_or_model_is_refused")
 
 
 @dataclass(frozen=True)
@@ -389,6 +392,22 @@ MUTANTS = [
     Mutant("esim-projection-without-relu", "esim.py",
            "self.projection = nn.Sequential(nn.Linear(8 * h, h), nn.ReLU())",
            "self.projection = nn.Sequential(nn.Linear(8 * h, h))", (ESIM,)),
+    # --- the five survivors of the review of the word-attack path ----------------------------
+    Mutant("word-attack-wrapper-ignores-its-temperature", "evaluation/word_attack.py",
+           "temperature=self.temperature)", "temperature=1.0)",
+           (f"{WORD}::test_the_attacked_wrapper_scores_softmax_of_the_logits_over_its_temperature",)),
+    Mutant("word-attack-every-flip-confirmed", "evaluation/word_attack.py",
+           'record["flip_confirmed"] = record["rescored_prediction"] != record["label"]',
+           'record["flip_confirmed"] = True',
+           (f"{WORD}::test_a_rescored_text_that_keeps_the_gold_prediction_is_not_a_confirmed_flip",)),
+    Mutant("word-attack-sample-ignores-its-seed", "evaluation/runs.py",
+           "manual_seed(seed)", "manual_seed(0)",
+           (f"{WORD}::test_the_attack_sample_follows_its_seed",)),
+    Mutant("word-attack-headline-the-highest-accuracy", "evaluation/attack.py",
+           "worst = min(by_temperature,", "worst = max(by_temperature,",
+           (f"{WORD}::test_the_rescaled_headline_is_the_lowest_accuracy_over_the_temperatures",)),
+    Mutant("word-attack-resume-accepts-other-settings", "evaluation/record_log.py",
+           "if found != header:", "if False:", (RESUME,)),
 ]
 
 

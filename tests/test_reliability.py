@@ -500,6 +500,48 @@ def _never(*args, **kwargs):
     raise AssertionError("a finished example was attacked again")
 
 
+def test_resuming_an_attack_with_other_settings_sample_or_model_is_refused(tmp_path, finished_run,
+                                                                           monkeypatch, capsys):
+    """An interrupted attack's records hold for its own options, sample and model only:
+    resuming with another setting, size or seed of the sample, or from a log of another
+    model, is one line, computes nothing and writes nothing; the log stays, to be resumed."""
+    import advembed.evaluation.attack as attack_module
+    import advembed.evaluation.robustness as robustness
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    argv = ["attack", "--run", str(run), "--attack", "pgd", "--n-examples", "10",
+            "--batch-size", "4", "--no-progress"]
+
+    def no_space(path, payload):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(attack_module, "write_json", no_space)
+        assert main(argv) == 2
+    partial = run / ".attack-pgd.partial.jsonl"
+    interrupted = partial.read_text()
+    header = json.loads(interrupted.splitlines()[0])["header"]
+    assert header["model_sha256"] and header["n_examples"] == 10 and header["seed"] == 0
+    monkeypatch.setattr(robustness, "attack_batch", _never)
+    before = sorted(p.name for p in run.iterdir())
+    for extra in (["--adv-steps", "2"], ["--n-examples", "8"], ["--seed", "1"]):
+        capsys.readouterr()
+        assert main([*argv, *extra, "--resume"]) == 2, extra
+        one_line_error(capsys, "'.attack-pgd.partial.jsonl' holds an interrupted attack with "
+                               "other settings; run it with the same options to resume")
+        assert partial.read_text() == interrupted and sorted(p.name for p in run.iterdir()) == \
+            before
+    other_model = interrupted.replace(header["model_sha256"], "0" * 64, 1)
+    partial.write_text(other_model)
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    one_line_error(capsys, "holds an interrupted attack with other settings")
+    assert partial.read_text() == other_model and not (run / "attack-pgd.json").exists()
+    partial.write_text(interrupted)
+    assert main([*argv, "--resume"]) == 0  # the same options: resumed, nothing recomputed
+
+
 def test_an_attack_on_an_unwritable_run_fails_before_computing(tmp_path, finished_run, capsys,
                                                                monkeypatch):
     run = tmp_path / "run"

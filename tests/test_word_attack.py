@@ -389,3 +389,78 @@ def test_bae_skips_the_similarity_check_on_texts_shorter_than_its_window(
     (encoder,) = [c for c in attack.constraints if hasattr(c, "window_size")]
     assert encoder.skip_text_shorter_than_window is skips
     assert encoder.window_size == (15 if recipe == "bae" else float("inf"))  # inf: no window
+
+
+def test_the_attacked_wrapper_scores_softmax_of_the_logits_over_its_temperature(
+        model_and_examples):
+    """What TextAttack sees at temperature T is ``softmax(logits / T)`` of the model's own
+    logits, for T far from 1 either way (not the plain probabilities)."""
+    from advembed.evaluation.attack_resources import import_textattack
+    from advembed.evaluation.word_attack import _build_wrapper_class
+    from advembed.inference import predict_logits
+
+    model, tokenizer, examples = model_and_examples
+    texts = [e.text for e in examples[:8]]
+    logits = torch.from_numpy(predict_logits(model, tokenizer, examples[:8])).double()
+    wrapper_class = _build_wrapper_class(import_textattack())
+    plain = torch.softmax(logits, -1)
+    for temperature in (100.0, 0.01):
+        scores = torch.from_numpy(wrapper_class(model, tokenizer, temperature=temperature)(texts))
+        expected = torch.softmax(logits / temperature, -1)
+        # the tiny model's logits are close together: T = 100 moves its probabilities by
+        # about 2e-3, far beyond the tolerance
+        assert (expected - plain).abs().max() > 1e-3
+        assert torch.allclose(scores.double(), expected, rtol=0, atol=1e-5)
+
+
+def test_a_rescored_text_that_keeps_the_gold_prediction_is_not_a_confirmed_flip(
+        model_and_examples):
+    """``flip_confirmed`` is our own inference's verdict: an 'adversarial' text that is the
+    original (still predicted as its gold label) is not confirmed; one whose label is not the
+    prediction is."""
+    from advembed.evaluation.word_attack import _confirm_flip
+
+    model, tokenizer, examples = model_and_examples
+    text = examples[0].text
+    predicted = int(score_texts(model, tokenizer, [text])[0].argmax())
+    kept = {"status": "successful", "label": predicted, "text": text, "text_pair": None}
+    _confirm_flip(model, tokenizer, kept, 8, 128)
+    assert kept["rescored_prediction"] == predicted and kept["flip_confirmed"] is False
+    flipped = dict(kept, label=1 - predicted)
+    _confirm_flip(model, tokenizer, flipped, 8, 128)
+    assert flipped["flip_confirmed"] is True
+
+
+def test_the_attack_sample_follows_its_seed():
+    """The same ``--seed`` gives the same sample, another seed another one; each a subset in
+    the original order."""
+    from advembed.evaluation.runs import sample_examples
+
+    examples = list(range(200))
+    samples = {seed: sample_examples(examples, 10, seed) for seed in (0, 1, 2)}
+    assert sample_examples(examples, 10, 1) == samples[1]
+    assert len({tuple(s) for s in samples.values()}) == 3
+    for sample in samples.values():
+        assert len(sample) == 10 and sample == sorted(set(sample))
+
+
+def _records_at(temperature: float, failed: int, n: int = 4) -> list[dict]:
+    return [{"index": i, "temperature": temperature, "label": 0, "queries": 3, "words": 5,
+             "status": "failed" if i < failed else "successful", "original_text_pair": None,
+             "changed_words": [] if i < failed else [[0, "a", "b"]], "flip_confirmed": True}
+            for i in range(n)]
+
+
+def test_the_rescaled_headline_is_the_lowest_accuracy_over_the_temperatures():
+    """Temperatures 1, 100 and 0.01 with accuracies under attack 0.5, 0.25 and 0.75: the
+    summary keeps T = 1's figures and the headline is 0.25, at T = 100."""
+    from advembed.evaluation.attack import _word_summary
+
+    records = _records_at(1.0, 2) + _records_at(100.0, 1) + _records_at(0.01, 3)
+    settings = WordAttackOptions(attack="pwws", temperatures=(100.0, 0.01))
+    summary = _word_summary(records, settings, {}, {})
+    assert {t: s["attack_accuracy"] for t, s in summary["temperatures"].items()} == {
+        "1": 0.5, "100": 0.25, "0.01": 0.75}
+    assert summary["attack_accuracy"] == 0.5
+    assert summary["attack_accuracy_rescaled"] == 0.25
+    assert summary["rescaled_temperature"] == 100.0
