@@ -1,4 +1,6 @@
-"""Issue 13's comparison (paper 003 Table 2): plain, VDA, FreeLB, FreeLB+VDA, SMART, SMART+VDA.
+"""Issue 13's comparison (paper 003 Table 2): plain, VDA, FreeLB, FreeLB+VDA, SMART, SMART+VDA;
+and Table 5: ADA and VDA+ADA (trained with ``--augment-file``, the PWWS examples of a plain run's
+training split; run folders ``DATASET-ada-sSEED``, ``DATASET-vda+ada-sSEED``).
 
 For every finished run ``RUNS_DIR/DATASET-METHOD-sSEED`` (trained by ``benchmarks/quality.py
 --methods none vda freelb freelb+vda smart smart+vda``), the word attacks PWWS and BERT-Attack
@@ -21,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import attack_table  # noqa: E402
 
-METHODS = ["none", "vda", "freelb", "freelb+vda", "smart", "smart+vda"]
+METHODS = ["none", "vda", "freelb", "freelb+vda", "smart", "smart+vda", "ada", "vda+ada"]
 ATTACKS = ["pwws", "bert-attack"]
 TITLE = "VDA against plain, FreeLB and SMART (issue 13; paper 003 Table 2)"
 
