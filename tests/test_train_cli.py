@@ -347,3 +347,48 @@ def test_the_robust_preset_trains_and_records_its_sized_settings(tmp_path, tiny_
     settings = config["method_settings"]
     assert settings["steps"] == 10 and settings["clean_pass"] is True
     assert settings["alpha"] == pytest.approx(0.028 * config["embedding_norm"], rel=1e-5)
+
+
+def test_a_full_disk_at_the_final_write_keeps_what_resume_needs(tmp_path, tiny_model_dir,
+                                                                 monkeypatch, capsys):
+    """metrics.json cannot be written: the checkpoints and the best model stay, and --resume
+    finishes the run exactly as an uninterrupted one."""
+    import errno
+
+    import advembed.training.run as run_module
+
+    data = write_sentiment_csv(tmp_path / "reviews.csv", n=60)
+    argv = ["train", "--dataset", str(data), "--text-column", "sentence", "--model",
+            str(tiny_model_dir), "--epochs", "2", "--batch-size", "8", "--lr", "3e-3",
+            "--no-progress"]
+    assert main([*argv, "--output", str(tmp_path / "whole")]) == 0
+    original = run_module.write_json
+
+    def full_disk(path, value):
+        if Path(path).name == "metrics.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(path, value)
+
+    monkeypatch.setattr(run_module, "write_json", full_disk)
+    out = tmp_path / "run"
+    assert main([*argv, "--output", str(out)]) != 0
+    assert "--resume" in capsys.readouterr().err and not out.exists()
+    staging = tmp_path / ".run.partial"
+    assert (staging / "best" / "best.json").is_file() and any(staging.glob("checkpoints/*"))
+    monkeypatch.setattr(run_module, "write_json", original)
+    assert main([*argv, "--output", str(out), "--resume"]) == 0
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert resumed["test"] == whole["test"] and resumed["best_dev"] == whole["best_dev"]
+
+
+def test_overwrite_replaces_a_finished_run_and_leaves_nothing_aside(tmp_path, tiny_model_dir):
+    data = write_sentiment_csv(tmp_path / "reviews.csv", n=40)
+    argv = ["train", "--dataset", str(data), "--text-column", "sentence", "--model",
+            str(tiny_model_dir), "--max-steps", "2", "--batch-size", "8", "--no-progress",
+            "--output", str(tmp_path / "run")]
+    assert main(argv) == 0
+    first = json.loads((tmp_path / "run" / "config.json").read_text())["seed"]
+    assert main([*argv, "--seed", str(first + 1), "--overwrite"]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["seed"] == first + 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reviews.csv", "run"]

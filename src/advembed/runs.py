@@ -143,7 +143,15 @@ class RunWriter:
             if not self.overwrite:  # cannot happen under the lock, unless written by hand
                 raise AdvembedError(f"output directory '{self.output}' appeared while the run "
                                     f"was written; the run is kept in '{self.staging}'")
-            shutil.rmtree(self.output)
+            # moved aside, not deleted in place: an interruption leaves either the old run
+            # or the new one under its name, never half of one
+            retired = self.output.with_name(f".{self.output.name}.replaced")
+            shutil.rmtree(retired, ignore_errors=True)
+            os.replace(self.output, retired)
+            follow_umask(self.staging)
+            os.replace(self.staging, self.output)
+            shutil.rmtree(retired, ignore_errors=True)
+            return
         follow_umask(self.staging)
         os.replace(self.staging, self.output)
 

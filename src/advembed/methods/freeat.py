@@ -75,6 +75,7 @@ class FreeAT(TrainingMethod):
                 "FreeAT replays must see the same minibatch; got a batch of another shape "
                 "(replay each batch `replays` times, or use AdvTrainer)"
             )
+        self.delta = self.delta.to(like.device)  # a resumed δ is loaded on the CPU
         self.replay_index += 1
         delta = self.delta.detach().requires_grad_(True)
         loss = outer.forward(inputs, delta).loss

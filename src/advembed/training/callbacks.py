@@ -101,6 +101,9 @@ class BestModel(TrainerCallback):
     def __init__(self, folder: Path, *, metric: str, greater_is_better: bool) -> None:
         self.folder, self.metric, self.greater_is_better = Path(folder), metric, greater_is_better
         self.best: float | None = None
+        tmp = self.folder.with_name(f".{self.folder.name}.tmp")
+        if not self.folder.exists() and (tmp / "best.json").is_file():
+            os.replace(tmp, self.folder)  # stopped between the two renames of on_evaluate
         record = self.folder / "best.json"
         if record.is_file():
             import json
@@ -122,8 +125,14 @@ class BestModel(TrainerCallback):
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(str(tmp), safe_serialization=True)
         write_json(tmp / "best.json", {"value": value, "step": state.global_step})
-        shutil.rmtree(self.folder, ignore_errors=True)
+        # best.json is written last, so tmp holding it is complete; the old best is moved aside
+        # before the new one takes its name, never deleted while it is the only one
+        retired = self.folder.with_name(f".{self.folder.name}.old")
+        shutil.rmtree(retired, ignore_errors=True)
+        if self.folder.exists():
+            os.replace(self.folder, retired)
         os.replace(tmp, self.folder)
+        shutil.rmtree(retired, ignore_errors=True)
         self.best = value
         return control
 

@@ -323,17 +323,19 @@ def save_model(trainer, built: Built, staging: Path, config: TrainConfig, output
                             "--lr or the perturbation size)")
     trainer.save_model(str(staging / MODEL_DIR))
     built.loaded.tokenizer.save_pretrained(str(staging / MODEL_DIR))
-    for leftover in ("best", "request.json"):
-        path = staging / leftover
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-    if not config.keep_checkpoints:
-        shutil.rmtree(staging / "checkpoints", ignore_errors=True)
     record = run_record(config, built, output) | {
         "model_sha256": sha256_of(staging / MODEL_DIR / WEIGHTS_FILE),
         "trainer_arguments": json.loads(trainer.args.to_json_string()),
     }
     write_json(staging / CONFIG_FILE, record)
     write_json(staging / METRICS_FILE, metrics)
+    # only now that every file is written: a failure above leaves the checkpoints and the best
+    # model that --resume needs
+    for leftover in ("best", "request.json"):
+        path = staging / leftover
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    if not config.keep_checkpoints:
+        shutil.rmtree(staging / "checkpoints", ignore_errors=True)
 
 
 def final_metrics(trainer, task: Task, built: Built, train_output, seconds: float) -> dict:
