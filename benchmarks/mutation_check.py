@@ -50,6 +50,12 @@ GUARD_FLAG = ("tests/test_scratch.py::"
 WORD = "tests/test_word_attack.py"
 RESUME = ("tests/test_reliability.py::"
           "test_resuming_an_attack_with_other_settings_sample_or_model_is_refused")
+TRAIN_RESUME = ("tests/test_reliability.py::"
+                "test_freeat_interrupted_twice_in_the_middle_of_a_replayed_minibatch_resumes_exactly")
+BEST_RESUME = ("tests/test_reliability.py::"
+               "test_a_resume_after_the_best_evaluation_keeps_the_best_model")
+BEST_TIE = ("tests/test_reliability.py::"
+            "test_the_best_model_is_replaced_only_by_a_strictly_better_score")
 
 
 @dataclass(frozen=True)
@@ -408,6 +414,24 @@ MUTANTS = [
            (f"{WORD}::test_the_rescaled_headline_is_the_lowest_accuracy_over_the_temperatures",)),
     Mutant("word-attack-resume-accepts-other-settings", "evaluation/record_log.py",
            "if found != header:", "if False:", (RESUME,)),
+    # --- exact resume of a training run (the review of the resume test) ---------------------
+    Mutant("resume-freeat-delta-not-restored", "methods/freeat.py",
+           'self.delta, self.replay_index = state["delta"], int(state["replay_index"])',
+           'self.replay_index = int(state["replay_index"])', (TRAIN_RESUME,)),
+    Mutant("resume-replays-a-partial-minibatch-whole", "training/replay.py",
+           "self.replays, self.replays - partial)", "self.replays, self.replays)",
+           (TRAIN_RESUME,)),
+    Mutant("resume-method-state-not-restored", "training/checkpoints.py",
+           'if self.method is not None and state["method"] is not None:', "if False:",
+           (TRAIN_RESUME,)),
+    Mutant("resume-guard-state-not-restored", "training/checkpoints.py",
+           'self.guard.load_state_dict(state["guard"])', "pass", (BEST_RESUME,)),
+    Mutant("resume-best-json-ignored", "training/callbacks.py",
+           'self.best = json.loads(record.read_text())["value"]', "self.best = None",
+           (BEST_RESUME, BEST_TIE)),
+    Mutant("resume-best-replaced-by-an-equal-score", "training/callbacks.py",
+           "return value > self.best if self.greater_is_better",
+           "return value >= self.best if self.greater_is_better", (BEST_TIE,)),
 ]
 
 

@@ -348,10 +348,12 @@ def _outcome(run):
 def test_an_interrupted_run_resumes_to_the_same_final_metrics(tmp_path, tiny_model_dir,
                                                               small_csv, monkeypatch, capsys,
                                                               method, stop):
-    """Checkpoints every 3 steps; interrupted at step 7 (resumed mid-epoch from step 6, FreeAT
-    in the middle of a replayed minibatch) or 10 (from step 9: the data has 80 training
+    """Checkpoints every 3 steps; interrupted at step 7 (resumed mid-epoch from step 6, for
+    FreeAT after two whole replayed minibatches) or 10 (from step 9: the data has 80 training
     examples, 10 batches of 8 an epoch; with FreeAT's 3 replays, 30 steps an epoch): the model,
-    dev history, best and test metrics equal the uninterrupted run's."""
+    dev history, best and test metrics equal the uninterrupted run's.  These runs stay at
+    chance (the adversarial ones are stopped by the collapse guard); resuming runs that learn,
+    inside a replayed minibatch, twice, and after the best evaluation is tested below."""
     name, _, objective = method.partition("+")
     extra = ["--method", name, "--objective", objective or "ce", "--save-steps", "3",
              "--limit", "80"] + (["--carl-warmup", "0", "--carl-negatives", "4"]
@@ -369,6 +371,95 @@ def test_an_interrupted_run_resumes_to_the_same_final_metrics(tmp_path, tiny_mod
     assert _outcome(out) == _outcome(whole)
     resumed_from = json.loads((out / "metrics.json").read_text())["train"]["resumed_from_step"]
     assert resumed_from == stop - stop % 3
+
+
+def _noisy_csv(path, flip=0.2):
+    """The small sentiment CSV with a fifth of its labels flipped: a tiny model learns it off
+    chance, but its dev accuracy goes down again after its best evaluation."""
+    import csv
+    import random
+
+    write_sentiment_csv(path, n=120)
+    rows = list(csv.reader(path.open(encoding="utf-8")))
+    rng = random.Random(1)
+    for row in rows[1:]:
+        if rng.random() < flip:
+            row[-1] = "negative" if row[-1] == "positive" else "positive"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+    return path
+
+
+def _interrupted_then_resumed(tmp_path, model_dir, data, extra, stops, monkeypatch, capsys):
+    """``(the uninterrupted run, the run interrupted after each step of stops and resumed)``."""
+    whole = tmp_path / "whole"
+    assert main(train_argv(data, model_dir, whole, *extra)) == 0
+    out = tmp_path / "interrupted"
+    for number, stop in enumerate(stops):
+        with monkeypatch.context() as patch:
+            _interrupt_at(patch, stop)
+            resume = ["--resume"] if number else []
+            assert main(train_argv(data, model_dir, out, *extra, *resume)) == 130
+        assert not out.exists()
+        capsys.readouterr()
+    assert main(train_argv(data, model_dir, out, *extra, "--resume")) == 0
+    return whole, out
+
+
+def test_freeat_interrupted_twice_in_the_middle_of_a_replayed_minibatch_resumes_exactly(
+        tmp_path, tiny_model_dir, small_csv, monkeypatch, capsys):
+    """FreeAT (3 replays, 30 steps an epoch, 120 in all) learning off chance, checkpoints every
+    4 steps, interrupted at step 35 and, resumed, again at 65: each resume starts from a
+    checkpoint (32, then 64) inside a replayed minibatch, so δ, the replay index and the
+    loader's remaining replays of that minibatch must all come back; the model, dev history,
+    best and test metrics equal the uninterrupted run's."""
+    extra = ["--method", "freeat", "--epochs", "12", "--lr", "1e-2", "--limit", "80",
+             "--save-steps", "4", "--no-collapse-guard"]
+    whole, out = _interrupted_then_resumed(tmp_path, tiny_model_dir, small_csv, extra,
+                                           (35, 65), monkeypatch, capsys)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train"]["resumed_from_step"] == 64 and 64 % 3 and 32 % 3
+    assert max(entry["accuracy"] for entry in metrics["dev"]) > 0.5, "the run learns"
+    assert _outcome(out) == _outcome(whole)
+
+
+def test_a_resume_after_the_best_evaluation_keeps_the_best_model(tmp_path, tiny_model_dir,
+                                                                 monkeypatch, capsys):
+    """Interrupted at step 53, after the evaluations at steps 40 and 50 (equal, the best so
+    far: best.json holds step 40's), with a skipped non-finite step before the checkpoint;
+    the evaluation at step 60, after the resume from step 50, is worse, so the kept model must
+    stay step 40's and the skipped steps count the one before the checkpoint: everything
+    equals the uninterrupted run."""
+    data = _noisy_csv(tmp_path / "noisy.csv")
+    _poison(monkeypatch, {3})
+    extra = ["--method", "none", "--epochs", "6", "--lr", "1e-2", "--limit", "80"]
+    whole, out = _interrupted_then_resumed(tmp_path, tiny_model_dir, data, extra, (53,),
+                                           monkeypatch, capsys)
+    metrics = json.loads((out / "metrics.json").read_text())
+    dev = {entry["step"]: entry["accuracy"] for entry in metrics["dev"]}
+    assert dev[60] < dev[50] == dev[40] == max(dev.values()) > 0.5, dev
+    assert metrics["train"]["resumed_from_step"] == 50
+    assert metrics["best_dev"]["accuracy"] == dev[40]
+    assert metrics["train"]["skipped_steps"] == 1
+    assert _outcome(out) == _outcome(whole)
+
+
+def test_the_best_model_is_replaced_only_by_a_strictly_better_score(tmp_path):
+    """The first of equal dev scores stays best, and a resumed run compares with the best
+    score recorded before the interruption (best.json)."""
+    from advembed.training.callbacks import BestModel
+
+    keeper = BestModel(tmp_path / "best", metric="accuracy", greater_is_better=True)
+    assert keeper.best is None and keeper.better(0.5)
+    keeper.best = 0.75
+    assert not keeper.better(0.75) and not keeper.better(0.5) and keeper.better(0.8)
+    lower = BestModel(tmp_path / "best", metric="loss", greater_is_better=False)
+    lower.best = 0.3
+    assert not lower.better(0.3) and lower.better(0.2)
+    (tmp_path / "best").mkdir()
+    (tmp_path / "best" / "best.json").write_text(json.dumps({"value": 0.75, "step": 50}))
+    resumed = BestModel(tmp_path / "best", metric="accuracy", greater_is_better=True)
+    assert resumed.best == 0.75 and not resumed.better(0.7)
 
 
 def test_resume_needs_the_same_options_and_an_interrupted_run(tmp_path, tiny_model_dir,
