@@ -68,15 +68,31 @@ def _initial_parameters():
     return {n: p.detach() for n, p in tiny_model("bert", dropout=0.0).named_parameters()}
 
 
+def _sgd_steps(tmp_path, model, rows, method, per_device: int, accumulation: int,
+               steps: int) -> None:
+    """``steps`` plain-SGD optimiser steps of ``AdvTrainer`` over ``rows`` in order."""
+    from transformers import TrainingArguments
+
+    from advembed.training.trainer import AdvTrainer
+
+    args = TrainingArguments(
+        output_dir=str(tmp_path / f"ga{accumulation}"), per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=accumulation, max_steps=steps, learning_rate=0.5,
+        optim="sgd", lr_scheduler_type="constant", warmup_ratio=0.0, weight_decay=0.0,
+        report_to="none", save_strategy="no", disable_tqdm=True, use_cpu=True, seed=0,
+        dataloader_drop_last=False)
+    trainer = AdvTrainer(model=model, args=args, train_dataset=rows, method=method)
+    trainer._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(rows)
+    trainer.train()
+
+
 @pytest.mark.parametrize("method", ["fgm", "freelb"])
 def test_trainer_gradient_accumulation_equals_a_double_batch(tmp_path, method):
     """AdvTrainer: 2 micro-batches of 4 with accumulation == 1 batch of 8 (one SGD step)."""
     sys.path.insert(0, str(HERE))
     from conftest import tiny_batch, tiny_model
-    from transformers import TrainingArguments
 
     from advembed.methods import build_training_method
-    from advembed.training.trainer import AdvTrainer
 
     batch = tiny_batch(batch=8, length=9, seed=4)
     rows = [{k: v[i] for k, v in batch.items()} for i in range(8)]
@@ -84,17 +100,8 @@ def test_trainer_gradient_accumulation_equals_a_double_batch(tmp_path, method):
 
     def train(per_device: int, accumulation: int):
         model = tiny_model("bert", dropout=0.0)
-        args = TrainingArguments(
-            output_dir=str(tmp_path / f"ga{accumulation}"), per_device_train_batch_size=per_device,
-            gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=0.5,
-            optim="sgd", lr_scheduler_type="constant", warmup_ratio=0.0, weight_decay=0.0,
-            report_to="none", save_strategy="no", disable_tqdm=True, use_cpu=True, seed=0,
-            dataloader_drop_last=False,
-        )
-        trainer = AdvTrainer(model=model, args=args, train_dataset=rows,
-                             method=build_training_method(method, model, **options))
-        trainer._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(rows)
-        trainer.train()
+        _sgd_steps(tmp_path, model, rows, build_training_method(method, model, **options),
+                   per_device, accumulation, steps=1)
         return {n: p.detach().clone() for n, p in model.named_parameters()}
 
     whole = train(8, 1)
@@ -111,25 +118,16 @@ def test_a_warm_up_counts_optimiser_steps_under_accumulation(tmp_path):
     not one of them (``steps_done`` counts micro-batches; warm-ups count optimiser steps)."""
     sys.path.insert(0, str(HERE))
     from conftest import tiny_batch, tiny_model
-    from transformers import TrainingArguments
 
     from advembed.methods import build_training_method
-    from advembed.training.trainer import AdvTrainer
 
     batch = tiny_batch(batch=16, length=9, seed=4)
     rows = [{k: v[i] for k, v in batch.items()} for i in range(16)]
 
     def train(per_device: int, accumulation: int):
         model = tiny_model("bert", dropout=0.0)
-        args = TrainingArguments(
-            output_dir=str(tmp_path / f"ga{accumulation}"), per_device_train_batch_size=per_device,
-            gradient_accumulation_steps=accumulation, max_steps=2, learning_rate=0.5,
-            optim="sgd", lr_scheduler_type="constant", warmup_ratio=0.0, weight_decay=0.0,
-            report_to="none", save_strategy="no", disable_tqdm=True, use_cpu=True, seed=0)
         method = build_training_method("fgm", model, epsilon=0.2, warmup_steps=1)
-        trainer = AdvTrainer(model=model, args=args, train_dataset=rows, method=method)
-        trainer._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(rows)
-        trainer.train()
+        _sgd_steps(tmp_path, model, rows, method, per_device, accumulation, steps=2)
         assert method.micro_steps == accumulation and method.optimizer_steps_done == 2
         return {n: p.detach().clone() for n, p in model.named_parameters()}
 
