@@ -75,3 +75,16 @@ def test_augment_limit_is_recorded_and_needs_a_file(tmp_path, tiny_model_dir, ca
               "--augment-limit", "0"])
     assert stopped.value.code == 2
     assert "argument --augment-limit: must be >= 1" in capsys.readouterr().err
+
+
+def test_an_unconfirmed_success_is_not_an_adversarial_example(tmp_path):
+    from advembed.data.augment import adversarial_examples
+
+    lines = [{"status": "successful", "text": "confirmed", "text_pair": None, "label": 1,
+              "flip_confirmed": True},
+             {"status": "successful", "text": "not confirmed", "text_pair": None, "label": 0,
+              "flip_confirmed": False},
+             {"status": "successful", "text": "older file", "text_pair": None, "label": 0}]
+    path = tmp_path / "attack-pwws-train.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert [e.text for e in adversarial_examples(path, ["n", "p"])] == ["confirmed", "older file"]

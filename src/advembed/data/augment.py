@@ -4,7 +4,9 @@ word-substitution attack found on the training split, added to the training exam
 The file is what ``advembed attack --run RUN --attack pwws --split train`` writes
 (``RUN/attack-pwws-train.jsonl``): one JSON record per attacked example; the successful ones carry
 the adversarial ``text`` (and ``text_pair``) and the gold ``label`` index.  Each distinct
-adversarial text is added once, with its gold label.
+adversarial text is added once, with its gold label; a success that re-scoring did not confirm
+(``flip_confirmed: false``: the stored text does not change the model's prediction) is left out.
+An attack run at several temperatures can give one example several texts: each is added.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def adversarial_examples(path: Path, label_names: list[str]) -> list[Example]:
             continue
         try:
             record = json.loads(line)
-            if record["status"] != "successful":
+            if record["status"] != "successful" or record.get("flip_confirmed") is False:
                 continue
             text, pair, label = record["text"], record.get("text_pair"), int(record["label"])
         except (ValueError, KeyError, TypeError):
