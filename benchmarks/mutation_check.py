@@ -68,6 +68,10 @@ class Mutant:
 
 
 MUTANTS = [
+    Mutant("guard-flag-outlives-its-step", "training/guard.py",
+           "            self._step, self._bad_loss = step, False",
+           "            self._step = step", ("tests/test_reliability.py::"
+                                               "test_a_step_the_fp16_scaler_skipped_does_not_skip_the_next_one",)),
     # --- the 12 survivors of the review that opened issue 18 -------------------------------
     Mutant("freelb-skips-projection", "methods/freelb.py",
            "mask,\n                            s.epsilon, s.norm)\n        return total",

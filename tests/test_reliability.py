@@ -281,7 +281,7 @@ def _poison(monkeypatch, steps):
         if self.state.global_step + 1 in steps:
             loss = model(**{k: v for k, v in inputs.items() if k != "example_index"}).loss
             (loss * float("nan")).backward()
-            self.guard.note(loss * float("nan"))
+            self.guard.note(loss * float("nan"), self.state.global_step)
             return loss.detach()
         return original(self, model, inputs, num_items_in_batch)
 
@@ -827,3 +827,22 @@ def test_adv_trainer_refuses_freeat_with_gradient_accumulation(tmp_path):
                              report_to="none", use_cpu=True)
     with pytest.raises(AdvembedError, match="does not combine with gradient accumulation"):
         AdvTrainer(model=model, args=args, method=build_training_method("freeat", model))
+
+
+def test_a_step_the_fp16_scaler_skipped_does_not_skip_the_next_one():
+    """Under a GradScaler an overflowed step never reaches the optimiser; its NaN loss must not
+    make the guard skip the next, healthy step."""
+    from advembed.training.guard import NonFiniteGuard
+
+    weight = torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.SGD([weight], lr=0.5)
+    guard = NonFiniteGuard(patience=3)
+    guard.wrap(optimizer)
+    guard.note(torch.tensor(float("nan")), step=3)  # the scaler skips step 3: no optimizer.step
+    guard.note(torch.tensor(0.7), step=4)
+    weight.grad = torch.tensor([1.0, -2.0])
+    optimizer.step()
+    assert weight.tolist() == [0.5, 2.0] and guard.skipped == 0
+    guard.note(torch.tensor(float("inf")), step=5)  # a bad loss of the step itself still skips
+    optimizer.step()
+    assert weight.tolist() == [0.5, 2.0] and guard.skipped == 1

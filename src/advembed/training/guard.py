@@ -4,6 +4,11 @@ A step whose loss or gradient is not finite (NaN or ±inf) is skipped: the optim
 step, the step is counted (``skipped_steps`` in ``metrics.json``) and logged.  After
 ``PATIENCE`` skipped steps in a row the run stops with one line and writes nothing: training
 has diverged (lower ``--lr`` or the perturbation size, or add ``--adv-warmup-steps``).
+
+A non-finite loss counts against the optimiser step it belongs to only (``note`` is told the step):
+under a mixed-precision GradScaler, which skips an overflowed step without calling the
+optimiser, the flag of that step must not skip the next, healthy one.  The scaler's own skips
+are its business (its scale backs off) and are not counted here.
 """
 
 from __future__ import annotations
@@ -28,8 +33,12 @@ class NonFiniteGuard:
         self.skipped = 0
         self.in_a_row = 0
         self._bad_loss = False
+        self._step: int | None = None
 
-    def note(self, loss: torch.Tensor) -> None:
+    def note(self, loss: torch.Tensor, step: int | None = None) -> None:
+        """Report a micro-batch's loss; ``step``: the optimiser step it belongs to."""
+        if step != self._step:  # a new step: an earlier one's flag is stale
+            self._step, self._bad_loss = step, False
         if not bool(torch.isfinite(loss.detach()).all()):
             self._bad_loss = True
 

@@ -102,7 +102,7 @@ class AdvTrainer(CheckpointMixin, Trainer):
     ) -> torch.Tensor:
         if self.method is None and not self._token_level:
             loss = super().training_step(model, inputs, num_items_in_batch)
-            self.guard.note(loss)
+            self.guard.note(loss, self.state.global_step)
             return loss
         model.train()
         inputs = self._prepare_inputs(inputs)
@@ -118,7 +118,7 @@ class AdvTrainer(CheckpointMixin, Trainer):
                 loss = self.method.step(model, inputs, backward)
         if self.accelerator.sync_gradients:  # the accumulated batch is complete
             average_local_gradients(getattr(self.method, "objective", None))
-        self.guard.note(loss)
+        self.guard.note(loss, self.state.global_step)
         return loss.detach() * scale
 
 
