@@ -49,6 +49,18 @@ def temporary_folder(parent: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=parent))
 
 
+def replace_folder(new: Path, target: Path) -> None:
+    """Put the complete folder ``new`` under the name ``target``: an existing ``target`` is moved
+    aside first and deleted last, so an interruption leaves the old folder or the new one under
+    that name (or the new one beside it, still complete), never half of one."""
+    retired = target.with_name(f".{target.name}.replaced")
+    shutil.rmtree(retired, ignore_errors=True)
+    if target.exists():
+        os.replace(target, retired)
+    os.replace(new, target)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
 def follow_umask(folder: Path) -> None:
     """Give every file under ``folder`` the mode a new file gets from the process's umask.
 

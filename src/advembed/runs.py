@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from advembed.errors import AdvembedError
-from advembed.files import alive, follow_umask
+from advembed.files import alive, follow_umask, replace_folder
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -143,17 +143,8 @@ class RunWriter:
             if not self.overwrite:  # cannot happen under the lock, unless written by hand
                 raise AdvembedError(f"output directory '{self.output}' appeared while the run "
                                     f"was written; the run is kept in '{self.staging}'")
-            # moved aside, not deleted in place: an interruption leaves either the old run
-            # or the new one under its name, never half of one
-            retired = self.output.with_name(f".{self.output.name}.replaced")
-            shutil.rmtree(retired, ignore_errors=True)
-            os.replace(self.output, retired)
-            follow_umask(self.staging)
-            os.replace(self.staging, self.output)
-            shutil.rmtree(retired, ignore_errors=True)
-            return
         follow_umask(self.staging)
-        os.replace(self.staging, self.output)
+        replace_folder(self.staging, self.output)
 
     def _release(self) -> None:
         if self._locked and _read_pid(self.lock) == os.getpid():

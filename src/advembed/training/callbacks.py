@@ -119,20 +119,13 @@ class BestModel(TrainerCallback):
         value = (metrics or {}).get(f"eval_{self.metric}")
         if value is None or model is None or not args.should_save or not self.better(value):
             return control
-        from advembed.runs import write_json
+        from advembed.runs import replace_folder, write_json  # (runs' own, from files)
 
         tmp = self.folder.with_name(f".{self.folder.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(str(tmp), safe_serialization=True)
         write_json(tmp / "best.json", {"value": value, "step": state.global_step})
-        # best.json is written last, so tmp holding it is complete; the old best is moved aside
-        # before the new one takes its name, never deleted while it is the only one
-        retired = self.folder.with_name(f".{self.folder.name}.old")
-        shutil.rmtree(retired, ignore_errors=True)
-        if self.folder.exists():
-            os.replace(self.folder, retired)
-        os.replace(tmp, self.folder)
-        shutil.rmtree(retired, ignore_errors=True)
+        replace_folder(tmp, self.folder)  # best.json is written last: tmp is complete
         self.best = value
         return control
 
