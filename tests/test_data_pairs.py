@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from advembed.data import load_dataset
-from advembed.data.pairs import match_pairs, split_articles
+from advembed.data.pairs import match_pairs, split_articles, unique_articles
 from advembed.errors import AdvembedError
 
 ARTICLES = [(topic, f"{topic} headline {i}", f"{topic} lead {i}")
@@ -40,6 +40,28 @@ def test_articles_are_split_before_pairing_so_nothing_crosses_splits():
              for split, pairs in paired.items()}
     for a, b in itertools.combinations(texts, 2):
         assert not texts[a] & texts[b]
+
+
+def test_a_story_the_corpus_repeats_is_kept_once_even_under_a_new_headline():
+    texts = [("tech", "Phones sell\n\nSales rose by 4%.\nMore text."),
+             ("tech", "Phones sell well\nSales rose by 4%.\nOther text."),  # new headline
+             ("business", "Phones sell\nA different lead.\n"),  # same headline
+             ("business", "  Markets fall \n Shares fell. \n")]
+    assert unique_articles(texts) == [
+        ("tech", ["Phones sell", "Sales rose by 4%.", "More text."]),
+        ("business", ["Markets fall", "Shares fell."])]
+
+
+def test_bbc_lm_splits_share_no_headline_or_lead():
+    try:
+        data = load_dataset("bbc-lm")
+    except AdvembedError as exc:
+        pytest.skip(f"registry packages unavailable: {exc}")
+    assert data.sizes() == {"train": 1645, "dev": 206, "test": 206}
+    heads = {s: {line for e in data.splits[s] for line in e.text.split("\n")[:2]}
+             for s in data.splits}
+    for a, b in itertools.combinations(heads, 2):
+        assert not heads[a] & heads[b]
 
 
 def test_bbc_match_from_the_packaged_corpus():
@@ -95,16 +117,41 @@ def test_each_heading_asks_for_its_own_paragraphs_against_the_rest_of_its_page()
             "macros.", 0) in general
 
 
+def test_headings_differing_in_case_or_punctuation_are_one_question_and_repeats_one_reply():
+    from advembed.data.help_qa import qa_rows, question_key
+
+    assert question_key("  General  Options:") == question_key("general options") == \
+        "general options"
+    assert question_key("Example") != question_key("Examples")
+    repeated = ("Choose Format - Cells - Numbers to set the number format of a cell.")
+    other = PAGE.replace("<h2 id=\"b\">General</h2>", "<h2 id=\"b\">GENERAL:</h2>").replace(
+        "<h3 id=\"c\">VBA Properties</h3>",
+        f"<h3 id=\"c\">Number formats</h3><p>{repeated}</p><p>{repeated}</p>")
+    queries, replies = qa_rows({"a.html": PAGE, "b.html": other}, "en", seed=1)
+    assert [text for _, text in queries] == ["General", "VBA Properties", "Number formats"]
+    formats = [(text, label) for qid, _, text, label in replies if qid == "2"]
+    # its new paragraph, given twice on the page, is one answer (the VBA paragraph that now
+    # follows it the other); the "GENERAL:" section's two paragraphs are its non-answers
+    assert (repeated, 1) in formats
+    assert sorted(label for _, label in formats) == [0, 0, 1, 1]
+    assert len({text for text, _ in formats}) == len(formats)
+
+
 @pytest.mark.parametrize("name", ["help-qa-en", "help-qa-zh"])
 def test_help_qa_from_the_debian_package(name):
+    from advembed.data.help_qa import question_key
+
     try:
         data = load_dataset(name)
     except AdvembedError as exc:
         pytest.skip(f"Debian package unavailable: {exc}")
     assert data.is_pair and data.label_names == ["not-answer", "answer"]
-    questions = {s: {e.text for e in data.splits[s]} for s in data.splits}
+    questions = {s: {question_key(e.text) for e in data.splits[s]} for s in data.splits}
     for a, b in itertools.combinations(questions, 2):
-        assert not questions[a] & questions[b]
+        assert not questions[a] & questions[b]  # not even in another case or punctuation
+    for split in data.splits.values():
+        pairs = [(e.text, e.text_pair) for e in split]
+        assert len(pairs) == len(set(pairs))  # no reply twice under one question
     share = sum(e.label for e in data.splits["train"]) / len(data.splits["train"])
     assert 0.15 < share < 0.45  # several candidates per question, some of them answers
 

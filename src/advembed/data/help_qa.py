@@ -5,7 +5,10 @@ Each section heading of a help page (``<h2>``–``<h6>``) is a question; the par
 up to the next heading, answer it; other sections' paragraphs *of the same page* are the
 candidates that do not (same page, so the page's subject alone does not decide).  Per question:
 up to :data:`MAX_ANSWERS` answers and :data:`NEGATIVES` non-answers (seeded choice), paragraphs
-of fewer than :data:`MIN_WORDS` words (or characters for Chinese) dropped.  The result is
+of fewer than :data:`MIN_WORDS` words (or characters for Chinese) dropped.  A heading is asked
+once: a later one that differs from an earlier only in case, punctuation or spacing ("Example" /
+"Example:") is skipped, since the two would otherwise be two questions that can land in two
+splits; and a paragraph a page repeats is one candidate, not two.  The result is
 written in paper 000's folder format (:mod:`advembed.data.qa`) under the cache and split by
 question like any such folder.  The texts are real technical documentation (MPL-2.0); the
 pairing is ours.
@@ -82,20 +85,28 @@ def page_questions(html: str, lang: str) -> list[tuple[str, list[str]]]:
     return [(heading, paragraphs) for heading, paragraphs in sections if paragraphs]
 
 
+def question_key(heading: str) -> str:
+    """What two headings must share to be the same question: case, punctuation and spacing
+    aside (``"Example:"`` and ``"example"`` are one question)."""
+    return " ".join(re.sub(r"[\W_]+", " ", heading.casefold()).split())
+
+
 def qa_rows(pages: dict[str, str], lang: str, seed: int = 0):
     """``(query rows, reply rows)`` in paper 000's format from ``{path: html}``."""
     rng = random.Random(seed)
     queries, replies, seen = [], [], set()
     for path in sorted(pages):
-        sections = page_questions(pages[path], lang)
+        sections = [(heading, list(dict.fromkeys(paragraphs)))  # a repeated paragraph once
+                    for heading, paragraphs in page_questions(pages[path], lang)]
         if len(sections) < 2:
             continue
         for index, (heading, answers) in enumerate(sections):
-            if heading in seen:  # a heading repeated across pages would leak across splits
+            key = question_key(heading)
+            if key in seen:  # a heading repeated across pages would leak across splits
                 continue
-            seen.add(heading)
-            others = [p for j, (_, ps) in enumerate(sections) if j != index for p in ps
-                      if p not in answers]
+            seen.add(key)
+            others = list(dict.fromkeys(p for j, (_, ps) in enumerate(sections) if j != index
+                                        for p in ps if p not in answers))
             negatives = rng.sample(others, min(NEGATIVES, len(others)))
             if not negatives:
                 continue
@@ -118,8 +129,9 @@ def help_qa(lang: str, split_seed: int) -> TextDataset:
     from advembed.provider import cache_dir
 
     package = PACKAGES[lang]
-    # v2: words either side of <br> kept apart, valueless `hidden` honoured
-    folder = cache_dir() / "extracted" / f"help-qa-{lang}-v2"
+    # v2: words either side of <br> kept apart, valueless `hidden` honoured; v3: headings
+    # that differ only in case or punctuation are one question, repeated paragraphs one reply
+    folder = cache_dir() / "extracted" / f"help-qa-{lang}-v3"
     if not (folder / "train.reply.tsv").is_file():
         deb = locate_debs((package,), FETCH_HINT.format(package=package))[package]
         prefix = f"usr/share/libreoffice/help/{LANG_DIR[lang]}/text/"

