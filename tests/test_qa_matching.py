@@ -138,3 +138,69 @@ def test_qa_matching_trains_and_evaluates_with_its_dev_threshold(tmp_path, tiny_
                  str(tiny_model_dir), "--limit", "20", "--no-progress",
                  "--output", str(tmp_path / "bad")]) == 2
     assert "needs (question, reply) pairs" in capsys.readouterr().err
+
+
+def test_decision_logits_put_the_dev_threshold_at_the_argmax():
+    import torch
+
+    task = get_task("qa-matching")
+    task.threshold = 0.3
+    logits = torch.tensor([[0.2, -0.4], [0.0, -1.0], [-0.5, 0.7]])
+    # P(answer) = σ(z₁ − z₀): 0.3543, 0.2689, 0.7685 → answer, not, answer at t = 0.3, while
+    # the argmax (t = 0.5) says not, not, answer; the shift is log(0.3 / 0.7) = −0.847298
+    decided = task.decision_logits(logits)
+    assert torch.allclose(decided, torch.tensor([[0.2, 0.447298], [0.0, -0.152702],
+                                                 [-0.5, 1.547298]]), atol=1e-6)
+    assert decided.argmax(-1).tolist() == [1, 0, 1] != logits.argmax(-1).tolist()
+    task.threshold = 0.8  # log(0.8 / 0.2) = 1.386294: only the third stays an answer
+    assert task.decision_logits(logits).argmax(-1).tolist() == [0, 0, 0]
+    assert get_task("classification").decision_logits(logits) is logits
+
+
+def test_attacks_count_a_pair_correct_by_the_runs_threshold(tmp_path, tiny_model_dir):
+    """The embedding attack at ε = 0 is right exactly where the run's own evaluation (P(answer)
+    against its dev threshold) is right, whatever the threshold; the word attack's wrapper
+    scores the same decision."""
+    from advembed.cli import main
+    from advembed.evaluation.robustness import PGDAttackSettings, pgd_robustness
+    from advembed.evaluation.runs import load_run_model, run_split, run_task
+    from advembed.evaluation.attack_resources import import_textattack
+    from advembed.evaluation.word_attack import _build_wrapper_class, _confirm_flip, score_texts
+    from advembed.inference import predict_logits
+    from advembed.runs import read_run
+    from advembed.tasks.qa_matching import answer_probability
+
+    out = tmp_path / "run"
+    assert main(["train", "--task", "qa-matching", "--dataset",
+                 str(write_qa_folder(tmp_path / "qa", questions=40)), "--model",
+                 str(tiny_model_dir), "--epochs", "3", "--batch-size", "16", "--lr", "1e-2",
+                 "--no-progress", "--output", str(out)]) == 0
+    config = read_run(out)[0]
+    loaded = load_run_model(out, config)
+    examples = run_split(config, "test")
+    labels = np.array([e.label for e in examples])
+    probability = answer_probability(predict_logits(loaded.model, loaded.tokenizer, examples))
+    values = np.unique(probability)  # thresholds in the widest gaps between scores: no score
+    inner = range(len(values) // 5, 4 * len(values) // 5)  # is near one (float32 logits)
+    widest = sorted(inner, key=lambda i: values[i + 1] - values[i])[-2:]
+    for threshold in (float(values[i] + values[i + 1]) / 2 for i in sorted(widest)):
+        task = run_task(config | {"qa_threshold": threshold})
+        expected = (probability >= threshold).astype(int)
+        assert 0 < expected.sum() < len(expected)  # the two thresholds decide differently
+        results, records = pgd_robustness(
+            loaded.model, loaded.tokenizer, examples, PGDAttackSettings(epsilon=(0.0,)),
+            task=task, progress=False)
+        assert [r["eps=0"]["correct"] for r in records] == (expected == labels).tolist()
+        assert results[0].accuracy == pytest.approx(float((expected == labels).mean()))
+        scored = score_texts(loaded.model, loaded.tokenizer,
+                             [(e.text, e.text_pair) for e in examples],
+                             decide=task.decision_logits)
+        assert scored.argmax(-1).tolist() == expected.tolist()
+        wrapper = _build_wrapper_class(import_textattack())(
+            loaded.model, loaded.tokenizer, decide=task.decision_logits, temperature=0.01)
+        pairs = [(e.text, e.text_pair) for e in examples]
+        assert wrapper(pairs).argmax(-1).tolist() == expected.tolist()
+        flipped = {"status": "successful", "label": 1, "text": pairs[0][0],
+                   "text_pair": pairs[0][1]}
+        _confirm_flip(loaded.model, loaded.tokenizer, flipped, 8, 128, task.decision_logits)
+        assert flipped["rescored_prediction"] == expected[0]

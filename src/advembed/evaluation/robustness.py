@@ -69,7 +69,8 @@ def attack_batch(adapter: EmbeddingAdapter, task: Task, batch: dict, epsilon: fl
         attacked = adapter.forward(batch, delta, output_hidden_states=True)
     r_clean = task.representation(clean, batch).float()
     r_adv = task.representation(attacked, batch).float()
-    return _BatchOutcome(wrong=(attacked.logits.argmax(-1) != batch["labels"]).cpu(),
+    decided = task.decision_logits(attacked.logits).argmax(-1)  # QA matching: its threshold
+    return _BatchOutcome(wrong=(decided != batch["labels"]).cpu(),
                          cosine=F.cosine_similarity(r_clean, r_adv, dim=-1),
                          distance=(r_clean - r_adv).norm(dim=-1))
 

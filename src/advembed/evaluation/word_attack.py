@@ -126,8 +126,9 @@ def _build_wrapper_class(textattack):
         """Our classifier as a black box: a list of inputs in, class probabilities out."""
 
         def __init__(self, model, tokenizer, *, batch_size: int = 64, max_length: int = 128,
-                     temperature: float = 1.0):
+                     temperature: float = 1.0, decide=None):
             self.model, self.tokenizer = model, tokenizer
+            self.decide = decide
             self.batch_size, self.max_length = batch_size, max_length
             self.temperature = temperature
             self.calls = 0
@@ -138,22 +139,26 @@ def _build_wrapper_class(textattack):
             self.inputs_scored += len(text_input_list)
             return score_texts(self.model, self.tokenizer, text_input_list,
                                batch_size=self.batch_size, max_length=self.max_length,
-                               temperature=self.temperature)
+                               temperature=self.temperature, decide=self.decide)
 
     return ClassifierWrapper
 
 
 def score_texts(model, tokenizer, inputs: Sequence, *, batch_size: int = 64,
-                max_length: int = 128, temperature: float = 1.0) -> np.ndarray:
-    """Class probabilities ``softmax(logits / temperature)`` for strings or (text, text_pair)
-    tuples, in batches."""
+                max_length: int = 128, temperature: float = 1.0, decide=None) -> np.ndarray:
+    """Class probabilities ``softmax(decide(logits) / temperature)`` for strings or (text,
+    text_pair) tuples, in batches; ``decide`` is the task's :meth:`~advembed.tasks.Task.
+    decision_logits` (QA matching moves its threshold to the argmax), none = the logits."""
     from advembed.data import Example
     from advembed.inference import predict_logits
 
     texts = [Example(item[0], 0, item[1]) if isinstance(item, tuple) else Example(item, 0)
              for item in inputs]
-    logits = predict_logits(model, tokenizer, texts, batch_size=batch_size, max_length=max_length)
-    return torch.softmax(torch.from_numpy(logits) / temperature, dim=-1).numpy()
+    logits = torch.from_numpy(predict_logits(model, tokenizer, texts, batch_size=batch_size,
+                                             max_length=max_length))
+    if decide is not None:
+        logits = decide(logits)
+    return torch.softmax(logits / temperature, dim=-1).numpy()
 
 
 def _build_encoder_class(textattack):
@@ -270,9 +275,13 @@ def run_word_attack(model, tokenizer, examples: Sequence, options: WordAttackOpt
     textattack = import_textattack()
     from textattack.attack_results import SkippedAttackResult, SuccessfulAttackResult
 
+    from advembed.tasks import get_task
+
     pair = any(e.text_pair is not None for e in examples)
+    decide = (task or get_task()).decision_logits
     wrapper = _build_wrapper_class(textattack)(model, tokenizer, batch_size=options.batch_size,
-                                               max_length=max_length, temperature=temperature)
+                                               max_length=max_length, temperature=temperature,
+                                               decide=decide)
     attack, settings = build_attack(textattack, wrapper, options, pair=pair,
                                     target_tokenizer=tokenizer, task=task)
     started = time.perf_counter()
@@ -288,7 +297,7 @@ def run_word_attack(model, tokenizer, examples: Sequence, options: WordAttackOpt
         result = attack.attack(attacked, example.label)
         record = _record(index, example, result, SuccessfulAttackResult, SkippedAttackResult)
         record["temperature"] = temperature
-        _confirm_flip(model, tokenizer, record, options.batch_size, max_length)
+        _confirm_flip(model, tokenizer, record, options.batch_size, max_length, decide)
         records.append(record)
         if on_record is not None:
             on_record(record)
@@ -333,14 +342,16 @@ def _record(index: int, example, result, successful, skipped) -> dict:
     }
 
 
-def _confirm_flip(model, tokenizer, record: dict, batch_size: int, max_length: int) -> None:
-    """Re-score a successful adversarial text with our own inference."""
+def _confirm_flip(model, tokenizer, record: dict, batch_size: int, max_length: int,
+                  decide=None) -> None:
+    """Re-score a successful adversarial text with our own inference (and the task's
+    decision, ``decide``)."""
     if record["status"] != "successful":
         return
     text = (record["text"], record["text_pair"]) if record["text_pair"] is not None else \
         record["text"]
     probabilities = score_texts(model, tokenizer, [text], batch_size=batch_size,
-                                max_length=max_length)[0]
+                                max_length=max_length, decide=decide)[0]
     record["rescored_prediction"] = int(np.argmax(probabilities))
     record["flip_confirmed"] = record["rescored_prediction"] != record["label"]
 

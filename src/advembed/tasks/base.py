@@ -144,6 +144,11 @@ class Task:
                          if d is not None and t is not None)
 
     # --- what objectives, drift and attacks see -----------------------------------------------
+    def decision_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits whose argmax is the task's decision (attacks count "correct" by it; default:
+        the model's own logits, the decision being their argmax)."""
+        return logits
+
     def representation(self, outputs: Any, inputs: dict[str, Any] | None = None) -> torch.Tensor:
         """``(batch, hidden)`` representation of each example (objectives, drift)."""
         return first_token_representation(outputs, inputs)

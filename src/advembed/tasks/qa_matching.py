@@ -12,7 +12,10 @@ The best checkpoint is the one with the best dev F1.  Data: a folder in paper 00
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import torch
 
 from advembed.errors import AdvembedError
 from advembed.tasks.base import SPLITS
@@ -79,6 +82,16 @@ class QAMatchingTask(ClassificationTask):
     def load_run_state(self, config):
         self.threshold = float(config.get("qa_threshold", 0.5))
         self._split = "test"  # a saved run's threshold is fixed
+
+    def decision_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """The answer logit lowered by ``log(t / (1 − t))``, t the threshold: P(answer) ≥ t
+        exactly where the shifted answer logit is the larger (σ(z₁ − z₀) ≥ t ⇔ z₁ − z₀ ≥
+        logit t), so an attack flips the decision the task scores, not the argmax at 0.5
+        (an exact tie, P(answer) = t, counts as "not answer" here)."""
+        t = min(max(self.threshold, 1e-7), 1 - 1e-7)
+        shift = torch.zeros(logits.shape[-1], dtype=logits.dtype, device=logits.device)
+        shift[1] = math.log(t) - math.log1p(-t)
+        return logits - shift
 
     def metrics(self, logits, labels) -> dict[str, float]:
         probability = answer_probability(logits)
