@@ -162,9 +162,9 @@ def test_attacks_count_a_pair_correct_by_the_runs_threshold(tmp_path, tiny_model
     against its dev threshold) is right, whatever the threshold; the word attack's wrapper
     scores the same decision."""
     from advembed.cli import main
+    from advembed.evaluation.attack_resources import import_textattack
     from advembed.evaluation.robustness import PGDAttackSettings, pgd_robustness
     from advembed.evaluation.runs import load_run_model, run_split, run_task
-    from advembed.evaluation.attack_resources import import_textattack
     from advembed.evaluation.word_attack import _build_wrapper_class, _confirm_flip, score_texts
     from advembed.inference import predict_logits
     from advembed.runs import read_run
