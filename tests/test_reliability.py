@@ -573,7 +573,9 @@ def test_an_attack_whose_final_write_fails_loses_nothing_and_resumes(tmp_path, f
     for module, name in ((robustness, "attack_batch"), (vulnerability, "FGM"),
                          (word_attack, "run_word_attack")):
         monkeypatch.setattr(module, name, _never)  # resuming recomputes nothing
-    assert main([*argv, "--resume"]) == 0
+    # the number of worker processes is no setting of the results: another number resumes
+    workers = ["--workers", "2"] if attack == "pwws" else []
+    assert main([*argv, *workers, "--resume"]) == 0
     resumed = json.loads((run / f"attack-{attack}.json").read_text())
     per_example = 3 if attack == "pwws" else 1  # pwws: temperatures 1, 100 and 0.01
     assert resumed["resumed_records"] == 10 * per_example and not partial.exists()
@@ -631,6 +633,29 @@ def test_resuming_an_attack_with_other_settings_sample_or_model_is_refused(tmp_p
     assert partial.read_text() == other_model and not (run / "attack-pgd.json").exists()
     partial.write_text(interrupted)
     assert main([*argv, "--resume"]) == 0  # the same options: resumed, nothing recomputed
+
+
+def test_a_word_attacks_resume_key_names_its_mlm_build_and_not_its_workers(tmp_path):
+    """BERT-Attack's candidates come from the MLM: a log made with one build of it is not
+    resumed with another (the default MLM changes when rebuilt); PWWS has no MLM to name."""
+    from advembed.evaluation.attack import _result_settings
+    from advembed.evaluation.word_attack import WordAttackOptions
+
+    def built(name, sha):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text("{}")
+        (folder / "mlm_metrics.json").write_text(json.dumps({"weights_sha256": sha}))
+        return str(folder)
+
+    first, rebuilt = built("a", "1" * 64), built("b", "2" * 64)
+    key = _result_settings("bert-attack", WordAttackOptions(attack="bert-attack", mlm=first))
+    assert key["mlm_weights_sha256"] == "1" * 64 and "workers" not in key
+    assert key != _result_settings("bert-attack",
+                                   WordAttackOptions(attack="bert-attack", mlm=rebuilt))
+    assert _result_settings("pwws", WordAttackOptions(attack="pwws", workers=1)) == \
+        _result_settings("pwws", WordAttackOptions(attack="pwws", workers=4))
+    assert "mlm_weights_sha256" not in _result_settings("pwws", WordAttackOptions(attack="pwws"))
 
 
 def test_an_attack_on_an_unwritable_run_fails_before_computing(tmp_path, finished_run, capsys,

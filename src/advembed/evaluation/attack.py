@@ -33,7 +33,7 @@ from advembed.evaluation.runs import (
     sample_examples,
 )
 from advembed.evaluation.settings import PGDAttackSettings, SampleSettings, VulnerabilitySettings
-from advembed.evaluation.word_attack import WORD_ATTACKS, WordAttackOptions
+from advembed.evaluation.word_attack import MLM_ATTACKS, WORD_ATTACKS, WordAttackOptions
 from advembed.runs import attack_stem, write_json, write_jsonl
 from advembed.settings import Settings
 
@@ -71,7 +71,7 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
     config = read_checked_run(run)
     examples = sample_examples(run_split(config, sample.split, data), sample.n_examples,
                                sample.seed)
-    header = {"attack": attack, "settings": settings.as_dict(), "data": (data or
+    header = {"attack": attack, "settings": _result_settings(attack, settings), "data": (data or
               DataOptions()).as_dict(), "split": sample.split, "n_examples": sample.n_examples,
               "seed": sample.seed, "model_sha256": config.get("model_sha256")}
     stem = attack_stem(attack, sample.split)
@@ -105,6 +105,20 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
         log.close()
     log.finish()
     return summary
+
+
+def _result_settings(attack: str, settings: Settings) -> dict[str, Any]:
+    """What a resumed attack must share with the interrupted one: its settings but the number
+    of worker processes (results are identical for any), and for BERT-Attack / BAE the sha256
+    of the MLM's weights (the default MLM changes when it is rebuilt; its candidates with it)."""
+    chosen = settings.as_dict()
+    if attack in WORD_ATTACKS:
+        from advembed.mlm.load import DEFAULT_MLM, mlm_weights_sha256
+
+        chosen.pop("workers", None)
+        if attack in MLM_ATTACKS:
+            chosen["mlm_weights_sha256"] = mlm_weights_sha256(settings.mlm or DEFAULT_MLM)
+    return chosen
 
 
 def _pgd(loaded, examples, settings: PGDAttackSettings, batch_size, common, config):
