@@ -186,9 +186,27 @@ def method_row(args, dataset: str, method: str, metrics: dict[int, dict],
             f"{mean_std(list(test.values()))} | {delta} | {seconds:.0f} | {collapsed} |")
 
 
-def load_runs(args, dataset: str, methods_used: dict, recorded: dict) -> dict[str, dict]:
+def same_data(dataset: str, fingerprints: dict[str, dict | None]) -> dict | None:
+    """The one ``data_sha256`` the runs of ``dataset`` recorded (run name → its value; runs
+    from before it was recorded are unknown, not different); exits in one line naming two
+    runs that saw different data (a rebuilt dataset), which no table may average together."""
+    known = {name: value for name, value in fingerprints.items() if value}
+    versions: dict[str, str] = {}
+    for name, value in sorted(known.items()):
+        versions.setdefault(json.dumps(value, sort_keys=True), name)
+    if len(versions) > 1:
+        first, second = list(versions.values())[:2]
+        raise SystemExit(f"quality.py: runs of {dataset} saw different data (data_sha256 in "
+                         f"config.json): {first} and {second}; put runs of one version of the "
+                         "dataset in a table")
+    return next(iter(known.values()), None)
+
+
+def load_runs(args, dataset: str, methods_used: dict, recorded: dict,
+              fingerprints: dict | None = None) -> dict[str, dict]:
     """Every finished run of ``dataset``: method → seed → its ``metrics.json``; the settings
-    each run trained with are collected into ``methods_used`` and ``recorded``."""
+    each run trained with are collected into ``methods_used`` and ``recorded``, its data's
+    fingerprint (``data_sha256``) into ``fingerprints``, by run name."""
     found: dict[str, dict] = {}
     for method in args.methods:
         for seed in args.seeds:
@@ -196,6 +214,8 @@ def load_runs(args, dataset: str, methods_used: dict, recorded: dict) -> dict[st
             if path.is_file():
                 found.setdefault(method, {})[seed] = json.loads(path.read_text())
                 config = json.loads((path.parent / "config.json").read_text())
+                if fingerprints is not None:
+                    fingerprints[path.parent.name] = config.get("data_sha256")
                 methods_used.setdefault(method, set()).add(recorded_method_settings(config))
                 if config.get("objective", "ce") != "ce":
                     recorded.setdefault(method, set()).add(recorded_settings(config))
@@ -207,13 +227,17 @@ def aggregate(args) -> str:
     recorded: dict[str, set[str]] = {}
     methods_used: dict[str, set[str]] = {}
     for dataset in args.datasets:
-        found, rows_before = load_runs(args, dataset, methods_used, recorded), len(rows)
+        fingerprints: dict[str, dict | None] = {}
+        found = load_runs(args, dataset, methods_used, recorded, fingerprints)
+        # with --limit each seed draws its own subset: nothing to compare
+        data_sha256 = None if args.limit else same_data(dataset, fingerprints)
+        rows_before = len(rows)
         for method, metrics in found.items():
             plain = {seed: m["test"][args.metric]
                      for seed, m in found.get(plain_of(method), {}).items()}
             rows.append(method_row(args, dataset, method, metrics, plain))
         if args.reference and len(rows) > rows_before:
-            rows += reference_lines(dataset, args.metric, args.limit)
+            rows += reference_lines(dataset, args.metric, args.limit, expected=data_sha256)
     suffixed = any("@" in m for m in args.methods)
     header = [
         "# Results: plain fine-tuning vs adversarial methods",

@@ -66,6 +66,11 @@ def test_augment_limit_is_recorded_and_needs_a_file(tmp_path, tiny_model_dir, ca
     train = json.loads((plain / "config.json").read_text())["split_sizes"]["train"]
     assert config["augment_limit"] == 5
     assert config["split_sizes"]["train"] == train + 5
+    # the run records the data it saw: the augmented training split, the same dev and test
+    seen = json.loads((plain / "config.json").read_text())["data_sha256"]
+    assert config["data_sha256"]["train"] != seen["train"]
+    assert {k: config["data_sha256"][k] for k in ("dev", "test")} == \
+        {k: seen[k] for k in ("dev", "test")}
     capsys.readouterr()
     assert main([*argv, "--output", str(tmp_path / "x"), "--augment-limit", "5"]) == 2
     assert capsys.readouterr().err.strip().endswith("--augment-limit needs --augment-file")

@@ -344,3 +344,17 @@ def test_hf_failure_is_a_user_error(tmp_path: Path) -> None:
         load_dataset(f"hf:json:{tmp_path / 'missing.jsonl'}")
     with pytest.raises(AdvembedError, match=r"hf:csv needs data files"):
         load_dataset("hf:csv")
+
+
+def test_a_datasets_fingerprint_is_the_sha256_of_its_examples_in_order():
+    import hashlib
+
+    from advembed.data.base import Example, TextDataset
+
+    rows = [Example("Très bien", 1), Example("q?", 0, "a.")]
+    data = TextDataset("x", ["n", "p"], {"train": rows, "dev": rows[::-1], "test": []})
+    expected = hashlib.sha256('["Très bien", null, 1]\n["q?", "a.", 0]\n'.encode()).hexdigest()
+    found = data.fingerprints()
+    assert found["train"] == expected
+    assert found["dev"] != expected  # the order is part of the split
+    assert found["test"] == hashlib.sha256(b"").hexdigest()

@@ -12,12 +12,14 @@ import pytest
 from test_attack_table import _load
 
 
-def _run(root: Path, name: str, metric: str, dev: float, test: float) -> None:
+def _run(root: Path, name: str, metric: str, dev: float, test: float,
+         data: dict | None = None) -> None:
     run = root / name
     run.mkdir(parents=True)
     (run / "metrics.json").write_text(json.dumps(
         {"best_dev": {metric: dev}, "test": {metric: test}, "train": {"seconds": 60.0}}))
-    (run / "config.json").write_text(json.dumps({"method_settings": {}}))
+    (run / "config.json").write_text(json.dumps({"method_settings": {}}
+                                                | ({"data_sha256": data} if data else {})))
 
 
 def _args(tmp_path: Path, metric: str, methods: list[str]) -> argparse.Namespace:
@@ -105,3 +107,22 @@ def test_an_epoch_suffix_that_is_not_a_number_is_a_one_line_error(monkeypatch, c
     with pytest.raises(SystemExit):
         quality.main()
     assert "--methods freeat@nine: the epochs after @ must be a number" in capsys.readouterr().err
+
+
+def test_runs_that_saw_different_data_are_never_averaged_into_one_row(tmp_path):
+    """A dataset rebuilt between runs (help-qa v2 → v3) gives other splits: the table refuses
+    to pair or average them, in one line naming two such runs; runs from before fingerprints
+    were recorded are unknown, not different."""
+    quality = _load("quality")
+    old, new = {"train": "a", "dev": "b", "test": "c"}, {"train": "a", "dev": "b", "test": "d"}
+    _run(tmp_path, "help-qa-en-none-s13", "f1", 0.5, 0.55, data=old)
+    _run(tmp_path, "help-qa-en-none-s14", "f1", 0.5, 0.56)  # recorded nothing
+    _run(tmp_path, "help-qa-en-fgm-s13", "f1", 0.5, 0.57, data=old)
+    assert "| help-qa-en | fgm |" in quality.aggregate(_args(tmp_path, "f1", ["none", "fgm"]))
+    _run(tmp_path, "help-qa-en-fgm-s14", "f1", 0.5, 0.58, data=new)
+    with pytest.raises(SystemExit, match="runs of help-qa-en saw different data .*"
+                                         "help-qa-en-fgm-s13 and help-qa-en-fgm-s14"):
+        quality.aggregate(_args(tmp_path, "f1", ["none", "fgm"]))
+    limited = _args(tmp_path, "f1", ["none", "fgm"])
+    limited.limit = 100  # each seed draws its own subset: nothing to compare
+    assert "| help-qa-en | fgm |" in quality.aggregate(limited)

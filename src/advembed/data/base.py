@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 from advembed.data.splits import sample
@@ -47,6 +49,18 @@ class TextDataset:
     def sizes(self) -> dict[str, int]:
         """Number of examples per split."""
         return {name: len(exs) for name, exs in self.splits.items()}
+
+    def fingerprints(self) -> dict[str, str]:
+        """Per split, the sha256 of its examples in order (text, pair, label): two runs whose
+        fingerprints differ saw different data, however the dataset was named or built."""
+        found = {}
+        for name, examples in self.splits.items():
+            digest = hashlib.sha256()
+            for example in examples:
+                digest.update(json.dumps([example.text, example.text_pair, example.label],
+                                         ensure_ascii=False).encode("utf-8") + b"\n")
+            found[name] = digest.hexdigest()
+        return found
 
     def limit(self, n: int, seed: int) -> TextDataset:
         """A new dataset with at most ``n`` examples per split.

@@ -360,6 +360,7 @@ def run_record(config: TrainConfig, built: Built, output: Path) -> dict[str, Any
         **base_run_record(built.loaded.model),
         **built.task.record(built.data),
         "split_sizes": {split: len(built.data.splits[split]) for split in SPLITS},
+        "data_sha256": built.data.fingerprints(),  # what it trained and was scored on
         "torch_threads": torch.get_num_threads(),  # sums change order with it: same seed,
         "versions": {                              # same threads, same run on CPU
             "advembed": __version__,
