@@ -464,3 +464,32 @@ def test_the_rescaled_headline_is_the_lowest_accuracy_over_the_temperatures():
     assert summary["attack_accuracy"] == 0.5
     assert summary["attack_accuracy_rescaled"] == 0.25
     assert summary["rescaled_temperature"] == 100.0
+
+
+def test_on_a_pair_the_word_budget_counts_the_attacked_second_sentence_only():
+    """40 % of a 5-word second sentence is ceil(2.0) = 2 changed words; over both sentences
+    (15 words) TextAttack's own constraint would allow ceil(6.0) = 6, so 3 changes pass it."""
+    from collections import OrderedDict
+
+    from textattack.constraints.overlap import MaxWordsPerturbed
+
+    from advembed.evaluation.attack_resources import import_textattack
+    from advembed.evaluation.word_attack import attacked_words
+    from advembed.evaluation.word_constraints import build_budget_class
+
+    textattack = import_textattack()
+    pair = textattack.shared.AttackedText(OrderedDict(
+        [("text", "one two three four five six seven eight nine ten"),
+         ("text_pair", "alpha beta gamma delta epsilon")]))
+    two = pair.replace_words_at_indices([10, 11], ["a1", "b1"])
+    three = pair.replace_words_at_indices([10, 11, 12], ["a1", "b1", "c1"])
+    budget = build_budget_class(textattack)(max_percent=0.4, column="text_pair")
+    assert attacked_words(pair) == ["alpha", "beta", "gamma", "delta", "epsilon"]
+    assert budget._check_constraint(two, pair) and not budget._check_constraint(three, pair)
+    assert MaxWordsPerturbed(max_percent=0.4)._check_constraint(three, pair)  # the old budget
+    single = textattack.shared.AttackedText("alpha beta gamma delta epsilon")
+    three_single = single.replace_words_at_indices([0, 1, 2], ["a1", "b1", "c1"])
+    same = build_budget_class(textattack)(max_percent=0.4, column="text")
+    assert attacked_words(single) == single.words
+    assert not same._check_constraint(three_single, single)
+    assert same._check_constraint(single.replace_words_at_indices([0, 1], ["a", "b"]), single)

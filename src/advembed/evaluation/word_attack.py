@@ -5,14 +5,15 @@ lacks offline and what our runs need:
 
 * :class:`ClassifierWrapper` — our model as a TextAttack ``ModelWrapper``: only output
   probabilities leave it (black box), and every query list is scored in batches;
-* :class:`MeanPooledEncoder` — the semantic-similarity constraint.  The recipes use the
+* :class:`~advembed.evaluation.word_constraints.MeanPooledEncoder` — the semantic-similarity
+  constraint.  The recipes use the
   Universal Sentence Encoder, which no registry carries; the default encoder here is the packaged
   all-MiniLM-L6-v2, a sentence-similarity model, mean-pooled and L2-normalised as it was
   trained.  Its cosine scale is not USE's, so the thresholds are options
   (``--min-similarity``);
 * the recipes below, built from TextAttack's parts with the published settings, plus a
   perturbation budget, protected special-token words, and "attack the second sentence" for
-  pairs (VDA paper, §5.1.3).
+  pairs (VDA paper, §5.1.3), whose budget counts the second sentence's words only.
 
 Recipes (``--attack``):
 
@@ -161,43 +162,6 @@ def score_texts(model, tokenizer, inputs: Sequence, *, batch_size: int = 64,
     return torch.softmax(logits / temperature, dim=-1).numpy()
 
 
-def _build_encoder_class(textattack):
-    base = textattack.constraints.semantics.sentence_encoders.SentenceEncoder
-
-    class MeanPooledEncoder(base):
-        """Sentence similarity from a transformer encoder, mean-pooled and L2-normalised."""
-
-        def __init__(self, model_name: str = "default", batch_size: int = 64, **kwargs):
-            super().__init__(**kwargs)
-            from transformers import AutoModel, AutoTokenizer
-
-            from advembed.models import resolve_model
-
-            path = resolve_model(model_name)
-            try:
-                self.tokenizer = AutoTokenizer.from_pretrained(path)
-                self.encoder = AutoModel.from_pretrained(path).eval()
-            except OSError as exc:
-                raise AdvembedError(f"cannot load similarity model '{model_name}': "
-                                    f"{str(exc).strip().splitlines()[0]}") from None
-            self.batch_size = batch_size
-
-        @torch.no_grad()
-        def encode(self, sentences):
-            out = []
-            for start in range(0, len(sentences), self.batch_size):
-                chunk = list(sentences[start:start + self.batch_size])
-                enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=128,
-                                     return_tensors="pt")
-                hidden = self.encoder(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-                out.append(torch.nn.functional.normalize(pooled, dim=-1))
-            return torch.cat(out)
-
-    return MeanPooledEncoder
-
-
 def protected_words(tokenizer) -> set[str]:
     """Words of the target tokenizer's special tokens (``[CLS]`` → ``cls``, ``<s>`` → ``s``)."""
     import re
@@ -214,7 +178,6 @@ def build_attack(textattack, wrapper, options: WordAttackOptions, *, pair: bool,
     """Compose the TextAttack ``Attack`` for ``options`` around ``wrapper``; the goal function
     is the task's (untargeted classification by default)."""
     from nltk.corpus import stopwords as nltk_stopwords
-    from textattack.constraints.overlap import MaxWordsPerturbed
     from textattack.constraints.pre_transformation import (
         InputColumnModification,
         RepeatModification,
@@ -222,6 +185,7 @@ def build_attack(textattack, wrapper, options: WordAttackOptions, *, pair: bool,
     )
     from textattack.search_methods import GreedyWordSwapWIR
 
+    from advembed.evaluation.word_constraints import build_budget_class, build_encoder_class
     from advembed.tasks import get_task
 
     settings = options.resolved()
@@ -230,8 +194,9 @@ def build_attack(textattack, wrapper, options: WordAttackOptions, *, pair: bool,
                  for variant in (word, word.capitalize(), word.upper())}
     if target_tokenizer is not None:
         stopwords |= protected_words(target_tokenizer)
-    constraints = [RepeatModification(), StopwordModification(stopwords=stopwords),
-                   MaxWordsPerturbed(max_percent=settings["max_perturbed"])]
+    words_budget = build_budget_class(textattack)(max_percent=settings["max_perturbed"],
+                                                  column="text_pair" if pair else "text")
+    constraints = [RepeatModification(), StopwordModification(stopwords=stopwords), words_budget]
     if pair:
         constraints.append(InputColumnModification(list(PAIR_COLUMNS), {"text"}))
     if options.attack == "pwws":
@@ -248,7 +213,7 @@ def build_attack(textattack, wrapper, options: WordAttackOptions, *, pair: bool,
                                           tokenizer=mlm_tokenizer,
                                           max_candidates=settings["max_candidates"], **extra)
     if settings["min_similarity"] is not None and options.similarity_model != "none":
-        encoder = _build_encoder_class(textattack)
+        encoder = build_encoder_class(textattack)
         constraints.append(encoder(options.similarity_model, threshold=settings["min_similarity"],
                                    metric="cosine", compare_against_original=True,
                                    window_size=settings["window"],
@@ -317,6 +282,14 @@ def run_word_attack(model, tokenizer, examples: Sequence, options: WordAttackOpt
     return summarise(records) | details, records
 
 
+def attacked_words(text) -> list[str]:
+    """The words of the column an attack may change: a pair's second sentence, else the text
+    (the budget and the perturbed percentage count these)."""
+    labels = text.column_labels
+    return text.words_per_input[labels.index("text_pair")] if "text_pair" in labels \
+        else text.words
+
+
 def _record(index: int, example, result, successful, skipped) -> dict:
     original = result.original_result.attacked_text
     perturbed = result.perturbed_result.attacked_text
@@ -333,7 +306,7 @@ def _record(index: int, example, result, successful, skipped) -> dict:
         "original_prediction": int(result.original_result.output),
         "attack_prediction": int(result.perturbed_result.output),
         "queries": int(result.num_queries),
-        "words": len(original.words),
+        "words": len(attacked_words(original)),
         "changed_words": [[i, original.words[i], perturbed.words[i]] for i in changed],
         "original_text": example.text,
         "original_text_pair": example.text_pair,
