@@ -58,20 +58,38 @@ class CheckpointMixin:
         self.optimizer.load_state_dict(load_state(Path(checkpoint), "optimizer"))
         self.lr_scheduler.load_state_dict(load_state(Path(checkpoint), "scheduler"))
 
+    # --- the training loss so far -----------------------------------------------------------
+    def _maybe_log_save_evaluate(self, tr_loss, *args, **kwargs):
+        self._running_loss = tr_loss  # the loss summed since the last log (zeroed in place)
+        return super()._maybe_log_save_evaluate(tr_loss, *args, **kwargs)
+
+    def _loss_sum(self) -> float:
+        """The summed training loss ``Trainer`` divides by the step count at the end: what was
+        logged so far plus what was not yet.  A resumed ``Trainer`` starts both at 0 and so
+        reported the run's loss times the share of steps it trained itself; the checkpoint
+        keeps this sum and :meth:`_load_rng_state` puts it back."""
+        running = getattr(self, "_running_loss", None)
+        return self._total_loss_scalar + (float(running.item()) if running is not None else 0.0)
+
     # --- random states and the method's own state -------------------------------------------
     def _save_rng_state(self, output_dir):
         save_state(Path(output_dir), self._state_name("rng"),
                    {"now": random_state(), "epoch_begin": self.epoch_random.state})
         method = self.method.state_dict() if self.method is not None else None
         save_state(Path(output_dir), self._state_name("method"),
-                   {"method": method, "guard": self.guard.state_dict()})
+                   {"method": method, "guard": self.guard.state_dict(),
+                    "loss_sum": self._loss_sum()})
 
     def _load_rng_state(self, checkpoint):
+        """Called once by a resumed ``Trainer`` (after it zeroed its loss sum)."""
         if checkpoint is None:
             return
         set_random_state(load_state(Path(checkpoint), self._state_name("rng"))["now"])
         if not self.epoch_random.fetched:  # resumed at an epoch boundary: the epoch begins now
             self.epoch_random.state = random_state()
+        saved = load_state(Path(checkpoint), self._state_name("method")).get("loss_sum")
+        if saved is not None:  # checkpoints before session 41 lack it
+            self._total_loss_scalar = float(saved)
 
     def resume_state(self, checkpoint: Path) -> None:
         """Before ``train(resume_from_checkpoint=...)``: the method's and the guard's state,
