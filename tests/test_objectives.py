@@ -69,6 +69,20 @@ def test_memory_bank_follows_eq5():
     assert torch.allclose(normalized.rows[0], torch.tensor([0.6, 0.8]))
 
 
+def test_a_row_given_twice_in_one_update_takes_its_first_value():
+    """DDP's sampler repeats examples to fill the last global batch: row 1 arrives twice.
+    With M = 0.3 it becomes 0.3·(1, 2) + 0.7·(3, 5) = (2.4, 4.1), from its first value; the
+    second, (10, 10), would give (7.3, 7.6) — the last write of a plain index assignment."""
+    from advembed.objectives.carl import first_occurrences
+
+    bank = MemoryBank(3, 2, momentum=0.3, normalize=False)
+    bank.update(torch.tensor([1]), torch.tensor([[1.0, 2.0]]))
+    bank.update(torch.tensor([1, 0, 1]), torch.tensor([[3.0, 5.0], [7.0, 9.0], [10.0, 10.0]]))
+    assert torch.allclose(bank.rows[1], torch.tensor([2.4, 4.1]))
+    assert torch.equal(bank.rows[0], torch.tensor([7.0, 9.0]))
+    assert first_occurrences(torch.tensor([5, 3, 5, 3, 8])).tolist() == [0, 1, 4]
+
+
 def test_carl_nce_matches_hand_computation():
     tau, n_data, log_z = 0.5, 10, math.log(3.0)
     anchor = torch.tensor([[1.0, 0.0]])

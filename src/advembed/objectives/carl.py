@@ -107,6 +107,19 @@ def estimate_log_z(anchor: torch.Tensor, positive: torch.Tensor, negatives: torc
     return float(math.log(num_data) + total - math.log(count))
 
 
+def first_occurrences(index: torch.Tensor) -> torch.Tensor:
+    """Positions of the first occurrence of each value of ``index``, in order: a row written
+    twice in one update (the distributed sampler repeats examples to fill the last global
+    batch) takes its first value, as a one-process run would, not whichever write lands last."""
+    if index.numel() == 0:
+        return torch.zeros(0, dtype=torch.long)
+    _, inverse = torch.unique(index, return_inverse=True)
+    positions = torch.arange(index.numel())
+    first = torch.full((int(inverse.max()) + 1,), index.numel(), dtype=torch.long)
+    first = first.scatter_reduce(0, inverse, positions, reduce="amin")
+    return first.sort().values
+
+
 class MemoryBank:
     """One row per training example, updated by eq. 5: ``B[i] = M·B[i] + (1 − M)·R_i``.
 
@@ -127,6 +140,8 @@ class MemoryBank:
         finite = torch.isfinite(values.detach()).all(-1).cpu()
         index = index.cpu()[finite]
         values = values.detach().float().cpu()[finite]
+        first = first_occurrences(index)  # DDP pads the last batch by repeating examples
+        index, values = index[first], values[first]
         old = self.rows[index]
         new = torch.where(self.filled[index, None], self.momentum * old +
                           (1 - self.momentum) * values, values)
