@@ -44,16 +44,25 @@ ATTACKS = ["pgd", "vulnerability", *WORD_ATTACKS]
 DEFAULT_TEMPERATURES = tuple(word_temperatures(WordAttackOptions()))  # `advembed attack`'s
 WORD_NOTE = ("Accuracy under attack is the lowest over the logit temperatures the attacker "
              f"tries ({', '.join(f'{t:g}' for t in DEFAULT_TEMPERATURES)}).")
-T1_NOTE = ("† at T = 1 only in at least one run: its attack summary was made before the "
-           "attacker rescaled the logits, and the lowest over temperatures can only be lower "
-           "or equal (a plain figure so marked can overstate plain, a method's the method).")
+T1_NOTE = ("† compared over other logit temperatures: at least one run's headline figure is "
+           "the lowest over fewer temperatures than another's it is set beside (a summary "
+           "made before the attacker rescaled the logits is at T = 1 only, as is one attacked "
+           "with `--temperatures 1`); the lowest over more temperatures can only be lower or "
+           "equal, so a plain figure so marked can overstate plain, a method's the method.")
 
 
 def t1_only(group: list[dict], key: str) -> str:
-    """`` †`` where a run of ``group`` has the headline word-attack figure ``key``
-    (``*_rescaled``) at T = 1 only."""
-    flag = key.removesuffix("_rescaled") + "_t1_only"
-    return " †" if key.endswith("_rescaled") and any(r.get(flag) for r in group) else ""
+    """`` †`` where the headline word-attack figure ``key`` (``*_rescaled``) of a run of
+    ``group`` (a row's seeds, or a method's and plain's runs paired for a gain) is at T = 1
+    only (its summary predates the rescaled attack), or where the runs of ``group`` that have
+    it were attacked over different temperatures."""
+    if not key.endswith("_rescaled"):
+        return ""
+    recipe = next(r for r, (k, _) in WORD_ATTACKS.items() if f"{k}_rescaled" == key)
+    tried = {tuple(r.get(f"{recipe}_temperatures") or ()) for r in group
+             if r.get(key) is not None}
+    old = any(r.get(key.removesuffix("_rescaled") + "_t1_only") for r in group)
+    return " †" if old or len(tried) > 1 else ""
 
 
 def run_attack(run: Path, recipe: str, n_examples: int, workers: int = 1,
@@ -245,8 +254,9 @@ def table(rows: list[dict], methods: list[str], attacks: list[str], title: str,
                 + "".join(f"{mean_std([r.get(k) for r in group], of=len(group))}"
                           f"{t1_only(group, k)} | " for k, _, _ in cols)
                 + f"{statistics.mean(r['train_seconds'] for r in group):.0f} |")
-    flagged = any(t1_only(rows, k) for k, _, _ in cols)
-    return "\n".join(lines + sample_sizes(rows, attacks, split) + gains(rows, methods, cols)
+    gain_lines = gains(rows, methods, cols)
+    flagged = any("†" in line for line in lines[2:] + gain_lines)
+    return "\n".join(lines + sample_sizes(rows, attacks, split) + gain_lines
                      + (["", T1_NOTE] if flagged else [])) + "\n"
 
 

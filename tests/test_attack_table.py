@@ -202,6 +202,32 @@ def test_runs_are_attacked_seed_by_seed_and_tabled_method_by_method(attack_table
         ("none", 13), ("none", 14), ("robust", 13), ("robust", 14)]
 
 
+def test_figures_over_different_temperatures_are_marked_where_they_meet(attack_table, tmp_path):
+    """Plain attacked over T = 1, 100, 0.01 and VDA with ``--temperatures 1`` on ``bp``: the
+    gain that pairs them is marked (each row, one run, is not); on ``cq`` every run has T = 1
+    only — nothing to mark."""
+    for dataset, temperatures in (("bp", {"none": ["1", "100", "0.01"], "vda": ["1"]}),
+                                  ("cq", {"none": ["1"], "vda": ["1"]})):
+        for method, figure in (("none", 0.10), ("vda", 0.20)):
+            name = f"{dataset}-{method}-s13"
+            _run(tmp_path, name, 0.9, {0.1: 0.3}, None)
+            (tmp_path / name / "attack-pwws.json").write_text(json.dumps(
+                {"attack_accuracy": figure, "attack_accuracy_rescaled": figure, "examples": 40,
+                 "mean_queries": 5.0, "mean_perturbed_percent": 5.0,
+                 "temperatures": {t: {} for t in temperatures[method]}}))
+    args = attack_table.parser().parse_args(
+        ["--runs-dir", str(tmp_path), "--datasets", "bp", "cq", "--seeds", "13", "--no-attack",
+         "--methods", "none", "vda", "--attacks", "pwws", "--out", str(tmp_path / "t.md")])
+    assert attack_table.main(args) == 0
+    lines = (tmp_path / "t.md").read_text().splitlines()
+    assert "| bp | none | 1 | 0.9000 (1 seed) | 0.1000 (1 seed) | 100 |" in lines
+    assert "| bp | vda | 1 | 0.9000 (1 seed) | 0.2000 (1 seed) | 100 |" in lines
+    assert "| bp | vda | 0.00 (1 seed) | 10.00 (1 seed) † |" in lines
+    assert "| cq | vda | 1 | 0.9000 (1 seed) | 0.2000 (1 seed) | 100 |" in lines
+    assert "| cq | vda | 0.00 (1 seed) | 10.00 (1 seed) |" in lines
+    assert lines[-1] == attack_table.T1_NOTE
+
+
 def test_dev_split_summaries_are_read_and_named(attack_table, tmp_path):
     for name, clean, dev_acc, sample in (("bp-none-s13", 0.90, 0.12, 0.88),
                                          ("bp-vda-s13", 0.85, 0.27, 0.86)):
