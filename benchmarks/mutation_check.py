@@ -452,8 +452,10 @@ MUTANTS = [
            "            n = min(len(transformed_text.words), len(reference_text.words))",
            (WORD + "::test_on_a_pair_the_word_budget_counts_the_attacked_second_sentence_only",)),
     Mutant("resumed-loss-sum-not-restored", "training/checkpoints.py",
-           "            self._total_loss_scalar = float(saved)", "            pass",
-           ("tests/test_reliability.py::test_an_interrupted_run_resumes_to_the_same_final_metrics",)),
+           "        self.trainer._total_loss_scalar = self.loss_sum", "        pass",
+           ("tests/test_reliability.py::test_an_interrupted_run_resumes_to_the_same_final_metrics",
+            "tests/test_reliability.py::"
+            "test_a_run_resumed_from_its_final_checkpoint_reports_the_whole_runs_training_loss")),
     Mutant("help-qa-question-key-keeps-case", "data/help_qa.py",
            "    return \" \".join(re.sub(r\"[\\W_]+\", \" \", heading.casefold()).split())",
            "    return \" \".join(re.sub(r\"[\\W_]+\", \" \", heading).split())",

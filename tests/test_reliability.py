@@ -376,6 +376,30 @@ def test_an_interrupted_run_resumes_to_the_same_final_metrics(tmp_path, tiny_mod
     assert train["loss"] == pytest.approx(whole_train["loss"], rel=1e-6)  # float32 sums
 
 
+def test_a_run_resumed_from_its_final_checkpoint_reports_the_whole_runs_training_loss(
+        tmp_path, tiny_model_dir, small_csv, monkeypatch, capsys):
+    """Killed after the last step's checkpoint, while measuring: the resumed run trains no
+    step (no epoch begins), yet its mean training loss is the uninterrupted run's, not 0."""
+    import advembed.training.run as run_module
+
+    extra = ["--save-steps", "3", "--limit", "80"]
+    whole = tmp_path / "whole"
+    assert main(train_argv(small_csv, tiny_model_dir, whole, *extra)) == 0
+    out = tmp_path / "interrupted"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(run_module, "final_metrics", killed)
+        assert main(train_argv(small_csv, tiny_model_dir, out, *extra)) == 130
+    assert main(train_argv(small_csv, tiny_model_dir, out, *extra, "--resume")) == 0
+    train = json.loads((out / "metrics.json").read_text())["train"]
+    whole_train = json.loads((whole / "metrics.json").read_text())["train"]
+    assert train["resumed_from_step"] == whole_train["steps"] == 20
+    assert train["loss"] == pytest.approx(whole_train["loss"], rel=1e-6) and train["loss"] > 0.1
+
+
 def _noisy_csv(path, flip=0.2):
     """The small sentiment CSV with a fifth of its labels flipped: a tiny model learns it off
     chance, but its dev accuracy goes down again after its best evaluation."""

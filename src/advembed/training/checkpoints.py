@@ -15,6 +15,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from transformers import TrainerCallback
+
 from advembed.runs import Resumable, write_json
 from advembed.state_io import load_state, save_state
 from advembed.training.callbacks import EpochRandomState, random_state, set_random_state
@@ -32,6 +34,19 @@ def last_checkpoint(folder: Path) -> Path | None:
         else:
             shutil.rmtree(candidate, ignore_errors=True)
     return max(complete, key=lambda c: int(c.name.rsplit("-", 1)[1]), default=None)
+
+
+class LossSumOnResume(TrainerCallback):
+    """Gives a resumed ``Trainer`` the training-loss sum its checkpoint saved.  ``Trainer``
+    zeroes the sum just before ``on_train_begin``, which it calls once on every way a run
+    resumes — mid-epoch, at an epoch boundary, or from the final checkpoint, where no step is
+    left to train."""
+
+    def __init__(self, trainer, loss_sum: float) -> None:
+        self.trainer, self.loss_sum = trainer, loss_sum
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer._total_loss_scalar = self.loss_sum
 
 
 class CheckpointMixin:
@@ -67,7 +82,7 @@ class CheckpointMixin:
         """The summed training loss ``Trainer`` divides by the step count at the end: what was
         logged so far plus what was not yet.  A resumed ``Trainer`` starts both at 0 and so
         reported the run's loss times the share of steps it trained itself; the checkpoint
-        keeps this sum and :meth:`_load_rng_state` puts it back."""
+        keeps this sum and :class:`LossSumOnResume` puts it back."""
         running = getattr(self, "_running_loss", None)
         return self._total_loss_scalar + (float(running.item()) if running is not None else 0.0)
 
@@ -81,15 +96,11 @@ class CheckpointMixin:
                     "loss_sum": self._loss_sum()})
 
     def _load_rng_state(self, checkpoint):
-        """Called once by a resumed ``Trainer`` (after it zeroed its loss sum)."""
         if checkpoint is None:
             return
         set_random_state(load_state(Path(checkpoint), self._state_name("rng"))["now"])
         if not self.epoch_random.fetched:  # resumed at an epoch boundary: the epoch begins now
             self.epoch_random.state = random_state()
-        saved = load_state(Path(checkpoint), self._state_name("method")).get("loss_sum")
-        if saved is not None:  # checkpoints before session 41 lack it
-            self._total_loss_scalar = float(saved)
 
     def resume_state(self, checkpoint: Path) -> None:
         """Before ``train(resume_from_checkpoint=...)``: the method's and the guard's state,
@@ -100,6 +111,8 @@ class CheckpointMixin:
         self.guard.load_state_dict(state["guard"])
         begin = load_state(checkpoint, self._state_name("rng"))["epoch_begin"]
         self.epoch_random.pending = begin
+        if state.get("loss_sum") is not None:  # checkpoints before session 41 lack it
+            self.add_callback(LossSumOnResume(self, float(state["loss_sum"])))
 
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         self.epoch_random.fetched = True
