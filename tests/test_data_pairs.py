@@ -137,6 +137,22 @@ def test_headings_differing_in_case_or_punctuation_are_one_question_and_repeats_
     assert len({text for text, _ in formats}) == len(formats)
 
 
+def test_one_pages_sections_asking_the_same_question_are_merged_not_set_against_each_other():
+    from advembed.data.help_qa import qa_rows
+
+    first = "The first example shows the function on a sheet with numbers."
+    second = "Another example shows the function with text in the cells."
+    other = "Settings of this dialog are stored with the document itself."
+    page = (f"<h2>Example</h2><p>{first}</p><h3>Options</h3><p>{other}</p>"
+            f"<h2>Example:</h2><p>{second}</p><h2>***</h2><p>{other} Again and again.</p>")
+    queries, replies = qa_rows({"a.html": page}, "en", seed=3)
+    assert [text for _, text in queries] == ["Example", "Options"]  # "***" asks nothing
+    example = sorted((label, text) for qid, _, text, label in replies if qid == "0")
+    assert example == [(0, other), (1, second), (1, first)]  # "Example:" answers it too
+    options = sorted((label, text) for qid, _, text, label in replies if qid == "1")
+    assert options == [(0, second), (0, first), (1, other)]
+
+
 @pytest.mark.parametrize("name", ["help-qa-en", "help-qa-zh"])
 def test_help_qa_from_the_debian_package(name):
     from advembed.data.help_qa import question_key

@@ -8,7 +8,9 @@ up to :data:`MAX_ANSWERS` answers and :data:`NEGATIVES` non-answers (seeded choi
 of fewer than :data:`MIN_WORDS` words (or characters for Chinese) dropped.  A heading is asked
 once: a later one that differs from an earlier only in case, punctuation or spacing ("Example" /
 "Example:") is skipped, since the two would otherwise be two questions that can land in two
-splits; and a paragraph a page repeats is one candidate, not two.  The result is
+splits; on one page such sections are merged (the paragraphs of both answer it, none is its
+non-answer); a heading of punctuation only asks nothing; and a paragraph a page repeats is one
+candidate, not two.  The result is
 written in paper 000's folder format (:mod:`advembed.data.qa`) under the cache and split by
 question like any such folder.  The texts are real technical documentation (MPL-2.0); the
 pairing is ours.
@@ -91,13 +93,26 @@ def question_key(heading: str) -> str:
     return " ".join(re.sub(r"[\W_]+", " ", heading.casefold()).split())
 
 
+def merged_sections(sections: list[tuple[str, list[str]]]) -> list[tuple[str, list[str]]]:
+    """A page's sections with one per question: sections whose headings share a
+    :func:`question_key` are one (the first heading, the paragraphs of all, each once), so
+    that one's paragraphs are never the other's non-answers; a heading with no letter or digit
+    asks nothing and its section is dropped."""
+    merged: dict[str, tuple[str, list[str]]] = {}
+    for heading, paragraphs in sections:
+        key = question_key(heading)
+        if key:
+            merged.setdefault(key, (heading, []))[1].extend(paragraphs)
+    return [(heading, list(dict.fromkeys(paragraphs))) for heading, paragraphs in
+            merged.values()]
+
+
 def qa_rows(pages: dict[str, str], lang: str, seed: int = 0):
     """``(query rows, reply rows)`` in paper 000's format from ``{path: html}``."""
     rng = random.Random(seed)
     queries, replies, seen = [], [], set()
     for path in sorted(pages):
-        sections = [(heading, list(dict.fromkeys(paragraphs)))  # a repeated paragraph once
-                    for heading, paragraphs in page_questions(pages[path], lang)]
+        sections = merged_sections(page_questions(pages[path], lang))
         if len(sections) < 2:
             continue
         for index, (heading, answers) in enumerate(sections):
@@ -130,8 +145,9 @@ def help_qa(lang: str, split_seed: int) -> TextDataset:
 
     package = PACKAGES[lang]
     # v2: words either side of <br> kept apart, valueless `hidden` honoured; v3: headings
-    # that differ only in case or punctuation are one question, repeated paragraphs one reply
-    folder = cache_dir() / "extracted" / f"help-qa-{lang}-v3"
+    # that differ only in case or punctuation are one question, repeated paragraphs one reply;
+    # v4: such sections of one page merged, punctuation-only headings dropped
+    folder = cache_dir() / "extracted" / f"help-qa-{lang}-v4"
     if not (folder / "train.reply.tsv").is_file():
         deb = locate_debs((package,), FETCH_HINT.format(package=package))[package]
         prefix = f"usr/share/libreoffice/help/{LANG_DIR[lang]}/text/"
