@@ -59,7 +59,7 @@ def t1_only(group: list[dict], key: str) -> str:
     if not key.endswith("_rescaled"):
         return ""
     recipe = next(r for r, (k, _) in WORD_ATTACKS.items() if f"{k}_rescaled" == key)
-    tried = {tuple(r.get(f"{recipe}_temperatures") or ()) for r in group
+    tried = {frozenset(r.get(f"{recipe}_temperatures") or ()) for r in group
              if r.get(key) is not None}
     old = any(r.get(key.removesuffix("_rescaled") + "_t1_only") for r in group)
     return " †" if old or len(tried) > 1 else ""
@@ -183,7 +183,12 @@ def gains(rows: list[dict], methods: list[str], cols: list[tuple]) -> list[str]:
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         for method in [m for m in methods if m != "none"]:
             cells = [paired(rows, dataset, method, key) for key, _ in keyed]
-            pair = [r for r in rows if r["dataset"] == dataset and r["method"] in (method, "none")]
+            seeds = ({r["seed"] for r in rows if r["dataset"] == dataset
+                      and r["method"] == method}
+                     & {r["seed"] for r in rows if r["dataset"] == dataset
+                        and r["method"] == "none"})  # the seeds the gain pairs
+            pair = [r for r in rows if r["dataset"] == dataset and r["seed"] in seeds
+                    and r["method"] in (method, "none")]
             if any(cells):
                 lines.append(f"| {dataset} | {method} | "
                              + " | ".join(mean_std(c, digits=2) + t1_only(pair, key)

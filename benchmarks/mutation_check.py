@@ -438,7 +438,13 @@ MUTANTS = [
            "return value >= self.best if self.greater_is_better", (BEST_TIE,)),
     # session 41
     Mutant("qa-decision-shift-sign", "tasks/qa_matching.py",
-           "        return logits - shift", "        return logits + shift",
+           "        margin = z[:, 1] - z[:, 0] - torch.logit(",
+           "        margin = z[:, 1] - z[:, 0] + torch.logit(",
+           (QA + "::test_decision_logits_put_the_dev_threshold_at_the_argmax",)),
+    Mutant("qa-decision-tie-not-an-answer", "tasks/qa_matching.py",
+           "        margin = torch.where(answer, margin.clamp(min=1e-12), "
+           "margin.clamp(max=-1e-12))",
+           "        pass",
            (QA + "::test_decision_logits_put_the_dev_threshold_at_the_argmax",)),
     Mutant("qa-attack-counts-by-argmax", "evaluation/robustness.py",
            "    decided = task.decision_logits(attacked.logits).argmax(-1)",

@@ -228,6 +228,27 @@ def test_figures_over_different_temperatures_are_marked_where_they_meet(attack_t
     assert lines[-1] == attack_table.T1_NOTE
 
 
+def test_the_same_temperatures_in_another_order_or_an_unpaired_seed_mark_nothing(attack_table,
+                                                                                 tmp_path):
+    """Plain over 1, 100, 0.01 and VDA over 1, 0.01, 100 (the same set) on seed 13; VDA's
+    seed 14, at T = 1 only, has no plain run to pair with: the gain is not marked."""
+    for method, seed, temperatures in (("none", 13, ["1", "100", "0.01"]),
+                                       ("vda", 13, ["1", "0.01", "100"]), ("vda", 14, ["1"])):
+        name = f"dr-{method}-s{seed}"
+        _run(tmp_path, name, 0.9, {0.1: 0.3}, None)
+        (tmp_path / name / "attack-pwws.json").write_text(json.dumps(
+            {"attack_accuracy": 0.2, "attack_accuracy_rescaled": 0.2, "examples": 40,
+             "mean_queries": 5.0, "mean_perturbed_percent": 5.0,
+             "temperatures": {t: {} for t in temperatures}}))
+    args = attack_table.parser().parse_args(
+        ["--runs-dir", str(tmp_path), "--datasets", "dr", "--seeds", "13", "14",
+         "--no-attack", "--methods", "none", "vda", "--attacks", "pwws",
+         "--out", str(tmp_path / "t.md")])
+    assert attack_table.main(args) == 0
+    lines = (tmp_path / "t.md").read_text().splitlines()
+    assert "| dr | vda | 0.00 (1 seed) | 0.00 (1 seed) |" in lines
+
+
 def test_dev_split_summaries_are_read_and_named(attack_table, tmp_path):
     for name, clean, dev_acc, sample in (("bp-none-s13", 0.90, 0.12, 0.88),
                                          ("bp-vda-s13", 0.85, 0.27, 0.86)):

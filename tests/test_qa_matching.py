@@ -143,17 +143,33 @@ def test_qa_matching_trains_and_evaluates_with_its_dev_threshold(tmp_path, tiny_
 def test_decision_logits_put_the_dev_threshold_at_the_argmax():
     import torch
 
+    from advembed.tasks.qa_matching import answer_probability
+
     task = get_task("qa-matching")
     task.threshold = 0.3
     logits = torch.tensor([[0.2, -0.4], [0.0, -1.0], [-0.5, 0.7]])
     # P(answer) = σ(z₁ − z₀): 0.3543, 0.2689, 0.7685 → answer, not, answer at t = 0.3, while
-    # the argmax (t = 0.5) says not, not, answer; the shift is log(0.3 / 0.7) = −0.847298
+    # the argmax (t = 0.5) says not, not, answer; m = z₁ − z₀ − log(0.3 / 0.7), +0.847298
     decided = task.decision_logits(logits)
-    assert torch.allclose(decided, torch.tensor([[0.2, 0.447298], [0.0, -0.152702],
-                                                 [-0.5, 1.547298]]), atol=1e-6)
+    assert torch.allclose(decided, torch.tensor([[0.0, 0.247298], [0.0, -0.152702],
+                                                 [0.0, 2.047298]], dtype=torch.float64),
+                          atol=1e-6)
     assert decided.argmax(-1).tolist() == [1, 0, 1] != logits.argmax(-1).tolist()
-    task.threshold = 0.8  # log(0.8 / 0.2) = 1.386294: only the third stays an answer
+    task.threshold = 0.8  # log(0.8 / 0.2) = 1.386294: the third's 1.2 is short of it
     assert task.decision_logits(logits).argmax(-1).tolist() == [0, 0, 0]
+    # a score at the threshold itself is an answer, as scores_at counts it (">="), whatever
+    # the rounding of its margin
+    for row in range(3):
+        task.threshold = float(answer_probability(logits.numpy())[row])
+        decided = task.decision_logits(logits).argmax(-1)
+        assert decided[row] == 1
+        assert decided.tolist() == (answer_probability(logits.numpy()) >= task.threshold
+                                    ).astype(int).tolist()
+    for threshold, expected in ((0.0, [1, 1, 1]), (1.0, [0, 0, 0])):
+        task.threshold = threshold
+        decided = task.decision_logits(logits)
+        assert decided.argmax(-1).tolist() == expected
+        assert torch.isfinite(torch.softmax(decided, -1)).all()
     assert get_task("classification").decision_logits(logits) is logits
 
 

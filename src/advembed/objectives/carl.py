@@ -108,9 +108,10 @@ def estimate_log_z(anchor: torch.Tensor, positive: torch.Tensor, negatives: torc
 
 
 def first_occurrences(index: torch.Tensor) -> torch.Tensor:
-    """Positions of the first occurrence of each value of ``index``, in order: a row written
-    twice in one update (the distributed sampler repeats examples to fill the last global
-    batch) takes its first value, as a one-process run would, not whichever write lands last."""
+    """Positions of the first occurrence of each value of ``index``, in order: a row given
+    twice in one update takes its first value, not whichever write lands last (undefined on
+    GPU).  Under DDP that happens when the training set is smaller than one global batch:
+    accelerate then pads the batch with the epoch's first examples."""
     if index.numel() == 0:
         return torch.zeros(0, dtype=torch.long)
     _, inverse = torch.unique(index, return_inverse=True)

@@ -12,8 +12,6 @@ The best checkpoint is the one with the best dev F1.  Data: a folder in paper 00
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -84,14 +82,19 @@ class QAMatchingTask(ClassificationTask):
         self._split = "test"  # a saved run's threshold is fixed
 
     def decision_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """The answer logit lowered by ``log(t / (1 − t))``, t the threshold: P(answer) ≥ t
-        exactly where the shifted answer logit is the larger (σ(z₁ − z₀) ≥ t ⇔ z₁ − z₀ ≥
-        logit t), so an attack flips the decision the task scores, not the argmax at 0.5
-        (an exact tie, P(answer) = t, counts as "not answer" here)."""
-        t = min(max(self.threshold, 1e-7), 1 - 1e-7)
-        shift = torch.zeros(logits.shape[-1], dtype=logits.dtype, device=logits.device)
-        shift[1] = math.log(t) - math.log1p(-t)
-        return logits - shift
+        """``(0, m)`` per row (float64), ``m = z₁ − z₀ − logit t``, t the threshold: its argmax
+        is "answer" exactly where :func:`scores_at` says so, ``P(answer) ≥ t``
+        (σ(z₁ − z₀) ≥ t ⇔ z₁ − z₀ ≥ logit t), so an attack flips the decision the task scores,
+        not the argmax at 0.5; its softmax is σ(m), monotone in P(answer).  Where rounding
+        puts m on the wrong side of 0 (a score at the threshold itself: ``best_threshold`` can
+        pick a dev score), m becomes ±1e-12, on the side of the rule."""
+        z = logits.detach().double()
+        answer = torch.from_numpy(answer_probability(z.cpu().numpy()) >= self.threshold)
+        margin = z[:, 1] - z[:, 0] - torch.logit(torch.tensor(self.threshold, dtype=z.dtype))
+        margin = margin.clamp(min=-1e4, max=1e4)  # t = 0 or 1: ±inf, which softmax cannot take
+        answer = answer.to(margin.device)
+        margin = torch.where(answer, margin.clamp(min=1e-12), margin.clamp(max=-1e-12))
+        return torch.stack([torch.zeros_like(margin), margin], dim=-1)
 
     def metrics(self, logits, labels) -> dict[str, float]:
         probability = answer_probability(logits)
