@@ -109,7 +109,8 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
 
 def _result_settings(attack: str, settings: Settings) -> dict[str, Any]:
     """What a resumed attack must share with the interrupted one: its settings but the number
-    of worker processes (results are identical for any), and for BERT-Attack / BAE the sha256
+    of worker processes (what an example gives does not depend on it, float rounding aside:
+    a worker scores at one thread), and for BERT-Attack / BAE the sha256
     of the MLM's weights (the default MLM changes when it is rebuilt; its candidates with it)."""
     chosen = settings.as_dict()
     if attack in WORD_ATTACKS:
