@@ -404,7 +404,8 @@ MUTANTS = [
            "self.projection = nn.Sequential(nn.Linear(8 * h, h))", (ESIM,)),
     # --- the five survivors of the review of the word-attack path ----------------------------
     Mutant("word-attack-wrapper-ignores-its-temperature", "evaluation/word_attack.py",
-           "temperature=self.temperature)", "temperature=1.0)",
+           "temperature=self.temperature, decide=self.decide)",
+           "temperature=1.0, decide=self.decide)",
            (f"{WORD}::test_the_attacked_wrapper_scores_softmax_of_the_logits_over_its_temperature",)),
     Mutant("word-attack-every-flip-confirmed", "evaluation/word_attack.py",
            'record["flip_confirmed"] = record["rescored_prediction"] != record["label"]',
