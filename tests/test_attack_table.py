@@ -48,6 +48,25 @@ def _run(root: Path, name: str, clean: float, pgd: dict, pwws: tuple | None, auc
         (run / "attack-vulnerability.json").write_text(json.dumps({"auc": auc}))
 
 
+def _pwws_over(run: Path, figure: float, temperatures: list[str]) -> None:
+    """A PWWS summary whose headline figure is the lowest over ``temperatures``."""
+    (run / "attack-pwws.json").write_text(json.dumps(
+        {"attack_accuracy": figure, "attack_accuracy_rescaled": figure, "examples": 40,
+         "mean_queries": 5.0, "mean_perturbed_percent": 5.0,
+         "temperatures": {t: {} for t in temperatures}}))
+
+
+def _pwws_table(attack_table, tmp_path: Path, datasets: list[str], seeds: list[str],
+                methods: list[str]) -> list[str]:
+    """The lines of the PWWS table of the runs in ``tmp_path``, made without attacking."""
+    args = attack_table.parser().parse_args(
+        ["--runs-dir", str(tmp_path), "--datasets", *datasets, "--seeds", *seeds,
+         "--no-attack", "--methods", *methods, "--attacks", "pwws",
+         "--out", str(tmp_path / "t.md")])
+    assert attack_table.main(args) == 0
+    return (tmp_path / "t.md").read_text().splitlines()
+
+
 def test_table_means_and_paired_gains(attack_table, tmp_path):
     _run(tmp_path, "bp-none-s13", 0.90, {0.02: 0.70, 0.1: 0.30}, (0.20, 0.15), {"F1": 0.3})
     _run(tmp_path, "bp-none-s14", 0.80, {0.02: 0.60, 0.1: 0.20}, (0.30, 0.25), {"F1": 0.5})
@@ -106,12 +125,7 @@ def test_a_figure_attacked_at_one_temperature_only_is_marked(attack_table, tmp_p
     _run(tmp_path, "bp-robust-s13", 0.86, {0.1: 0.35}, (0.31, 0.27))
     _run(tmp_path, "bp-freelb-s13", 0.88, {0.1: 0.32}, (0.25, 0.25))
     (tmp_path / "bp-freelb-s13" / "attack-pwws.json").unlink()
-    args = attack_table.parser().parse_args(
-        ["--runs-dir", str(tmp_path), "--datasets", "bp", "--seeds", "13", "--no-attack",
-         "--methods", "none", "freelb", "robust", "--attacks", "pwws",
-         "--out", str(tmp_path / "t.md")])
-    assert attack_table.main(args) == 0
-    lines = (tmp_path / "t.md").read_text().splitlines()
+    lines = _pwws_table(attack_table, tmp_path, ["bp"], ["13"], ["none", "freelb", "robust"])
     assert "| bp | none | 1 | 0.9000 (1 seed) | 0.1200 (1 seed) † | 100 |" in lines
     assert "| bp | robust | 1 | 0.8600 (1 seed) | 0.2700 (1 seed) | 100 |" in lines
     # robust - plain: clean 0.86 - 0.90 = -4 points; PWWS 0.27 - 0.12 = +15, marked
@@ -211,15 +225,8 @@ def test_figures_over_different_temperatures_are_marked_where_they_meet(attack_t
         for method, figure in (("none", 0.10), ("vda", 0.20)):
             name = f"{dataset}-{method}-s13"
             _run(tmp_path, name, 0.9, {0.1: 0.3}, None)
-            (tmp_path / name / "attack-pwws.json").write_text(json.dumps(
-                {"attack_accuracy": figure, "attack_accuracy_rescaled": figure, "examples": 40,
-                 "mean_queries": 5.0, "mean_perturbed_percent": 5.0,
-                 "temperatures": {t: {} for t in temperatures[method]}}))
-    args = attack_table.parser().parse_args(
-        ["--runs-dir", str(tmp_path), "--datasets", "bp", "cq", "--seeds", "13", "--no-attack",
-         "--methods", "none", "vda", "--attacks", "pwws", "--out", str(tmp_path / "t.md")])
-    assert attack_table.main(args) == 0
-    lines = (tmp_path / "t.md").read_text().splitlines()
+            _pwws_over(tmp_path / name, figure, temperatures[method])
+    lines = _pwws_table(attack_table, tmp_path, ["bp", "cq"], ["13"], ["none", "vda"])
     assert "| bp | none | 1 | 0.9000 (1 seed) | 0.1000 (1 seed) | 100 |" in lines
     assert "| bp | vda | 1 | 0.9000 (1 seed) | 0.2000 (1 seed) | 100 |" in lines
     assert "| bp | vda | 0.00 (1 seed) | 10.00 (1 seed) † |" in lines
@@ -236,16 +243,8 @@ def test_the_same_temperatures_in_another_order_or_an_unpaired_seed_mark_nothing
                                        ("vda", 13, ["1", "0.01", "100"]), ("vda", 14, ["1"])):
         name = f"dr-{method}-s{seed}"
         _run(tmp_path, name, 0.9, {0.1: 0.3}, None)
-        (tmp_path / name / "attack-pwws.json").write_text(json.dumps(
-            {"attack_accuracy": 0.2, "attack_accuracy_rescaled": 0.2, "examples": 40,
-             "mean_queries": 5.0, "mean_perturbed_percent": 5.0,
-             "temperatures": {t: {} for t in temperatures}}))
-    args = attack_table.parser().parse_args(
-        ["--runs-dir", str(tmp_path), "--datasets", "dr", "--seeds", "13", "14",
-         "--no-attack", "--methods", "none", "vda", "--attacks", "pwws",
-         "--out", str(tmp_path / "t.md")])
-    assert attack_table.main(args) == 0
-    lines = (tmp_path / "t.md").read_text().splitlines()
+        _pwws_over(tmp_path / name, 0.2, temperatures)
+    lines = _pwws_table(attack_table, tmp_path, ["dr"], ["13", "14"], ["none", "vda"])
     assert "| dr | vda | 0.00 (1 seed) | 0.00 (1 seed) |" in lines
 
 
