@@ -171,7 +171,7 @@ class LanguageModellingTask(Task):
     def collapse_baseline(self, examples, tokenizer=None, *, max_length=128):
         """Dev perplexity of the best context-free predictor (:func:`unigram_perplexity` of
         the dev blocks): a model no better than it has learned nothing from the context (on
-        ``bbc-lm`` with the default tokenizer it is about 1,225, against 520–740 for the
+        ``bbc-lm`` with the default tokenizer it is about 1,213, against 520–740 for the
         one-epoch models of ``docs/results-atcl.md``)."""
         if tokenizer is None:
             return None
