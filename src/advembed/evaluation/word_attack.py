@@ -285,9 +285,9 @@ def run_word_attack(model, tokenizer, examples: Sequence, options: WordAttackOpt
 def attacked_words(text) -> list[str]:
     """The words of the column an attack may change: a pair's second sentence, else the text
     (the budget and the perturbed percentage count these)."""
-    labels = text.column_labels
-    return text.words_per_input[labels.index("text_pair")] if "text_pair" in labels \
-        else text.words
+    from advembed.evaluation.word_constraints import column_words
+
+    return column_words(text, "text_pair")
 
 
 def _record(index: int, example, result, successful, skipped) -> dict:

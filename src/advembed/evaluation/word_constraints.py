@@ -10,6 +10,13 @@ import torch
 from advembed.errors import AdvembedError
 
 
+def column_words(text, column: str) -> list[str]:
+    """The words of ``column`` of a TextAttack ``AttackedText`` (all its words when it has no
+    such column: a single text)."""
+    labels = text.column_labels
+    return text.words_per_input[labels.index(column)] if column in labels else text.words
+
+
 def build_budget_class(textattack):
     base = textattack.constraints.overlap.MaxWordsPerturbed
 
@@ -24,9 +31,7 @@ def build_budget_class(textattack):
             self.column = column
 
         def _words(self, text) -> int:
-            labels = text.column_labels
-            return len(text.words_per_input[labels.index(self.column)] if self.column in labels
-                       else text.words)
+            return len(column_words(text, self.column))
 
         def _check_constraint(self, transformed_text, reference_text):
             changed = len(transformed_text.all_words_diff(reference_text))
