@@ -66,7 +66,7 @@ def main() -> int:
 
     from advembed.evaluation.probes import nearest_words, perturbed_generation
     from advembed.evaluation.runs import load_run_model
-    from advembed.objectives.atcl import word_flags
+    from advembed.words import word_flags
 
     runs = dict(item.split("=", 1) for item in args.runs)
     models = {label: load_run_model(Path(path)) for label, path in runs.items()}

@@ -160,6 +160,28 @@ def tiny_augmenter(model, **options):
                             special_ids=list(range(len(SPECIAL))))
 
 
+def tiny_synonyms(model, per_word: int = 3, seed: int = 0):
+    """ASCC's synonym table for a random-token batch: every non-special id is a complete word
+    with ``per_word`` random other ids as synonyms (the real table needs a tokenizer and
+    WordNet)."""
+    from advembed.hull import SynonymTable
+    from advembed.words import WordFlags
+
+    rows = model.get_input_embeddings().num_embeddings
+    generator = torch.Generator().manual_seed(seed)
+    words = torch.arange(rows) >= len(SPECIAL)
+    neighbours = torch.arange(rows).unsqueeze(1).repeat(1, per_word + 1)
+    valid = torch.zeros(rows, per_word + 1, dtype=torch.bool)
+    valid[:, 0] = True
+    for token in range(len(SPECIAL), rows):
+        others = torch.randperm(rows - len(SPECIAL), generator=generator)[:per_word + 1]
+        others = [int(o) + len(SPECIAL) for o in others if int(o) + len(SPECIAL) != token]
+        neighbours[token, 1:] = torch.tensor(others[:per_word])
+        valid[token, 1:] = True
+    flags = WordFlags(start=words, continuation=torch.zeros(rows, dtype=torch.bool), alpha=words)
+    return SynonymTable(neighbours, valid, flags)
+
+
 def assert_accumulation_equals_double_batch(make_model, task, rows, collator, tmp_path) -> None:
     """One optimiser step on ``rows`` (4 examples) as one batch of 4 and as 2 accumulated
     micro-batches of 2 gives the same weights, plainly and under FGM (token-level tasks)."""

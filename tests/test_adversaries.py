@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import ARCHITECTURES, tiny_augmenter, tiny_batch, tiny_model
+from conftest import ARCHITECTURES, tiny_augmenter, tiny_batch, tiny_model, tiny_synonyms
 
 from advembed.adapter import EmbeddingAdapter
 from advembed.adversaries import FGM, FGSM, PGD, gradient_at
@@ -490,6 +490,8 @@ def test_every_method_trains_every_architecture(arch, pair):
         model.train()
         before = {n: p.detach().clone() for n, p in model.named_parameters()}
         extra = {"augment": tiny_augmenter(model)} if name == "vda" else {}
+        if name == "ascc":
+            extra = {"synonyms": tiny_synonyms(model)}
         method = build_training_method(name, model, **extra)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
         loss = method.step(model, inputs)

@@ -10,7 +10,7 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_batch, tiny_config, tiny_model
+from conftest import tiny_batch, tiny_config, tiny_model, tiny_synonyms
 
 from advembed.cli import build_parser
 from advembed.cli.train import config_from_args
@@ -116,6 +116,8 @@ def test_every_method_setting_goes_from_flag_to_method_and_record(name, item):
 
         mlm = BertForMaskedLM(tiny_config("bert"))
         extra["augment"] = VirtualAugmenter(model, settings, mlm=mlm, special_ids=[0])
+    if name == "ascc":  # a random synonym table instead of the tokenizer's WordNet one
+        extra["synonyms"] = tiny_synonyms(model)
     method = build_training_method(name, model, **extra, **config.method_options)
     assert method.settings == settings  # the method runs with exactly these
     recorded = settings.as_dict()[item.name]  # what config.json records
@@ -165,7 +167,12 @@ def test_every_method_takes_a_step_with_its_defaults(name, tmp_path, tiny_model_
         monkeypatch.setattr(advembed.mlm.load, "built_mlm_dir", lambda: tmp_path / "mlm")
     model = tiny_model(dropout=0.1)
     model.train()
-    loss = build_training_method(name, model).step(model, tiny_batch())
+    extra = {}
+    if name == "ascc":  # WordNet's synonyms of the tiny vocabulary's words (film ~ movie)
+        from transformers import AutoTokenizer
+
+        extra["tokenizer"] = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    loss = build_training_method(name, model, **extra).step(model, tiny_batch())
     assert math.isfinite(float(loss))
     assert all(p.grad is not None for p in model.classifier.parameters())
 

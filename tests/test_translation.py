@@ -299,7 +299,7 @@ def test_nearest_words_are_by_euclidean_distance_and_skip_the_anchor():
 
 def test_the_probe_perturbs_the_last_complete_word_by_eps_along_the_gradient():
     from advembed.evaluation.probes import _fgm_delta, _last_word_position, perturbed_generation
-    from advembed.objectives.atcl import word_flags
+    from advembed.words import word_flags
 
     _, tokenizer, _ = _tiny()
     ids = torch.tensor(tokenizer("the movie was good , 42", add_special_tokens=False)["input_ids"])

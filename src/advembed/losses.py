@@ -6,17 +6,22 @@ import torch
 import torch.nn.functional as F
 
 
-def symmetric_kl(logits_p: torch.Tensor, logits_q: torch.Tensor,
-                 positions: torch.Tensor | None = None) -> torch.Tensor:
-    """``KL(p‖q) + KL(q‖p)`` of the softmax distributions, summed over classes, mean over the
-    batch — or over ``positions`` (a boolean mask of the leading dimensions: a token-level
-    model's target positions, padding excluded)."""
+def kl_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor,
+                  positions: torch.Tensor | None = None) -> torch.Tensor:
+    """``KL(p‖q)`` of the softmax distributions, summed over classes, mean over the batch — or
+    over ``positions`` (a boolean mask of the leading dimensions: a token-level model's target
+    positions, padding excluded)."""
     log_p = F.log_softmax(logits_p.float(), dim=-1)
     log_q = F.log_softmax(logits_q.float(), dim=-1)
-    kl_pq = (log_p.exp() * (log_p - log_q)).sum(-1)
-    kl_qp = (log_q.exp() * (log_q - log_p)).sum(-1)
-    divergence = kl_pq + kl_qp
+    divergence = (log_p.exp() * (log_p - log_q)).sum(-1)
     return divergence.mean() if positions is None else divergence[positions].mean()
+
+
+def symmetric_kl(logits_p: torch.Tensor, logits_q: torch.Tensor,
+                 positions: torch.Tensor | None = None) -> torch.Tensor:
+    """``KL(p‖q) + KL(q‖p)``, each as :func:`kl_divergence`."""
+    return kl_divergence(logits_p, logits_q, positions) + kl_divergence(logits_q, logits_p,
+                                                                        positions)
 
 
 def target_positions(inputs: dict, logits: torch.Tensor) -> torch.Tensor | None:

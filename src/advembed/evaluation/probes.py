@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from advembed.errors import AdvembedError
-from advembed.objectives.atcl import WordFlags, complete_word_mask, word_flags
+from advembed.words import WordFlags, complete_word_mask, word_flags
 
 
 def _word_ids(tokenizer, word: str) -> list[int]:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from advembed.errors import AdvembedError
+from advembed.methods.ascc import ASCCSettings, ASCCTraining
 from advembed.methods.base import MethodSettings, NoSettings, TrainingMethod
 from advembed.methods.fgm import FGMSettings, FGMTraining
 from advembed.methods.fgsm import FGSMSettings, FGSMTraining
@@ -42,7 +43,7 @@ from advembed.settings import Settings
 REGISTRY: dict[str, type[TrainingMethod]] = {
     cls.name: cls
     for cls in (PlainTraining, FGSMTraining, FGMTraining, PGDTraining, FreeAT, YOPO, FreeLB,
-                SMART, VAATraining, VDATraining)
+                SMART, VAATraining, VDATraining, ASCCTraining)
 }
 METHODS = tuple(REGISTRY)
 FLAG_OF = {item.name: item.flag.name for cls in REGISTRY.values()
@@ -76,6 +77,8 @@ def build_training_method(
     objective=None,
     settings: Settings | None = None,
     augment: Any = None,
+    tokenizer: Any = None,
+    synonyms: Any = None,
     **options: Any,
 ) -> TrainingMethod:
     """Build the training method ``name`` for ``model``; unset options take the defaults.
@@ -84,7 +87,9 @@ def build_training_method(
     method's final adversarial pass.  ``augment`` (:class:`advembed.vda.VDASettings` or a
     ready :class:`advembed.vda.VirtualAugmenter`) adds VDA's term to every step
     (``--augment vda``).  ``settings`` (from :func:`method_settings`) replaces the
-    defaults; ``options`` are settings by Python name (``epsilon=0.05``).  Raises
+    defaults; ``options`` are settings by Python name (``epsilon=0.05``).  ``tokenizer`` is
+    handed to the methods that read words (``ascc``: each word's synonyms; ``synonyms``, a
+    ready :class:`advembed.hull.SynonymTable`, replaces the one it would build).  Raises
     :class:`AdvembedError` for an unknown method or an option the method does not take.
     """
     cls = method_class(name)
@@ -92,12 +97,17 @@ def build_training_method(
         settings = method_settings(name, options, objective=objective)
     elif options:
         settings = cls.Settings.from_options(options, settings, flag_of=FLAG_OF)
+    extra: dict[str, Any] = {}
     if augment is not None:
-        return cls(model, settings, objective=objective, augment=augment)
-    return cls(model, settings, objective=objective)
+        extra["augment"] = augment
+    if getattr(cls, "needs_tokenizer", False):
+        extra |= {"tokenizer": tokenizer, "synonyms": synonyms}
+    return cls(model, settings, objective=objective, **extra)
 
 
 __all__ = [
+    "ASCCSettings",
+    "ASCCTraining",
     "FLAG_OF",
     "METHODS",
     "REGISTRY",

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from advembed.errors import AdvembedError
-from advembed.objectives.atcl import ATCL, atcl_contrastive_loss, complete_word_mask, word_flags
+from advembed.objectives.atcl import ATCL, atcl_contrastive_loss
 from advembed.objectives.base import (
     BuildContext,
     Objective,
@@ -38,6 +38,7 @@ from advembed.objectives.carl import (
 )
 from advembed.objectives.rar import RAR, RECONSTRUCTOR_NAME, Reconstructor, real_token_mask
 from advembed.settings import Settings
+from advembed.words import complete_word_mask, word_flags
 
 REGISTRY: dict[str, type[Objective]] = {cls.name: cls for cls in (CARL, RAR, ATCL)}
 NO_OBJECTIVE = "ce"

@@ -3,8 +3,6 @@ down-weighted adversarial loss and a cosine contrastive loss against in-batch ne
 
 from __future__ import annotations
 
-import functools
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +17,7 @@ from advembed.objectives.base import (
     input_token_states,
 )
 from advembed.settings import Settings, setting
+from advembed.words import complete_word_mask, word_flags
 
 
 @dataclass(frozen=True)
@@ -34,116 +33,6 @@ class ATCLSettings(Settings):
                          exclusive_minimum=True, paper="paper 004 §5.1")
     num_negatives: int = setting(5, "--atcl-negatives", "ATCL: negatives n from the batch",
                                  minimum=1)
-
-
-_ALPHA = re.compile(r"^[^\W\d_]{2,}$")  # letters only, at least two of them
-_WORDISH = re.compile(r"[^\W_]")  # contains a letter or digit
-
-
-@dataclass(frozen=True)
-class WordFlags:
-    """Per vocabulary id: starts a word / continues a word / letters-only (≥ 2 letters)."""
-
-    start: torch.Tensor
-    continuation: torch.Tensor
-    alpha: torch.Tensor
-
-
-def _scheme(tokens: list[str | None]) -> str | None:
-    """The marker of the vocabulary's scheme — ``##`` (WordPiece continuations), ``Ġ``
-    (byte-level BPE word starts) or ``▁`` (SentencePiece word starts) — whichever most entries
-    carry, so that one stray entry (a ``##`` learnt from text) cannot flip it; ``None``: no
-    marker, a vocabulary of whole words."""
-    counts = {marker: sum(1 for t in tokens if t is not None and t.startswith(marker))
-              for marker in ("##", "Ġ", "▁")}
-    marker = max(counts, key=counts.get)
-    return marker if counts[marker] else None
-
-
-@functools.lru_cache(maxsize=1)
-def _byte_decoder() -> dict[str, int]:
-    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
-
-    return {char: byte for byte, char in bytes_to_unicode().items()}
-
-
-def _byte_level_text(token: str) -> str | None:
-    """A byte-level BPE piece as the text it stands for (``ĠcafÃ©`` → `` café``); ``None``
-    where it holds part of a multi-byte character (a word cut inside a letter)."""
-    decoder = _byte_decoder()
-    if not all(char in decoder for char in token):
-        return token  # an added token, outside the byte alphabet
-    try:
-        return bytes(decoder[char] for char in token).decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-def word_flags(tokenizer) -> WordFlags:
-    """Classify every vocabulary entry for ATCL's complete-word mask.
-
-    Schemes (:func:`_scheme`): WordPiece (continuations start with ``##``), byte-level BPE
-    (word starts carry ``Ġ``; each piece is read as the UTF-8 text its bytes spell, so
-    ``ĠcafÃ©`` is the word *café*) and SentencePiece (``▁``).  In the marker schemes a piece
-    without the marker that holds a letter or digit, or part of a multi-byte character,
-    continues the previous word; punctuation pieces neither start nor continue a word.
-    Special tokens are none of these.
-    """
-    size = len(tokenizer)
-    tokens = tokenizer.convert_ids_to_tokens(list(range(size)))
-    special = set(tokenizer.all_special_ids)
-    marker = _scheme(tokens)
-    wordpiece = marker in (None, "##")
-    start = torch.zeros(size, dtype=torch.bool)
-    continuation = torch.zeros(size, dtype=torch.bool)
-    alpha = torch.zeros(size, dtype=torch.bool)
-    for i, token in enumerate(tokens):
-        if token is None or i in special:
-            continue
-        if wordpiece:
-            is_cont = token.startswith("##")
-            text = token[2:] if is_cont else token
-            is_start = not is_cont
-        else:
-            is_start = token.startswith(marker)
-            text = _byte_level_text(token) if marker == "Ġ" else token
-            if text is None:  # bytes of a letter cut between pieces: part of a word, not one
-                start[i], continuation[i] = is_start, not is_start
-                continue
-            text = text[1:] if is_start else text  # the marker (a space, once decoded)
-            is_cont = not is_start and bool(_WORDISH.search(text))
-        start[i], continuation[i] = is_start, is_cont
-        alpha[i] = bool(_ALPHA.match(text))
-    return WordFlags(start, continuation, alpha)
-
-
-def complete_word_mask(
-    input_ids: torch.Tensor, attention_mask: torch.Tensor, flags: WordFlags, *,
-    cut_edges: bool = False,
-) -> torch.Tensor:
-    """Boolean ``(B, L)``: tokens that are a whole word by themselves (ATCL's mask ℳ).
-
-    Kept: letters-only tokens (≥ 2 letters) that start a word and are not followed by a
-    continuation piece.  Dropped: special tokens, padding, punctuation and symbols, numbers,
-    single characters, and every piece of a word split into sub-words.  A continuation-looking
-    piece right after a special token or punctuation starts a word (RoBERTa's first word has
-    no ``Ġ``) — except at the start of a row with ``cut_edges``: rows cut from a token stream
-    (language-modelling blocks) may begin inside a word and end inside one, so there the first
-    piece starts a word only by its marker and the last piece is never taken.
-    """
-    start = flags.start.to(input_ids.device)[input_ids]
-    cont = flags.continuation.to(input_ids.device)[input_ids]
-    alpha = flags.alpha.to(input_ids.device)[input_ids]
-    real = attention_mask.bool()
-    after_boundary = torch.ones_like(real)
-    after_boundary[:, 1:] = ~(start[:, :-1] | cont[:, :-1])
-    followed_by_piece = torch.zeros_like(real)
-    followed_by_piece[:, :-1] = cont[:, 1:] & real[:, 1:]
-    if cut_edges:
-        after_boundary[:, 0] = False
-        followed_by_piece[:, -1] = True
-    word_start = start | (cont & after_boundary)
-    return real & word_start & ~followed_by_piece & alpha
 
 
 def atcl_contrastive_loss(

@@ -87,7 +87,7 @@ def build_method(config: TrainConfig, model, tokenizer=None, train_labels=None,
     if config.method == "none" and objective is None:
         return None, settings, chosen
     method = build_training_method(config.method, model, objective=objective, settings=settings,
-                                   augment=augment)
+                                   augment=augment, tokenizer=tokenizer)
     return method, settings, chosen
 
 

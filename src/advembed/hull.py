@@ -1,0 +1,181 @@
+"""The convex hull of a word's synonyms in the embedding space (ASCC's threat model).
+
+A word-substitution attack such as PWWS swaps a word x_i for one of its WordNet synonyms
+S(x_i).  ASCC (Dong et al. 2021, "Towards robustness against natural language word
+substitutions"; TextDefender's ``ascc``) models every such swap, and every mixture of them, as a
+point of the convex hull of the embeddings of {x_i} ∪ S(x_i)::
+
+    v̂_i = Σ_j w_ij · v(s_ij),   w_i = softmax(ŵ_i),   s_i0 = x_i
+
+:func:`search_hull` finds the worst weights by a few Adam steps on ŵ (the inner maximisation).
+A position that is not a complete word, or whose word has no synonym in the vocabulary, keeps
+its own embedding (w_i0 = 1).  The synonyms are PWWS's own (TextAttack's ``WordSwapWordNet``):
+the lemma names of every WordNet synset of the word, one word each, other than the word; stop
+words get none, since PWWS never swaps one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+
+from advembed.errors import AdvembedError
+from advembed.words import WordFlags, complete_word_mask, word_flags
+
+SynonymsOf = Callable[[str], Iterable[str]]
+
+
+@dataclass(frozen=True)
+class SynonymTable:
+    """Per vocabulary id t: ``neighbours[t]`` = t, then its synonyms' ids (padded with t);
+    ``valid[t]`` marks the real entries.  ``flags`` tell which positions are complete words."""
+
+    neighbours: torch.Tensor  # (V, K) long
+    valid: torch.Tensor  # (V, K) bool
+    flags: WordFlags
+
+    @property
+    def words_with_synonyms(self) -> int:
+        return int(self.valid[:, 1:].any(-1).sum())
+
+    def lookup(self, inputs: dict, allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(ids, valid)``, each ``(B, L, K)``, for the batch: a position's hull is its own
+        token plus, where ``allowed`` (``(B, L)`` bool) and it is a complete word, its
+        synonyms."""
+        input_ids = inputs["input_ids"]
+        attention = inputs.get("attention_mask")
+        if attention is None:
+            attention = torch.ones_like(input_ids)
+        words = complete_word_mask(input_ids, attention, self.flags) & allowed
+        ids = self.neighbours.to(input_ids.device)[input_ids]
+        valid = self.valid.to(input_ids.device)[input_ids] & words.unsqueeze(-1)
+        valid[..., 0] = True
+        return ids, valid
+
+
+def wordnet_synonyms(word: str) -> list[str]:
+    """PWWS's candidates for ``word``: the lemma names of its WordNet synsets (all parts of
+    speech, WordNet's sense order), letters only, other than the word itself."""
+    from advembed.evaluation.attack_resources import ensure_nltk_data
+
+    ensure_nltk_data()
+    from nltk.corpus import wordnet
+
+    found: list[str] = []
+    for synset in wordnet.synsets(word):
+        for name in synset.lemma_names():
+            if name != word and name.isalpha() and name not in found:
+                found.append(name)
+    return found
+
+
+def english_stopwords() -> frozenset[str]:
+    from advembed.evaluation.attack_resources import ensure_nltk_data
+
+    ensure_nltk_data()
+    from nltk.corpus import stopwords
+
+    return frozenset(stopwords.words("english"))
+
+
+def lowercases(tokenizer) -> bool:
+    """Whether the tokenizer folds case (an uncased vocabulary)."""
+    return tokenizer.tokenize("Zebra Quilt") == tokenizer.tokenize("zebra quilt")
+
+
+def synonym_table(tokenizer, synonyms_of: SynonymsOf | None = None, *, max_neighbours: int,
+                  stopwords: Iterable[str] | None = None, size: int = 0) -> SynonymTable:
+    """Each letters-only vocabulary word's synonyms that are themselves one vocabulary word,
+    the first ``max_neighbours`` in ``synonyms_of``'s order (default :func:`wordnet_synonyms`;
+    stop words — default NLTK's English list — get none).  ``size``: rows of the embedding
+    matrix, when it has more than the tokenizer has entries (ids past those have no synonyms
+    and are no word)."""
+    if max_neighbours < 1:
+        raise AdvembedError(f"max_neighbours must be at least 1, not {max_neighbours}")
+    synonyms_of = synonyms_of or wordnet_synonyms
+    skip = frozenset(english_stopwords() if stopwords is None else stopwords)
+    flags = _padded(word_flags(tokenizer), size)
+    fold = lowercases(tokenizer)
+    by_text: dict[str, int] = {}
+    for token_id, text in sorted(flags.words.items()):
+        by_text.setdefault(text.lower() if fold else text, token_id)
+    found: dict[str, list[int]] = {}
+    rows: dict[int, list[int]] = {}
+    for token_id, text in flags.words.items():
+        key = text.lower() if fold else text
+        if key.lower() in skip:
+            continue
+        if key not in found:
+            ids = []
+            for synonym in synonyms_of(key):
+                other = by_text.get(synonym.lower() if fold else synonym)
+                if other is not None and by_text[key] != other and other not in ids:
+                    ids.append(other)
+            found[key] = ids[:max_neighbours]
+        if found[key]:
+            rows[token_id] = found[key]
+    size = len(flags.start)
+    width = 1 + max((len(ids) for ids in rows.values()), default=0)
+    neighbours = torch.arange(size).unsqueeze(1).repeat(1, width)
+    valid = torch.zeros(size, width, dtype=torch.bool)
+    valid[:, 0] = True
+    for token_id, ids in rows.items():
+        neighbours[token_id, 1:1 + len(ids)] = torch.tensor(ids)
+        valid[token_id, 1:1 + len(ids)] = True
+    return SynonymTable(neighbours, valid, flags)
+
+
+def _padded(flags: WordFlags, size: int) -> WordFlags:
+    extra = size - len(flags.start)
+    if extra <= 0:
+        return flags
+    pad = torch.zeros(extra, dtype=torch.bool)
+    return WordFlags(torch.cat([flags.start, pad]), torch.cat([flags.continuation, pad]),
+                     torch.cat([flags.alpha, pad]), flags.words)
+
+
+def hull_weights(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``softmax(ŵ)`` over each position's valid entries (0 elsewhere)."""
+    return torch.softmax(logits.masked_fill(~valid, float("-inf")), dim=-1)
+
+
+def hull_embeddings(logits: torch.Tensor, neighbour_embeds: torch.Tensor,
+                    valid: torch.Tensor) -> torch.Tensor:
+    """``v̂_i = Σ_j w_ij · v(s_ij)``: ``(B, L, d)`` from ``(B, L, K)`` weights' logits and
+    ``(B, L, K, d)`` neighbour embeddings."""
+    weights = hull_weights(logits, valid).to(neighbour_embeds.dtype)
+    return (weights.unsqueeze(-1) * neighbour_embeds).sum(-2)
+
+
+def hull_entropy(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean entropy ``−Σ_j w_ij log w_ij`` over the positions with at least two entries (the
+    others have none to spread over); 0 when there are none."""
+    weights = hull_weights(logits, valid)
+    log_weights = torch.log_softmax(logits.masked_fill(~valid, float("-inf")), dim=-1)
+    entropy = -(weights * log_weights.masked_fill(~valid, 0.0)).sum(-1)
+    open_positions = valid.sum(-1) > 1
+    if not open_positions.any():
+        return logits.new_zeros(())
+    return entropy[open_positions].mean()
+
+
+def search_hull(loss_at: Callable[[torch.Tensor], torch.Tensor], neighbour_embeds: torch.Tensor,
+                valid: torch.Tensor, *, steps: int, step_size: float,
+                sparsity: float) -> torch.Tensor:
+    """The inner maximisation: ``max_ŵ loss_at(v̂(ŵ)) − α·H(w)`` by ``steps`` Adam steps of
+    learning rate ``step_size`` on ŵ, from ŵ = 0 (the hull's centroid; TextDefender starts at
+    Kaiming-normal noise of std ≈ 0.04, which Adam's first step of size 1 swamps).  The entropy
+    penalty α pushes each w_i toward one vertex — one real substitution.  Returns ŵ (detached);
+    no parameter gradient is touched."""
+    neighbour_embeds = neighbour_embeds.detach()
+    logits = torch.zeros(valid.shape, device=valid.device, requires_grad=True)
+    optimizer = torch.optim.Adam([logits], lr=step_size)
+    for _ in range(steps):
+        objective = loss_at(hull_embeddings(logits, neighbour_embeds, valid))
+        objective = objective - sparsity * hull_entropy(logits, valid)
+        (grad,) = torch.autograd.grad(-objective, logits)
+        logits.grad = grad
+        optimizer.step()
+    return logits.detach()

@@ -1,0 +1,101 @@
+"""ASCC (Dong et al. 2021): adversarial training in the convex hull of each word's synonyms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from advembed.errors import AdvembedError
+from advembed.flags import STEPS
+from advembed.hull import SynonymTable, hull_embeddings, search_hull, synonym_table
+from advembed.losses import kl_divergence, target_positions
+from advembed.methods.base import MethodSettings, TrainingMethod
+from advembed.settings import setting
+
+SOURCE = "TextDefender's ascc (Li et al. 2021)"
+
+
+@dataclass(frozen=True)
+class ASCCSettings(MethodSettings):
+    """Steps, Adam's learning rate and β follow TextDefender's ``ascc`` trainer; α is its 10
+    rescaled to our normalisation (see :class:`ASCCTraining`)."""
+
+    owner = "method 'ascc'"
+    steps: int = setting(5, STEPS, paper=SOURCE)
+    step_size: float = setting(1.0, "--ascc-step-size", "ASCC: Adam's learning rate on the "
+                               "hull weights' logits ŵ", minimum=0, exclusive_minimum=True,
+                               paper=SOURCE)
+    sparsity: float = setting(0.3, "--ascc-sparsity", "ASCC: weight α of the entropy penalty "
+                              "that pushes each word's weights toward one synonym", minimum=0,
+                              paper="TextDefender's 10 ÷ batch 32 (its KL is summed)")
+    weight: float = setting(4.0, "--ascc-weight", "ASCC: weight β of KL(f(x) ‖ f(v̂))",
+                            minimum=0, paper=SOURCE)
+    neighbours: int = setting(16, "--ascc-neighbours", "ASCC: most WordNet synonyms per word "
+                              "in its hull (the first in WordNet's sense order)", minimum=1,
+                              paper="ours: memory B·L·K·d")
+
+
+class ASCCTraining(TrainingMethod):
+    """``L = CE(f(x), y) + β·KL(f(x) ‖ f(v̂*))``, v̂* the worst point of the synonyms' hulls.
+
+    Each complete word's embedding is replaced by ``v̂_i = Σ_j softmax(ŵ_i)_j · v(s_ij)`` over
+    the word and its WordNet synonyms that are one vocabulary entry (PWWS's candidates,
+    :mod:`advembed.hull`).  The inner maximisation takes ``steps`` Adam steps on ŵ of
+    ``KL(stopgrad f(x) ‖ f(v̂)) − α·H(w)`` (H: mean entropy over words with synonyms, so the
+    weights approach one real substitution).  The outer loss's KL is not detached on either
+    side, and the embedding rows of every synonym in the hull get its gradient (TextDefender).
+
+    Normalisation (ours): both the KL and the entropy are means — over examples and over words
+    with synonyms.  TextDefender sums the inner KL over the batch and averages the entropy over
+    all positions, padding included, so its α = 10 at batch 32 weighs ≈ 0.3 of ours (less where
+    few positions have synonyms); ``--ascc-sparsity`` defaults to 0.3.  Passes per step: the
+    clean one, ``steps`` inner ones and the adversarial one.  Needs the tokenizer (to read each
+    vocabulary word) and WordNet (NLTK data, built offline as for ``advembed attack``).
+    """
+
+    name = "ascc"
+    Settings = ASCCSettings
+    paper = "Dong et al. 2021 (ASCC); TextDefender"
+    summary = ("`CE(f(x), y) + β·KL(f(x) ‖ f(v̂))`, v̂ the worst point of the convex hulls of "
+               "each word's WordNet synonyms")
+    needs_tokenizer = True
+
+    def __init__(self, model, settings=None, *, objective=None, tokenizer=None,
+                 synonyms: SynonymTable | None = None, **options) -> None:
+        """``synonyms``: a ready table; otherwise built from ``tokenizer`` and WordNet."""
+        super().__init__(model, settings, objective=objective, **options)
+        if synonyms is None:
+            if tokenizer is None:
+                raise AdvembedError("method 'ascc' needs the tokenizer, to look up each word's "
+                                    "synonyms (build_training_method(..., tokenizer=...))")
+            synonyms = synonym_table(tokenizer, max_neighbours=self.settings.neighbours,
+                                     size=self.adapter.word_embeddings.num_embeddings)
+        self.synonyms = synonyms
+
+    @classmethod
+    def count_passes(cls, settings: ASCCSettings, needs_clean: bool = False) -> float:
+        return 2.0 + settings.steps
+
+    def _step(self, model, inputs, backward):
+        s = self.settings
+        outer = self._adapter_for(model)
+        clean = outer.forward(inputs, output_hidden_states=self._needs_clean or None)
+        target = clean.logits.detach()
+        positions = target_positions(inputs, clean.logits)
+        with torch.no_grad():
+            like = self.adapter.embed(inputs)
+        allowed = self._mask(inputs, like)[..., 0] > 0
+        ids, valid = self.synonyms.lookup(inputs, allowed)
+        table = self.adapter.word_embeddings(ids)  # (B, L, K, d), in the graph for the outer
+        weights = search_hull(
+            lambda embeds: kl_divergence(target, self.adapter.forward(inputs, embeds=embeds)
+                                         .logits, positions),
+            table, valid, steps=s.steps, step_size=s.step_size, sparsity=s.sparsity)
+        perturbed = outer.forward(inputs, embeds=hull_embeddings(weights, table, valid),
+                                  output_hidden_states=self._hidden or None)
+        extra = self._objective_term(model, inputs, perturbed, clean)
+        loss = clean.loss + s.weight * kl_divergence(clean.logits, perturbed.logits, positions)
+        loss = loss + extra
+        backward(loss)
+        return loss.detach()

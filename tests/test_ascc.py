@@ -1,0 +1,212 @@
+"""ASCC: the synonyms' convex hull (advembed.hull) and the training method (methods/ascc.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import SPECIAL, tiny_batch, tiny_model, tiny_synonyms
+
+from advembed.errors import AdvembedError
+from advembed.hull import (
+    hull_embeddings,
+    hull_entropy,
+    hull_weights,
+    search_hull,
+    synonym_table,
+    wordnet_synonyms,
+)
+from advembed.losses import kl_divergence
+from advembed.methods import build_training_method
+
+VOCAB = SPECIAL + ["good", "great", "fine", "nice", "the", "un", "##real", "bad", "film",
+                   "movie"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    from transformers import BertTokenizerFast
+
+    path = tmp_path_factory.mktemp("ascc") / "vocab.txt"
+    path.write_text("\n".join(VOCAB) + "\n")
+    return BertTokenizerFast(vocab_file=str(path), do_lower_case=True)
+
+
+def test_the_hull_point_mixes_only_the_valid_entries():
+    logits = torch.tensor([[[0.5, -1.0, 3.0]]])
+    valid = torch.tensor([[[True, True, False]]])
+    embeds = torch.tensor([[[[1.0, 2.0], [-3.0, 0.5], [10.0, 10.0]]]])
+    w0 = 1 / (1 + math.exp(-1.5))  # e^0.5 / (e^0.5 + e^-1); the invalid 3.0 takes no weight
+    expected = [w0 * 1.0 + (1 - w0) * -3.0, w0 * 2.0 + (1 - w0) * 0.5]
+    assert hull_embeddings(logits, embeds, valid)[0, 0].tolist() == pytest.approx(expected)
+
+
+def test_the_entropy_is_the_mean_over_positions_with_a_choice():
+    logits = torch.tensor([[[0.2, 1.0, -0.5], [4.0, 1.0, 1.0], [2.0, 0.0, 9.0]]])
+    valid = torch.tensor([[[True, True, True], [True, False, False], [True, True, False]]])
+
+    def entropy(values):
+        z = sum(math.exp(v) for v in values)
+        return -sum(math.exp(v) / z * math.log(math.exp(v) / z) for v in values)
+
+    expected = (entropy([0.2, 1.0, -0.5]) + entropy([2.0, 0.0])) / 2  # not the lone one
+    assert float(hull_entropy(logits, valid)) == pytest.approx(expected)
+
+
+def test_one_search_step_is_an_adam_step_toward_the_more_harmful_vertices():
+    # loss = v̂·c, so ∂/∂ŵ_j at the centroid is w_j (a_j − ā) with a_j = v(s_j)·c; Adam's first
+    # step moves each logit by the step size against the sign of the minimised gradient
+    c = torch.tensor([1.0, 0.5])
+    embeds = torch.tensor([[[[1.0, 2.0], [-2.0, 2.0], [0.2, 0.0], [5.0, 0.0]]]])  # a = 2, -1, .2
+    valid = torch.tensor([[[True, True, True, False]]])
+    logits = search_hull(lambda v: (v * c).sum(), embeds, valid, steps=1, step_size=0.7,
+                         sparsity=0.5)  # the entropy's gradient is 0 at the centroid
+    assert logits[0, 0].tolist() == pytest.approx([0.7, -0.7, -0.7, 0.0], abs=1e-6)
+
+
+def test_the_search_reaches_an_interior_maximum_and_the_penalty_pulls_it_to_a_vertex():
+    # loss −‖v̂ − m‖², m = 0.5·v₀ + 0.3·v₁ + 0.2·v₂: without the penalty the search finds those
+    # weights; with α = 1 it trades loss for a sparser w (one real substitution)
+    torch.manual_seed(0)
+    embeds = torch.randn(1, 2, 5, 4)
+    valid = torch.ones(1, 2, 5, dtype=torch.bool)
+    m = (torch.tensor([0.5, 0.3, 0.2, 0.0, 0.0])[:, None] * embeds).sum(-2)
+
+    def found(alpha):
+        return search_hull(lambda v: -((v - m) ** 2).sum(), embeds, valid, steps=30,
+                           step_size=0.3, sparsity=alpha)
+
+    free = found(0.0)
+    assert hull_weights(free, valid)[0, 0].tolist() == pytest.approx([0.5, 0.3, 0.2, 0, 0],
+                                                                     abs=0.03)
+    assert float(hull_entropy(found(1.0), valid)) < float(hull_entropy(free, valid)) - 0.3
+
+
+def test_the_table_holds_one_token_synonyms_and_words_only(tokenizer):
+    synonyms = {"good": ["great", "Fine", "well", "good", "nice"], "the": ["film"],
+                "un": ["bad"], "film": ["movie"]}
+    table = synonym_table(tokenizer, lambda w: synonyms.get(w, []), max_neighbours=2,
+                          stopwords={"the"}, size=len(VOCAB) + 3)
+    ids = tokenizer.convert_tokens_to_ids
+    assert table.neighbours.shape[0] == len(VOCAB) + 3
+    row = table.neighbours[ids("good")][table.valid[ids("good")]].tolist()
+    assert row == [ids("good"), ids("great"), ids("fine")]  # case folded, "well" absent, cut at 2
+    assert table.valid[ids("the")].sum() == 1  # a stop word has none
+    assert table.words_with_synonyms == 3  # good, un, film
+    encoded = tokenizer(["good unreal the film"], padding="max_length", max_length=9,
+                        return_tensors="pt")
+    assert tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])[:7] == [
+        "[CLS]", "good", "un", "##real", "the", "film", "[SEP]"]
+    allowed = encoded["attention_mask"].bool().clone()
+    allowed[0, 5] = False  # e.g. outside an objective's mask
+    neighbours, valid = table.lookup(dict(encoded), allowed)
+    assert valid[0].sum(-1).tolist() == [1, 3, 1, 1, 1, 1, 1, 1, 1]  # "un" starts a longer word
+    assert neighbours[0, 1].tolist() == [ids("good"), ids("great"), ids("fine")]
+
+
+def test_wordnet_synonyms_are_pwws_candidates():
+    from advembed.evaluation.attack_resources import import_textattack
+
+    import_textattack()
+    from textattack.transformations import WordSwapWordNet
+
+    pwws = WordSwapWordNet()
+    for word in ("good", "film", "funny", "terrible"):
+        ours = wordnet_synonyms(word)
+        assert len(ours) == len(set(ours)) > 3
+        assert set(ours) == {w for w in pwws._get_replacement_words(word) if w.isalpha()}
+
+
+def test_ascc_needs_a_tokenizer_or_a_table():
+    with pytest.raises(AdvembedError, match="method 'ascc' needs the tokenizer"):
+        build_training_method("ascc", tiny_model())
+
+
+def _sharp_model():
+    """A tiny model whose logits are large enough for the KL terms to matter."""
+    model = tiny_model()
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(50.0)
+        model.classifier.weight.mul_(300.0)
+    return model
+
+
+def _table_without_synonyms(model):
+    table = tiny_synonyms(model)
+    valid = torch.zeros_like(table.valid)
+    valid[:, 0] = True
+    return type(table)(table.neighbours, valid, table.flags)
+
+
+def test_without_synonyms_the_loss_is_the_clean_loss():
+    model = tiny_model()
+    batch = tiny_batch()
+    method = build_training_method("ascc", model, synonyms=_table_without_synonyms(model))
+    loss = method.step(model, batch)
+    assert float(loss) == pytest.approx(float(model(**batch).loss.detach()), abs=1e-6)
+
+
+def test_the_loss_is_clean_loss_plus_beta_kl_at_the_searched_hull_point(monkeypatch):
+    import advembed.methods.ascc as ascc
+
+    model = _sharp_model()
+    batch = tiny_batch()
+    table = tiny_synonyms(model)
+    found = {}
+
+    def recording_search(*args, **kwargs):
+        found["logits"] = search_hull(*args, **kwargs)
+        return found["logits"]
+
+    monkeypatch.setattr(ascc, "search_hull", recording_search)
+    method = build_training_method("ascc", model, synonyms=table, weight=800.0, steps=3)
+    loss = method.step(model, batch)
+    with torch.no_grad():
+        allowed = batch["attention_mask"].bool()
+        ids, valid = table.lookup(batch, allowed)
+        embeds = hull_embeddings(found["logits"], model.get_input_embeddings()(ids), valid)
+        inputs = {k: v for k, v in batch.items() if k != "input_ids"}
+        clean = model(**batch)
+        adversarial = model(**inputs, inputs_embeds=embeds)
+        term = 800.0 * kl_divergence(clean.logits, adversarial.logits)
+        reversed_term = 800.0 * kl_divergence(adversarial.logits, clean.logits)
+    assert float(loss) == pytest.approx(float(clean.loss + term), rel=1e-5)
+    assert float(term) > 0.01 and abs(float(term - reversed_term)) > 1e-4  # the order tells
+
+
+def test_the_search_finds_a_worse_point_than_the_centroid():
+    model = _sharp_model()
+    batch = tiny_batch()
+    table = tiny_synonyms(model)
+    ids, valid = table.lookup(batch, batch["attention_mask"].bool())
+    rows = model.get_input_embeddings()(ids).detach()
+    inputs = {k: v for k, v in batch.items() if k != "input_ids"}
+    with torch.no_grad():
+        target = model(**batch).logits
+
+    def kl_at(embeds):
+        return kl_divergence(target, model(**inputs, inputs_embeds=embeds).logits)
+
+    centroid = kl_at(hull_embeddings(torch.zeros(valid.shape), rows, valid))
+    found = search_hull(kl_at, rows, valid, steps=5, step_size=1.0, sparsity=0.3)
+    assert float(kl_at(hull_embeddings(found, rows, valid))) > 2 * float(centroid)
+
+
+def test_the_synonyms_rows_get_the_gradient_and_unused_rows_none():
+    model = tiny_model()
+    batch = tiny_batch()
+    table = tiny_synonyms(model)
+    build_training_method("ascc", model, synonyms=table).step(model, batch)
+    used = table.neighbours[batch["input_ids"]][table.valid[batch["input_ids"]]].unique()
+    grad = model.get_input_embeddings().weight.grad
+    touched = set(torch.nonzero(grad.abs().sum(-1)).flatten().tolist())
+    synonyms_only = set(used.tolist()) - set(batch["input_ids"].flatten().tolist())
+    assert synonyms_only and synonyms_only <= touched
+    assert touched <= set(used.tolist()) | set(batch["input_ids"].flatten().tolist())
+
+
+def test_ascc_counts_its_passes():
+    model = tiny_model()
+    method = build_training_method("ascc", model, synonyms=tiny_synonyms(model), steps=4)
+    assert method.passes == 6
