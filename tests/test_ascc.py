@@ -210,3 +210,11 @@ def test_ascc_counts_its_passes():
     model = tiny_model()
     method = build_training_method("ascc", model, synonyms=tiny_synonyms(model), steps=4)
     assert method.passes == 6
+
+
+def test_without_nltk_the_table_is_one_clear_error(tokenizer, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "nltk", None)  # import nltk now raises ImportError
+    with pytest.raises(AdvembedError, match=r"NLTK, which is not installed: pip install"):
+        synonym_table(tokenizer, max_neighbours=4)

@@ -55,12 +55,22 @@ class SynonymTable:
         return ids, valid
 
 
-def wordnet_synonyms(word: str) -> list[str]:
-    """PWWS's candidates for ``word``: the lemma names of its WordNet synsets (all parts of
-    speech, WordNet's sense order), letters only, other than the word itself."""
+def _nltk_data() -> None:
+    """WordNet and the stop words through NLTK (built offline, as for ``advembed attack``)."""
+    try:
+        import nltk  # noqa: F401
+    except ImportError:
+        raise AdvembedError("method 'ascc' reads WordNet through NLTK, which is not installed: "
+                            "pip install 'advembed[attack]'") from None
     from advembed.evaluation.attack_resources import ensure_nltk_data
 
     ensure_nltk_data()
+
+
+def wordnet_synonyms(word: str) -> list[str]:
+    """PWWS's candidates for ``word``: the lemma names of its WordNet synsets (all parts of
+    speech, WordNet's sense order), letters only, other than the word itself."""
+    _nltk_data()
     from nltk.corpus import wordnet
 
     found: list[str] = []
@@ -72,9 +82,7 @@ def wordnet_synonyms(word: str) -> list[str]:
 
 
 def english_stopwords() -> frozenset[str]:
-    from advembed.evaluation.attack_resources import ensure_nltk_data
-
-    ensure_nltk_data()
+    _nltk_data()
     from nltk.corpus import stopwords
 
     return frozenset(stopwords.words("english"))
