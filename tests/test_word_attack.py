@@ -14,7 +14,7 @@ import torch
 from advembed.cli import main
 from advembed.data import Example
 from advembed.errors import AdvembedError
-from advembed.evaluation import attack_resources
+from advembed import nltk_data
 from advembed.evaluation.word_attack import (
     WordAttackOptions,
     protected_words,
@@ -33,7 +33,7 @@ def test_lexnames_are_regenerated_from_the_man_page():
     names = ["adj.all", "adj.pert", "adv.all"] + [f"noun.x{i}" for i in range(25)]
     names += [f"verb.y{i}" for i in range(16)] + ["adj.ppl"]
     rows = [(f"{i:02d}", name) for i, name in enumerate(names)]
-    text = attack_resources.lexnames_from_man(_man_page(rows))
+    text = nltk_data.lexnames_from_man(_man_page(rows))
     lines = text.splitlines()
     assert len(lines) == 45
     assert lines[0] == "00\tadj.all\t3"
@@ -42,14 +42,14 @@ def test_lexnames_are_regenerated_from_the_man_page():
     assert lines[28] == "28\tverb.y0\t2"
     assert lines[44] == "44\tadj.ppl\t3"
     with pytest.raises(AdvembedError, match="45 lexicographer files"):
-        attack_resources.lexnames_from_man(_man_page(rows[:-1]))
+        nltk_data.lexnames_from_man(_man_page(rows[:-1]))
 
 
 def test_stopwords_are_read_from_the_perl_module():
     source = "sub _stopwords {\n    return qw(\n  i me my\n  the\n );\n}\n"
-    assert attack_resources.stopwords_from_perl(source) == ["i", "me", "my", "the"]
+    assert nltk_data.stopwords_from_perl(source) == ["i", "me", "my", "the"]
     with pytest.raises(AdvembedError, match="no stop-word list"):
-        attack_resources.stopwords_from_perl("package X;")
+        nltk_data.stopwords_from_perl("package X;")
 
 
 def _deb(path, files: dict[str, bytes]):
@@ -70,16 +70,16 @@ def _deb(path, files: dict[str, bytes]):
 def test_a_debian_package_is_read_without_dpkg(tmp_path):
     deb = _deb(tmp_path / "x_1.0_all.deb", {"usr/share/wordnet/data.adj": b"abc",
                                            "usr/share/doc/x/copyright": b"c"})
-    files = attack_resources.deb_files(deb)
+    files = nltk_data.deb_files(deb)
     assert files == {"usr/share/wordnet/data.adj": b"abc", "usr/share/doc/x/copyright": b"c"}
     (tmp_path / "bad.deb").write_bytes(b"not a deb")
     with pytest.raises(AdvembedError, match="not a Debian package"):
-        attack_resources.deb_files(tmp_path / "bad.deb")
+        nltk_data.deb_files(tmp_path / "bad.deb")
 
 
 def test_nltk_data_is_built_from_the_debian_files(tmp_path):
     wordnet = {f"usr/share/wordnet/{name}": name.encode()
-               for name in attack_resources.WORDNET_FILES}
+               for name in nltk_data.WORDNET_FILES}
     rows = [(f"{i:02d}", name) for i, name in
             enumerate(["adj.all"] * 3 + ["noun.a"] * 25 + ["verb.b"] * 16 + ["adj.ppl"])]
     wordnet["usr/share/man/man5/lexnames.5WN.gz"] = gzip.compress(_man_page(rows).encode())
@@ -88,7 +88,7 @@ def test_nltk_data_is_built_from_the_debian_files(tmp_path):
             "wordnet-sense-index": _deb(tmp_path / "wordnet-sense-index_1_all.deb", {}),
             "liblingua-stopwords-perl": _deb(tmp_path / "stop_1_all.deb",
                                              {"usr/share/perl5/Lingua/StopWords/EN.pm": perl})}
-    folder = attack_resources.build_nltk_data(tmp_path / "nltk_data", debs)
+    folder = nltk_data.build_nltk_data(tmp_path / "nltk_data", debs)
     assert (folder / "corpora/stopwords/english").read_text() == "a\nthe\nof\n"
     assert (folder / "corpora/wordnet/data.noun").read_bytes() == b"data.noun"
     assert len((folder / "corpora/wordnet/lexnames").read_text().splitlines()) == 45
@@ -103,7 +103,7 @@ def test_missing_resources_offline_give_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("ADVEMBED_OFFLINE", "1")
     monkeypatch.delenv("ADVEMBED_FIND_LINKS", raising=False)
     with pytest.raises(AdvembedError, match="wordnet-base.*apt-get download"):
-        attack_resources.ensure_nltk_data()
+        nltk_data.ensure_nltk_data()
     assert not (tmp_path / "cache" / "nltk_data").exists()
 
 
@@ -122,7 +122,7 @@ def model_and_examples(tiny_trained_run):
 def _stopwords() -> set[str]:
     from nltk.corpus import stopwords
 
-    attack_resources.ensure_nltk_data()
+    nltk_data.ensure_nltk_data()
     return set(stopwords.words("english"))
 
 

@@ -62,7 +62,7 @@ def _nltk_data() -> None:
     except ImportError:
         raise AdvembedError("method 'ascc' reads WordNet through NLTK, which is not installed: "
                             "pip install 'advembed[attack]'") from None
-    from advembed.evaluation.attack_resources import ensure_nltk_data
+    from advembed.nltk_data import ensure_nltk_data
 
     ensure_nltk_data()
 
