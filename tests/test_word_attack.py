@@ -11,10 +11,10 @@ import tarfile
 import pytest
 import torch
 
+from advembed import nltk_data
 from advembed.cli import main
 from advembed.data import Example
 from advembed.errors import AdvembedError
-from advembed import nltk_data
 from advembed.evaluation.word_attack import (
     WordAttackOptions,
     protected_words,
