@@ -218,3 +218,12 @@ def test_without_nltk_the_table_is_one_clear_error(tokenizer, monkeypatch):
     monkeypatch.setitem(sys.modules, "nltk", None)  # import nltk now raises ImportError
     with pytest.raises(AdvembedError, match=r"NLTK, which is not installed: pip install"):
         synonym_table(tokenizer, max_neighbours=4)
+
+
+def test_a_vocabulary_without_synonyms_is_one_clear_error(tmp_path):
+    from transformers import BertTokenizerFast
+
+    (tmp_path / "vocab.txt").write_text("\n".join(SPECIAL + ["zzqv", "qqxw"]) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
+    with pytest.raises(AdvembedError, match="no word of the tokenizer's vocabulary has a WordNet"):
+        build_training_method("ascc", tiny_model(), tokenizer=tokenizer)

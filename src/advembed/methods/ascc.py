@@ -71,6 +71,9 @@ class ASCCTraining(TrainingMethod):
                                     "synonyms (build_training_method(..., tokenizer=...))")
             synonyms = synonym_table(tokenizer, max_neighbours=self.settings.neighbours,
                                      size=self.adapter.word_embeddings.num_embeddings)
+            if synonyms.words_with_synonyms == 0:
+                raise AdvembedError("method 'ascc': no word of the tokenizer's vocabulary has a "
+                                    "WordNet synonym in it (ASCC needs an English vocabulary)")
         self.synonyms = synonyms
 
     @classmethod
