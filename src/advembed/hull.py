@@ -160,9 +160,9 @@ def hull_embeddings(logits: torch.Tensor, neighbour_embeds: torch.Tensor,
 def hull_entropy(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Mean entropy ``−Σ_j w_ij log w_ij`` over the positions with at least two entries (the
     others have none to spread over); 0 when there are none."""
-    weights = hull_weights(logits, valid)
     log_weights = torch.log_softmax(logits.masked_fill(~valid, float("-inf")), dim=-1)
-    entropy = -(weights * log_weights.masked_fill(~valid, 0.0)).sum(-1)
+    log_weights = log_weights.masked_fill(~valid, 0.0)
+    entropy = -(log_weights.exp() * log_weights).sum(-1)
     open_positions = valid.sum(-1) > 1
     if not open_positions.any():
         return logits.new_zeros(())

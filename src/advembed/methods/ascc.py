@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from advembed.errors import AdvembedError
 from advembed.flags import STEPS
 from advembed.hull import SynonymTable, hull_embeddings, search_hull, synonym_table
@@ -82,13 +80,11 @@ class ASCCTraining(TrainingMethod):
 
     def _step(self, model, inputs, backward):
         s = self.settings
-        outer = self._adapter_for(model)
+        outer, _, mask = self._prologue(model, inputs)
         clean = outer.forward(inputs, output_hidden_states=self._needs_clean or None)
         target = clean.logits.detach()
         positions = target_positions(inputs, clean.logits)
-        with torch.no_grad():
-            like = self.adapter.embed(inputs)
-        allowed = self._mask(inputs, like)[..., 0] > 0
+        allowed = mask[..., 0] > 0
         ids, valid = self.synonyms.lookup(inputs, allowed)
         table = self.adapter.word_embeddings(ids)  # (B, L, K, d), in the graph for the outer
         weights = search_hull(
