@@ -1,0 +1,116 @@
+"""Which of a word attack's swaps ASCC's hulls cover: a measurement of its threat model's gaps.
+
+ASCC (``--method ascc``, ``advembed.hull``) trains against the convex hull of each complete
+word's synonyms that are one vocabulary entry, the first ``--ascc-neighbours`` of them.  A swap
+that PWWS makes outside that set is one the training never modelled.  For every swap of the
+attacks that succeeded (at one logit temperature, default 1, the headline one of ``cr``'s ASCC
+runs), this script says which of these it is:
+
+- **in the hull**: the word is one vocabulary entry and the substitute one of its table entries;
+- **word in pieces**: the attacked word is split by the tokenizer, so it has no hull;
+- **substitute in pieces**: the word is one entry, the substitute is split (never a vertex);
+- **outside the table**: both are one entry, but the substitute is not among the word's
+  synonyms in the table (a stop word, beyond the cap, or not a WordNet synonym of the word as
+  the tokenizer folds it).
+
+    python benchmarks/hull_coverage.py runs/robust/cr-ascc-s13 runs/robust/cr-ascc-s14 \\
+        --out docs/hull-coverage-cr.md
+
+Each run folder needs its ``model/`` (the tokenizer) and ``attack-pwws.jsonl`` (the records).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from summary_stats import write_atomic  # noqa: E402
+
+KINDS = ("in the hull", "word in pieces", "substitute in pieces", "outside the table")
+
+
+def classify(tokenizer, table, fold: bool, word: str, substitute: str) -> str:
+    """One swap's kind (:data:`KINDS`) under the tokenizer and the synonym table."""
+    pieces = tokenizer.tokenize(word.lower() if fold else word)
+    if len(pieces) != 1:
+        return "word in pieces"
+    sub_pieces = tokenizer.tokenize(substitute.lower() if fold else substitute)
+    if len(sub_pieces) != 1:
+        return "substitute in pieces"
+    word_id, sub_id = tokenizer.convert_tokens_to_ids(pieces + sub_pieces)
+    row = table.neighbours[word_id][table.valid[word_id]].tolist()
+    return "in the hull" if sub_id in row[1:] else "outside the table"
+
+
+def swaps(records_file: Path, attack_temperature: float) -> list[tuple[str, str]]:
+    """(word, substitute) of every swap in the successful attacks at that temperature."""
+    found = []
+    for line in records_file.read_text().splitlines():
+        record = json.loads(line)
+        if record.get("status") != "successful":
+            continue
+        if float(record.get("temperature", 1.0)) != attack_temperature:
+            continue
+        found += [(word, substitute) for _, word, substitute in record["changed_words"]]
+    return found
+
+
+def measure(run: Path, attack: str, attack_temperature: float) -> Counter:
+    from transformers import AutoTokenizer
+
+    from advembed.hull import lowercases, synonym_table
+
+    config = json.loads((run / "config.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(run / "model")
+    table = synonym_table(tokenizer, max_neighbours=config["method_settings"]["neighbours"])
+    fold = lowercases(tokenizer)
+    return Counter(classify(tokenizer, table, fold, word, substitute)
+                   for word, substitute in swaps(run / f"attack-{attack}.jsonl",
+                                                 attack_temperature))
+
+
+def table_lines(counts: dict[str, Counter]) -> list[str]:
+    lines = ["| run | swaps | " + " | ".join(KINDS) + " |", "|---" * (len(KINDS) + 2) + "|"]
+    total = Counter()
+    for name, count in [*counts.items(), ("all", None)]:
+        if count is None:
+            count = total
+        else:
+            total += count
+        n = sum(count.values())
+        cells = [f"{count[kind]} ({100 * count[kind] / n:.1f} %)" if n else "–" for kind in KINDS]
+        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="ASCC run folders")
+    parser.add_argument("--attack", default="pwws")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="the attacker's logit temperature whose records are read")
+    parser.add_argument("--out", type=Path, help="write the Markdown table here")
+    args = parser.parse_args(argv)
+    counts = {run.name: measure(run, args.attack, args.temperature) for run in args.runs}
+    text = "\n".join([
+        f"# Which {args.attack.upper()} swaps ASCC's hulls cover",
+        "",
+        f"Written by `benchmarks/hull_coverage.py` from the runs' `attack-{args.attack}.jsonl` "
+        f"(successful attacks at logit temperature {args.temperature:g}); do not edit by hand. "
+        "Each swap of a word for a substitute is in the hull when the word is one vocabulary "
+        "entry and the substitute one of its synonym-table entries (the vertices ASCC trained "
+        "against); otherwise the kind says why not.",
+        "", *table_lines(counts), ""])
+    print(text)
+    if args.out:
+        write_atomic(args.out, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

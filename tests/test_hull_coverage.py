@@ -1,0 +1,61 @@
+"""benchmarks/hull_coverage.py: each swap of a word attack is put in the right kind."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from test_attack_table import _load
+
+from advembed.hull import synonym_table
+
+coverage = _load("hull_coverage")
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "great", "fine", "nice", "bad",
+         "the", "un", "##real", "impro", "##ver"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    from transformers import BertTokenizerFast
+
+    path = tmp_path_factory.mktemp("coverage") / "vocab.txt"
+    path.write_text("\n".join(VOCAB) + "\n")
+    return BertTokenizerFast(vocab_file=str(path), do_lower_case=True)
+
+
+def test_each_swap_gets_its_kind(tokenizer):
+    synonyms = {"good": ["great", "fine", "nice", "improver"], "bad": ["unreal"]}
+    table = synonym_table(tokenizer, lambda w: synonyms.get(w, []), max_neighbours=2,
+                          stopwords=set())
+
+    def kind(word, substitute):
+        return coverage.classify(tokenizer, table, True, word, substitute)
+
+    assert kind("Good", "great") == "in the hull"  # folded like the table
+    assert kind("good", "fine") == "in the hull"
+    assert kind("good", "nice") == "outside the table"  # a synonym beyond the cap of 2
+    assert kind("good", "bad") == "outside the table"
+    assert kind("good", "improver") == "substitute in pieces"
+    assert kind("unreal", "good") == "word in pieces"
+
+
+def test_only_successful_swaps_at_the_temperature_are_read(tmp_path):
+    records = [
+        {"status": "successful", "temperature": 1.0, "changed_words": [[0, "a", "b"]]},
+        {"status": "successful", "temperature": 100.0, "changed_words": [[1, "c", "d"]]},
+        {"status": "failed", "temperature": 1.0, "changed_words": [[2, "e", "f"]]},
+        {"status": "successful", "changed_words": [[3, "g", "h"], [5, "i", "j"]]},
+    ]
+    path = tmp_path / "attack-pwws.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert coverage.swaps(path, 1.0) == [("a", "b"), ("g", "h"), ("i", "j")]
+    assert coverage.swaps(path, 100.0) == [("c", "d")]
+
+
+def test_the_table_sums_the_runs():
+    lines = coverage.table_lines({
+        "r1": Counter({"in the hull": 3, "substitute in pieces": 1}),
+        "r2": Counter({"in the hull": 1, "word in pieces": 3})})
+    assert lines[2] == "| r1 | 4 | 3 (75.0 %) | 0 (0.0 %) | 1 (25.0 %) | 0 (0.0 %) |"
+    assert lines[-1] == "| all | 8 | 4 (50.0 %) | 3 (37.5 %) | 1 (12.5 %) | 0 (0.0 %) |"
