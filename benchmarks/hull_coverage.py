@@ -17,12 +17,15 @@ runs), this script says which of these it is:
         --out docs/hull-coverage-cr.md
 
 Each run folder needs its ``model/`` (the tokenizer) and ``attack-pwws.jsonl`` (the records).
+A run of another method (plain training: the control) is read against the table ASCC's default
+``--ascc-neighbours`` would build.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -60,22 +63,49 @@ def swaps(records_file: Path, attack_temperature: float) -> list[tuple[str, str]
     return found
 
 
-def measure(run: Path, attack: str, attack_temperature: float) -> Counter:
+def offered(records_file: Path, attack_temperature: float, synonyms_of, stopwords) -> list:
+    """(word, candidate) for every WordNet candidate of every word PWWS could swap in the
+    sentences it attacked (successful or failed) at that temperature: the swaps on offer, against
+    which the chosen ones are compared."""
+    found = []
+    for line in records_file.read_text().splitlines():
+        record = json.loads(line)
+        if record.get("status") not in ("successful", "failed"):
+            continue
+        if float(record.get("temperature", 1.0)) != attack_temperature:
+            continue
+        for word in re.findall(r"[A-Za-z]+", record["original_text"]):
+            if word.lower() not in stopwords:
+                found += [(word, candidate) for candidate in synonyms_of(word)]
+    return found
+
+
+def measure(run: Path, attack: str, attack_temperature: float) -> tuple[Counter, Counter]:
+    """The kinds of the swaps chosen, and of the swaps on offer (:func:`offered`)."""
     from transformers import AutoTokenizer
 
-    from advembed.hull import lowercases, synonym_table
+    from advembed.hull import english_stopwords, lowercases, synonym_table, wordnet_synonyms
+    from advembed.methods.ascc import ASCCSettings
 
     config = json.loads((run / "config.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(run / "model")
-    table = synonym_table(tokenizer, max_neighbours=config["method_settings"]["neighbours"])
+    if config.get("method") == "ascc":
+        neighbours = config["method_settings"]["neighbours"]
+    else:  # a run of another method: the hulls ASCC's defaults would have trained on
+        neighbours = ASCCSettings().neighbours
+    table = synonym_table(tokenizer, max_neighbours=neighbours)
     fold = lowercases(tokenizer)
-    return Counter(classify(tokenizer, table, fold, word, substitute)
-                   for word, substitute in swaps(run / f"attack-{attack}.jsonl",
-                                                 attack_temperature))
+    records = run / f"attack-{attack}.jsonl"
+    chosen = Counter(classify(tokenizer, table, fold, word, substitute)
+                     for word, substitute in swaps(records, attack_temperature))
+    on_offer = Counter(classify(tokenizer, table, fold, word, candidate)
+                       for word, candidate in offered(records, attack_temperature,
+                                                      wordnet_synonyms, english_stopwords()))
+    return chosen, on_offer
 
 
-def table_lines(counts: dict[str, Counter]) -> list[str]:
-    lines = ["| run | swaps | " + " | ".join(KINDS) + " |", "|---" * (len(KINDS) + 2) + "|"]
+def table_lines(counts: dict[str, Counter], unit: str = "swaps") -> list[str]:
+    lines = [f"| run | {unit} | " + " | ".join(KINDS) + " |", "|---" * (len(KINDS) + 2) + "|"]
     total = Counter()
     for name, count in [*counts.items(), ("all", None)]:
         if count is None:
@@ -90,22 +120,31 @@ def table_lines(counts: dict[str, Counter]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="ASCC run folders")
+    parser.add_argument("runs", nargs="+", type=Path,
+                        help="run folders (ASCC's, and plain ones as the control)")
     parser.add_argument("--attack", default="pwws")
     parser.add_argument("--temperature", type=float, default=1.0,
                         help="the attacker's logit temperature whose records are read")
     parser.add_argument("--out", type=Path, help="write the Markdown table here")
     args = parser.parse_args(argv)
-    counts = {run.name: measure(run, args.attack, args.temperature) for run in args.runs}
+    measured = {run.name: measure(run, args.attack, args.temperature) for run in args.runs}
+    chosen = {name: pair[0] for name, pair in measured.items()}
+    on_offer = {name: pair[1] for name, pair in measured.items()}
     text = "\n".join([
-        f"# Which {args.attack.upper()} swaps ASCC's hulls cover",
+        f"# Which {args.attack.upper()} swaps ASCC's hulls cover: {', '.join(measured)}",
         "",
         f"Written by `benchmarks/hull_coverage.py` from the runs' `attack-{args.attack}.jsonl` "
         f"(successful attacks at logit temperature {args.temperature:g}); do not edit by hand. "
         "Each swap of a word for a substitute is in the hull when the word is one vocabulary "
         "entry and the substitute one of its synonym-table entries (the vertices ASCC trained "
         "against); otherwise the kind says why not.",
-        "", *table_lines(counts), ""])
+        "", "## The swaps that broke the model", "", *table_lines(chosen), "",
+        "## The swaps on offer",
+        "",
+        "Every WordNet candidate (PWWS's, before its constraints) of every non-stop word of the "
+        "sentences attacked at that temperature, successful or not: what the attacker could "
+        "choose from. A kind whose share above is larger than here is one the attack sought "
+        "out.", "", *table_lines(on_offer, "pairs"), ""])
     print(text)
     if args.out:
         write_atomic(args.out, text)

@@ -59,3 +59,16 @@ def test_the_table_sums_the_runs():
         "r2": Counter({"in the hull": 1, "word in pieces": 3})})
     assert lines[2] == "| r1 | 4 | 3 (75.0 %) | 0 (0.0 %) | 1 (25.0 %) | 0 (0.0 %) |"
     assert lines[-1] == "| all | 8 | 4 (50.0 %) | 3 (37.5 %) | 1 (12.5 %) | 0 (0.0 %) |"
+
+
+def test_the_swaps_on_offer_are_every_candidate_of_every_non_stop_word(tmp_path):
+    records = [
+        {"status": "failed", "temperature": 1.0, "original_text": "The film, bad-ish!"},
+        {"status": "skipped", "temperature": 1.0, "original_text": "good"},
+        {"status": "successful", "temperature": 100.0, "original_text": "good"},
+    ]
+    path = tmp_path / "attack-pwws.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    synonyms = {"film": ["movie", "picture"], "bad": ["poor"], "ish": [], "The": ["x"]}
+    assert coverage.offered(path, 1.0, lambda w: synonyms[w], {"the"}) == [
+        ("film", "movie"), ("film", "picture"), ("bad", "poor")]
