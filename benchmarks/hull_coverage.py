@@ -80,8 +80,8 @@ def offered(records_file: Path, attack_temperature: float, synonyms_of, stopword
     return found
 
 
-def measure(run: Path, attack: str, attack_temperature: float) -> tuple[Counter, Counter]:
-    """The kinds of the swaps chosen, and of the swaps on offer (:func:`offered`)."""
+def measure(run: Path, attack: str, attack_temperature: float) -> tuple[str, Counter, Counter]:
+    """The run's method, the kinds of the swaps chosen and of those on offer (:func:`offered`)."""
     from transformers import AutoTokenizer
 
     from advembed.hull import english_stopwords, lowercases, synonym_table, wordnet_synonyms
@@ -101,17 +101,19 @@ def measure(run: Path, attack: str, attack_temperature: float) -> tuple[Counter,
     on_offer = Counter(classify(tokenizer, table, fold, word, candidate)
                        for word, candidate in offered(records, attack_temperature,
                                                       wordnet_synonyms, english_stopwords()))
-    return chosen, on_offer
+    return config.get("method", "none"), chosen, on_offer
 
 
-def table_lines(counts: dict[str, Counter], unit: str = "swaps") -> list[str]:
+def table_lines(counts: dict[str, Counter], methods: dict[str, str],
+                unit: str = "swaps") -> list[str]:
+    """A row per run, then one summing the runs of each method (``methods``: run → method)."""
     lines = [f"| run | {unit} | " + " | ".join(KINDS) + " |", "|---" * (len(KINDS) + 2) + "|"]
-    total = Counter()
-    for name, count in [*counts.items(), ("all", None)]:
-        if count is None:
-            count = total
-        else:
-            total += count
+    totals: dict[str, Counter] = {}
+    for name, count in counts.items():
+        totals[methods[name]] = totals.get(methods[name], Counter()) + count
+    named = [(f"all `{method}` runs", total) for method, total in totals.items()
+             if sum(m == method for m in methods.values()) > 1]
+    for name, count in [*counts.items(), *named]:
         n = sum(count.values())
         cells = [f"{count[kind]} ({100 * count[kind] / n:.1f} %)" if n else "–" for kind in KINDS]
         lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
@@ -128,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the Markdown table here")
     args = parser.parse_args(argv)
     measured = {run.name: measure(run, args.attack, args.temperature) for run in args.runs}
-    chosen = {name: pair[0] for name, pair in measured.items()}
-    on_offer = {name: pair[1] for name, pair in measured.items()}
+    methods = {name: found[0] for name, found in measured.items()}
+    chosen = {name: found[1] for name, found in measured.items()}
+    on_offer = {name: found[2] for name, found in measured.items()}
     text = "\n".join([
         f"# Which {args.attack.upper()} swaps ASCC's hulls cover: {', '.join(measured)}",
         "",
@@ -138,13 +141,13 @@ def main(argv: list[str] | None = None) -> int:
         "Each swap of a word for a substitute is in the hull when the word is one vocabulary "
         "entry and the substitute one of its synonym-table entries (the vertices ASCC trained "
         "against); otherwise the kind says why not.",
-        "", "## The swaps that broke the model", "", *table_lines(chosen), "",
+        "", "## The swaps that broke the model", "", *table_lines(chosen, methods), "",
         "## The swaps on offer",
         "",
         "Every WordNet candidate (PWWS's, before its constraints) of every non-stop word of the "
         "sentences attacked at that temperature, successful or not: what the attacker could "
         "choose from. A kind whose share above is larger than here is one the attack sought "
-        "out.", "", *table_lines(on_offer, "pairs"), ""])
+        "out.", "", *table_lines(on_offer, methods, "pairs"), ""])
     print(text)
     if args.out:
         write_atomic(args.out, text)

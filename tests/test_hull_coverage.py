@@ -53,12 +53,16 @@ def test_only_successful_swaps_at_the_temperature_are_read(tmp_path):
     assert coverage.swaps(path, 100.0) == [("c", "d")]
 
 
-def test_the_table_sums_the_runs():
+def test_the_table_sums_the_runs_of_each_method():
     lines = coverage.table_lines({
         "r1": Counter({"in the hull": 3, "substitute in pieces": 1}),
-        "r2": Counter({"in the hull": 1, "word in pieces": 3})})
+        "plain": Counter({"outside the table": 5}),
+        "r2": Counter({"in the hull": 1, "word in pieces": 3})},
+        {"r1": "ascc", "plain": "none", "r2": "ascc"})
     assert lines[2] == "| r1 | 4 | 3 (75.0 %) | 0 (0.0 %) | 1 (25.0 %) | 0 (0.0 %) |"
-    assert lines[-1] == "| all | 8 | 4 (50.0 %) | 3 (37.5 %) | 1 (12.5 %) | 0 (0.0 %) |"
+    assert lines[-1] == ("| all `ascc` runs | 8 | 4 (50.0 %) | 3 (37.5 %) | 1 (12.5 %) "
+                         "| 0 (0.0 %) |")
+    assert len(lines) == 2 + 3 + 1  # a method of one run gets no sum
 
 
 def test_the_swaps_on_offer_are_every_candidate_of_every_non_stop_word(tmp_path):
