@@ -15,6 +15,7 @@ from advembed.hull import (
     hull_weights,
     search_hull,
     synonym_table,
+    vertex_embeddings,
     wordnet_synonyms,
 )
 from advembed.losses import kl_divergence
@@ -227,3 +228,75 @@ def test_a_vocabulary_without_synonyms_is_one_clear_error(tmp_path):
     tokenizer = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
     with pytest.raises(AdvembedError, match="no word of the tokenizer's vocabulary has a WordNet"):
         build_training_method("ascc", tiny_model(), tokenizer=tokenizer)
+
+
+def test_with_pieces_a_synonym_the_tokenizer_splits_is_a_vertex(tokenizer):
+    synonyms = {"good": ["unreal", "great", "zzz", "unreal"], "bad": ["unreal"]}
+    ids = tokenizer.convert_tokens_to_ids
+    one = synonym_table(tokenizer, lambda w: synonyms.get(w, []), max_neighbours=4,
+                        stopwords=set())
+    assert one.neighbours[ids("good")][one.valid[ids("good")]].tolist() == [ids("good"),
+                                                                            ids("great")]
+    assert one.valid[ids("bad")].sum() == 1  # its only synonym is in pieces
+    two = synonym_table(tokenizer, lambda w: synonyms.get(w, []), max_neighbours=4,
+                        stopwords=set(), pieces=2)
+    row = two.neighbours[ids("good")][two.valid[ids("good")]].tolist()
+    assert row == [[ids("good"), -1], [ids("un"), ids("##real")], [ids("great"), -1]]  # no UNK
+    assert two.words_with_synonyms == 2
+    encoded = tokenizer(["bad good"], return_tensors="pt")
+    found, valid = two.lookup(dict(encoded), encoded["attention_mask"].bool())
+    assert found.shape == (1, 4, 3, 2) and valid[0, 1].tolist() == [True, True, False]
+
+
+def test_a_vertex_in_pieces_is_the_mean_of_its_pieces():
+    embedding = torch.nn.Embedding(6, 2)
+    with torch.no_grad():
+        embedding.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 2.0], [3.0, -1.0], [0.5, 4.0],
+                                             [-2.0, 1.5], [7.0, 7.0]]))
+    ids = torch.tensor([[[[4, -1, -1], [1, 2, 3], [2, 5, -1]]]])
+    expected = [-2.0, 1.5, 1.5, 5.0 / 3, 5.0, 3.0]  # the -1 entries take no part
+    assert vertex_embeddings(embedding, ids)[0, 0].flatten().tolist() == pytest.approx(expected)
+    assert vertex_embeddings(embedding, ids[..., 0]).tolist() == embedding(ids[..., 0]).tolist()
+
+
+def _pieces_table(model):
+    """tiny_synonyms' table with each synonym made a two-piece one (its id and the next)."""
+    from advembed.hull import SynonymTable
+
+    table = tiny_synonyms(model, per_word=2)
+    rows = table.neighbours.size(0)
+    second = torch.where(table.valid, (table.neighbours + 1) % rows, -1)
+    second[:, 0] = -1
+    second[:len(SPECIAL)] = -1
+    return SynonymTable(torch.stack([table.neighbours, second], -1), table.valid, table.flags)
+
+
+def test_with_pieces_the_loss_uses_the_mean_vertices_and_every_piece_gets_gradient(monkeypatch):
+    import advembed.methods.ascc as ascc
+
+    model = _sharp_model()
+    batch = tiny_batch()
+    table = _pieces_table(model)
+    found = {}
+
+    def recording_search(*args, **kwargs):
+        found["logits"] = search_hull(*args, **kwargs)
+        return found["logits"]
+
+    monkeypatch.setattr(ascc, "search_hull", recording_search)
+    loss = build_training_method("ascc", model, synonyms=table, weight=50.0).step(model, batch)
+    embedding = model.get_input_embeddings()
+    with torch.no_grad():
+        ids, valid = table.lookup(batch, batch["attention_mask"].bool())
+        pieces = ids.clamp(min=0)
+        mean = torch.where((ids >= 0).all(-1, keepdim=True),
+                           (embedding(pieces[..., 0]) + embedding(pieces[..., 1])) / 2,
+                           embedding(pieces[..., 0]))
+        embeds = hull_embeddings(found["logits"], mean, valid)
+        inputs = {k: v for k, v in batch.items() if k != "input_ids"}
+        clean = model(**batch)
+        term = 50.0 * kl_divergence(clean.logits, model(**inputs, inputs_embeds=embeds).logits)
+    assert float(loss) == pytest.approx(float(clean.loss + term), rel=1e-5)
+    touched = set(torch.nonzero(embedding.weight.grad.abs().sum(-1)).flatten().tolist())
+    second_pieces = set(ids[..., 1][valid & (ids[..., 1] >= 0)].tolist())
+    assert second_pieces and second_pieces <= touched

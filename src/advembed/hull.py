@@ -30,9 +30,13 @@ SynonymsOf = Callable[[str], Iterable[str]]
 @dataclass(frozen=True)
 class SynonymTable:
     """Per vocabulary id t: ``neighbours[t]`` = t, then its synonyms' ids (padded with t);
-    ``valid[t]`` marks the real entries.  ``flags`` tell which positions are complete words."""
+    ``valid[t]`` marks the real entries.  ``flags`` tell which positions are complete words.
 
-    neighbours: torch.Tensor  # (V, K) long
+    With synonyms in word pieces (``synonym_table(..., pieces=P)``, P > 1) ``neighbours`` is
+    ``(V, K, P)``: each entry's piece ids, −1 past its last piece; :func:`vertex_embeddings`
+    reads both shapes."""
+
+    neighbours: torch.Tensor  # (V, K) or (V, K, P) long
     valid: torch.Tensor  # (V, K) bool
     flags: WordFlags
 
@@ -94,14 +98,18 @@ def lowercases(tokenizer) -> bool:
 
 
 def synonym_table(tokenizer, synonyms_of: SynonymsOf | None = None, *, max_neighbours: int,
-                  stopwords: Iterable[str] | None = None, size: int = 0) -> SynonymTable:
-    """Each letters-only vocabulary word's synonyms that are themselves one vocabulary word,
-    the first ``max_neighbours`` in ``synonyms_of``'s order (default :func:`wordnet_synonyms`;
-    stop words — default NLTK's English list — get none).  ``size``: rows of the embedding
-    matrix, when it has more than the tokenizer has entries (ids past those have no synonyms
-    and are no word)."""
+                  stopwords: Iterable[str] | None = None, size: int = 0,
+                  pieces: int = 1) -> SynonymTable:
+    """Each letters-only vocabulary word's synonyms that are themselves one vocabulary word —
+    or, with ``pieces`` > 1, that the tokenizer splits into at most that many pieces (none
+    unknown) — the first ``max_neighbours`` in ``synonyms_of``'s order (default
+    :func:`wordnet_synonyms`; stop words — default NLTK's English list — get none).  ``size``:
+    rows of the embedding matrix, when it has more than the tokenizer has entries (ids past
+    those have no synonyms and are no word)."""
     if max_neighbours < 1:
         raise AdvembedError(f"max_neighbours must be at least 1, not {max_neighbours}")
+    if pieces < 1:
+        raise AdvembedError(f"pieces must be at least 1, not {pieces}")
     synonyms_of = synonyms_of or wordnet_synonyms
     skip = frozenset(english_stopwords() if stopwords is None else stopwords)
     flags = _padded(word_flags(tokenizer), size)
@@ -109,30 +117,66 @@ def synonym_table(tokenizer, synonyms_of: SynonymsOf | None = None, *, max_neigh
     by_text: dict[str, int] = {}
     for token_id, text in sorted(flags.words.items()):
         by_text.setdefault(text.lower() if fold else text, token_id)
-    found: dict[str, list[int]] = {}
-    rows: dict[int, list[int]] = {}
+
+    def entry(synonym: str) -> tuple[int, ...] | None:
+        """The synonym's piece ids, if it is one entry or (``pieces`` > 1) a few."""
+        text = synonym.lower() if fold else synonym
+        if text in by_text:
+            return (by_text[text],)
+        if pieces == 1:
+            return None
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return tuple(ids) if 1 < len(ids) <= pieces and unk not in ids else None
+
+    unk = tokenizer.unk_token_id
+    found: dict[str, list[tuple[int, ...]]] = {}
+    rows: dict[int, list[tuple[int, ...]]] = {}
     for token_id, text in flags.words.items():
         key = text.lower() if fold else text
         if key.lower() in skip:
             continue
         if key not in found:
-            ids = []
+            entries = []
             for synonym in synonyms_of(key):
-                other = by_text.get(synonym.lower() if fold else synonym)
-                if other is not None and by_text[key] != other and other not in ids:
-                    ids.append(other)
-            found[key] = ids[:max_neighbours]
+                other = entry(synonym)
+                if other is not None and other != (by_text[key],) and other not in entries:
+                    entries.append(other)
+            found[key] = entries[:max_neighbours]
         if found[key]:
             rows[token_id] = found[key]
+    return _table(rows, flags, pieces)
+
+
+def _table(rows: dict[int, list[tuple[int, ...]]], flags: WordFlags, pieces: int) -> SynonymTable:
     size = len(flags.start)
-    width = 1 + max((len(ids) for ids in rows.values()), default=0)
+    width = 1 + max((len(entries) for entries in rows.values()), default=0)
     neighbours = torch.arange(size).unsqueeze(1).repeat(1, width)
+    if pieces > 1:
+        neighbours = torch.cat([neighbours.unsqueeze(-1),
+                                torch.full((size, width, pieces - 1), -1)], -1)
     valid = torch.zeros(size, width, dtype=torch.bool)
     valid[:, 0] = True
-    for token_id, ids in rows.items():
-        neighbours[token_id, 1:1 + len(ids)] = torch.tensor(ids)
-        valid[token_id, 1:1 + len(ids)] = True
+    for token_id, entries in rows.items():
+        for slot, ids in enumerate(entries, start=1):
+            if pieces > 1:
+                neighbours[token_id, slot, :len(ids)] = torch.tensor(ids)
+            else:
+                neighbours[token_id, slot] = ids[0]
+            valid[token_id, slot] = True
     return SynonymTable(neighbours, valid, flags)
+
+
+def vertex_embeddings(embedding: Callable[[torch.Tensor], torch.Tensor],
+                      ids: torch.Tensor) -> torch.Tensor:
+    """The hull's vertices ``(B, L, K, d)`` from :meth:`SynonymTable.lookup`'s ids: each entry's
+    embedding, or, for an entry in word pieces (ids ``(B, L, K, P)``, −1 past its pieces), the
+    mean of its pieces' embeddings — the one-position stand-in for a substitute the model would
+    read as several (an approximation of ours; ASCC's hulls hold one-entry synonyms only)."""
+    if ids.dim() == 3:
+        return embedding(ids)
+    embeds = embedding(ids.clamp(min=0))
+    present = (ids >= 0).unsqueeze(-1).to(embeds.dtype)
+    return (embeds * present).sum(-2) / present.sum(-2).clamp(min=1)
 
 
 def _padded(flags: WordFlags, size: int) -> WordFlags:

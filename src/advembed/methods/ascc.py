@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from advembed.errors import AdvembedError
 from advembed.flags import STEPS
-from advembed.hull import SynonymTable, hull_embeddings, search_hull, synonym_table
+from advembed.hull import (SynonymTable, hull_embeddings, search_hull, synonym_table,
+                           vertex_embeddings)
 from advembed.losses import kl_divergence, target_positions
 from advembed.methods.base import MethodSettings, TrainingMethod
 from advembed.settings import setting
@@ -32,6 +33,10 @@ class ASCCSettings(MethodSettings):
     neighbours: int = setting(16, "--ascc-neighbours", "ASCC: most WordNet synonyms per word "
                               "in its hull (the first in WordNet's sense order)", minimum=1,
                               paper="ours: memory B·L·K·d")
+    pieces: int = setting(1, "--ascc-pieces", "ASCC: most word pieces of a synonym in the "
+                          "hull; above 1, synonyms the tokenizer splits are vertices too, each "
+                          "the mean of its pieces' embeddings", minimum=1, maximum=8,
+                          paper="ours (1: TextDefender's one-entry synonyms)")
 
 
 class ASCCTraining(TrainingMethod):
@@ -68,7 +73,8 @@ class ASCCTraining(TrainingMethod):
                 raise AdvembedError("method 'ascc' needs the tokenizer, to look up each word's "
                                     "synonyms (build_training_method(..., tokenizer=...))")
             synonyms = synonym_table(tokenizer, max_neighbours=self.settings.neighbours,
-                                     size=self.adapter.word_embeddings.num_embeddings)
+                                     size=self.adapter.word_embeddings.num_embeddings,
+                                     pieces=self.settings.pieces)
             if synonyms.words_with_synonyms == 0:
                 raise AdvembedError("method 'ascc': no word of the tokenizer's vocabulary has a "
                                     "WordNet synonym in it (ASCC needs an English vocabulary)")
@@ -86,7 +92,7 @@ class ASCCTraining(TrainingMethod):
         positions = target_positions(inputs, clean.logits)
         allowed = mask[..., 0] > 0
         ids, valid = self.synonyms.lookup(inputs, allowed)
-        table = self.adapter.word_embeddings(ids)  # (B, L, K, d), in the graph for the outer
+        table = vertex_embeddings(self.adapter.word_embeddings, ids)  # (B, L, K, d), in graph
         weights = search_hull(
             lambda embeds: kl_divergence(target, self.adapter.forward(inputs, embeds=embeds)
                                          .logits, positions),
