@@ -6,8 +6,13 @@ from dataclasses import dataclass
 
 from advembed.errors import AdvembedError
 from advembed.flags import STEPS
-from advembed.hull import (SynonymTable, hull_embeddings, search_hull, synonym_table,
-                           vertex_embeddings)
+from advembed.hull import (
+    SynonymTable,
+    hull_embeddings,
+    search_hull,
+    synonym_table,
+    vertex_embeddings,
+)
 from advembed.losses import kl_divergence, target_positions
 from advembed.methods.base import MethodSettings, TrainingMethod
 from advembed.settings import setting
