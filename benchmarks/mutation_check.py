@@ -493,6 +493,12 @@ MUTANTS = [
     Mutant("ascc-synonyms-inside-split-words", "hull.py",
            "        words = complete_word_mask(input_ids, attention, self.flags) & allowed",
            "        words = attention.bool() & allowed", ("tests/test_ascc.py",)),
+    Mutant("hull-piece-vertex-counts-padding", "hull.py",
+           "    return (embeds * present).sum(-2) / present.sum(-2).clamp(min=1)",
+           "    return (embeds * present).sum(-2) / ids.size(-1)", ("tests/test_ascc.py",)),
+    Mutant("hull-piece-vertex-first-piece-only", "hull.py",
+           "    return (embeds * present).sum(-2) / present.sum(-2).clamp(min=1)",
+           "    return embeds[..., 0, :]", ("tests/test_ascc.py",)),
 ]
 
 

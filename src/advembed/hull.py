@@ -119,7 +119,9 @@ def synonym_table(tokenizer, synonyms_of: SynonymsOf | None = None, *, max_neigh
         by_text.setdefault(text.lower() if fold else text, token_id)
 
     def entry(synonym: str) -> tuple[int, ...] | None:
-        """The synonym's piece ids, if it is one entry or (``pieces`` > 1) a few."""
+        """The synonym's piece ids, if it is one entry or (``pieces`` > 1) a few.  No piece
+        may be the unknown token (WordPiece turns a whole word it cannot split into one, which
+        the length test drops; SentencePiece vocabularies can put one among known pieces)."""
         text = synonym.lower() if fold else synonym
         if text in by_text:
             return (by_text[text],)
