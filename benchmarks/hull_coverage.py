@@ -6,9 +6,11 @@ that PWWS makes outside that set is one the training never modelled.  For every 
 attacks that succeeded (at one logit temperature, default 1, the headline one of ``cr``'s ASCC
 runs), this script says which of these it is:
 
-- **in the hull**: the word is one vocabulary entry and the substitute one of its table entries;
+- **in the hull**: the word is one vocabulary entry and the substitute one of its table entries
+  (with ``--ascc-pieces``, an entry may be in pieces);
 - **word in pieces**: the attacked word is split by the tokenizer, so it has no hull;
-- **substitute in pieces**: the word is one entry, the substitute is split (never a vertex);
+- **substitute in pieces**: the word is one entry, the substitute is split and not a vertex
+  (never, at ``--ascc-pieces 1``);
 - **outside the table**: both are one entry, but the substitute is not among the word's
   synonyms in the table (a stop word, beyond the cap, or not a WordNet synonym of the word as
   the tokenizer folds it).
@@ -42,12 +44,17 @@ def classify(tokenizer, table, fold: bool, word: str, substitute: str) -> str:
     pieces = tokenizer.tokenize(word.lower() if fold else word)
     if len(pieces) != 1:
         return "word in pieces"
-    sub_pieces = tokenizer.tokenize(substitute.lower() if fold else substitute)
-    if len(sub_pieces) != 1:
-        return "substitute in pieces"
-    word_id, sub_id = tokenizer.convert_tokens_to_ids(pieces + sub_pieces)
-    row = table.neighbours[word_id][table.valid[word_id]].tolist()
-    return "in the hull" if sub_id in row[1:] else "outside the table"
+    word_id = tokenizer.convert_tokens_to_ids(pieces[0])
+    sub_ids = tokenizer.convert_tokens_to_ids(
+        tokenizer.tokenize(substitute.lower() if fold else substitute))
+    row = table.neighbours[word_id][table.valid[word_id]].tolist()[1:]
+    if table.neighbours.dim() == 3:  # a table with vertices in pieces (--ascc-pieces)
+        row = [[i for i in entry if i >= 0] for entry in row]
+        if sub_ids in row:
+            return "in the hull"
+    elif sub_ids[0] in row and len(sub_ids) == 1:
+        return "in the hull"
+    return "substitute in pieces" if len(sub_ids) != 1 else "outside the table"
 
 
 def swaps(records_file: Path, attack_temperature: float) -> list[tuple[str, str]]:
@@ -89,11 +96,11 @@ def measure(run: Path, attack: str, attack_temperature: float) -> tuple[str, Cou
 
     config = json.loads((run / "config.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(run / "model")
+    settings = ASCCSettings()  # a run of another method: the hulls of ASCC's defaults
     if config.get("method") == "ascc":
-        neighbours = config["method_settings"]["neighbours"]
-    else:  # a run of another method: the hulls ASCC's defaults would have trained on
-        neighbours = ASCCSettings().neighbours
-    table = synonym_table(tokenizer, max_neighbours=neighbours)
+        settings = ASCCSettings(**{k: v for k, v in config["method_settings"].items()
+                                   if k in ("neighbours", "pieces")})
+    table = synonym_table(tokenizer, max_neighbours=settings.neighbours, pieces=settings.pieces)
     fold = lowercases(tokenizer)
     records = run / f"attack-{attack}.jsonl"
     chosen = Counter(classify(tokenizer, table, fold, word, substitute)

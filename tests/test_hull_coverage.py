@@ -38,6 +38,12 @@ def test_each_swap_gets_its_kind(tokenizer):
     assert kind("good", "bad") == "outside the table"
     assert kind("good", "improver") == "substitute in pieces"
     assert kind("unreal", "good") == "word in pieces"
+    with_pieces = synonym_table(tokenizer, lambda w: synonyms.get(w, []), max_neighbours=2,
+                                stopwords=set(), pieces=2)
+    assert coverage.classify(tokenizer, with_pieces, True, "bad", "unreal") == "in the hull"
+    assert coverage.classify(tokenizer, with_pieces, True, "good", "unreal") == (
+        "substitute in pieces")  # not among good's entries
+    assert coverage.classify(tokenizer, with_pieces, True, "good", "fine") == "in the hull"
 
 
 def test_only_successful_swaps_at_the_temperature_are_read(tmp_path):
