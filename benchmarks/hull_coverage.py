@@ -88,7 +88,8 @@ def offered(records_file: Path, attack_temperature: float, synonyms_of, stopword
 
 
 def measure(run: Path, attack: str, attack_temperature: float) -> tuple[str, Counter, Counter]:
-    """The run's method, the kinds of the swaps chosen and of those on offer (:func:`offered`)."""
+    """The run's method (with its pieces, if any), the kinds of the swaps chosen and of those on
+    offer (:func:`offered`)."""
     from transformers import AutoTokenizer
 
     from advembed.hull import english_stopwords, lowercases, synonym_table, wordnet_synonyms
@@ -108,7 +109,10 @@ def measure(run: Path, attack: str, attack_temperature: float) -> tuple[str, Cou
     on_offer = Counter(classify(tokenizer, table, fold, word, candidate)
                        for word, candidate in offered(records, attack_temperature,
                                                       wordnet_synonyms, english_stopwords()))
-    return config.get("method", "none"), chosen, on_offer
+    method = config.get("method", "none")
+    if settings.pieces > 1 and method == "ascc":
+        method = f"ascc --ascc-pieces {settings.pieces}"
+    return method, chosen, on_offer
 
 
 def table_lines(counts: dict[str, Counter], methods: dict[str, str],
