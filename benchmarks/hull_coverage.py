@@ -95,6 +95,11 @@ def measure(run: Path, attack: str, attack_temperature: float) -> tuple[str, Cou
     from advembed.hull import english_stopwords, lowercases, synonym_table, wordnet_synonyms
     from advembed.methods.ascc import ASCCSettings
 
+    records = run / f"attack-{attack}.jsonl"
+    for needed in (run / "config.json", run / "model", records):
+        if not needed.exists():
+            raise SystemExit(f"run '{run}' has no {needed.name} (a trained run attacked by "
+                             f"`advembed attack --attack {attack}` is needed)")
     config = json.loads((run / "config.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(run / "model")
     settings = ASCCSettings()  # a run of another method: the hulls of ASCC's defaults
@@ -103,7 +108,6 @@ def measure(run: Path, attack: str, attack_temperature: float) -> tuple[str, Cou
                                    if k in ("neighbours", "pieces")})
     table = synonym_table(tokenizer, max_neighbours=settings.neighbours, pieces=settings.pieces)
     fold = lowercases(tokenizer)
-    records = run / f"attack-{attack}.jsonl"
     chosen = Counter(classify(tokenizer, table, fold, word, substitute)
                      for word, substitute in swaps(records, attack_temperature))
     on_offer = Counter(classify(tokenizer, table, fold, word, candidate)

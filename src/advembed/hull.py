@@ -117,6 +117,7 @@ def synonym_table(tokenizer, synonyms_of: SynonymsOf | None = None, *, max_neigh
     by_text: dict[str, int] = {}
     for token_id, text in sorted(flags.words.items()):
         by_text.setdefault(text.lower() if fold else text, token_id)
+    unk = tokenizer.unk_token_id
 
     def entry(synonym: str) -> tuple[int, ...] | None:
         """The synonym's piece ids, if it is one entry or (``pieces`` > 1) a few.  No piece
@@ -130,7 +131,6 @@ def synonym_table(tokenizer, synonyms_of: SynonymsOf | None = None, *, max_neigh
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         return tuple(ids) if 1 < len(ids) <= pieces and unk not in ids else None
 
-    unk = tokenizer.unk_token_id
     found: dict[str, list[tuple[int, ...]]] = {}
     rows: dict[int, list[tuple[int, ...]]] = {}
     for token_id, text in flags.words.items():
