@@ -152,20 +152,15 @@ def synonym_table(tokenizer, synonyms_of: SynonymsOf | None = None, *, max_neigh
 def _table(rows: dict[int, list[tuple[int, ...]]], flags: WordFlags, pieces: int) -> SynonymTable:
     size = len(flags.start)
     width = 1 + max((len(entries) for entries in rows.values()), default=0)
-    neighbours = torch.arange(size).unsqueeze(1).repeat(1, width)
-    if pieces > 1:
-        neighbours = torch.cat([neighbours.unsqueeze(-1),
-                                torch.full((size, width, pieces - 1), -1)], -1)
+    neighbours = torch.full((size, width, pieces), -1)
+    neighbours[..., 0] = torch.arange(size).unsqueeze(1)  # padding slots repeat the word
     valid = torch.zeros(size, width, dtype=torch.bool)
     valid[:, 0] = True
     for token_id, entries in rows.items():
         for slot, ids in enumerate(entries, start=1):
-            if pieces > 1:
-                neighbours[token_id, slot, :len(ids)] = torch.tensor(ids)
-            else:
-                neighbours[token_id, slot] = ids[0]
+            neighbours[token_id, slot, :len(ids)] = torch.tensor(ids)
             valid[token_id, slot] = True
-    return SynonymTable(neighbours, valid, flags)
+    return SynonymTable(neighbours[..., 0] if pieces == 1 else neighbours, valid, flags)
 
 
 def vertex_embeddings(embedding: Callable[[torch.Tensor], torch.Tensor],
