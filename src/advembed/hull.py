@@ -11,7 +11,11 @@ point of the convex hull of the embeddings of {x_i} ∪ S(x_i)::
 A position that is not a complete word, or whose word has no synonym in the vocabulary, keeps
 its own embedding (w_i0 = 1).  The synonyms are PWWS's own (TextAttack's ``WordSwapWordNet``):
 the lemma names of every WordNet synset of the word, one word each, other than the word; stop
-words get none, since PWWS never swaps one.
+words get none, since PWWS never swaps one.  TextDefender reads its neighbours from a file
+(``nbr_file``) instead; WordNet's are ours, chosen so that the hulls hold the attack measured.
+Neighbours are looked up as whole words, as WordPiece vocabularies spell them; a byte-level BPE
+vocabulary (``Ġword``) is not handled and would get hulls for its word-start forms only where
+the tokenizer gives them without a leading space.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ SOURCE = "TextDefender's ascc (Li et al. 2021)"
 
 @dataclass(frozen=True)
 class ASCCSettings(MethodSettings):
-    """Steps, Adam's learning rate and β follow TextDefender's ``ascc`` trainer; α is its 10
-    rescaled to our normalisation (see :class:`ASCCTraining`)."""
+    """Steps, Adam's learning rate and β follow TextDefender's ``ascc`` trainer; α is ours,
+    6–9× TextDefender's 10 once normalised (see :class:`ASCCTraining`)."""
 
     owner = "method 'ascc'"
     steps: int = setting(5, STEPS, paper=SOURCE)
@@ -32,7 +32,7 @@ class ASCCSettings(MethodSettings):
                                paper=SOURCE)
     sparsity: float = setting(0.3, "--ascc-sparsity", "ASCC: weight α of the entropy penalty "
                               "that pushes each word's weights toward one synonym", minimum=0,
-                              paper="TextDefender's 10 ÷ batch 32 (its KL is summed)")
+                              paper="ours; TextDefender's 10 is 0.033 on cr, 0.047 on mr")
     weight: float = setting(4.0, "--ascc-weight", "ASCC: weight β of KL(f(x) ‖ f(v̂))",
                             minimum=0, paper=SOURCE)
     neighbours: int = setting(16, "--ascc-neighbours", "ASCC: most WordNet synonyms per word "
@@ -48,16 +48,21 @@ class ASCCTraining(TrainingMethod):
     """``L = CE(f(x), y) + β·KL(f(x) ‖ f(v̂*))``, v̂* the worst point of the synonyms' hulls.
 
     Each complete word's embedding is replaced by ``v̂_i = Σ_j softmax(ŵ_i)_j · v(s_ij)`` over
-    the word and its WordNet synonyms that are one vocabulary entry (PWWS's candidates,
-    :mod:`advembed.hull`).  The inner maximisation takes ``steps`` Adam steps on ŵ of
-    ``KL(stopgrad f(x) ‖ f(v̂)) − α·H(w)`` (H: mean entropy over words with synonyms, so the
-    weights approach one real substitution).  The outer loss's KL is not detached on either
+    the word and its WordNet synonyms that are one vocabulary entry, or at most ``pieces``
+    entries averaged into one vertex (PWWS's candidates, :mod:`advembed.hull`).  The inner
+    maximisation takes ``steps`` Adam steps on ŵ of ``KL(stopgrad f(x) ‖ f(v̂)) − α·H(w)``
+    (H: mean entropy over words with synonyms, so the weights approach one real
+    substitution).  The outer loss's KL is not detached on either
     side, and the embedding rows of every synonym in the hull get its gradient (TextDefender).
 
     Normalisation (ours): both the KL and the entropy are means — over examples and over words
     with synonyms.  TextDefender sums the inner KL over the batch and averages the entropy over
-    all positions, padding included, so its α = 10 at batch 32 weighs ≈ 0.3 of ours (less where
-    few positions have synonyms); ``--ascc-sparsity`` defaults to 0.3.  Passes per step: the
+    all B·L positions of the padded batch, so its α = 10 at batch 32 is ``10·f / 32`` of ours,
+    f the share of positions with synonyms: 0.033 on ``cr`` (f = 0.104), 0.047 on ``mr``
+    (f = 0.149), measured by ``benchmarks/ascc_sparsity_scale.py``.  ``--ascc-sparsity``
+    defaults to 0.3, 6–9× that: the value the runs of the README were trained and measured with
+    (an earlier reading took f = 1), kept until a run at TextDefender's scale says which is
+    better.  Passes per step: the
     clean one, ``steps`` inner ones and the adversarial one.  Needs the tokenizer (to read each
     vocabulary word) and WordNet (NLTK data, built offline as for ``advembed attack``).
     """
