@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -70,10 +69,18 @@ def swaps(records_file: Path, attack_temperature: float) -> list[tuple[str, str]
     return found
 
 
-def offered(records_file: Path, attack_temperature: float, synonyms_of, stopwords) -> list:
+def offered(records_file: Path, attack_temperature: float, synonyms_of, stopwords,
+            fold: bool) -> list:
     """(word, candidate) for every WordNet candidate of every word PWWS could swap in the
     sentences it attacked (successful or failed) at that temperature: the swaps on offer, against
-    which the chosen ones are compared."""
+    which the chosen ones are compared.  Words are TextAttack's (``words_from_text``: *well-made*
+    is one); with ``fold`` (an uncased tokenizer) a candidate that differs from its word only in
+    case (*Film* → *film*) is no swap and is left out."""
+    from advembed.nltk_data import ensure_nltk_data
+
+    ensure_nltk_data()  # TextAttack reads NLTK's stop words as it is imported
+    from textattack.shared.utils import words_from_text
+
     found = []
     for line in records_file.read_text().splitlines():
         record = json.loads(line)
@@ -81,9 +88,10 @@ def offered(records_file: Path, attack_temperature: float, synonyms_of, stopword
             continue
         if float(record.get("temperature", 1.0)) != attack_temperature:
             continue
-        for word in re.findall(r"[A-Za-z]+", record["original_text"]):
+        for word in words_from_text(record["original_text"]):
             if word.lower() not in stopwords:
-                found += [(word, candidate) for candidate in synonyms_of(word)]
+                found += [(word, candidate) for candidate in synonyms_of(word)
+                          if not (fold and candidate.lower() == word.lower())]
     return found
 
 
@@ -112,7 +120,8 @@ def measure(run: Path, attack: str, attack_temperature: float) -> tuple[str, Cou
                      for word, substitute in swaps(records, attack_temperature))
     on_offer = Counter(classify(tokenizer, table, fold, word, candidate)
                        for word, candidate in offered(records, attack_temperature,
-                                                      wordnet_synonyms, english_stopwords()))
+                                                      wordnet_synonyms, english_stopwords(),
+                                                      fold))
     method = config.get("method", "none")
     if settings.pieces > 1 and method == "ascc":
         method = f"ascc --ascc-pieces {settings.pieces}"

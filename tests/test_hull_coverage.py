@@ -79,6 +79,8 @@ def test_the_swaps_on_offer_are_every_candidate_of_every_non_stop_word(tmp_path)
     ]
     path = tmp_path / "attack-pwws.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    synonyms = {"film": ["movie", "picture"], "bad": ["poor"], "ish": [], "The": ["x"]}
-    assert coverage.offered(path, 1.0, lambda w: synonyms[w], {"the"}) == [
-        ("film", "movie"), ("film", "picture"), ("bad", "poor")]
+    synonyms = {"film": ["movie", "Film", "picture"], "bad-ish": ["poor"], "The": ["x"]}
+    assert coverage.offered(path, 1.0, lambda w: synonyms[w], {"the"}, fold=True) == [
+        ("film", "movie"), ("film", "picture"), ("bad-ish", "poor")]  # TextAttack's words
+    assert coverage.offered(path, 1.0, lambda w: synonyms[w], {"the"}, fold=False) == [
+        ("film", "movie"), ("film", "Film"), ("film", "picture"), ("bad-ish", "poor")]
