@@ -20,7 +20,7 @@ runs), this script says which of these it is:
 
 Each run folder needs its ``model/`` (the tokenizer) and ``attack-pwws.jsonl`` (the records).
 A run of another method (plain training: the control) is read against the table ASCC's default
-``--ascc-neighbours`` would build.
+``--ascc-neighbours`` and ``--control-pieces`` (default 1: the one-entry synonyms) would build.
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ def offered(records_file: Path, attack_temperature: float, synonyms_of, stopword
     return found
 
 
-def measure(run: Path, attack: str, attack_temperature: float) -> tuple[str, Counter, Counter]:
+def measure(run: Path, attack: str, attack_temperature: float,
+            control_pieces: int = 1) -> tuple[str, Counter, Counter]:
     """The run's method (with its pieces, if any), the kinds of the swaps chosen and of those on
     offer (:func:`offered`)."""
     from transformers import AutoTokenizer
@@ -110,10 +111,10 @@ def measure(run: Path, attack: str, attack_temperature: float) -> tuple[str, Cou
                              f"`advembed attack --attack {attack}` is needed)")
     config = json.loads((run / "config.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(run / "model")
-    settings = ASCCSettings()  # a run of another method: the hulls of ASCC's defaults
-    if config.get("method") == "ascc":
-        settings = ASCCSettings(**{k: v for k, v in config["method_settings"].items()
-                                   if k in ("neighbours", "pieces")})
+    settings = ASCCSettings(pieces=control_pieces)  # a run of another method
+    if config.get("method") == "ascc":  # runs from before --ascc-pieces were at 1
+        saved = config["method_settings"]
+        settings = ASCCSettings(neighbours=saved["neighbours"], pieces=saved.get("pieces", 1))
     table = synonym_table(tokenizer, max_neighbours=settings.neighbours, pieces=settings.pieces)
     fold = lowercases(tokenizer)
     chosen = Counter(classify(tokenizer, table, fold, word, substitute)
@@ -151,9 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attack", default="pwws")
     parser.add_argument("--temperature", type=float, default=1.0,
                         help="the attacker's logit temperature whose records are read")
+    parser.add_argument("--control-pieces", type=int, default=1,
+                        help="--ascc-pieces of the table a run of another method is read against")
     parser.add_argument("--out", type=Path, help="write the Markdown table here")
     args = parser.parse_args(argv)
-    measured = {run.name: measure(run, args.attack, args.temperature) for run in args.runs}
+    measured = {run.name: measure(run, args.attack, args.temperature, args.control_pieces)
+                for run in args.runs}
     methods = {name: found[0] for name, found in measured.items()}
     chosen = {name: found[1] for name, found in measured.items()}
     on_offer = {name: found[2] for name, found in measured.items()}

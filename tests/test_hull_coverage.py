@@ -84,3 +84,25 @@ def test_the_swaps_on_offer_are_every_candidate_of_every_non_stop_word(tmp_path)
         ("film", "movie"), ("film", "picture"), ("bad-ish", "poor")]  # TextAttack's words
     assert coverage.offered(path, 1.0, lambda w: synonyms[w], {"the"}, fold=False) == [
         ("film", "movie"), ("film", "Film"), ("film", "picture"), ("bad-ish", "poor")]
+
+
+@pytest.mark.parametrize("method, saved, control, kind", [
+    ("ascc", {"neighbours": 16}, 3, "substitute in pieces"),  # before --ascc-pieces: 1
+    ("ascc", {"neighbours": 16, "pieces": 3}, 1, "in the hull"),
+    ("none", {}, 1, "substitute in pieces"),
+    ("none", {}, 3, "in the hull"),
+])
+def test_a_run_is_read_against_its_own_pieces_and_a_control_against_control_pieces(
+        tmp_path, method, saved, control, kind):
+    from transformers import BertTokenizerFast
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(VOCAB[:5] + ["film", "flic", "##k"]) + "\n")
+    run = tmp_path / "run"
+    BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True).save_pretrained(run / "model")
+    (run / "config.json").write_text(json.dumps({"method": method, "method_settings": saved}))
+    record = {"status": "successful", "temperature": 1.0, "original_text": "film",
+              "changed_words": [[0, "film", "flick"]]}  # WordNet: flick is a film; flic ##k
+    (run / "attack-pwws.jsonl").write_text(json.dumps(record) + "\n")
+    _, chosen, _ = coverage.measure(run, "pwws", 1.0, control_pieces=control)
+    assert chosen == Counter({kind: 1})
