@@ -300,3 +300,12 @@ def test_with_pieces_the_loss_uses_the_mean_vertices_and_every_piece_gets_gradie
     touched = set(torch.nonzero(embedding.weight.grad.abs().sum(-1)).flatten().tolist())
     second_pieces = set(ids[..., 1][valid & (ids[..., 1] >= 0)].tolist())
     assert second_pieces and second_pieces <= touched
+
+
+def test_the_table_moves_to_a_device_once(tokenizer):
+    table = synonym_table(tokenizer, lambda w: {"good": ["great"]}.get(w, []),
+                          max_neighbours=2, stopwords=set())
+    assert table.to("cpu") is table  # already there: no copy at each training step
+    meta = table.to("meta")
+    assert meta.neighbours.device.type == "meta" and meta.valid.device.type == "meta"
+    assert meta.flags is table.flags and table.neighbours.device.type == "cpu"

@@ -21,7 +21,7 @@ the tokenizer gives them without a leading space.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -47,6 +47,13 @@ class SynonymTable:
     @property
     def words_with_synonyms(self) -> int:
         return int(self.valid[:, 1:].any(-1).sum())
+
+    def to(self, device: torch.device) -> SynonymTable:
+        """The table with its tensors on ``device`` (itself if they are there already), so that
+        a training loop moves it once, not at every lookup."""
+        if self.neighbours.device == torch.device(device):
+            return self
+        return replace(self, neighbours=self.neighbours.to(device), valid=self.valid.to(device))
 
     def lookup(self, inputs: dict, allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(ids, valid)``, each ``(B, L, K)``, for the batch: a position's hull is its own

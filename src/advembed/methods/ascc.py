@@ -102,6 +102,7 @@ class ASCCTraining(TrainingMethod):
         target = clean.logits.detach()
         positions = target_positions(inputs, clean.logits)
         allowed = mask[..., 0] > 0
+        self.synonyms = self.synonyms.to(inputs["input_ids"].device)
         ids, valid = self.synonyms.lookup(inputs, allowed)
         table = vertex_embeddings(self.adapter.word_embeddings, ids)  # (B, L, K, d), in graph
         weights = search_hull(
