@@ -112,6 +112,17 @@ def tiny_batch(
             "labels": labels}
 
 
+def wordpiece_tokenizer(folder: Path, words: list[str]):
+    """An uncased WordPiece tokenizer over exactly ``words`` (special tokens included), its
+    ``vocab.txt`` written into ``folder``."""
+    from transformers import BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(words) + "\n", encoding="utf-8")
+    return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+
+
 def make_tiny_model_dir(path: Path, num_labels: int = 2, seed: int = 0) -> Path:
     """A local 'hub-style' model directory: tiny BERT config, weights and WordPiece vocab."""
     from transformers import BertForSequenceClassification, BertTokenizerFast

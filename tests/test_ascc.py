@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import SPECIAL, tiny_batch, tiny_model, tiny_synonyms
+from conftest import SPECIAL, tiny_batch, tiny_model, tiny_synonyms, wordpiece_tokenizer
 
 from advembed.errors import AdvembedError
 from advembed.hull import (
@@ -27,11 +27,7 @@ VOCAB = SPECIAL + ["good", "great", "fine", "nice", "the", "un", "##real", "bad"
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    from transformers import BertTokenizerFast
-
-    path = tmp_path_factory.mktemp("ascc") / "vocab.txt"
-    path.write_text("\n".join(VOCAB) + "\n")
-    return BertTokenizerFast(vocab_file=str(path), do_lower_case=True)
+    return wordpiece_tokenizer(tmp_path_factory.mktemp("ascc"), VOCAB)
 
 
 def test_the_hull_point_mixes_only_the_valid_entries():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import wordpiece_tokenizer
 from test_attack_table import _load
 
 from advembed.hull import synonym_table
@@ -13,11 +14,7 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "great", "fine", 
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    from transformers import BertTokenizerFast
-
-    path = tmp_path_factory.mktemp("scale") / "vocab.txt"
-    path.write_text("\n".join(VOCAB) + "\n")
-    return BertTokenizerFast(vocab_file=str(path), do_lower_case=True)
+    return wordpiece_tokenizer(tmp_path_factory.mktemp("scale"), VOCAB)
 
 
 def test_open_positions_are_counted_against_each_batch_padded_to_its_longest(tokenizer):

@@ -6,6 +6,7 @@ import json
 from collections import Counter
 
 import pytest
+from conftest import wordpiece_tokenizer
 from test_attack_table import _load
 
 from advembed.hull import synonym_table
@@ -17,11 +18,7 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "great", "fine", 
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    from transformers import BertTokenizerFast
-
-    path = tmp_path_factory.mktemp("coverage") / "vocab.txt"
-    path.write_text("\n".join(VOCAB) + "\n")
-    return BertTokenizerFast(vocab_file=str(path), do_lower_case=True)
+    return wordpiece_tokenizer(tmp_path_factory.mktemp("coverage"), VOCAB)
 
 
 def test_each_swap_gets_its_kind(tokenizer):
@@ -94,12 +91,9 @@ def test_the_swaps_on_offer_are_every_candidate_of_every_non_stop_word(tmp_path)
 ])
 def test_a_run_is_read_against_its_own_pieces_and_a_control_against_control_pieces(
         tmp_path, method, saved, control, kind):
-    from transformers import BertTokenizerFast
-
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(VOCAB[:5] + ["film", "flic", "##k"]) + "\n")
     run = tmp_path / "run"
-    BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True).save_pretrained(run / "model")
+    tokenizer = wordpiece_tokenizer(tmp_path, VOCAB[:5] + ["film", "flic", "##k"])
+    tokenizer.save_pretrained(run / "model")
     (run / "config.json").write_text(json.dumps({"method": method, "method_settings": saved}))
     record = {"status": "successful", "temperature": 1.0, "original_text": "film",
               "changed_words": [[0, "film", "flick"]]}  # WordNet: flick is a film; flic ##k
