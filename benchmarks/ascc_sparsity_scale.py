@@ -58,7 +58,7 @@ def equivalent_alpha(alpha: float, batch_size: int, opened: int, padded: int) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", required=True, help="a named dataset (advembed datasets)")
+    parser.add_argument("--dataset", required=True, help="a dataset as advembed train takes it")
     parser.add_argument("--model", required=True, help="a folder holding the tokenizer")
     parser.add_argument("--alpha", type=float, default=10.0, help="TextDefender's α")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -70,16 +70,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from transformers import AutoTokenizer
 
-    from advembed.data.named import load_named
+    from advembed.data import load_dataset
     from advembed.errors import AdvembedError
     from advembed.hull import synonym_table
 
+    if not (Path(args.model) / "tokenizer_config.json").is_file():
+        parser.error(f"--model {args.model}: no tokenizer there (a run's model/ folder)")
     try:
-        examples = load_named(args.dataset).splits["train"]
-        tokenizer = AutoTokenizer.from_pretrained(args.model)
-    except (AdvembedError, OSError) as error:
-        print(f"error: {error}".splitlines()[0], file=sys.stderr)
-        return 2
+        examples = load_dataset(args.dataset).splits["train"]
+    except AdvembedError as error:
+        parser.error(f"--dataset: {error}".splitlines()[0])
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
     table = synonym_table(tokenizer, max_neighbours=args.neighbours, size=len(tokenizer),
                           pieces=args.pieces)
     texts = [ex.text for ex in examples]

@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="--ascc-pieces of the table a run of another method is read against")
     parser.add_argument("--out", type=Path, help="write the Markdown table here")
     args = parser.parse_args(argv)
+    if not 1 <= args.control_pieces <= 8:
+        parser.error(f"--control-pieces must be in [1, 8] (as --ascc-pieces), "
+                     f"not {args.control_pieces}")
     measured = {run.name: measure(run, args.attack, args.temperature, args.control_pieces)
                 for run in args.runs}
     methods = {name: found[0] for name, found in measured.items()}
