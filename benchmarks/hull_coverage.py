@@ -26,9 +26,11 @@ A run of another method (plain training: the control) is read against the table 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections import Counter
+from functools import cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -46,12 +48,10 @@ def classify(tokenizer, table, fold: bool, word: str, substitute: str) -> str:
     word_id = tokenizer.convert_tokens_to_ids(pieces[0])
     sub_ids = tokenizer.convert_tokens_to_ids(
         tokenizer.tokenize(substitute.lower() if fold else substitute))
-    row = table.neighbours[word_id][table.valid[word_id]].tolist()[1:]
-    if table.neighbours.dim() == 3:  # a table with vertices in pieces (--ascc-pieces)
-        row = [[i for i in entry if i >= 0] for entry in row]
-        if sub_ids in row:
-            return "in the hull"
-    elif sub_ids[0] in row and len(sub_ids) == 1:
+    row = table.neighbours[word_id][table.valid[word_id]]
+    if row.dim() == 1:  # one id per entry (--ascc-pieces 1)
+        row = row.unsqueeze(-1)
+    if sub_ids in [[i for i in entry if i >= 0] for entry in row[1:].tolist()]:
         return "in the hull"
     return "substitute in pieces" if len(sub_ids) != 1 else "outside the table"
 
@@ -95,13 +95,23 @@ def offered(records_file: Path, attack_temperature: float, synonyms_of, stopword
     return found
 
 
+_TABLES: dict[tuple, object] = {}  # runs share a tokenizer: one table per (vocab, settings)
+
+
+@cache
+def _synonyms(word: str) -> tuple[str, ...]:
+    from advembed.hull import wordnet_synonyms
+
+    return tuple(wordnet_synonyms(word))
+
+
 def measure(run: Path, attack: str, attack_temperature: float,
             control_pieces: int = 1) -> tuple[str, Counter, Counter]:
     """The run's method (with its pieces, if any), the kinds of the swaps chosen and of those on
     offer (:func:`offered`)."""
     from transformers import AutoTokenizer
 
-    from advembed.hull import english_stopwords, lowercases, synonym_table, wordnet_synonyms
+    from advembed.hull import english_stopwords, lowercases, synonym_table
     from advembed.methods.ascc import ASCCSettings
 
     records = run / f"attack-{attack}.jsonl"
@@ -115,13 +125,19 @@ def measure(run: Path, attack: str, attack_temperature: float,
     if config.get("method") == "ascc":  # runs from before --ascc-pieces were at 1
         saved = config["method_settings"]
         settings = ASCCSettings(neighbours=saved["neighbours"], pieces=saved.get("pieces", 1))
-    table = synonym_table(tokenizer, max_neighbours=settings.neighbours, pieces=settings.pieces)
+    key = (hashlib.sha256((run / "model" / "tokenizer.json").read_bytes()).hexdigest()
+           if (run / "model" / "tokenizer.json").exists() else str(run),
+           settings.neighbours, settings.pieces)
+    if key not in _TABLES:
+        _TABLES[key] = synonym_table(tokenizer, _synonyms, max_neighbours=settings.neighbours,
+                                     pieces=settings.pieces)
+    table = _TABLES[key]
     fold = lowercases(tokenizer)
     chosen = Counter(classify(tokenizer, table, fold, word, substitute)
                      for word, substitute in swaps(records, attack_temperature))
     on_offer = Counter(classify(tokenizer, table, fold, word, candidate)
                        for word, candidate in offered(records, attack_temperature,
-                                                      wordnet_synonyms, english_stopwords(),
+                                                      _synonyms, english_stopwords(),
                                                       fold))
     method = config.get("method", "none")
     if settings.pieces > 1 and method == "ascc":
