@@ -41,13 +41,16 @@ KINDS = ("in the hull", "word in pieces", "substitute in pieces", "outside the t
 
 
 def classify(tokenizer, table, fold: bool, word: str, substitute: str) -> str:
-    """One swap's kind (:data:`KINDS`) under the tokenizer and the synonym table."""
-    pieces = tokenizer.tokenize(word.lower() if fold else word)
+    """One swap's kind (:data:`KINDS`) under the tokenizer and the synonym table.  Under a
+    byte-level BPE vocabulary both words are read as they are spelt after a space (``Ġword``),
+    which is where all but a sentence's first word stand."""
+    space = " " if table.flags.marker == "Ġ" else ""
+    pieces = tokenizer.tokenize(space + (word.lower() if fold else word))
     if len(pieces) != 1:
         return "word in pieces"
     word_id = tokenizer.convert_tokens_to_ids(pieces[0])
     sub_ids = tokenizer.convert_tokens_to_ids(
-        tokenizer.tokenize(substitute.lower() if fold else substitute))
+        tokenizer.tokenize(space + (substitute.lower() if fold else substitute)))
     row = table.neighbours[word_id][table.valid[word_id]]
     if row.dim() == 1:  # one id per entry (--ascc-pieces 1)
         row = row.unsqueeze(-1)

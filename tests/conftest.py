@@ -123,6 +123,22 @@ def wordpiece_tokenizer(folder: Path, words: list[str]):
     return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
 
 
+def byte_level_tokenizer():
+    """A real byte-level BPE (RoBERTa's scheme) trained on a few sentences, so that ``good``
+    is ``Ġgood`` after a space and a sentence may open with the bare ``nice``."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = ["The good movie was great and fine", "Good films are nice",
+              "a good good great great fine fine nice nice movie movie The The"] * 20
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(corpus + ["splen did", "a splendid"], vocab_size=300,
+                            min_frequency=2, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+                            show_progress=False)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>",
+                                   eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+
+
 def make_tiny_model_dir(path: Path, num_labels: int = 2, seed: int = 0) -> Path:
     """A local 'hub-style' model directory: tiny BERT config, weights and WordPiece vocab."""
     from transformers import BertForSequenceClassification, BertTokenizerFast

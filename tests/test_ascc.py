@@ -6,7 +6,14 @@ import math
 
 import pytest
 import torch
-from conftest import SPECIAL, tiny_batch, tiny_model, tiny_synonyms, wordpiece_tokenizer
+from conftest import (
+    SPECIAL,
+    byte_level_tokenizer,
+    tiny_batch,
+    tiny_model,
+    tiny_synonyms,
+    wordpiece_tokenizer,
+)
 
 from advembed.errors import AdvembedError
 from advembed.hull import (
@@ -305,3 +312,31 @@ def test_the_table_moves_to_a_device_once(tokenizer):
     meta = table.to("meta")
     assert meta.neighbours.device.type == "meta" and meta.valid.device.type == "meta"
     assert meta.flags is table.flags and table.neighbours.device.type == "cpu"
+
+
+def test_byte_level_bpe_words_get_synonyms_in_their_own_spelling():
+    tok = byte_level_tokenizer()
+    ids = tok.convert_tokens_to_ids
+    # what the tokenizer must give for the expectations below to mean anything
+    assert tok.tokenize(" goodmovie") == ["Ġgood", "mo", "vie"]
+    assert tok.tokenize("goodmovie") == ["g", "ood", "mo", "vie"]
+    assert tok.tokenize("movie") == ["mo", "vie"] and tok.tokenize("nice") == ["nice"]
+    synonyms = {"good": ["great", "movie", "goodmovie"], "nice": ["good", "movie", "fine"]}
+    table = synonym_table(tok, lambda w: synonyms.get(w, []), max_neighbours=4,
+                          stopwords=set(), pieces=3)
+
+    def row(token):
+        return table.neighbours[ids(token)][table.valid[ids(token)]].tolist()
+
+    # after a space: Ġ-form synonyms, one entry or the pieces of " goodmovie"
+    assert row("Ġgood") == [[ids("Ġgood"), -1, -1], [ids("Ġgreat"), -1, -1],
+                            [ids("Ġmovie"), -1, -1], [ids("Ġgood"), ids("mo"), ids("vie")]]
+    # opening a sentence: bare-form synonyms ("good" bare is g+ood, "fine" bare is fi+ne)
+    assert row("nice") == [[ids("nice"), -1, -1], [ids("g"), ids("ood"), -1],
+                           [ids("mo"), ids("vie"), -1], [ids("fi"), ids("ne"), -1]]
+    one = synonym_table(tok, lambda w: synonyms.get(w, []), max_neighbours=4, stopwords=set())
+    assert one.neighbours[ids("nice")][one.valid[ids("nice")]].tolist() == [ids("nice")]
+    encoded = tok(["nice good"], return_tensors="pt")  # nice, Ġgood (no special tokens added)
+    found, valid = table.lookup(dict(encoded), encoded["attention_mask"].bool())
+    assert valid[0].sum(-1).tolist() == [4, 4]  # both words have their hulls
+    assert found[0, 1, 1].tolist() == [ids("Ġgreat"), -1, -1]

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 
 import pytest
-from conftest import wordpiece_tokenizer
+from conftest import byte_level_tokenizer, wordpiece_tokenizer
 from test_attack_table import _load
 
 from advembed.hull import synonym_table
@@ -41,6 +41,18 @@ def test_each_swap_gets_its_kind(tokenizer):
     assert coverage.classify(tokenizer, with_pieces, True, "good", "unreal") == (
         "substitute in pieces")  # not among good's entries
     assert coverage.classify(tokenizer, with_pieces, True, "good", "fine") == "in the hull"
+
+
+def test_byte_level_swaps_are_read_in_their_after_a_space_spelling():
+    tok = byte_level_tokenizer()
+    synonyms = {"good": ["great", "goodmovie"]}
+    table = synonym_table(tok, lambda w: synonyms.get(w, []), max_neighbours=4,
+                          stopwords=set(), pieces=3)
+    assert coverage.classify(tok, table, False, "good", "great") == "in the hull"  # Ġgreat
+    assert coverage.classify(tok, table, False, "good", "goodmovie") == "in the hull"
+    assert coverage.classify(tok, table, False, "good", "movie") == "outside the table"
+    # bare "movie" is mo+vie, but a swapped word stands after a space: Ġmovie, one entry
+    assert coverage.classify(tok, table, False, "movie", "good") == "outside the table"
 
 
 def test_only_successful_swaps_at_the_temperature_are_read(tmp_path):

@@ -13,9 +13,9 @@ its own embedding (w_i0 = 1).  The synonyms are PWWS's own (TextAttack's ``WordS
 the lemma names of every WordNet synset of the word, one word each, other than the word; stop
 words get none, since PWWS never swaps one.  TextDefender reads its neighbours from a file
 (``nbr_file``) instead; WordNet's are ours, chosen so that the hulls hold the attack measured.
-Neighbours are looked up as whole words, as WordPiece vocabularies spell them; a byte-level BPE
-vocabulary (``Ġword``) is not handled and would get hulls for its word-start forms only where
-the tokenizer gives them without a leading space.
+Neighbours are looked up as whole words in the form the vocabulary spells them: WordPiece's
+``word``, SentencePiece's ``▁word``, and both of byte-level BPE's (``Ġword`` after a space, ``word``
+opening a sentence), each with synonyms of its own form.
 """
 
 from __future__ import annotations
@@ -116,48 +116,71 @@ def synonym_table(tokenizer, synonyms_of: SynonymsOf | None = None, *, max_neigh
     unknown) — the first ``max_neighbours`` in ``synonyms_of``'s order (default
     :func:`wordnet_synonyms`; stop words — default NLTK's English list — get none).  ``size``:
     rows of the embedding matrix, when it has more than the tokenizer has entries (ids past
-    those have no synonyms and are no word)."""
+    those have no synonyms and are no word).
+
+    A byte-level BPE vocabulary spells a word two ways: ``Ġgood`` after a space, ``good`` at the
+    start of a sentence.  Each form gets its synonyms in the same form — one entry looked up
+    among the entries of that form, or the pieces the tokenizer gives for it with (``Ġ`` form)
+    or without a leading space."""
     if max_neighbours < 1:
         raise AdvembedError(f"max_neighbours must be at least 1, not {max_neighbours}")
     if pieces < 1:
         raise AdvembedError(f"pieces must be at least 1, not {pieces}")
-    synonyms_of = synonyms_of or wordnet_synonyms
-    skip = frozenset(english_stopwords() if stopwords is None else stopwords)
     flags = _padded(word_flags(tokenizer), size)
-    fold = lowercases(tokenizer)
-    by_text: dict[str, int] = {}
-    for token_id, text in sorted(flags.words.items()):
-        by_text.setdefault(text.lower() if fold else text, token_id)
-    unk = tokenizer.unk_token_id
+    words = _WordForms(tokenizer, synonyms_of or wordnet_synonyms,
+                       frozenset(english_stopwords() if stopwords is None else stopwords),
+                       lowercases(tokenizer), max_neighbours, pieces)
+    rows = words.rows(flags.words, " " if flags.marker == "Ġ" else "")
+    rows.update(words.rows(flags.bare, ""))
+    return _table(rows, flags, pieces)
 
-    def entry(synonym: str) -> tuple[int, ...] | None:
+
+@dataclass(frozen=True)
+class _WordForms:
+    """:func:`synonym_table`'s lookups for one spelling of the vocabulary's words."""
+
+    tokenizer: object
+    synonyms_of: SynonymsOf
+    skip: frozenset[str]
+    fold: bool
+    max_neighbours: int
+    pieces: int
+
+    def rows(self, words: dict[int, str], prefix: str) -> dict[int, list[tuple[int, ...]]]:
+        """Token id → its synonyms' piece ids, for the entries ``words`` (id → text), whose
+        synonyms are spelt as the tokenizer spells ``prefix + synonym``."""
+        by_text: dict[str, int] = {}
+        for token_id, text in sorted(words.items()):
+            by_text.setdefault(text.lower() if self.fold else text, token_id)
+        found: dict[str, list[tuple[int, ...]]] = {}
+        rows: dict[int, list[tuple[int, ...]]] = {}
+        for token_id, text in words.items():
+            key = text.lower() if self.fold else text
+            if key.lower() in self.skip:
+                continue
+            if key not in found:
+                entries = []
+                for synonym in self.synonyms_of(key):
+                    other = self._entry(synonym, by_text, prefix)
+                    if other is not None and other != (by_text[key],) and other not in entries:
+                        entries.append(other)
+                found[key] = entries[:self.max_neighbours]
+            if found[key]:
+                rows[token_id] = found[key]
+        return rows
+
+    def _entry(self, synonym: str, by_text: dict[str, int], prefix: str) -> tuple[int, ...] | None:
         """The synonym's piece ids, if it is one entry or (``pieces`` > 1) a few.  No piece
         may be the unknown token (WordPiece turns a whole word it cannot split into one, which
         the length test drops; SentencePiece vocabularies can put one among known pieces)."""
-        text = synonym.lower() if fold else synonym
+        text = synonym.lower() if self.fold else synonym
         if text in by_text:
             return (by_text[text],)
-        if pieces == 1:
+        if self.pieces == 1:
             return None
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        return tuple(ids) if 1 < len(ids) <= pieces and unk not in ids else None
-
-    found: dict[str, list[tuple[int, ...]]] = {}
-    rows: dict[int, list[tuple[int, ...]]] = {}
-    for token_id, text in flags.words.items():
-        key = text.lower() if fold else text
-        if key.lower() in skip:
-            continue
-        if key not in found:
-            entries = []
-            for synonym in synonyms_of(key):
-                other = entry(synonym)
-                if other is not None and other != (by_text[key],) and other not in entries:
-                    entries.append(other)
-            found[key] = entries[:max_neighbours]
-        if found[key]:
-            rows[token_id] = found[key]
-    return _table(rows, flags, pieces)
+        ids = self.tokenizer(prefix + text, add_special_tokens=False)["input_ids"]
+        unk = self.tokenizer.unk_token_id
+        return tuple(ids) if 1 < len(ids) <= self.pieces and unk not in ids else None
 
 
 def _table(rows: dict[int, list[tuple[int, ...]]], flags: WordFlags, pieces: int) -> SynonymTable:
@@ -192,8 +215,9 @@ def _padded(flags: WordFlags, size: int) -> WordFlags:
     if extra <= 0:
         return flags
     pad = torch.zeros(extra, dtype=torch.bool)
-    return WordFlags(torch.cat([flags.start, pad]), torch.cat([flags.continuation, pad]),
-                     torch.cat([flags.alpha, pad]), flags.words)
+    return replace(flags, start=torch.cat([flags.start, pad]),
+                   continuation=torch.cat([flags.continuation, pad]),
+                   alpha=torch.cat([flags.alpha, pad]))
 
 
 def hull_weights(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -20,12 +20,16 @@ _WORDISH = re.compile(r"[^\W_]")  # contains a letter or digit
 class WordFlags:
     """Per vocabulary id: starts a word / continues a word / letters-only (≥ 2 letters);
     ``words``: the text of each letters-only entry that starts a word, marker removed
-    (``Ġgood`` → ``good``)."""
+    (``Ġgood`` → ``good``); ``marker``: the vocabulary's word marker (:func:`_scheme`);
+    ``bare``: byte-level BPE only, the text of each letters-only entry without the marker —
+    how a sentence's first word is spelt (RoBERTa's ``The``), elsewhere the tail of a word."""
 
     start: torch.Tensor
     continuation: torch.Tensor
     alpha: torch.Tensor
     words: dict[int, str] = field(default_factory=dict)
+    marker: str | None = None
+    bare: dict[int, str] = field(default_factory=dict)
 
 
 def _scheme(tokens: list[str | None]) -> str | None:
@@ -77,6 +81,7 @@ def word_flags(tokenizer) -> WordFlags:
     continuation = torch.zeros(size, dtype=torch.bool)
     alpha = torch.zeros(size, dtype=torch.bool)
     words: dict[int, str] = {}
+    bare: dict[int, str] = {}
     for i, token in enumerate(tokens):
         if token is None or i in special:
             continue
@@ -96,7 +101,9 @@ def word_flags(tokenizer) -> WordFlags:
         alpha[i] = bool(_ALPHA.match(text))
         if alpha[i] and is_start:
             words[i] = text
-    return WordFlags(start, continuation, alpha, words)
+        elif alpha[i] and marker == "Ġ":
+            bare[i] = text
+    return WordFlags(start, continuation, alpha, words, marker, bare)
 
 
 def complete_word_mask(
