@@ -514,6 +514,39 @@ def test_resume_needs_the_same_options_and_an_interrupted_run(tmp_path, tiny_mod
                            "--resume")) == 0, "an option the run predates reads as its default"
 
 
+def test_resume_refuses_a_setting_whose_default_changed_since_the_run_started(
+        tmp_path, tiny_model_dir, small_csv, monkeypatch, capsys):
+    """An upgrade between start and resume that changes a default (as --ascc-pieces went from
+    1 to 3) would train the rest of the run as another method; the recorded effective
+    settings catch it, and the line names the flag and the value to pass."""
+    out = tmp_path / "run"
+    argv = train_argv(small_csv, tiny_model_dir, out, "--save-steps", "2", "--method", "fgm")
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 4)
+        assert main(argv) == 130
+    capsys.readouterr()
+    request = tmp_path / ".run.partial" / "request.json"
+    recorded = json.loads(request.read_text())
+    assert recorded["settings"]["method_settings"]["epsilon"] == 0.1
+    recorded["settings"]["method_settings"]["epsilon"] = 0.25  # as if the default was 0.25
+    request.write_text(json.dumps(recorded))
+    assert main(argv + ["--resume"]) == 2
+    one_line_error(capsys, "the interrupted run was trained with --adv-epsilon 0.25, now 0.1 "
+                           "(advembed's default; it changed since the run started); resume "
+                           "with --adv-epsilon 0.25")
+    assert main(argv + ["--adv-epsilon", "0.5", "--resume"]) == 2
+    one_line_error(capsys, "trained with --adv-epsilon 0.25, now 0.5; resume with")
+    assert main(argv + ["--adv-epsilon", "0.25", "--adv-norm", "linf", "--resume"]) == 2
+    one_line_error(capsys, "trained with --adv-norm l2, now linf; resume with --adv-norm l2")
+    del recorded["settings"]  # a request from before settings were recorded: options only,
+    request.write_text(json.dumps(recorded))  # so the epsilon given is another option
+    assert main(argv + ["--adv-epsilon", "0.25", "--resume"]) == 2
+    one_line_error(capsys, "other options (method_options")
+    recorded["settings"] = {"method_settings": {"epsilon": 0.25}}
+    request.write_text(json.dumps(recorded))
+    assert main(argv + ["--adv-epsilon", "0.25", "--resume"]) == 0, "the value it asks for"
+
+
 def test_sigkill_then_resume(tmp_path, tiny_model_dir, small_csv):
     """A run killed with SIGKILL (no clean-up at all) continues from its last complete
     checkpoint: the dead process's lock is taken over and the result equals the uninterrupted

@@ -35,6 +35,7 @@ from advembed.training.base_run import base_run_record, model_to_train
 from advembed.training.callbacks import BestModel, CollapseGuard
 from advembed.training.config import TrainConfig
 from advembed.training.outcome import final_metrics
+from advembed.training.resume import resume_point
 
 
 @dataclass
@@ -224,8 +225,8 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     if output.exists() and not config.overwrite:
         raise AdvembedError(f"output directory '{output}' already exists (pass --overwrite)")
     with RunWriter(output, overwrite=config.overwrite, resume=config.resume) as writer:
-        checkpoint = _resume_point(config, writer.staging)
         built = build(config)
+        checkpoint = resume_point(config, writer.staging, settings_of(built, config))
         config = built.config
         plan = schedule(config, built)
         trainer, best, collapse = make_trainer(config, built, plan, writer.staging)
@@ -247,43 +248,6 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
             raise Resumable(f"cannot write the run into '{writer.staging}' ({exc.strerror}); "
                             "free space, then run the same command with --resume") from None
     return metrics
-
-
-_NOT_COMPARED = ("resume", "overwrite", "progress", "keep_checkpoints", "save_steps")
-
-
-def _resume_point(config: TrainConfig, staging: Path) -> Path | None:
-    """The checkpoint to resume from (``None``: a new run, whose request is recorded)."""
-    from advembed.training.checkpoints import last_checkpoint
-
-    request = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_COMPARED}
-    request = json.loads(json.dumps(request))  # as JSON would give it back
-    recorded = staging / "request.json"
-    if not config.resume:
-        write_json(recorded, request)
-        return None
-    if not recorded.is_file():
-        raise AdvembedError(f"cannot resume '{staging}': it holds no request.json")
-    before = _with_defaults(json.loads(recorded.read_text(encoding="utf-8")))
-    changed = sorted(k for k in set(before) | set(request) if before.get(k) != request.get(k))
-    if changed:
-        key = changed[0]
-        raise AdvembedError(f"the interrupted run was started with other options ({key}: "
-                            f"{before.get(key)!r}, now {request.get(key)!r}); resume with the "
-                            "same options")
-    checkpoint = last_checkpoint(staging / "checkpoints")
-    if checkpoint is None:
-        raise AdvembedError(f"the interrupted run in '{staging}' has no complete checkpoint "
-                            "yet: start again with --overwrite")
-    return checkpoint
-
-
-def _with_defaults(before: dict) -> dict:
-    """A recorded request with every option it lacks (one added to advembed after the run
-    started) read as that option's default, so an older interrupted run still resumes."""
-    defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)
-                if field.default is not dataclasses.MISSING and field.name not in _NOT_COMPARED}
-    return json.loads(json.dumps(defaults)) | before
 
 
 def make_trainer(config: TrainConfig, built: Built, plan: Schedule, staging: Path):
@@ -339,6 +303,13 @@ def save_model(trainer, built: Built, staging: Path, config: TrainConfig, output
         shutil.rmtree(staging / "checkpoints", ignore_errors=True)
 
 
+def settings_of(built: Built, config: TrainConfig) -> dict[str, Any]:
+    """The run's effective settings by group (``None``: that group is not used)."""
+    return {"method_settings": built.method_settings,
+            "objective_settings": built.objective_settings,
+            "augment_settings": augment_settings(config)}
+
+
 def run_record(config: TrainConfig, built: Built, output: Path) -> dict[str, Any]:
     """``config.json``: the options, every effective method and objective setting, the data's
     description and the versions."""
@@ -347,13 +318,10 @@ def run_record(config: TrainConfig, built: Built, output: Path) -> dict[str, Any
 
     from advembed import __version__
 
-    objective = built.objective_settings
     return dataclasses.asdict(config) | {
         "embedding_norm": built.embedding_norm,
-        "method_settings": built.method_settings.as_dict(),
-        "objective_settings": objective.as_dict() if objective is not None else {},
-        "augment_settings": (augment.as_dict() if (augment := augment_settings(config))
-                             else {}),
+        **{group: s.as_dict() if s is not None else {}
+           for group, s in settings_of(built, config).items()},
         "output": str(output),
         **built.task.run_state(),
         "model_source": built.loaded.source,
