@@ -205,9 +205,11 @@ def vertex_embeddings(embedding: Callable[[torch.Tensor], torch.Tensor],
     read as several (an approximation of ours; ASCC's hulls hold one-entry synonyms only)."""
     if ids.dim() == 3:
         return embedding(ids)
-    embeds = embedding(ids.clamp(min=0))
-    present = (ids >= 0).unsqueeze(-1).to(embeds.dtype)
-    return (embeds * present).sum(-2) / present.sum(-2).clamp(min=1)
+    total = None
+    for piece in ids.unbind(-1):  # one (B, L, K, d) at a time, not (B, L, K, P, d) at once
+        embeds = embedding(piece.clamp(min=0)) * (piece >= 0).unsqueeze(-1)
+        total = embeds if total is None else total + embeds
+    return total / (ids >= 0).sum(-1, keepdim=True).clamp(min=1).to(total.dtype)
 
 
 def _padded(flags: WordFlags, size: int) -> WordFlags:
