@@ -76,6 +76,9 @@ def test_the_split_is_by_file_and_no_scored_source_was_trained_on():
     pairs += [(f"f{i}.html", "Choose Format - Cells", f"Wählen Sie Format - Zellen ({i})")
               for i in range(40)]  # the same sentence on every page, translated differently
     pairs += [(f"f{i}.html", "Save", "Speichern") for i in range(40)]  # the same pair everywhere
+    pairs += [(f"f{i}.html", "".join(c.upper() if i >> k & 1 else c for k, c in enumerate(
+        "switch")) + " function" + ":" * (i % 2), f"Switch-Funktion {i}") for i in range(40)]
+    # one sentence in 40 spellings (case, punctuation): one page each
     splits = split_by_file(pairs, seed=3)
     files = {name: {f for f, s, t in pairs if s != "Save" and Example(s, text_pair=t) in examples}
              for name, examples in splits.items()}
@@ -86,6 +89,9 @@ def test_the_split_is_by_file_and_no_scored_source_was_trained_on():
     assert not {e.text for e in splits["dev"]} & {e.text for e in splits["test"]}
     assert sum(e.text == "Choose Format - Cells" for e in splits["train"]) == len(files["train"])
     assert [e.text for split in splits.values() for e in split].count("Save") == 1
+    switch = {name: {e.text for e in examples if e.text.lower().startswith("switch")}
+              for name, examples in splits.items()}
+    assert switch["train"] and not switch["dev"] and not switch["test"]  # no spelling escapes
     assert len(files["test"]) >= 1 and sorted(splits) == ["dev", "test", "train"]
 
 
