@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -62,6 +63,9 @@ def test_train_writes_a_complete_run_and_is_reproducible(tmp_path, tiny_model_di
     assert not (run / "checkpoints").exists()
     assert config["label_names"] == ["negative", "positive"]
     assert config["seed"] == 7 and config["dataset"] == str(data_csv)
+    weights = tiny_model_dir / "model.safetensors"  # the initial weights it started from
+    assert config["model_source_sha256"] == {"model.safetensors": hashlib.sha256(
+        weights.read_bytes()).hexdigest()}
     assert len(metrics["dev"]) == 2  # dev evaluation every epoch
     for key in ("accuracy", "macro_f1", "loss"):
         assert key in metrics["test"] and key in metrics["best_dev"]

@@ -303,6 +303,17 @@ def save_model(trainer, built: Built, staging: Path, config: TrainConfig, output
         shutil.rmtree(staging / "checkpoints", ignore_errors=True)
 
 
+def source_weights_sha256(source: str) -> dict[str, str]:
+    """The sha256 of each weights file (safetensors or PyTorch) of the folder the model was
+    loaded from, so that a run says which initial weights it started from; ``{}`` for a model
+    built from scratch or from another run."""
+    folder = Path(source)
+    if not folder.is_dir():
+        return {}
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
+    return {p.name: sha256_of(p) for p in files}
+
+
 def settings_of(built: Built, config: TrainConfig) -> dict[str, Any]:
     """The run's effective settings by group (``None``: that group is not used)."""
     return {"method_settings": built.method_settings,
@@ -325,6 +336,7 @@ def run_record(config: TrainConfig, built: Built, output: Path) -> dict[str, Any
         "output": str(output),
         **built.task.run_state(),
         "model_source": built.loaded.source,
+        "model_source_sha256": source_weights_sha256(built.loaded.source),
         **base_run_record(built.loaded.model),
         **built.task.record(built.data),
         "split_sizes": {split: len(built.data.splits[split]) for split in SPLITS},
