@@ -130,7 +130,8 @@ def byte_level_tokenizer():
     from transformers import PreTrainedTokenizerFast
 
     corpus = ["The good movie was great and fine", "Good films are nice",
-              "a good good great great fine fine nice nice movie movie The The"] * 20
+              "a good good great great fine fine nice nice movie movie The The",
+              "a \"nice\" one"] * 20
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(corpus + ["splen did", "a splendid"], vocab_size=300,
                             min_frequency=2, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],

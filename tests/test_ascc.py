@@ -340,3 +340,23 @@ def test_byte_level_bpe_words_get_synonyms_in_their_own_spelling():
     found, valid = table.lookup(dict(encoded), encoded["attention_mask"].bool())
     assert valid[0].sum(-1).tolist() == [4, 4]  # both words have their hulls
     assert found[0, 1, 1].tolist() == [ids("Ġgreat"), -1, -1]
+    encoded = tok(['a "nice" goodmovie'], return_tensors="pt")
+    assert tok.convert_ids_to_tokens(encoded["input_ids"][0]) == [
+        "a", 'Ġ"', "nice", '"', "Ġgood", "mo", "vie"]
+    found, valid = table.lookup(dict(encoded), encoded["attention_mask"].bool())
+    # the bare word after Ġ" has its (bare) hull; a word in pieces and its tails none
+    assert valid[0].sum(-1).tolist() == [1, 1, 4, 1, 1, 1, 1]
+
+
+def test_a_tokenizer_that_adds_a_prefix_space_gives_bare_words_no_synonyms_in_pieces():
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    tok = byte_level_tokenizer()
+    tok._tokenizer.pre_tokenizer = ByteLevel(add_prefix_space=True)  # RoBERTa's option
+    assert tok.tokenize("goodmovie") == ["Ġgood", "mo", "vie"]  # no bare spelling to be had
+    ids = tok.convert_tokens_to_ids
+    table = synonym_table(tok, lambda w: {"nice": ["goodmovie"], "good": ["goodmovie"]}.get(
+        w, []), max_neighbours=4, stopwords=set(), pieces=3)
+    assert table.valid[ids("nice")].sum() == 1  # bare "nice": not the Ġ-spelt pieces
+    assert table.neighbours[ids("Ġgood")][table.valid[ids("Ġgood")]].tolist() == [
+        [ids("Ġgood"), -1, -1], [ids("Ġgood"), ids("mo"), ids("vie")]]

@@ -361,6 +361,11 @@ def test_atcl_mask_on_byte_level_bpe():
     # "The" starts the sentence without Ġ; "great," keeps "great" (punctuation is no piece).
     assert _mask_of(tok, sentence) == [False, True, True, False, False, False, True, False,
                                        False, False, False, True, False]
+    quoted = ["<pad>", "<s>", "</s>", "Ġa", 'Ġ"', "good", '"', "Ġ(", "fine", "ly", ")"]
+    tok = FakeTokenizer(quoted, ["<pad>", "<s>", "</s>"])
+    # a "good" (finely): the bare word after Ġ" is whole; "fine" + "ly" after Ġ( is split
+    assert _mask_of(tok, ["<s>", "Ġa", 'Ġ"', "good", '"', "Ġ(", "fine", "ly", ")", "</s>"]) == [
+        False, False, False, True, False, False, False, False, False, False]
 
 
 def test_atcl_mask_reads_byte_level_pieces_as_the_utf8_text_they_spell():

@@ -542,9 +542,33 @@ def test_resume_refuses_a_setting_whose_default_changed_since_the_run_started(
     request.write_text(json.dumps(recorded))  # so the epsilon given is another option
     assert main(argv + ["--adv-epsilon", "0.25", "--resume"]) == 2
     one_line_error(capsys, "other options (method_options")
-    recorded["settings"] = {"method_settings": {"epsilon": 0.25}}
+    recorded["settings"] = {"method_settings": {"epsilon": 0.25}}  # as if --adv-norm was new
     request.write_text(json.dumps(recorded))
+    assert main(argv + ["--adv-epsilon", "0.25", "--adv-norm", "l2", "--resume"]) == 2
+    one_line_error(capsys, "the interrupted run predates --adv-norm (added to advembed since it "
+                           "started): resume without it")
     assert main(argv + ["--adv-epsilon", "0.25", "--resume"]) == 0, "the value it asks for"
+
+
+def test_a_preset_run_resumes_despite_the_last_bits_of_its_norm_sized_settings(
+        tmp_path, tiny_model_dir, small_csv, monkeypatch, capsys):
+    out = tmp_path / "run"
+    argv = train_argv(small_csv, tiny_model_dir, out, "--save-steps", "2", "--preset", "robust",
+                      "--limit", "40")
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 4)
+        assert main(argv) == 130
+    capsys.readouterr()
+    request = tmp_path / ".run.partial" / "request.json"
+    recorded = json.loads(request.read_text())
+    alpha = recorded["settings"]["method_settings"]["alpha"]
+    recorded["settings"]["method_settings"]["alpha"] = alpha * (1 + 1e-3)
+    request.write_text(json.dumps(recorded))
+    assert main(argv + ["--resume"]) == 2
+    one_line_error(capsys, f"now {alpha} (from --preset robust); resume with --adv-alpha")
+    recorded["settings"]["method_settings"]["alpha"] = alpha * (1 + 1e-8)  # another CPU's sum
+    request.write_text(json.dumps(recorded))
+    assert main(argv + ["--resume"]) == 0
 
 
 def test_sigkill_then_resume(tmp_path, tiny_model_dir, small_csv):

@@ -78,6 +78,15 @@ def test_train_writes_a_complete_run_and_is_reproducible(tmp_path, tiny_model_di
     assert json.loads((again / "metrics.json").read_text())["test"] == metrics["test"]
 
 
+def test_a_randomly_initialised_run_records_no_initial_weights(tmp_path, tiny_model_dir,
+                                                               data_csv):
+    assert (tiny_model_dir / "model.safetensors").is_file()  # there, but never loaded
+    code, run = _train(tmp_path, tiny_model_dir, data_csv, "r", "--model-init", "random",
+                       "--epochs", "1", "--limit", "40")
+    assert code == 0
+    assert json.loads((run / "config.json").read_text())["model_source_sha256"] == {}
+
+
 def test_eval_and_predict_read_a_saved_run(tmp_path, tiny_model_dir, data_csv, capsys):
     code, run = _train(tmp_path, tiny_model_dir, data_csv, "c", "--method", "fgm",
                        "--adv-epsilon", "0.05")

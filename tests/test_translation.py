@@ -12,7 +12,7 @@ import torch
 from conftest import WORDS
 
 from advembed.data.base import Example, TextDataset
-from advembed.data.parallel import align, page_texts, split_by_file
+from advembed.data.parallel import align, page_texts, source_key, split_by_file
 from advembed.errors import AdvembedError
 from advembed.tasks import get_task
 from advembed.tasks.translation import scratch_translator, train_joint_bpe
@@ -93,6 +93,14 @@ def test_the_split_is_by_file_and_no_scored_source_was_trained_on():
               for name, examples in splits.items()}
     assert switch["train"] and not switch["dev"] and not switch["test"]  # no spelling escapes
     assert len(files["test"]) >= 1 and sorted(splits) == ["dev", "test", "train"]
+
+
+def test_sources_match_up_to_case_spacing_and_sentence_punctuation_only():
+    assert source_key("Switch  Function:") == source_key("switch function") == "switch function"
+    assert source_key('"Positive."') == source_key("positive")
+    assert source_key("C++") != source_key("C")  # symbols are part of the sentence
+    assert source_key("=A1+B1") != source_key("=A1*B1")
+    assert source_key("...") == "..." != source_key("!!!")  # punctuation alone: itself
 
 
 def test_bleu_is_sacrebleus_on_the_decoded_ids_with_padding_ignored():

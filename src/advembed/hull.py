@@ -130,8 +130,9 @@ def synonym_table(tokenizer, synonyms_of: SynonymsOf | None = None, *, max_neigh
     words = _WordForms(tokenizer, synonyms_of or wordnet_synonyms,
                        frozenset(english_stopwords() if stopwords is None else stopwords),
                        lowercases(tokenizer), max_neighbours, pieces)
-    rows = words.rows(flags.words, " " if flags.marker == "Ġ" else "")
-    rows.update(words.rows(flags.bare, ""))
+    byte_level = flags.marker == "Ġ"
+    rows = words.rows(flags.words, " " if byte_level else "", True if byte_level else None)
+    rows.update(words.rows(flags.bare, "", False))
     return _table(rows, flags, pieces)
 
 
@@ -146,9 +147,12 @@ class _WordForms:
     max_neighbours: int
     pieces: int
 
-    def rows(self, words: dict[int, str], prefix: str) -> dict[int, list[tuple[int, ...]]]:
+    def rows(self, words: dict[int, str], prefix: str,
+             marked: bool | None) -> dict[int, list[tuple[int, ...]]]:
         """Token id → its synonyms' piece ids, for the entries ``words`` (id → text), whose
-        synonyms are spelt as the tokenizer spells ``prefix + synonym``."""
+        synonyms are spelt as the tokenizer spells ``prefix + synonym``; ``marked``: whether
+        the first piece must carry ``Ġ`` (True) or must not (False; a tokenizer that adds a
+        prefix space cannot spell a bare synonym in pieces), ``None``: no such test."""
         by_text: dict[str, int] = {}
         for token_id, text in sorted(words.items()):
             by_text.setdefault(text.lower() if self.fold else text, token_id)
@@ -161,7 +165,7 @@ class _WordForms:
             if key not in found:
                 entries = []
                 for synonym in self.synonyms_of(key):
-                    other = self._entry(synonym, by_text, prefix)
+                    other = self._entry(synonym, by_text, prefix, marked)
                     if other is not None and other != (by_text[key],) and other not in entries:
                         entries.append(other)
                 found[key] = entries[:self.max_neighbours]
@@ -169,7 +173,8 @@ class _WordForms:
                 rows[token_id] = found[key]
         return rows
 
-    def _entry(self, synonym: str, by_text: dict[str, int], prefix: str) -> tuple[int, ...] | None:
+    def _entry(self, synonym: str, by_text: dict[str, int], prefix: str,
+               marked: bool | None) -> tuple[int, ...] | None:
         """The synonym's piece ids, if it is one entry or (``pieces`` > 1) a few.  No piece
         may be the unknown token (WordPiece turns a whole word it cannot split into one, which
         the length test drops; SentencePiece vocabularies can put one among known pieces)."""
@@ -179,8 +184,10 @@ class _WordForms:
         if self.pieces == 1:
             return None
         ids = self.tokenizer(prefix + text, add_special_tokens=False)["input_ids"]
-        unk = self.tokenizer.unk_token_id
-        return tuple(ids) if 1 < len(ids) <= self.pieces and unk not in ids else None
+        if not 1 < len(ids) <= self.pieces or self.tokenizer.unk_token_id in ids:
+            return None
+        first = self.tokenizer.convert_ids_to_tokens(ids[0])
+        return None if marked is not None and first.startswith("Ġ") != marked else tuple(ids)
 
 
 def _table(rows: dict[int, list[tuple[int, ...]]], flags: WordFlags, pieces: int) -> SynonymTable:

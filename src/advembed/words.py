@@ -69,7 +69,9 @@ def word_flags(tokenizer) -> WordFlags:
     (word starts carry ``Ġ``; each piece is read as the UTF-8 text its bytes spell, so
     ``ĠcafÃ©`` is the word *café*) and SentencePiece (``▁``).  In the marker schemes a piece
     without the marker that holds a letter or digit, or part of a multi-byte character,
-    continues the previous word; punctuation pieces neither start nor continue a word.
+    continues the previous word; punctuation pieces — with the marker or without (``Ġ"``,
+    ``Ġ(``) — neither start nor continue a word, so the bare word after them (``a "good"``:
+    ``Ġ"`` ``good``) starts one.
     Special tokens are none of these.
     """
     size = len(tokenizer)
@@ -96,7 +98,8 @@ def word_flags(tokenizer) -> WordFlags:
                 start[i], continuation[i] = is_start, not is_start
                 continue
             text = text[1:] if is_start else text  # the marker (a space, once decoded)
-            is_cont = not is_start and bool(_WORDISH.search(text))
+            wordish = bool(_WORDISH.search(text))
+            is_start, is_cont = is_start and wordish, not is_start and wordish
         start[i], continuation[i] = is_start, is_cont
         alpha[i] = bool(_ALPHA.match(text))
         if alpha[i] and is_start:

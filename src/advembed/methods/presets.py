@@ -39,9 +39,11 @@ PRESETS: dict[str, Preset] = {
 
 
 def embedding_norm(model: torch.nn.Module) -> float:
-    """The mean L2 norm of the rows of the model's input embedding matrix."""
+    """The mean L2 norm of the rows of the model's input embedding matrix (summed in float64,
+    so that the thread count does not round it differently: a resumed run compares the sizes
+    it gives)."""
     inner = getattr(model, "module", model)
-    weight = inner.get_input_embeddings().weight.detach().float()
+    weight = inner.get_input_embeddings().weight.detach().double()
     return float(weight.norm(dim=-1).mean())
 
 

@@ -4,20 +4,23 @@
 asked for what the run was started with.  Two things are compared with what the run recorded
 in ``request.json`` when it started:
 
-* the options as given (a flag changed since is one line naming it), with an option added to
-  advembed after the run started read as its default;
-* every effective method, objective and augmentation setting, in place of the method's,
-  objective's and augmentation's options — so that a default changed by an upgrade between the
-  start and the resume (``--ascc-pieces`` went from 1 to 3) cannot turn the second half of a
-  run into another method; the line names the flag and the value to pass, and passing it
-  resumes.  Requests recorded before the settings were (no ``settings`` key) compare the
-  options only.
+* before anything is loaded, the options as given (a flag changed since is one line naming
+  it), with an option added to advembed after the run started read as its default;
+* once the model is built, every effective method, objective and augmentation setting, in place
+  of the method's, objective's and augmentation's options — so that a default changed by an
+  upgrade between the start and the resume (``--ascc-pieces`` went from 1 to 3) cannot turn the
+  second half of a run into another method; the line names the flag and the value to pass, and
+  passing it resumes.  Numbers are compared to a relative 1e-6, since a preset's sizes are
+  multiples of the embedding norm, whose float sum may round otherwise on another CPU.  A
+  flag given now that the run did not record (added since) is refused.  Requests recorded
+  before the settings were (no ``settings`` key) compare the options only.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,15 +36,11 @@ OPTIONS_OF = {"method_settings": "method_options", "objective_settings": "object
 REQUEST_FILE = "request.json"
 
 
-def resume_point(config: TrainConfig, staging: Path,
-                 settings: Mapping[str, Settings | None]) -> Path | None:
-    """The checkpoint to resume from (``None``: a new run, whose request is recorded).
-    ``settings``: the run's effective settings by group (``method_settings``, …)."""
+def resume_point(config: TrainConfig, staging: Path) -> Path | None:
+    """The checkpoint to resume from (``None``: a new run, whose request is recorded)."""
     from advembed.training.checkpoints import last_checkpoint
 
-    request = {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_COMPARED}
-    effective = {group: s.as_dict() if s is not None else {} for group, s in settings.items()}
-    request = json.loads(json.dumps(request | {"settings": effective}))  # as JSON gives it back
+    request = _request(config)
     recorded = staging / REQUEST_FILE
     if not config.resume:
         write_json(recorded, request)
@@ -49,18 +48,14 @@ def resume_point(config: TrainConfig, staging: Path,
     if not recorded.is_file():
         raise AdvembedError(f"cannot resume '{staging}': it holds no {REQUEST_FILE}")
     before = with_defaults(json.loads(recorded.read_text(encoding="utf-8")))
-    before_settings = before.pop("settings", None)
-    now_settings = request.pop("settings")
-    skip = OPTIONS_OF.values() if before_settings is not None else ()  # settings say it all
-    changed = sorted(k for k in set(before) | set(request)
-                     if before.get(k) != request.get(k) and k not in skip)
+    skip = set(OPTIONS_OF.values()) if "settings" in before else set()  # settings say it all
+    changed = sorted(k for k in (set(before) | set(request)) - skip - {"settings"}
+                     if before.get(k) != request.get(k))
     if changed:
         key = changed[0]
         raise AdvembedError(f"the interrupted run was started with other options ({key}: "
                             f"{before.get(key)!r}, now {request.get(key)!r}); resume with the "
                             "same options")
-    if before_settings is not None:
-        _check_settings(before_settings, now_settings, settings, request)
     checkpoint = last_checkpoint(staging / "checkpoints")
     if checkpoint is None:
         raise AdvembedError(f"the interrupted run in '{staging}' has no complete checkpoint "
@@ -68,21 +63,56 @@ def resume_point(config: TrainConfig, staging: Path,
     return checkpoint
 
 
-def _check_settings(before: dict[str, dict], now: dict[str, dict],
-                    settings: Mapping[str, Settings | None], request: dict) -> None:
-    """One line for the first effective setting whose value is not the one the run started
-    with, given now as an option or changed as a default (a setting the run did not record —
-    added since — is not compared)."""
+def check_settings(config: TrainConfig, staging: Path,
+                   settings: Mapping[str, Settings | None]) -> None:
+    """Once built: a new run adds its effective settings (by group: ``method_settings``, …) to
+    its request; a resumed one must have the ones it recorded."""
+    recorded = staging / REQUEST_FILE
+    request = json.loads(recorded.read_text(encoding="utf-8"))
+    effective = json.loads(json.dumps(
+        {group: s.as_dict() if s is not None else {} for group, s in settings.items()}))
+    if not config.resume:
+        write_json(recorded, request | {"settings": effective})
+    elif "settings" in request:
+        _compare(request["settings"], effective, settings, _request(config))
+
+
+def _request(config: TrainConfig) -> dict[str, Any]:
+    request = {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_COMPARED}
+    return json.loads(json.dumps(request))  # as JSON gives it back
+
+
+def _compare(before: dict[str, dict], now: dict[str, dict],
+             settings: Mapping[str, Settings | None], request: dict) -> None:
+    """One line for the first effective setting that is not what the run started with."""
     for group, values in now.items():
         started = before.get(group, {})
+        given = request.get(OPTIONS_OF.get(group, "")) or {}
         for name, value in values.items():
-            if name not in started or started[name] == value:
+            flag = _flag_of(settings[group], name)
+            if name not in started:
+                if name in given:
+                    raise AdvembedError(f"the interrupted run predates {flag} (added to "
+                                        f"advembed since it started): resume without it")
                 continue
-            flag, old = _flag_of(settings[group], name), _text(started[name])
-            given = name in (request.get(OPTIONS_OF.get(group, "")) or {})
-            why = ("" if given else " (advembed's default; it changed since the run started)")
+            if _same(started[name], value):
+                continue
+            old = _text(started[name])
+            why = ("" if name in given else f" (from --preset {request['preset']})"
+                   if request.get("preset") else
+                   " (advembed's default; it changed since the run started)")
             raise AdvembedError(f"the interrupted run was trained with {flag} {old}, now "
                                 f"{_text(value)}{why}; resume with {flag} {old}")
+
+
+def _same(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) \
+            and not isinstance(b, bool):
+        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
 
 
 def _flag_of(settings: Settings | None, name: str) -> str:

@@ -35,7 +35,7 @@ from advembed.training.base_run import base_run_record, model_to_train
 from advembed.training.callbacks import BestModel, CollapseGuard
 from advembed.training.config import TrainConfig
 from advembed.training.outcome import final_metrics
-from advembed.training.resume import resume_point
+from advembed.training.resume import check_settings, resume_point
 
 
 @dataclass
@@ -225,8 +225,9 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     if output.exists() and not config.overwrite:
         raise AdvembedError(f"output directory '{output}' already exists (pass --overwrite)")
     with RunWriter(output, overwrite=config.overwrite, resume=config.resume) as writer:
+        checkpoint = resume_point(config, writer.staging)
         built = build(config)
-        checkpoint = resume_point(config, writer.staging, settings_of(built, config))
+        check_settings(config, writer.staging, settings_of(built, config))
         config = built.config
         plan = schedule(config, built)
         trainer, best, collapse = make_trainer(config, built, plan, writer.staging)
@@ -304,13 +305,15 @@ def save_model(trainer, built: Built, staging: Path, config: TrainConfig, output
 
 
 def source_weights_sha256(source: str) -> dict[str, str]:
-    """The sha256 of each weights file (safetensors or PyTorch) of the folder the model was
-    loaded from, so that a run says which initial weights it started from; ``{}`` for a model
-    built from scratch or from another run."""
+    """The sha256 of each weights file (``model*.safetensors``, ``pytorch_model*.bin``: shards
+    too) of the folder the model was loaded from, so that a run says which initial weights it
+    started from; ``{}`` for a model built from scratch or from another run."""
     folder = Path(source)
     if not folder.is_dir():
         return {}
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
+    files = sorted(p for p in folder.iterdir()
+                   if (p.name.startswith("model") and p.suffix == ".safetensors")
+                   or (p.name.startswith("pytorch_model") and p.suffix == ".bin"))
     return {p.name: sha256_of(p) for p in files}
 
 
@@ -336,7 +339,8 @@ def run_record(config: TrainConfig, built: Built, output: Path) -> dict[str, Any
         "output": str(output),
         **built.task.run_state(),
         "model_source": built.loaded.source,
-        "model_source_sha256": source_weights_sha256(built.loaded.source),
+        "model_source_sha256": ({} if config.model_init == "random"
+                                else source_weights_sha256(built.loaded.source)),
         **base_run_record(built.loaded.model),
         **built.task.record(built.data),
         "split_sizes": {split: len(built.data.splits[split]) for split in SPLITS},
