@@ -109,7 +109,7 @@ def test_help_pages_become_sections_of_headings_and_their_paragraphs():
 def test_each_heading_asks_for_its_own_paragraphs_against_the_rest_of_its_page():
     from advembed.data.help_qa import qa_rows
 
-    queries, replies = qa_rows({"a.html": PAGE, "b.html": PAGE}, "en", seed=1)
+    queries, replies, _ = qa_rows({"a.html": PAGE, "b.html": PAGE}, "en", seed=1)
     assert [text for _, text in queries] == ["General", "VBA Properties"]  # no repeats
     general = [(text, label) for qid, _, text, label in replies if qid == "0"]
     assert sorted(label for _, label in general) == [0, 1, 1]
@@ -127,8 +127,9 @@ def test_headings_differing_in_case_or_punctuation_are_one_question_and_repeats_
     other = PAGE.replace("<h2 id=\"b\">General</h2>", "<h2 id=\"b\">GENERAL:</h2>").replace(
         "<h3 id=\"c\">VBA Properties</h3>",
         f"<h3 id=\"c\">Number formats</h3><p>{repeated}</p><p>{repeated}</p>")
-    queries, replies = qa_rows({"a.html": PAGE, "b.html": other}, "en", seed=1)
+    queries, replies, groups = qa_rows({"a.html": PAGE, "b.html": other}, "en", seed=1)
     assert [text for _, text in queries] == ["General", "VBA Properties", "Number formats"]
+    assert groups == [("0", "a.html"), ("1", "a.html"), ("2", "b.html")]  # split by page
     formats = [(text, label) for qid, _, text, label in replies if qid == "2"]
     # its new paragraph, given twice on the page, is one answer (the VBA paragraph that now
     # follows it the other); the "GENERAL:" section's two paragraphs are its non-answers
@@ -145,7 +146,7 @@ def test_one_pages_sections_asking_the_same_question_are_merged_not_set_against_
     other = "Settings of this dialog are stored with the document itself."
     page = (f"<h2>Example</h2><p>{first}</p><h3>Options</h3><p>{other}</p>"
             f"<h2>Example:</h2><p>{second}</p><h2>***</h2><p>{other} Again and again.</p>")
-    queries, replies = qa_rows({"a.html": page}, "en", seed=3)
+    queries, replies, _ = qa_rows({"a.html": page}, "en", seed=3)
     assert [text for _, text in queries] == ["Example", "Options"]  # "***" asks nothing
     example = sorted((label, text) for qid, _, text, label in replies if qid == "0")
     assert example == [(0, other), (1, second), (1, first)]  # "Example:" answers it too

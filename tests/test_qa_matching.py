@@ -102,6 +102,25 @@ def test_the_folder_is_split_by_question(tmp_path):
     assert sum(len(v) for v in data.splits.values()) == 30 * 4
 
 
+def test_with_a_group_file_the_folder_is_split_by_group(tmp_path):
+    folder = write_qa_folder(tmp_path / "qa")
+    plain = load_dataset(str(folder))
+    (folder / "train.group.tsv").write_text("".join(f"{q}\tpage{q // 3}\n" for q in range(30)),
+                                            encoding="utf-8")
+    data = load_dataset(str(folder))
+    page_of = {f"the movie {q} was": q // 3 for q in range(30)}
+    pages = {split: {page_of[e.text] for e in examples} for split, examples in data.splits.items()}
+    assert [len(pages[s]) for s in ("train", "dev", "test")] == [8, 1, 1]  # of 10 pages
+    assert not (pages["train"] & pages["dev"] or pages["train"] & pages["test"]
+                or pages["dev"] & pages["test"])
+    assert [len({e.text for e in data.splits[s]}) for s in ("train", "dev", "test")] == [24, 3, 3]
+    assert {e.text for e in plain.splits["test"]} != {e.text for e in data.splits["test"]}
+    (folder / "train.group.tsv").write_text("0\tpage0\n", encoding="utf-8")
+    with pytest.raises(AdvembedError, match="train.group.tsv gives no group for question id "
+                                            "'1' \\(29 in all\\)"):
+        load_dataset(str(folder))
+
+
 @pytest.mark.parametrize(("line", "message"), [
     ("0\t9\tsome reply\t?\n", "train.reply.tsv line 121: label '?' is not 0 or 1"),
     ("77\t9\tsome reply\t1\n", "train.reply.tsv line 121: question id '77' is not in"),

@@ -39,7 +39,7 @@ def test_the_threshold_is_chosen_on_dev_and_applied_unchanged_to_test():
             Example("open file", 0, "print page"), Example("save file", 1, "file")]
     data = TextDataset("toy", ["not-answer", "answer"], {"train": TRAIN, "dev": dev,
                                                           "test": test})
-    (label0, dev0, test0), (label1, dev1, test1) = reference.reference_scores(data)
+    (label0, dev0, test0), (label1, dev1, test1), _ = reference.reference_scores(data)
     assert label0 == "every reply answers"
     assert test0["f1"] == pytest.approx(2 * 2 / (2 + 4)) and dev0["f1"] == pytest.approx(2 / 3)
     # dev scores 1, 0, 0.765, 0.289: 0.5 separates them (ties go to the one nearest 0.5)
@@ -49,3 +49,18 @@ def test_the_threshold_is_chosen_on_dev_and_applied_unchanged_to_test():
     assert reference.tfidf_cosine(TRAIN, test) == pytest.approx([0.3785, 0.5960, 0, 0.5380],
                                                                 abs=1e-4)
     assert test1["f1"] == pytest.approx(0.5) and test1["precision"] == pytest.approx(0.5)
+
+
+def test_the_leak_row_reads_only_the_replies_training_labels():
+    train = TRAIN + [Example("close file", 1, "print page"), Example("open file", 0, "save it")]
+    test = [Example("x", 0, "open the file dialog"),  # a training answer: predicted no
+            Example("y", 1, "save it"),  # a training non-answer only: predicted yes
+            Example("z", 1, "never seen"), Example("w", 0, "print page")]
+    data = TextDataset("toy", ["not-answer", "answer"], {"train": train, "dev": test,
+                                                          "test": test})
+    label, dev, scores = reference.reference_scores(data)[2]
+    assert label == "the reply's training labels, question ignored"
+    # predictions 0, 1, 1, 0 against labels 0, 1, 1, 0: every pair right, from replies alone
+    assert scores["f1"] == 1.0 and dev["f1"] == 1.0
+    assert reference.unanswering({"a"}, [Example("q", 0, "a"), Example("q", 0, "b")]).tolist() \
+        == [0.0, 1.0]

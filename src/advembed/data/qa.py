@@ -7,7 +7,11 @@ The format is the one of paper 000's competition data, a folder with
 * ``train.reply.tsv`` — ``id<TAB>reply_id<TAB>reply<TAB>label`` (label 1 = answers it)
 
 and optionally ``test.query.tsv`` / ``test.reply.tsv`` *with labels* (the competition's unlabeled
-test files cannot be scored and are refused).  Every (question, reply) pair becomes an
+test files cannot be scored and are refused), and ``train.group.tsv`` — ``id<TAB>group`` for
+every training question — when questions share candidate replies (several questions of one
+document, one conversation): the splits are then made **by group**, so that no reply is seen
+in training with another question's label and scored again in test.  Every (question, reply)
+pair becomes an
 :class:`~advembed.data.base.Example` with the question as ``text`` and the reply as
 ``text_pair``.  Splits are made **by question**, so no question leaks from train into dev or
 test: 80/10/10 of the question ids (seeded by ``split_seed``), or, with labeled test files,
@@ -26,7 +30,7 @@ from advembed.data.base import Example, TextDataset
 from advembed.errors import AdvembedError
 
 QA_LABELS = ("not-answer", "answer")
-QUERY_FILE, REPLY_FILE = "{split}.query.tsv", "{split}.reply.tsv"
+QUERY_FILE, REPLY_FILE, GROUP_FILE = "{split}.query.tsv", "{split}.reply.tsv", "{split}.group.tsv"
 
 Group = tuple[str, list[tuple[str, int]]]  # question, its (reply, label) pairs
 
@@ -89,19 +93,48 @@ def _examples(groups: list[Group]) -> list[Example]:
             for reply, label in replies]
 
 
-def _split_ids(ids: list[str], seed: int, fractions: tuple[float, ...]) -> list[list[str]]:
-    order = sorted(ids)
+def _split_ids(ids: list[str], seed: int, fractions: tuple[float, ...],
+               group_of: dict[str, str] | None = None) -> list[list[str]]:
+    """``[rest, *parts]``: the shuffled ids cut by ``fractions`` — of the groups, each
+    group's ids kept together, when ``group_of`` is given."""
+    group_of = group_of or {qid: qid for qid in ids}
+    order = sorted({group_of[qid] for qid in ids})
     random.Random(seed).shuffle(order)
     cuts, parts, start = [round(len(order) * f) for f in fractions], [], 0
     for cut in cuts:
         parts.append(order[start:start + max(1, cut)])
         start += max(1, cut)
-    return [order[start:], *parts]
+    members: dict[str, list[str]] = {}
+    for qid in sorted(ids):
+        members.setdefault(group_of[qid], []).append(qid)
+    return [[qid for group in part for qid in members[group]]
+            for part in (order[start:], *parts)]
+
+
+def read_question_groups(folder: Path, questions: dict[str, Group]) -> dict[str, str] | None:
+    """Question id → group from ``train.group.tsv`` (``None`` without one); every question
+    with replies must have one."""
+    group_file = folder / GROUP_FILE.format(split="train")
+    if not group_file.is_file():
+        return None
+    group_of: dict[str, str] = {}
+    for number, (qid, group) in enumerate(_rows(group_file, 2), 1):
+        if qid in group_of:
+            raise AdvembedError(f"{group_file.name} line {number}: question id '{qid}' is "
+                                "given twice")
+        group_of[qid] = group
+    missing = sorted(set(questions) - set(group_of))
+    if missing:
+        raise AdvembedError(f"{group_file.name} gives no group for question id '{missing[0]}' "
+                            f"({len(missing)} in all)")
+    return group_of
 
 
 def load_qa_folder(folder: Path, split_seed: int = 2024) -> TextDataset:
-    """The QA-matching dataset of ``folder``, split by question."""
+    """The QA-matching dataset of ``folder``, split by question (or by the questions' groups,
+    with ``train.group.tsv``)."""
     train = read_groups(folder, "train")
+    group_of = read_question_groups(folder, train)
     has_test = (folder / QUERY_FILE.format(split="test")).is_file()
     if len(train) < (2 if has_test else 3):
         raise AdvembedError(f"QA-matching folder {folder} has {len(train)} questions with "
@@ -113,13 +146,14 @@ def load_qa_folder(folder: Path, split_seed: int = 2024) -> TextDataset:
         if shared:
             raise AdvembedError(f"QA-matching folder {folder}: {len(shared)} test question(s) "
                                 f"are also training questions (e.g. '{shared[0][:60]}')")
-        train_ids, dev_ids = _split_ids(list(train), split_seed, (0.1,))
+        train_ids, dev_ids = _split_ids(list(train), split_seed, (0.1,), group_of)
         splits = {"train": [train[q] for q in train_ids], "dev": [train[q] for q in dev_ids],
                   "test": list(test.values())}
     else:
-        train_ids, dev_ids, test_ids = _split_ids(list(train), split_seed, (0.1, 0.1))
+        train_ids, dev_ids, test_ids = _split_ids(list(train), split_seed, (0.1, 0.1), group_of)
         splits = {name: [train[q] for q in ids]
                   for name, ids in (("train", train_ids), ("dev", dev_ids), ("test", test_ids))}
     return TextDataset(folder.name, list(QA_LABELS),
                        {name: _examples(groups) for name, groups in splits.items()},
-                       "question–answer matching (paper 000 format), split by question")
+                       "question–answer matching (paper 000 format), split by question"
+                       + (" group" if group_of else ""))
