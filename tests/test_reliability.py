@@ -514,19 +514,25 @@ def test_resume_needs_the_same_options_and_an_interrupted_run(tmp_path, tiny_mod
                            "--resume")) == 0, "an option the run predates reads as its default"
 
 
-def test_resume_refuses_a_setting_whose_default_changed_since_the_run_started(
-        tmp_path, tiny_model_dir, small_csv, monkeypatch, capsys):
-    """An upgrade between start and resume that changes a default (as --ascc-pieces went from
-    1 to 3) would train the rest of the run as another method; the recorded effective
-    settings catch it, and the line names the flag and the value to pass."""
-    out = tmp_path / "run"
-    argv = train_argv(small_csv, tiny_model_dir, out, "--save-steps", "2", "--method", "fgm")
+def _interrupted_request(argv, tmp_path, monkeypatch, capsys):
+    """Run ``argv`` (output ``tmp_path / "run"``), interrupted at step 4; ``(path, content)``
+    of the request.json it recorded."""
     with monkeypatch.context() as patch:
         _interrupt_at(patch, 4)
         assert main(argv) == 130
     capsys.readouterr()
     request = tmp_path / ".run.partial" / "request.json"
-    recorded = json.loads(request.read_text())
+    return request, json.loads(request.read_text())
+
+
+def test_resume_refuses_a_setting_whose_default_changed_since_the_run_started(
+        tmp_path, tiny_model_dir, small_csv, monkeypatch, capsys):
+    """An upgrade between start and resume that changes a default (as --ascc-pieces went from
+    1 to 3) would train the rest of the run as another method; the recorded effective
+    settings catch it, and the line names the flag and the value to pass."""
+    argv = train_argv(small_csv, tiny_model_dir, tmp_path / "run", "--save-steps", "2",
+                      "--method", "fgm")
+    request, recorded = _interrupted_request(argv, tmp_path, monkeypatch, capsys)
     assert recorded["settings"]["method_settings"]["epsilon"] == 0.1
     recorded["settings"]["method_settings"]["epsilon"] = 0.25  # as if the default was 0.25
     request.write_text(json.dumps(recorded))
@@ -552,15 +558,9 @@ def test_resume_refuses_a_setting_whose_default_changed_since_the_run_started(
 
 def test_a_preset_run_resumes_despite_the_last_bits_of_its_norm_sized_settings(
         tmp_path, tiny_model_dir, small_csv, monkeypatch, capsys):
-    out = tmp_path / "run"
-    argv = train_argv(small_csv, tiny_model_dir, out, "--save-steps", "2", "--preset", "robust",
-                      "--limit", "40")
-    with monkeypatch.context() as patch:
-        _interrupt_at(patch, 4)
-        assert main(argv) == 130
-    capsys.readouterr()
-    request = tmp_path / ".run.partial" / "request.json"
-    recorded = json.loads(request.read_text())
+    argv = train_argv(small_csv, tiny_model_dir, tmp_path / "run", "--save-steps", "2",
+                      "--preset", "robust", "--limit", "40")
+    request, recorded = _interrupted_request(argv, tmp_path, monkeypatch, capsys)
     alpha = recorded["settings"]["method_settings"]["alpha"]
     recorded["settings"]["method_settings"]["alpha"] = alpha * (1 + 1e-3)
     request.write_text(json.dumps(recorded))
