@@ -296,7 +296,7 @@ MUTANTS = [
            "self.decode(eval_prediction.label_ids))",
            "self.decode(eval_prediction.predictions))", (MT,)),
     Mutant("parallel-dev-keeps-train-sources", "data/parallel.py",
-           "source not in earlier and (", "True and (", (MT,)),
+           "source_key(source) not in earlier and (", "True and (", (MT,)),
     Mutant("parallel-untranslated-kept", "data/parallel.py",
            "if source[ident] != target[ident]:", "if True:", (MT,)),
     Mutant("atcl-states-of-the-decoder", "objectives/base.py",
