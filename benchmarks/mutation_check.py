@@ -159,7 +159,7 @@ MUTANTS = [
     Mutant("pgd-accuracy-not-cumulative", "evaluation/robustness.py",
            "broken |= outcome.wrong", "broken = outcome.wrong", (ROB, EQ)),
     Mutant("vulnerability-f2-on-adversarial-argmax", "evaluation/vulnerability.py",
-           "f2 = -log_psi.gather(-1, phi.argmax(-1, keepdim=True)).squeeze(-1)",
+           "f2 = -log_psi.gather(-1, index.unsqueeze(-1)).squeeze(-1)",
            "f2 = -log_psi.max(-1).values", (ROB, EQ)),
     Mutant("token-level-accumulation-by-steps", "training/trainer.py",
            "share = self.task.count_items(inputs) / num_items_in_batch",
@@ -515,6 +515,27 @@ MUTANTS = [
     Mutant("help-sources-compared-exactly", "data/parallel.py",
            '    return _LOOSE.sub(" ", text.lower()).strip() or text.lower()',
            "    return text", ("tests/test_translation.py",)),
+    # --- session 46: a review of VAA and QA matching ----------------------------------------
+    Mutant("vaa-l2-norm-over-the-batch", "vaa/features.py",
+           'step = epsilon * direction(grad.detach(), mask, norm, "example")',
+           'step = epsilon * (direction(grad.detach(), mask, norm, "example") if norm == "linf" '
+           'else grad.detach() * mask / (grad.detach() * mask).norm())', (VAA,)),
+    Mutant("qa-predict-by-the-argmax", "tasks/qa_matching.py",
+           'answered = answer["probabilities"][names[1]] >= self.threshold',
+           'answered = answer["probabilities"][names[1]] >= 0.5', (QA,)),
+    Mutant("vulnerability-predicts-by-the-argmax", "evaluation/vulnerability.py",
+           "predicted = task.decision_logits(clean_logits).argmax(-1)",
+           "predicted = clean_logits.argmax(-1)", (QA,)),
+    Mutant("vulnerability-f2-at-the-argmax", "evaluation/vulnerability.py",
+           "index = phi.argmax(-1) if predicted is None else predicted",
+           "index = phi.argmax(-1)", (ROB,)),
+    Mutant("qa-threshold-counts-the-ties-below", "tasks/qa_matching.py",
+           'below = np.searchsorted(ascending.astype(np.float64), candidates, side="left")',
+           'below = np.searchsorted(ascending.astype(np.float64), candidates, side="right")',
+           (QA,)),
+    Mutant("qa-threshold-ties-go-low", "tasks/qa_matching.py",
+           "best = np.lexsort((candidates, -np.abs(candidates - 0.5), f1))[-1]",
+           "best = np.lexsort((-candidates, -np.abs(candidates - 0.5), f1))[-1]", (QA,)),
 ]
 
 

@@ -45,6 +45,38 @@ def test_hand_computed_threshold_and_scores():
         pytest.approx(0.8), pytest.approx(2 / 3), 1.0, 0.8)
 
 
+def _threshold_by_scoring_each_candidate(probability, labels):
+    """The definition, one F1 per candidate (what ``best_threshold`` computed until it
+    counted all of them at once)."""
+    values = np.unique(probability)
+    candidates = np.concatenate([[0.5], (values[:-1] + values[1:]) / 2, values[:1]])
+    return float(max((scores_at(probability, labels, t)["f1"], -abs(t - 0.5), t)
+                     for t in candidates)[2])
+
+
+def test_a_tie_at_equal_distance_from_one_half_goes_to_the_higher_threshold():
+    probability = np.array([0.125, 0.375, 0.625, 0.875] * 2)
+    labels = np.array([0, 0, 0, 0, 0, 1, 0, 1])
+    # t = 0.25: TP 2, FP 4, FN 0 → F1 4/8; t = 0.75: TP 1, FP 1, FN 1 → 2/4; t = 0.5: 2/6
+    assert best_threshold(probability, labels) == 0.75
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_best_threshold_is_the_one_scoring_every_candidate_finds(dtype):
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        n = int(rng.integers(1, 40))
+        # coarse scores (many ties, 0.5 among them) and labels from all-0 to all-1
+        probability = (rng.integers(0, 11, n) / 10).astype(dtype)
+        labels = (rng.random(n) < trial / 59).astype(int)
+        assert best_threshold(probability, labels) == _threshold_by_scoring_each_candidate(
+            probability, labels), (probability.tolist(), labels.tolist())
+    probability = rng.random(500).astype(dtype)
+    labels = (rng.random(500) < probability).astype(int)
+    assert best_threshold(probability, labels) == _threshold_by_scoring_each_candidate(
+        probability, labels)
+
+
 def test_a_score_equal_to_the_threshold_counts_as_an_answer():
     probability = np.array([0.7, 0.4, 0.4, 0.1])
     labels = np.array([1, 1, 0, 0])
@@ -119,6 +151,24 @@ def test_with_a_group_file_the_folder_is_split_by_group(tmp_path):
     with pytest.raises(AdvembedError, match="train.group.tsv gives no group for question id "
                                             "'1' \\(29 in all\\)"):
         load_dataset(str(folder))
+    (folder / "train.group.tsv").write_text(  # 30 questions on 2 pages: no split by page
+        "".join(f"{q}\tpage{q % 2}\n" for q in range(30)), encoding="utf-8")
+    with pytest.raises(AdvembedError, match="has 2 question group\\(s\\) in train.group.tsv; "
+                                            "at least 3 are needed to split by group"):
+        load_dataset(str(folder))
+
+
+def test_a_byte_order_mark_is_dropped_and_a_non_utf8_byte_is_one_line(tmp_path):
+    folder = write_qa_folder(tmp_path / "qa")
+    query = folder / "train.query.tsv"
+    query.write_bytes(b"\xef\xbb\xbf" + query.read_bytes())  # as Windows Notepad saves
+    data = load_dataset(str(folder))  # question id 0 still has its replies
+    assert "the movie 0 was" in {e.text for split in data.splits.values() for e in split}
+    reply = folder / "train.reply.tsv"
+    reply.write_bytes(reply.read_bytes() + "0\t9\t在吗\t1\n".encode("gbk"))
+    with pytest.raises(AdvembedError, match=re.escape(f"{reply} line 121 is not UTF-8 "
+                                                      "(byte 0xd4)")):
+        load_dataset(str(folder))
 
 
 @pytest.mark.parametrize(("line", "message"), [
@@ -153,6 +203,8 @@ def test_qa_matching_trains_and_evaluates_with_its_dev_threshold(tmp_path, tiny_
     result = json.loads(capsys.readouterr().out)
     assert result["threshold"] == config["qa_threshold"]
     assert result["f1"] == pytest.approx(metrics["test"]["f1"])
+    assert main(["predict", "--run", str(out), "how do I save", "--pair", "press save"]) == 0
+    assert f"(answer where P(answer) >= {config['qa_threshold']:.4f})" in capsys.readouterr().out
     assert main(["train", "--task", "qa-matching", "--dataset", "mr", "--model",
                  str(tiny_model_dir), "--limit", "20", "--no-progress",
                  "--output", str(tmp_path / "bad")]) == 2
@@ -200,6 +252,7 @@ def test_attacks_count_a_pair_correct_by_the_runs_threshold(tmp_path, tiny_model
     from advembed.evaluation.attack_resources import import_textattack
     from advembed.evaluation.robustness import PGDAttackSettings, pgd_robustness
     from advembed.evaluation.runs import load_run_model, run_split, run_task
+    from advembed.evaluation.vulnerability import vulnerability_scores
     from advembed.evaluation.word_attack import _build_wrapper_class, _confirm_flip, score_texts
     from advembed.inference import predict_logits
     from advembed.runs import read_run
@@ -231,6 +284,12 @@ def test_attacks_count_a_pair_correct_by_the_runs_threshold(tmp_path, tiny_model
                              [(e.text, e.text_pair) for e in examples],
                              decide=task.decision_logits)
         assert scored.argmax(-1).tolist() == expected.tolist()
+        records = vulnerability_scores(loaded.model, loaded.tokenizer, examples, task=task,
+                                       progress=False)  # VAA's FGSM targets the run's decision
+        assert [r["predicted"] for r in records] == expected.tolist()
+        names = config["label_names"]  # `advembed predict` decides by the same threshold
+        assert [task.predict(loaded, e.text, e.text_pair, config)["label"]
+                for e in examples] == [names[answer] for answer in expected]
         wrapper = _build_wrapper_class(import_textattack())(
             loaded.model, loaded.tokenizer, decide=task.decision_logits, temperature=0.01)
         pairs = [(e.text, e.text_pair) for e in examples]

@@ -60,8 +60,15 @@ def test_vulnerability_hand_computed_example():
     assert f2.item() == pytest.approx(-math.log(psi[0].item()), rel=1e-6)  # i* = 0
     assert f1.item() == pytest.approx(-(phi * psi.log()).sum().item(), rel=1e-6)
     assert f2.item() >= 0 and f1.item() >= 0
+    assert (f1.item(), f2.item()) == (pytest.approx(1.144177, rel=1e-5),
+                                      pytest.approx(1.180270, rel=1e-5))  # by hand, float64
     same_f1, same_f2 = vulnerability_from_logits(clean, clean)
     assert same_f2.item() == pytest.approx(-math.log(phi[0].item()), rel=1e-6)
+    # no attack: F1 is φ's entropy, −Σ φ log φ with φ = (0.8438, 0.1142, 0.0420)
+    assert same_f1.item() == pytest.approx(0.524267, rel=1e-5)
+    # a decision other than the argmax (QA's threshold) is F2's i*: −log ψ₁, not −log ψ₀
+    _, decided_f2 = vulnerability_from_logits(clean, adversarial, torch.tensor([1]))
+    assert decided_f2.item() == pytest.approx(0.680270, rel=1e-5)
 
 
 def test_vulnerability_scores_are_non_negative_and_auc_is_computed(tiny_trained_run):

@@ -77,6 +77,33 @@ def test_vulnerability_vector_matches_the_hand_computation(norm, source):
     assert v3[0].tolist() == pytest.approx(_hand_v3(norm, 0.3, source), abs=1e-5)
 
 
+@pytest.mark.parametrize("source", ["hidden", "logits"])
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_each_example_of_a_batch_is_attacked_on_its_own(norm, source):
+    """A second example beside the toy: one real token at (−2, 0.5), so V1 = A⁻ = (−2, 0.5)
+    and logits (−0.9, 1.3) — A predicts label 1, ∂J/∂logits = (p0, −p0), p0 = σ(−2.2), and
+    g = p0 · (W[0] − W[1]) = p0 · (1.5, 1.0): under L2 the token moves by ε·(1.5, 1.0)/√3.25
+    (its own norm: one norm over the batch would shrink it by p0's share), under L∞ by ε·(1, 1)
+    (the first example's step goes the other way).  Fails if the norm spanned the batch, if
+    both examples took one label, or if a sign were taken across the batch."""
+    embeds, inputs = _toy_inputs()
+    second = torch.tensor([[[-2.0, 0.5], [-3.0, 0.5], [7.0, 7.0]]])
+    embeds = torch.cat([embeds, second])
+    inputs = {"attention_mask": torch.tensor([[1, 1, 0], [1, 0, 0]])}
+    v3 = vulnerability_features(LinearToy(), embeds, inputs, norm=norm, epsilon=0.3,
+                                source=source)
+    shift = ([0.3 * 1.5 / math.sqrt(3.25), 0.3 * 1.0 / math.sqrt(3.25)] if norm == "l2"
+             else [0.3, 0.3])
+    if source == "hidden":
+        expected = [-2.0, 0.5, -2.0 + shift[0], 0.5 + shift[1], -shift[0], -shift[1]]
+    else:
+        v1 = [-0.9, 1.3]
+        v2 = [v1[0] + 1.0 * shift[0] + 2.0 * shift[1], v1[1] - 0.5 * shift[0] + shift[1]]
+        expected = v1 + v2 + [v1[0] - v2[0], v1[1] - v2[1]]
+    assert v3[0].tolist() == pytest.approx(_hand_v3(norm, 0.3, source), abs=1e-5)
+    assert v3[1].tolist() == pytest.approx(expected, abs=1e-5)
+
+
 def test_the_vulnerability_ignores_the_gold_label():
     """Paper 002 attacks y_pred (the gold label is unknown at test time): the two-stage
     model's output must not depend on the labels it is given."""

@@ -48,5 +48,7 @@ def run(args: argparse.Namespace) -> int:
         print(answer["translation"])
         return 0
     spread = " ".join(f"{n}={p:.4f}" for n, p in answer.get("probabilities", {}).items())
+    if "threshold" in answer:  # QA matching decides by its dev threshold, not the argmax
+        spread += f" (answer where P(answer) >= {answer['threshold']:.4f})"
     print(f"{answer['label']}\t{spread}".rstrip())
     return 0

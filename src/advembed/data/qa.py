@@ -27,6 +27,7 @@ import random
 from pathlib import Path
 
 from advembed.data.base import Example, TextDataset
+from advembed.data.tables import read_text
 from advembed.errors import AdvembedError
 
 QA_LABELS = ("not-answer", "answer")
@@ -42,16 +43,16 @@ def is_qa_folder(path: Path) -> bool:
 def _rows(path: Path, fields: int) -> list[list[str]]:
     if not path.is_file():
         raise AdvembedError(f"QA-matching folder is missing {path.name} ({path})")
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) != fields:
-                raise AdvembedError(f"{path.name} line {number}: expected {fields} "
-                                    f"tab-separated fields, found {len(parts)}")
-            rows.append(parts)
+    rows = []  # read_text: a byte-order mark dropped, a byte that is not UTF-8 one line
+    text = read_text(path).replace("\r\n", "\n").replace("\r", "\n")  # as open() reads
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != fields:
+            raise AdvembedError(f"{path.name} line {number}: expected {fields} "
+                                f"tab-separated fields, found {len(parts)}")
+        rows.append(parts)
     return rows
 
 
@@ -136,9 +137,13 @@ def load_qa_folder(folder: Path, split_seed: int = 2024) -> TextDataset:
     train = read_groups(folder, "train")
     group_of = read_question_groups(folder, train)
     has_test = (folder / QUERY_FILE.format(split="test")).is_file()
-    if len(train) < (2 if has_test else 3):
-        raise AdvembedError(f"QA-matching folder {folder} has {len(train)} questions with "
-                            "replies; at least 3 are needed to split by question")
+    units = len({group_of[qid] for qid in train} if group_of else train)  # what is split
+    if units < (2 if has_test else 3):
+        what = (f"{units} question group(s) in {GROUP_FILE.format(split='train')}" if group_of
+                else f"{len(train)} question(s) with replies")
+        raise AdvembedError(f"QA-matching folder {folder} has {what}; at least "
+                            f"{2 if has_test else 3} are needed to split by "
+                            f"{'group' if group_of else 'question'}")
     if has_test:
         test = read_groups(folder, "test")
         seen = {text for text, _ in train.values()}

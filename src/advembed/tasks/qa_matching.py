@@ -40,11 +40,26 @@ def scores_at(probability: np.ndarray, labels: np.ndarray, threshold: float) -> 
 
 def best_threshold(probability: np.ndarray, labels: np.ndarray) -> float:
     """The threshold with the best F1 among the midpoints between sorted distinct
-    probabilities (and 0.5); ties go to the one closest to 0.5."""
+    probabilities (and 0.5, and the lowest probability: everything an answer); ties go to the
+    one closest to 0.5, then to the higher.
+
+    Every candidate is scored at once from cumulative counts over the sorted probabilities
+    (O(n log n); one :func:`scores_at` per candidate was O(n²): 1.9 s for 1,000 dev pairs),
+    with sklearn's F1, ``2·TP / (true + predicted)`` in float64, so the choice is the same."""
+    probability, positive = np.asarray(probability), np.asarray(labels) == 1
     values = np.unique(probability)
     candidates = np.concatenate([[0.5], (values[:-1] + values[1:]) / 2, values[:1]])
-    scored = [(scores_at(probability, labels, t)["f1"], -abs(t - 0.5), t) for t in candidates]
-    return float(max(scored)[2])
+    order = np.argsort(probability, kind="stable")
+    ascending = probability[order]
+    positives_below = np.concatenate([[0], np.cumsum(positive[order])])
+    below = np.searchsorted(ascending.astype(np.float64), candidates, side="left")
+    true_positives = positive.sum() - positives_below[below]  # answered (p ≥ t) and answers
+    predicted = len(probability) - below
+    denominator = positive.sum() + predicted.astype(np.float64)
+    f1 = np.divide(2.0 * true_positives, denominator, out=np.zeros(len(candidates)),
+                   where=denominator > 0)
+    best = np.lexsort((candidates, -np.abs(candidates - 0.5), f1))[-1]
+    return float(candidates[best])
 
 
 class QAMatchingTask(ClassificationTask):
@@ -95,6 +110,15 @@ class QAMatchingTask(ClassificationTask):
         answer = answer.to(margin.device)
         margin = torch.where(answer, margin.clamp(min=1e-12), margin.clamp(max=-1e-12))
         return torch.stack([torch.zeros_like(margin), margin], dim=-1)
+
+    def predict(self, loaded, text, pair, run_config):
+        """The classification task's answer, labelled by P(answer) against the run's dev
+        threshold (as ``eval`` and ``attack`` decide), not by the argmax at 0.5."""
+        answer = super().predict(loaded, text, pair, run_config)
+        names = run_config["label_names"]
+        answered = answer["probabilities"][names[1]] >= self.threshold
+        return answer | {"label": names[1] if answered else names[0],
+                         "threshold": self.threshold}
 
     def metrics(self, logits, labels) -> dict[str, float]:
         probability = answer_probability(logits)
