@@ -536,6 +536,20 @@ MUTANTS = [
     Mutant("qa-threshold-ties-go-low", "tasks/qa_matching.py",
            "best = np.lexsort((candidates, -np.abs(candidates - 0.5), f1))[-1]",
            "best = np.lexsort((-candidates, -np.abs(candidates - 0.5), f1))[-1]", (QA,)),
+    Mutant("rar-head-layernorm-before-gelu", "objectives/rar.py",
+           "hidden = self.norm(F.gelu(self.dense(states)))",
+           "hidden = F.gelu(self.norm(self.dense(states)))", (OBJ,)),
+    Mutant("resume-ignores-what-older-runs-did", "training/resume.py",
+           "                started = started | {name: legacy}  # what the run did before",
+           "                pass  # what the run did before", ("tests/test_reliability.py::"
+                                                          "test_a_run_from_before_a_setting_"
+                                                          "with_another_old_behaviour_resumes_"
+                                                          "only_as_that",)),
+    Mutant("rar-old-runs-read-as-the-new-head", "objectives/rar.py",
+           'return declared.meta.recorded(config.get("objective_settings") or {}, "head",',
+           'return (config.get("objective_settings") or {}).get("head",',
+           ("tests/test_train_cli.py::test_a_rar_run_records_its_head_and_runs_before_the_"
+            "flag_read_as_listed",)),
 ]
 
 

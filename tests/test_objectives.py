@@ -200,8 +200,34 @@ def test_carl_steps_after_warmup_write_clean_rows_to_orig_and_adversarial_rows_t
 # ------------------------------------------------------------------ RAR
 
 
-def test_rar_head_is_layernorm_gelu_dense_then_the_tied_embedding_plus_bias_by_hand():
-    head = Reconstructor(hidden_size=2, embedding_size=2, vocab_size=3)
+def _gelu(x):
+    return x * 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+
+def test_rar_head_is_albert_s_mlm_head_dense_gelu_layernorm_then_the_tied_embedding_by_hand():
+    """The default order, on hidden 2 → embedding 3 (so a LayerNorm over the hidden size
+    could not even be built with these weights): Linear, GeLU, LayerNorm(embedding), E·h + b."""
+    head = Reconstructor(hidden_size=2, embedding_size=3, vocab_size=3)
+    assert head.order == "mlm" and head.norm.normalized_shape == (3,)
+    with torch.no_grad():
+        head.dense.weight.copy_(torch.tensor([[1.0, 0.0], [0.5, -1.0], [-1.0, 2.0]]))
+        head.dense.bias.copy_(torch.tensor([0.1, 0.0, 0.2]))
+        head.norm.weight.copy_(torch.tensor([2.0, 0.5, 1.0]))
+        head.norm.bias.copy_(torch.tensor([0.5, -1.0, 0.0]))
+        head.bias.copy_(torch.tensor([0.0, 0.5, -0.5]))
+    embedding = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [1.0, -1.0, 0.5]])
+    got = head(torch.tensor([[3.0, 1.0]]), embedding)[0].tolist()
+    g = [_gelu(3.1), _gelu(0.5), _gelu(-0.8)]  # GeLU of W·(3, 1) + b = (3.1, 0.5, −0.8)
+    mean = sum(g) / 3
+    std = math.sqrt(sum((x - mean) ** 2 for x in g) / 3 + 1e-5)  # biased variance, eps 1e-5
+    h = [w * (x - mean) / std + b for x, w, b in zip(g, (2.0, 0.5, 1.0), (0.5, -1.0, 0.0),
+                                                   strict=True)]
+    want = [h[0] + 0.0, h[1] + h[2] + 0.5, h[0] - h[1] + 0.5 * h[2] - 0.5]
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_the_listed_rar_head_is_layernorm_gelu_dense_then_the_tied_embedding_by_hand():
+    head = Reconstructor(hidden_size=2, embedding_size=2, vocab_size=3, order="listed")
     with torch.no_grad():
         head.norm.weight.copy_(torch.tensor([2.0, 0.5]))
         head.norm.bias.copy_(torch.tensor([0.5, -1.0]))
@@ -210,12 +236,8 @@ def test_rar_head_is_layernorm_gelu_dense_then_the_tied_embedding_plus_bias_by_h
         head.bias.copy_(torch.tensor([0.0, 0.5, -0.5]))
     embedding = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, -1.0]])  # vocabulary of 3
     got = head(torch.tensor([[3.0, 1.0]]), embedding)[0].tolist()
-
-    def gelu(x):
-        return x * 0.5 * (1 + math.erf(x / math.sqrt(2)))
-
     z = 1 / math.sqrt(1 + 1e-5)  # LayerNorm of (3, 1): mean 2, variance 1, eps 1e-5
-    n1, n2 = gelu(2.0 * z + 0.5), gelu(0.5 * -z - 1.0)  # ≈ gelu(2.5), gelu(-1.5)
+    n1, n2 = _gelu(2.0 * z + 0.5), _gelu(0.5 * -z - 1.0)  # ≈ gelu(2.5), gelu(-1.5)
     h1, h2 = n1 + 0.1, 0.5 * n1 - n2  # Linear(hidden → embedding)
     want = [h1 + 0.0, h2 + 0.5, h1 - h2 - 0.5]  # tied output E·h + bias
     assert got == pytest.approx(want, rel=1e-5)
@@ -231,7 +253,8 @@ def test_rar_decoder_is_the_embedding_matrix_and_trains_it():
     states = torch.randn(5, model.config.hidden_size)
     before = rar.logits(model, states)
     with torch.no_grad():
-        embedding[7] += 1.0  # same storage: the decoder sees the change at once
+        embedding[7, 0] += 1.0  # same storage: the decoder sees the change at once (one
+        # coordinate: a LayerNorm output sums to 0, so a shift of the whole row changes nothing)
     after = rar.logits(model, states)
     assert not torch.allclose(before[:, 7], after[:, 7])
     assert torch.allclose(before[:, 8], after[:, 8])

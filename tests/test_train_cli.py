@@ -302,6 +302,27 @@ def test_reconstruct_writes_text_samples_and_flip_flags(tmp_path, tiny_model_dir
     assert "--objective rar" in capsys.readouterr().err
 
 
+def test_a_rar_run_records_its_head_and_runs_before_the_flag_read_as_listed(
+        tmp_path, tiny_model_dir, data_csv):
+    from advembed.evaluation.reconstruct import load_reconstructor
+    from advembed.evaluation.runs import load_run_model
+    from advembed.objectives.rar import recorded_head
+    from advembed.runs import read_run
+
+    code, run = _train(tmp_path, tiny_model_dir, data_csv, "listed", "--method", "fgm",
+                       "--objective", "rar", "--rar-head", "listed", "--max-steps", "1")
+    assert code == 0
+    config = read_run(run)[0]
+    assert config["objective_settings"]["head"] == "listed" == recorded_head(config)
+    loaded = load_run_model(run, config)
+    assert load_reconstructor(loaded.model, run / "model", recorded_head(config)).order == \
+        "listed"
+    older = dict(config, objective_settings={k: v for k, v in
+                                             config["objective_settings"].items() if k != "head"})
+    assert recorded_head(older) == recorded_head({}) == "listed"  # trained before --rar-head
+    assert recorded_head({"objective_settings": {"head": "mlm"}}) == "mlm"
+
+
 def _train_argv(data, model_dir, out):
     return ["train", "--dataset", str(data), "--model", str(model_dir), "--output", str(out),
             "--epochs", "200", "--batch-size", "8", "--no-progress"]

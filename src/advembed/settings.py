@@ -81,13 +81,24 @@ class Flag:
                                             else value > self.maximum)
 
 
+NO_LEGACY = object()  # a setting whose absence from an older run means its default
+
+
 @dataclass(frozen=True)
 class Meta:
-    """What a :func:`setting` field carries beside its default."""
+    """What a :func:`setting` field carries beside its default.  ``legacy``: what runs made
+    before the setting existed did, where that is not its default (they record no value)."""
 
     flag: Flag
     aliases: tuple[str, ...] = ()
     paper: str = ""
+    legacy: Any = NO_LEGACY
+
+    def recorded(self, values: Mapping[str, Any], name: str, default: Any) -> Any:
+        """The value a run recorded under ``name``, or what a run predating it did."""
+        if name in values:
+            return values[name]
+        return default if self.legacy is NO_LEGACY else self.legacy
 
 
 def setting(
@@ -97,18 +108,20 @@ def setting(
     *,
     aliases: tuple[str, ...] = (),
     paper: str = "",
+    legacy: Any = NO_LEGACY,
     **limits: Any,
 ) -> Any:
     """A dataclass field: ``default`` plus its flag (a shared :class:`Flag`, or a flag name
     with ``help`` and ``limits`` — ``minimum``, ``maximum``, ``exclusive_minimum``,
-    ``exclusive_maximum``, ``choices``), old flag names kept as ``aliases``, and the paper."""
+    ``exclusive_maximum``, ``choices``), old flag names kept as ``aliases``, the paper, and
+    what runs predating the setting did where that is not ``default`` (``legacy``)."""
     if isinstance(flag, str):
         if help is None:
             raise TypeError(f"setting {flag} needs a help text")
         flag = Flag(flag, help, **limits)
     elif help is not None or limits:
         flag = dataclasses.replace(flag, **({"help": help} if help else {}), **limits)
-    meta = {META_KEY: Meta(flag, tuple(aliases), paper)}
+    meta = {META_KEY: Meta(flag, tuple(aliases), paper, legacy)}
     return field(default=default, metadata=meta)
 
 

@@ -28,12 +28,18 @@ from advembed.evaluation.runs import (
 )
 from advembed.evaluation.settings import ReconstructSampleSettings, ReconstructSettings
 from advembed.objectives.base import input_token_states
-from advembed.objectives.rar import RECONSTRUCTOR_NAME, Reconstructor, real_token_mask
+from advembed.objectives.rar import (
+    RECONSTRUCTOR_NAME,
+    Reconstructor,
+    real_token_mask,
+    recorded_head,
+)
 from advembed.runs import MODEL_DIR, write_jsonl
 
 
-def load_reconstructor(model, model_dir: Path) -> Reconstructor:
-    """The reconstructor saved beside the model (keys ``advembed_reconstructor.*``)."""
+def load_reconstructor(model, model_dir: Path, order: str = "mlm") -> Reconstructor:
+    """The reconstructor saved beside the model (keys ``advembed_reconstructor.*``), of the
+    layer order it trained with (:func:`~advembed.objectives.rar.recorded_head`)."""
     from safetensors import safe_open
 
     weights = model_dir / "model.safetensors"
@@ -50,7 +56,7 @@ def load_reconstructor(model, model_dir: Path) -> Reconstructor:
         )
     embeddings = model.get_input_embeddings()
     reconstructor = Reconstructor(model.config.hidden_size, embeddings.embedding_dim,
-                                  embeddings.num_embeddings)
+                                  embeddings.num_embeddings, order)
     reconstructor.load_state_dict(state)
     return reconstructor.to(embeddings.weight.device)
 
@@ -99,7 +105,7 @@ def reconstruct_run(run: Path, *, data: DataOptions | None = None,
                             "re-scores the decoded text with a classifier")
     loaded = load_run_model(run, config)
     model, tokenizer = loaded.model, loaded.tokenizer
-    reconstructor = load_reconstructor(model, Path(run) / MODEL_DIR)
+    reconstructor = load_reconstructor(model, Path(run) / MODEL_DIR, recorded_head(config))
     chosen = sample_examples(run_split(config, sample.split, data), sample.n_examples,
                              sample.seed)
     max_length = config.get("max_length", 128)

@@ -28,6 +28,12 @@ class RARSettings(Settings):
     owner = "objective 'rar'"
     weight: float = setting(0.1, "--rar-weight", "RAR: weight w_r of L_R", minimum=0,
                             paper="paper 001 eq. 7")
+    head: str = setting(
+        "mlm", "--rar-head", "RAR: the reconstructor's layers: 'mlm' Linear(hidden → "
+        "embedding) → GeLU → LayerNorm(embedding) → tied output, ALBERT's and BERT's MLM head, "
+        "whose parameters the paper's Table 7 counts; 'listed' LayerNorm(hidden) → GeLU → "
+        "Linear → tied output, the order §3.3 lists (the only one until 2026-12-07)",
+        choices=("mlm", "listed"), paper="paper 001 §3.3 and Table 7", legacy="listed")
     lr: float | None = setting(1e-3, "--rar-lr", "RAR: peak learning rate of the "
                                "reconstructor's own parameters (equal to --lr: the paper's "
                                "single rate)", minimum=0, exclusive_minimum=True,
@@ -35,22 +41,46 @@ class RARSettings(Settings):
 
 
 class Reconstructor(torch.nn.Module):
-    """LayerNorm → GeLU → Linear(hidden → embedding size) → tied Linear(→ vocabulary).
+    """Paper 001 §3.3's head: a LayerNorm, a GeLU and two feed-forward layers, the first
+    hidden → embedding size, the second the input embedding matrix itself (tied).
+
+    The prose lists the parts, not their order; the paper's Table 7 fixes it: RAR has 128,688
+    parameters more than FreeLB on ALBERT-base (hidden 768, embedding 128, vocabulary
+    30,000), exactly ALBERT's MLM head — Linear(768 → 128) 98,432, LayerNorm(128) 256, output
+    bias 30,000 — whose order is Linear → GeLU → LayerNorm(embedding) → tied output (BERT's
+    MLM head too).  A LayerNorm over the hidden size first would make 129,968.  ``order``:
+    ``"mlm"`` (that head, the default) or ``"listed"`` (LayerNorm(hidden) → GeLU → Linear →
+    tied output, the prose's order, which every RAR run before 2026-12-07 trained with).
 
     The last layer's weight is the model's input embedding matrix itself (fetched through
     ``get_input_embeddings()`` at call time, so it is the same storage and gets the gradient);
     only its bias belongs to the reconstructor.
     """
 
-    def __init__(self, hidden_size: int, embedding_size: int, vocab_size: int) -> None:
+    def __init__(self, hidden_size: int, embedding_size: int, vocab_size: int,
+                 order: str = "mlm") -> None:
         super().__init__()
-        self.norm = torch.nn.LayerNorm(hidden_size)
+        if order not in ("mlm", "listed"):
+            raise ValueError(f"unknown reconstructor order {order!r}")
+        self.order = order
+        self.norm = torch.nn.LayerNorm(embedding_size if order == "mlm" else hidden_size)
         self.dense = torch.nn.Linear(hidden_size, embedding_size)
         self.bias = torch.nn.Parameter(torch.zeros(vocab_size))
 
     def forward(self, states: torch.Tensor, embedding_weight: torch.Tensor) -> torch.Tensor:
-        hidden = self.dense(F.gelu(self.norm(states)))
+        if self.order == "mlm":
+            hidden = self.norm(F.gelu(self.dense(states)))
+        else:
+            hidden = self.dense(F.gelu(self.norm(states)))
         return F.linear(hidden, embedding_weight, self.bias)
+
+
+def recorded_head(config: dict[str, Any]) -> str:
+    """The reconstructor order a run trained with (``config.json``); runs from before
+    ``--rar-head`` existed trained the listed order."""
+    declared = {item.name: item for item in RARSettings.declared()}["head"]
+    return declared.meta.recorded(config.get("objective_settings") or {}, "head",
+                                  declared.default)
 
 
 def real_token_mask(inputs: dict[str, Any], special_ids: set[int]) -> torch.Tensor:
@@ -87,8 +117,9 @@ class RAR(Objective):
     Settings = RARSettings
     paper = "paper 001 §3.3 (eq. 7)"
     summary = ("`w_r · L_R`: reconstruct the original tokens from the adversarial token states "
-               "through LayerNorm → GeLU → Linear(hidden → embedding) → the input embedding "
-               "matrix itself (tied) + bias; real, non-special positions only")
+               "through Linear(hidden → embedding) → GeLU → LayerNorm → the input embedding "
+               "matrix itself (tied) + bias (ALBERT's MLM head, as the paper's parameter count "
+               "says); real, non-special positions only")
 
     def __init__(self, model: torch.nn.Module, special_ids: set[int], *,
                  settings: RARSettings | None = None, **options) -> None:
@@ -114,10 +145,14 @@ class RAR(Objective):
     def attach(self, model: torch.nn.Module) -> None:
         inner = getattr(model, "module", model)
         existing = getattr(inner, RECONSTRUCTOR_NAME, None)
+        if existing is not None and existing.order != self.settings.head:
+            raise AdvembedError(f"the model already carries a RAR reconstructor of order "
+                                f"'{existing.order}': --rar-head {self.settings.head} does not "
+                                "fit it")
         if existing is None:
             embeddings = inner.get_input_embeddings()
             existing = Reconstructor(inner.config.hidden_size, embeddings.embedding_dim,
-                                     embeddings.num_embeddings)
+                                     embeddings.num_embeddings, self.settings.head)
             existing.to(embeddings.weight.device)
             inner.add_module(RECONSTRUCTOR_NAME, existing)
         # DDP must not manage the reconstructor: it runs outside the model's forward (DDP would

@@ -27,7 +27,7 @@ from typing import Any
 
 from advembed.errors import AdvembedError
 from advembed.runs import write_json
-from advembed.settings import Settings
+from advembed.settings import NO_LEGACY, Settings
 from advembed.training.config import TrainConfig
 
 NOT_COMPARED = ("resume", "overwrite", "progress", "keep_checkpoints", "save_steps")
@@ -90,6 +90,9 @@ def _compare(before: dict[str, dict], now: dict[str, dict],
         given = request.get(OPTIONS_OF.get(group, "")) or {}
         for name, value in values.items():
             flag = _flag_of(settings[group], name)
+            legacy = _legacy_of(settings[group], name)
+            if name not in started and legacy is not NO_LEGACY:
+                started = started | {name: legacy}  # what the run did before the flag existed
             if name not in started:
                 if name in given:
                     raise AdvembedError(f"the interrupted run predates {flag} (added to "
@@ -120,6 +123,13 @@ def _flag_of(settings: Settings | None, name: str) -> str:
         if item.name == name:
             return item.flag.name
     return name
+
+
+def _legacy_of(settings: Settings | None, name: str) -> Any:
+    for item in type(settings).declared() if settings is not None else []:
+        if item.name == name:
+            return item.meta.legacy
+    return NO_LEGACY
 
 
 def _text(value: Any) -> str:
