@@ -550,6 +550,19 @@ MUTANTS = [
            'return (config.get("objective_settings") or {}).get("head",',
            ("tests/test_train_cli.py::test_a_rar_run_records_its_head_and_runs_before_the_"
             "flag_read_as_listed",)),
+    # --- session 46: a review of CARL and RAR ----------------------------------------------
+    Mutant("carl-clean-representation-detached", "objectives/carl.py",
+           "clean = self._prepare(self.representation(context.clean, context.inputs))",
+           "clean = self._prepare(self.representation(context.clean, context.inputs)).detach()",
+           (EQ, OBJ)),
+    Mutant("carl-sum-over-the-batch", "objectives/carl.py",
+           "return (torch.logsumexp(negative_scores, dim=1) - positive_score).mean()",
+           "return (torch.logsumexp(negative_scores, dim=1) - positive_score).sum()",
+           (EQ, OBJ)),
+    Mutant("carl-first-rows-negatives-for-all", "objectives/carl.py",
+           "from_orig = self.orig[negatives.flatten()].view(*negatives.shape, -1).to(device)",
+           "from_orig = self.orig[negatives[:1].expand_as(negatives).flatten()].view("
+           "*negatives.shape, -1).to(device)", (EQ, OBJ)),
 ]
 
 

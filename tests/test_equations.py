@@ -337,6 +337,43 @@ def test_carl_loss_end_to_end_with_fixed_banks():
     assert torch.allclose(carl.orig.rows[0], torch.tensor(_unit(updated)), atol=1e-6)
 
 
+def test_carl_loss_on_a_batch_of_two_averages_and_reaches_the_clean_representation():
+    """Two examples of different labels, m = 3 negatives each drawn from several rows of the
+    other label: L_D is the batch *mean* of each direction's term, each row against its own
+    negatives, and both R and R_adv get the gradient (eq. 2 in both directions).  Catches: a
+    sum over the batch; one row's negatives used for both; R detached."""
+    tau, momentum = 0.2, 0.4
+    carl = CARL([0, 1, 0, 1, 1], dim=2, warmup=0, num_negatives=3, tau=tau, momentum=momentum)
+    orig = [_unit(v) for v in ([1.0, -1.0], [0.0, 1.0], [2.0, 1.0], [-1.0, 3.0], [1.0, 4.0])]
+    adv = [_unit(v) for v in ([-2.0, 1.0], [1.0, 1.0], [0.5, -1.0], [3.0, -1.0], [-1.0, -2.0])]
+    carl.orig.rows[:], carl.adv.rows[:] = torch.tensor(orig), torch.tensor(adv)
+    carl.orig.filled[:] = carl.adv.filled[:] = True
+    clean = torch.tensor([[[3.0, 1.0]], [[0.5, -2.0]]], requires_grad=True)
+    adversarial = torch.tensor([[[1.0, 2.0]], [[-1.0, -1.5]]], requires_grad=True)
+    context = ObjectiveContext(
+        model=None, inputs={}, adversarial=SimpleNamespace(hidden_states=[adversarial]),
+        clean=SimpleNamespace(hidden_states=[clean]), example_index=torch.tensor([0, 3]),
+        step=0)
+    state = carl.generator.get_state()
+    value = carl.loss(context)
+    carl.generator.set_state(state)  # the negatives the loss drew
+    negatives = carl.sample_negatives(torch.tensor([0, 1])).tolist()
+    assert set(negatives[0]) <= {1, 3, 4} and set(negatives[1]) <= {0, 2}  # other labels
+    assert len(set(negatives[0])) > 1  # not one row m times: which negative is which counts
+    expected = 0.0
+    for b, (c, a) in enumerate(zip(([3.0, 1.0], [0.5, -2.0]), ([1.0, 2.0], [-1.0, -1.5]),
+                                   strict=True)):
+        r, r_adv = _unit(c), _unit(a)
+        l_a = -_dot(r_adv, r) / tau + math.log(sum(math.exp(_dot(r_adv, orig[n]) / tau)
+                                                    for n in negatives[b]))
+        l_o = -_dot(r, r_adv) / tau + math.log(sum(math.exp(_dot(r, adv[n]) / tau)
+                                                    for n in negatives[b]))
+        expected += (l_a + l_o) / 2
+    assert value.item() == pytest.approx(expected, rel=1e-5)
+    value.backward()
+    assert clean.grad.abs().sum() > 0 and adversarial.grad.abs().sum() > 0
+
+
 def test_atcl_contrastive_loss_with_cosine_and_temperature_by_hand():
     """Eq. 6 with cosine similarity and τ = 0.07 on vectors that are not unit length; with
     n = B − 1 every other row is a negative, so the value is exact.  Catches: τ ignored; the

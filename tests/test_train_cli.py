@@ -13,6 +13,7 @@ import torch
 from conftest import make_tiny_model_dir, package_path
 
 from advembed.cli import main
+from advembed.objectives.carl import CARL
 
 POSITIVE = "great good brilliant best fun funny love".split()
 NEGATIVE = "bad awful boring dull terrible worst hate".split()
@@ -240,7 +241,7 @@ def test_paper_compositions_train_from_the_cli(tmp_path, tiny_model_dir, data_cs
     assert (config["method"], config["objective"]) == (method, objective)
     if objective == "rar":
         assert config["objective_options"] == {"lr": 0.002}
-        assert config["objective_settings"] == {"weight": 0.1, "lr": 0.002}
+        assert config["objective_settings"] == {"weight": 0.1, "head": "mlm", "lr": 0.002}
     elif objective == "carl":
         assert config["objective_settings"]["nce"] is True
     elif objective == "atcl":  # the defaults are recorded too
@@ -257,6 +258,25 @@ def test_paper_compositions_train_from_the_cli(tmp_path, tiny_model_dir, data_cs
     with safe_open(str(run / "model" / "model.safetensors"), "pt") as handle:
         keys = list(handle.keys())
     assert any(k.startswith("advembed_reconstructor.") for k in keys) == (objective == "rar")
+
+
+def test_a_carl_run_too_short_for_its_contrastive_term_is_warned_about(tmp_path, tiny_model_dir,
+                                                                       data_csv):
+    """At the default warm-up (a third of the run) L_D starts after warm-up + one epoch of bank
+    filling: a 1-epoch run never reaches it and would silently be FreeLB."""
+    with pytest.warns(UserWarning, match=r"CARL's contrastive term would never act: it starts "
+                      r"after the warm-up \(3 steps, --carl-warmup 0\.333333\) and one epoch "
+                      r"that fills its memory banks \(8 steps\), at step 11, and the run has 8"):
+        code, _ = _train(tmp_path, tiny_model_dir, data_csv, "short", "--method", "freelb",
+                         "--objective", "carl", "--limit", "64", "--epochs", "1")
+    assert code == 0
+
+
+def test_carl_schedule_warning_counts_warm_up_and_one_epoch():
+    carl = CARL([0, 1, 0, 1], dim=4, total_steps=30, warmup=1 / 3)  # warm-up: 10 steps
+    assert carl.warmup_steps == 10
+    assert carl.schedule_warning(steps_per_epoch=19, total_steps=30) is None  # acts at 29
+    assert "at step 30, and the run has 30" in carl.schedule_warning(20, 30)
 
 
 def test_objective_option_without_its_objective_is_refused(tmp_path, tiny_model_dir, data_csv,

@@ -84,6 +84,11 @@ class Objective:
     adversarial_weight: float = 1.0
     representation: Representation = staticmethod(first_token_representation)
 
+    def schedule_warning(self, steps_per_epoch: int, total_steps: int) -> str | None:
+        """A line for a run whose schedule leaves this objective with nothing to do (it
+        would train as its method alone); ``None`` when it will act."""
+        return None
+
     @classmethod
     def build(cls, settings: Settings, context: BuildContext) -> Objective:
         raise NotImplementedError

@@ -21,7 +21,10 @@ class CARLSettings(Settings):
     """τ and M from paper 001 §4.3; the warm-up stands for its "until the model is about to
     be stable" (Table 3), counted in optimiser steps.  m = 64 negatives is ours, not the
     paper's 16,000 (20,000 for YelpP): drawn with replacement from the rows of other labels,
-    it keeps a CPU step cheap; ``--carl-negatives`` sets the paper's value."""
+    it keeps a CPU step cheap; ``--carl-negatives`` sets the paper's value.  Eq. 2 is then
+    computed exactly over the m drawn negatives; the paper "uses" NCE to approximate its
+    softmax, which its m = 16,000 needs and ours does not (``nce`` gives it, with Z estimated
+    once per direction)."""
 
     owner = "objective 'carl'"
     tau: float = setting(0.07, "--carl-tau", "CARL: temperature τ of h = exp(x·y/τ)", minimum=0,
@@ -238,6 +241,17 @@ class CARL(Objective):
         self.adv.rows, self.adv.filled = state["adv"].clone(), state["adv_filled"].clone()
         self.generator.set_state(state["generator"])
         self.log_z = dict(state["log_z"])
+
+    def schedule_warning(self, steps_per_epoch: int, total_steps: int) -> str | None:
+        """L_D starts after the warm-up and one pass over the training set that fills the
+        banks: a run no longer than that is its method alone, with a clean pass wasted."""
+        start = self.warmup_steps + steps_per_epoch
+        if start < total_steps:
+            return None
+        return (f"CARL's contrastive term would never act: it starts after the warm-up "
+                f"({self.warmup_steps} steps, --carl-warmup {self.settings.warmup:g}) and one "
+                f"epoch that fills its memory banks ({steps_per_epoch} steps), at step {start}, "
+                f"and the run has {total_steps}; lower --carl-warmup or train longer")
 
     @property
     def active(self) -> bool:

@@ -14,6 +14,7 @@ import math
 import platform
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,11 @@ def build(config: TrainConfig) -> Built:
         math.ceil(len(encoded["train"]) / per_step) * config.epochs)
     method, method_settings, objective_settings = build_method(
         config, loaded.model, loaded.tokenizer, task.train_labels(data), planned, task)
+    objective = getattr(method, "objective", None)
+    idle = objective and objective.schedule_warning(
+        math.ceil(len(encoded["train"]) / per_step), planned)
+    if idle:
+        warnings.warn(idle, stacklevel=2)
     return Built(task, data, loaded, encoded, method, method_settings, objective_settings,
                  config, norm)
 
