@@ -71,6 +71,23 @@ def test_vulnerability_hand_computed_example():
     assert decided_f2.item() == pytest.approx(0.680270, rel=1e-5)
 
 
+def test_vulnerability_auc_by_hand_binary_and_one_vs_rest():
+    """Paper 002 §4.2: the ROC AUC of the label from F1 (or F2) alone, label 1 positive, ties
+    counting one half; beyond two labels, one label against the rest, and their mean."""
+    binary = [{"label": y, "F1": f1, "F2": f2} for y, f1, f2 in
+              ((0, 0.1, 0.6), (0, 0.4, 0.2), (1, 0.35, 0.2), (1, 0.8, 0.1))]
+    # F1: label-1 scores beat label-0 in 3 of 4 pairs (0.35 < 0.4); F2: 0.2 ties 0.2 → ½,
+    # 0.1 loses both, 0.2 loses to 0.6 → 0.5 of 4
+    assert vulnerability_auc(binary, 2) == {"F1": 0.75, "F2": 0.125}
+    rows = [{"label": y, "F1": f1, "F2": 0.0} for y, f1 in
+            ((0, 0.1), (1, 0.5), (2, 0.9), (0, 0.3), (1, 0.2), (2, 0.7))]
+    f1 = vulnerability_auc(rows, 3)["F1"]
+    # label 0 {0.1, 0.3} beats {0.5, 0.9, 0.2, 0.7} in 1 of 8 pairs; label 1 {0.5, 0.2}
+    # in 3 of 8; label 2 {0.9, 0.7} in all 8
+    assert f1["per_label"] == {"0": 0.125, "1": 0.375, "2": 1.0}
+    assert f1["mean"] == pytest.approx(1.5 / 3)
+
+
 def test_vulnerability_scores_are_non_negative_and_auc_is_computed(tiny_trained_run):
     model, tokenizer, examples = _model_and_examples(tiny_trained_run)
     records = vulnerability_scores(model, tokenizer, examples, VulnerabilitySettings(epsilon=0.5),
