@@ -529,6 +529,30 @@ def test_pass_counts():
                       "smart": 3}
 
 
+@pytest.mark.parametrize("name", ["fgsm", "fgm", "pgd"])
+@pytest.mark.parametrize("clean_weight", [1.0, 0.0])
+@pytest.mark.parametrize("random_start", [0.0, 0.1])
+@pytest.mark.parametrize("with_carl", [False, True])
+def test_pass_count_is_the_encoder_passes_a_step_makes(name, clean_weight, random_start,
+                                                       with_carl):
+    """``passes`` (the step-cost benchmark's unit) against the encoder's forward calls: the
+    clean pass serves the clean loss and the objective's R at once, and its gradient is the
+    first ascent step only without a random start."""
+    from advembed.objectives.carl import CARL
+
+    model = tiny_model()
+    objective = CARL([0, 1] * 8, dim=model.config.hidden_size, warmup=0) if with_carl else None
+    method = build_training_method(name, model, objective=objective, clean_weight=clean_weight,
+                                   random_start=random_start)
+    calls = []
+    hook = model.base_model.encoder.register_forward_hook(lambda *_: calls.append(1))
+    batch = tiny_batch()
+    batch["example_index"] = torch.arange(batch["input_ids"].shape[0])
+    method.step(model, batch)
+    hook.remove()
+    assert method.passes == len(calls)
+
+
 def test_shipped_defaults_are_the_searched_ones():
     import json
     from pathlib import Path

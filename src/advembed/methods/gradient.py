@@ -45,8 +45,12 @@ class GradientAttackTraining(TrainingMethod):
 
     @classmethod
     def count_passes(cls, settings, needs_clean: bool = False) -> float:
-        extra = 1 if settings.random_start > 0 or settings.clean_weight == 0 else 0
-        return 1 + cls.ascent_steps(settings) + extra + (1 if needs_clean else 0)
+        """A clean pass (for the clean loss, or for the objective's R), the ascent steps —
+        the first one free when the clean pass's gradient is it (no random start) — and the
+        adversarial pass."""
+        clean = settings.clean_weight > 0 or needs_clean
+        reused = settings.clean_weight > 0 and settings.random_start <= 0
+        return float(clean) + cls.ascent_steps(settings) - float(reused) + 1
 
     def _step(self, model, inputs, backward):
         clean_weight = self.settings.clean_weight
