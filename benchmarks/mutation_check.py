@@ -563,6 +563,25 @@ MUTANTS = [
            "from_orig = self.orig[negatives.flatten()].view(*negatives.shape, -1).to(device)",
            "from_orig = self.orig[negatives[:1].expand_as(negatives).flatten()].view("
            "*negatives.shape, -1).to(device)", (EQ, OBJ)),
+    # --- session 46: a review of ATCL and the adversaries ------------------------------------
+    Mutant("atcl-negatives-always-the-first-rows", "objectives/atcl.py",
+           "scores = torch.rand(count, size, generator=generator).to(anchor.device)",
+           "scores = (torch.arange(size, dtype=torch.float) / size).repeat(count, 1).to("
+           "anchor.device)", (LM,)),
+    Mutant("atcl-token-positive-at-the-previous-position", "objectives/atcl.py",
+           "clean[rows, position[rows]], adversarial[rows, position[rows]], clean[real], own,",
+           "clean[rows, position[rows]], adversarial[rows, position[rows] - 1], clean[real], "
+           "own,", (LM,)),
+    Mutant("atcl-token-rows-without-a-word-are-anchors", "objectives/atcl.py",
+           "        rows = has_word.nonzero().squeeze(1)\n        flat",
+           "        rows = torch.arange(len(has_word), device=has_word.device)\n        flat",
+           (LM,)),
+    Mutant("yopo-adjoint-kept-from-the-first-pass", "methods/yopo.py",
+           "adjoint = block_output.grad.detach()",
+           "adjoint = block_output.grad.detach() if j == 0 else adjoint", (ADV,)),
+    Mutant("gradient-passes-count-the-clean-pass-twice", "methods/gradient.py",
+           "clean = settings.clean_weight > 0 or needs_clean",
+           "clean = 1 + needs_clean", (ADV,)),
 ]
 
 

@@ -17,6 +17,8 @@ import argparse
 import json
 from pathlib import Path
 
+from advembed.objectives.rar import recorded_head
+
 
 def load(run: Path, split: str) -> tuple[dict, dict, list[dict]]:
     rows = [json.loads(line) for line in
@@ -50,10 +52,10 @@ def main() -> int:
         "`advembed reconstruct --run RUN` (k-PGD on the dev sentences, ε = 0.1, then the "
         "reconstructor's argmax decoded into text and re-scored by the model).",
         "",
-        "| run | method + objective | seed | reconstructor lr | test accuracy | examples "
-        "| tokens decoded differently | distinct decoded words | decoded text flips the "
-        "prediction | correct → misclassified |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| run | method + objective | seed | reconstructor (--rar-head) | reconstructor lr "
+        "| test accuracy | examples | tokens decoded differently | distinct decoded words "
+        "| decoded text flips the prediction | correct → misclassified |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run, config, metrics, rows in loaded:
         lr = reconstructor_lr(config)
@@ -66,7 +68,8 @@ def main() -> int:
                           and r["reconstructed_prediction"] != r["label"] for r in rows)
         lines.append(
             f"| `{run.name}` | {config['method']} + {config['objective']} | {config['seed']} "
-            f"| {lr} | {metrics['test']['accuracy']:.4f} | {len(rows)} | {changed:.1%} "
+            f"| {recorded_head(config)} | {lr} | {metrics['test']['accuracy']:.4f} "
+            f"| {len(rows)} | {changed:.1%} "
             f"| {len(words)} | {flipped} ({flipped / len(rows):.1%}) "
             f"| {adversarial} of {correct} ({adversarial / max(correct, 1):.1%}) |")
     for run, _, _, rows in loaded:

@@ -300,6 +300,23 @@ def test_yopo_inner_update_matches_adjoint_gradient():
     assert torch.allclose(seen[1], 0.1 * direction(grad, mask, "l2"), atol=1e-5)
 
 
+def test_yopo_refreshes_its_adjoint_at_every_full_pass():
+    """YOPO-3-1: each full pass gives a new adjoint p = ∂L/∂h₀ at the current δ, so the inner
+    update after pass 2 (at δ₁) steps along ∇L(δ₁) itself (the chain rule at that point), not
+    along ⟨p₀, f₀(x + δ)⟩ of pass 1's adjoint.  Catches: the adjoint kept from the first pass
+    (every other YOPO test has m = 2, where only one adjoint is ever used)."""
+    model, inputs, adapter, embeds, mask, loss_at = _setup()
+    yopo = YOPO(model, outer_steps=3, inner_steps=1, alpha=0.5, epsilon=0.0)
+    seen: list[torch.Tensor] = []
+    yopo._adapter_for = lambda m: _Recorder(yopo.adapter, seen)
+    yopo.step(model, inputs)
+    assert len(seen) == 3  # the three full passes
+    step = 0.5 * direction(gradient_at(loss_at, seen[1]), mask, "l2")
+    assert torch.allclose(seen[2], seen[1] + step, atol=1e-6)
+    stale = seen[1] + 0.5 * direction(gradient_at(loss_at, seen[0]), mask, "l2")
+    assert not torch.allclose(seen[2], stale, atol=1e-4)  # the test can tell them apart
+
+
 class _Recorder(EmbeddingAdapter):
     def __init__(self, inner, seen):
         self.model = inner.model

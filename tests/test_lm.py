@@ -119,6 +119,62 @@ def test_token_level_contrast_by_hand_and_never_against_itself():
     assert loss.item() != pytest.approx(with_itself, rel=1e-3)
 
 
+def test_token_level_negatives_are_drawn_at_random_from_every_other_token():
+    """n = 1 of a pool of 5 (the anchor is row 0): each draw's loss is
+    (cos(a, n) − cos(a, p))/τ for its one negative, so over seeded draws every other row shows
+    up, and never the anchor.  Catches: always the first rows of the pool."""
+    anchor, positive = torch.tensor([[2.0, 1.0]]), torch.tensor([[1.0, 0.5]])
+    pool = torch.tensor([[2.0, 1.0], [0.0, 3.0], [-1.0, 2.0], [3.0, -1.0], [1.0, 1.0]])
+    tau = 0.5
+
+    def cos(u, v):
+        return float(F.cosine_similarity(u, v, dim=0))
+
+    hand = {j: (cos(anchor[0], pool[j]) - cos(anchor[0], positive[0])) / tau
+            for j in range(1, 5)}
+    generator = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(60):
+        value = token_contrastive_loss(anchor, positive, pool, torch.tensor([0]), 1, tau,
+                                       generator=generator).item()
+        (row,) = [j for j, v in hand.items() if v == pytest.approx(value, rel=1e-5)]
+        seen.add(row)
+    assert seen == {1, 2, 3, 4}
+
+
+def test_token_level_loss_reads_the_perturbed_tokens_own_states_by_hand():
+    """Two rows, the first padded; only the second has a complete word, at position 2: the
+    anchor is its clean state (2, −1), the positive its adversarial state (1.5, −1) — not the
+    previous position's — the negatives the other four real tokens (n = 4 of 5: all of them),
+    and the first row is no anchor.  Catches: the positive at j − 1; rows without a word as
+    anchors; the anchor's index in the pool counted with padding."""
+    from types import SimpleNamespace
+
+    from advembed.objectives import ObjectiveContext
+    from advembed.objectives.atcl import ATCL
+
+    _, tokenizer, _ = _tiny_lm_model()
+    atcl = ATCL(tokenizer, token_level=True, tau=0.5, num_negatives=4)
+    clean = torch.tensor([[[1.0, 0.0], [0.5, 1.0], [9.0, 9.0]],
+                          [[0.0, 1.0], [1.0, 1.0], [2.0, -1.0]]])
+    adversarial = torch.tensor([[[1.0, 0.2], [0.3, 1.0], [9.0, 9.0]],
+                                [[0.1, 1.0], [1.0, 0.5], [1.5, -1.0]]])
+    atcl.chosen = (torch.tensor([0, 2]), torch.tensor([False, True]))
+    context = ObjectiveContext(
+        model=None, inputs={"attention_mask": torch.tensor([[1, 1, 0], [1, 1, 1]])},
+        adversarial=SimpleNamespace(hidden_states=[adversarial]),
+        clean=SimpleNamespace(hidden_states=[clean]), example_index=None, step=0)
+
+    def cos(u, v):
+        return float(F.cosine_similarity(torch.tensor(u), torch.tensor(v), dim=0))
+
+    a = [2.0, -1.0]
+    negatives = ([1.0, 0.0], [0.5, 1.0], [0.0, 1.0], [1.0, 1.0])
+    expected = (math.log(sum(math.exp(cos(a, n) / 0.5) for n in negatives))
+                - cos(a, [1.5, -1.0]) / 0.5)
+    assert atcl._token_level_loss(context).item() == pytest.approx(expected, rel=1e-5)
+
+
 def _tiny_lm_model():
     from transformers import GPT2Config, GPT2LMHeadModel
 

@@ -81,7 +81,10 @@ def token_contrastive_loss(
     the adversarial state of the same token, its n negatives sampled without replacement from
     the clean states of the batch's other real tokens (``pool``), never row ``own[k]`` (the
     anchor itself).  Cosine similarity, τ, negatives only in the denominator; mean over
-    anchors."""
+    anchors.  The paper disagrees with itself on the pool: eq. 6's text takes
+    ``NB_kj ≡ H(S) − {h_kj}`` (every other token state, its own sentence's included), Figure
+    1's caption "randomly sampled negatives from other sentences in the batch"; we follow the
+    equation (choice), which also works for a batch of one long block (language modelling)."""
     count, size = anchor.shape[0], pool.shape[0]
     if count == 0 or size < 2:
         return pool.sum() * 0.0
