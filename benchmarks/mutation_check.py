@@ -582,6 +582,31 @@ MUTANTS = [
     Mutant("gradient-passes-count-the-clean-pass-twice", "methods/gradient.py",
            "clean = settings.clean_weight > 0 or needs_clean",
            "clean = 1 + needs_clean", (ADV,)),
+    # --- session 46: a review of VDA --------------------------------------------------------
+    Mutant("vda-literal-form-drops-its-noise", "vda/mixture.py",
+           "    if variance > 0:\n        noise = torch.randn(",
+           "    if variance > 0 and noise_on == \"logits\":\n        noise = torch.randn(",
+           (VDA,)),
+    Mutant("vda-argmax-of-the-mlms-own-p", "vda/mixture.py",
+           "pick = weights.argmax(-1, keepdim=True)",
+           "pick = logits.float().gather(-1, ids).argmax(-1, keepdim=True)", (VDA,)),
+    Mutant("vda-sample-from-the-mlms-own-p", "vda/mixture.py",
+           "flat = weights.reshape(-1, weights.shape[-1])",
+           "flat = logits.float().gather(-1, ids).softmax(-1).reshape(-1, weights.shape[-1])",
+           (VDA,)),
+    Mutant("vda-unknown-words-kept", "vda/augmenter.py",
+           "special_ids = [i for i in tokenizer.all_special_ids if i != tokenizer.unk_token_id]",
+           "special_ids = list(tokenizer.all_special_ids)", (VDA,)),
+    Mutant("vda-load-path-replaces-special-tokens", "vda/augmenter.py",
+           "special_ids = [i for i in tokenizer.all_special_ids if i != tokenizer.unk_token_id]",
+           "special_ids = []", (VDA,)),
+    Mutant("vda-default-variance-not-the-papers", "vda/augmenter.py",
+           'variance: float = setting(1e-2, "--vda-variance"',
+           'variance: float = setting(1e-1, "--vda-variance"', (VDA,)),
+    Mutant("vda-ce-on-token-level-tasks-not-refused", "training/run.py",
+           "    if vda is not None and vda.loss == \"ce\" and task is not None and "
+           "task.token_level:",
+           "    if False:", (LM,)),
 ]
 
 

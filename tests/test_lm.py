@@ -175,6 +175,24 @@ def test_token_level_loss_reads_the_perturbed_tokens_own_states_by_hand():
     assert atcl._token_level_loss(context).item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_ce_vda_on_a_language_model_is_one_line(tmp_path, capsys):
+    """CE-VDA (paper 003 Table 4) is cross-entropy against the class label: a token-level task
+    has none, and refusing it before anything trains beats a shape error at the first step."""
+    from advembed.cli import main
+
+    text = tmp_path / "corpus.txt"
+    rng = random.Random(1)
+    text.write_text("\n".join(" ".join(rng.choices(WORDS[:25], k=30)) for _ in range(40)))
+    for argv in (["--method", "vda"], ["--method", "freelb", "--augment", "vda"]):
+        assert main(["train", "--task", "lm", "--dataset", str(text), "--max-length", "32",
+                     "--vda-loss", "ce", "--no-progress", "--output", str(tmp_path / "lm"),
+                     *argv]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and "--vda-loss ce is cross-entropy against a class label" in \
+            error[0] and "--task lm" in error[0]
+    assert not (tmp_path / "lm").exists()
+
+
 def _tiny_lm_model():
     from transformers import GPT2Config, GPT2LMHeadModel
 

@@ -193,6 +193,73 @@ def test_the_sample_form_draws_in_proportion_and_argmax_takes_the_likeliest():
     assert (likeliest == 0).all()
 
 
+def _noise(shape, seed):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_with_noise_argmax_and_sample_follow_the_noisy_distribution():
+    """Table 4's argmax and sampled substitutes read eq. 4's noisy p′ (σ² = 1 here, so the
+    noise often reorders the four words), not the MLM's p.  Catches: either form reading p."""
+    logits = LOGITS.expand(1, 2000, 4)
+    kept = torch.ones(1, 2000, dtype=torch.bool)
+    noisy = logits.log_softmax(-1) + _noise((1, 2000, 4), 3) * 1.0  # √σ² = 1
+    picked = substitutes(logits, kept, variance=1.0, form="argmax",
+                         generator=torch.Generator().manual_seed(3)).ids[..., 0]
+    assert torch.equal(picked, noisy.argmax(-1))
+    assert (picked != 0).float().mean() > 0.1  # p's argmax alone would be word 0 everywhere
+    generator = torch.Generator().manual_seed(5)
+    drawn = substitutes(logits, kept, variance=1.0, form="sample", generator=generator).ids
+    generator = torch.Generator().manual_seed(5)  # the same draws: the noise, then the words
+    weights = (logits.log_softmax(-1) + torch.randn((1, 2000, 4), generator=generator)
+               ).softmax(-1)
+    expected = torch.multinomial(weights.reshape(-1, 4), 1, generator=generator)
+    assert torch.equal(drawn.flatten(), expected.flatten())
+
+
+def test_the_literal_form_adds_its_noise_to_the_probabilities_by_hand():
+    """Eq. 4 literally on a 4-word vocabulary, σ² = 0.25: p′ = softmax(p + ε) with p the MLM's
+    probabilities (0.710, 0.158, 0.035, 0.096), ê = p′·W.  Catches: the noise dropped, or added
+    to the log-probabilities."""
+    subs, mixed = _mix(noise_on="probabilities", variance=0.25, seed=11)
+    weights = (LOGITS[0, 0].softmax(-1) + _noise((1, 1, 4), 11)[0, 0] * 0.5).softmax(-1)
+    assert torch.allclose(subs.weights[0, 0], weights, atol=1e-6)
+    assert torch.allclose(mixed, weights @ W, atol=1e-6)
+    assert not torch.allclose(weights, LOGITS[0, 0].softmax(-1).softmax(-1), atol=1e-3)
+
+
+def test_the_paper_defaults():
+    """Paper 003 §5: σ² = 1e-2 and λ = 1 (tuned in {1e-3, 4e-3, 1e-2, 4e-2} and {0.04, 0.1,
+    0.4, 1, 4}), one virtual sample, the noise on the log-probabilities, the mixture with sKL."""
+    settings = VDASettings()
+    assert (settings.variance, settings.weight, settings.samples) == (1e-2, 1.0, 1)
+    assert (settings.noise_on, settings.form, settings.loss) == ("logits", "mixture", "skl")
+
+
+def test_unknown_words_are_replaced_and_structural_tokens_are_not(tmp_path, tiny_model_dir):
+    """With the MLM's tokenizer (the load path), [CLS], [SEP], [PAD] and [MASK] keep their
+    embedding; [UNK] stands for a real word the vocabulary lacks, and eq. 2–5 apply "to each
+    position of the original sentence", so it is replaced like any word."""
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        BertConfig,
+        BertForMaskedLM,
+    )
+
+    mlm_dir = tmp_path / "mlm"
+    BertForMaskedLM(BertConfig.from_pretrained(str(tiny_model_dir))).save_pretrained(mlm_dir)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    tokenizer.save_pretrained(mlm_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir))
+    augmenter = VirtualAugmenter(model, VDASettings(mlm=str(mlm_dir)))
+    structural = {tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id,
+                  tokenizer.mask_token_id}
+    assert set(augmenter.special_ids.tolist()) == structural
+    ids = torch.tensor([[tokenizer.cls_token_id, tokenizer.unk_token_id, 20,
+                         tokenizer.sep_token_id]])
+    assert replaceable(ids, None, augmenter.special_ids).tolist() == [[False, True, True, False]]
+
+
 def test_positions_outside_the_attention_mask_are_not_replaced():
     ids = torch.tensor([[7, 8, 9, 10]])  # none of them special
     keep = replaceable(ids, torch.tensor([[1, 1, 1, 0]]), torch.tensor(SPECIAL))

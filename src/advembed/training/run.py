@@ -86,6 +86,11 @@ def build_method(config: TrainConfig, model, tokenizer=None, train_labels=None,
     if augment is not None and config.method in ("none", "vda"):
         raise AdvembedError(f"--augment vda needs an adversarial --method (got "
                             f"'{config.method}'; plain fine-tuning with VDA is --method vda)")
+    vda = augment if augment is not None else settings if config.method == "vda" else None
+    if vda is not None and vda.loss == "ce" and task is not None and task.token_level:
+        raise AdvembedError(f"--vda-loss ce is cross-entropy against a class label (paper "
+                            f"003's CE-VDA); a --task {task.name} run has none: use "
+                            "--vda-loss skl")
     if config.method == "none" and objective is None:
         return None, settings, chosen
     method = build_training_method(config.method, model, objective=objective, settings=settings,

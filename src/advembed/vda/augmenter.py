@@ -80,7 +80,8 @@ class VirtualAugmenter:
             from advembed.mlm import load_masked_lm
 
             mlm, tokenizer = load_masked_lm(self.settings.mlm)
-            special_ids = list(tokenizer.all_special_ids)
+            # [UNK] is a real word the vocabulary lacks: eq. 2–5 replace it like any word
+            special_ids = [i for i in tokenizer.all_special_ids if i != tokenizer.unk_token_id]
         self.mlm = mlm.eval().requires_grad_(False)
         self.special_ids = torch.tensor(sorted(set(special_ids or [])), dtype=torch.long)
         self.generator = generator

@@ -27,7 +27,9 @@ substitute of the noisy distribution, ``sample`` draws one from it; both give on
 The paper says only "according to the substitution probability": we read it as eq. 4's noisy
 ``p′`` (so ``--vda-variance`` still acts; with σ² = 0 it is the MLM's ``p``).
 
-Padding and special tokens keep their own embedding.
+Padding and structural special tokens keep their own embedding; ``[UNK]``, a real word the
+vocabulary lacks, is replaced like any word (eq. 2–5 apply "to each position of the
+original sentence"; :class:`~advembed.vda.VirtualAugmenter` leaves it out of the special ids).
 """
 
 from __future__ import annotations
