@@ -545,11 +545,7 @@ MUTANTS = [
                                                           "test_a_run_from_before_a_setting_"
                                                           "with_another_old_behaviour_resumes_"
                                                           "only_as_that",)),
-    Mutant("rar-old-runs-read-as-the-new-head", "objectives/rar.py",
-           'return declared.meta.recorded(config.get("objective_settings") or {}, "head",',
-           'return (config.get("objective_settings") or {}).get("head",',
-           ("tests/test_train_cli.py::test_a_rar_run_records_its_head_and_runs_before_the_"
-            "flag_read_as_listed",)),
+
     # --- session 46: a review of CARL and RAR ----------------------------------------------
     Mutant("carl-clean-representation-detached", "objectives/carl.py",
            "clean = self._prepare(self.representation(context.clean, context.inputs))",

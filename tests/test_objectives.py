@@ -205,10 +205,10 @@ def _gelu(x):
 
 
 def test_rar_head_is_albert_s_mlm_head_dense_gelu_layernorm_then_the_tied_embedding_by_hand():
-    """The default order, on hidden 2 → embedding 3 (so a LayerNorm over the hidden size
+    """``--rar-head mlm``, on hidden 2 → embedding 3 (so a LayerNorm over the hidden size
     could not even be built with these weights): Linear, GeLU, LayerNorm(embedding), E·h + b."""
-    head = Reconstructor(hidden_size=2, embedding_size=3, vocab_size=3)
-    assert head.order == "mlm" and head.norm.normalized_shape == (3,)
+    head = Reconstructor(hidden_size=2, embedding_size=3, vocab_size=3, order="mlm")
+    assert head.norm.normalized_shape == (3,)
     with torch.no_grad():
         head.dense.weight.copy_(torch.tensor([[1.0, 0.0], [0.5, -1.0], [-1.0, 2.0]]))
         head.dense.bias.copy_(torch.tensor([0.1, 0.0, 0.2]))
@@ -227,7 +227,8 @@ def test_rar_head_is_albert_s_mlm_head_dense_gelu_layernorm_then_the_tied_embedd
 
 
 def test_the_listed_rar_head_is_layernorm_gelu_dense_then_the_tied_embedding_by_hand():
-    head = Reconstructor(hidden_size=2, embedding_size=2, vocab_size=3, order="listed")
+    head = Reconstructor(hidden_size=2, embedding_size=2, vocab_size=3)  # the default order
+    assert head.order == "listed"
     with torch.no_grad():
         head.norm.weight.copy_(torch.tensor([2.0, 0.5]))
         head.norm.bias.copy_(torch.tensor([0.5, -1.0]))

@@ -558,20 +558,20 @@ def test_resume_refuses_a_setting_whose_default_changed_since_the_run_started(
 
 def test_a_run_from_before_a_setting_with_another_old_behaviour_resumes_only_as_that(
         tmp_path, tiny_model_dir, small_csv, monkeypatch, capsys):
-    """--rar-head came with a new default order ("mlm"); a RAR run started before it trained
-    the listed order and records no head: resuming it as "mlm" would load the old head's
-    weights into the other order (same shapes when hidden = embedding size)."""
+    """A RAR run started before --rar-head records no head and trained the listed order:
+    resuming it with --rar-head mlm would load that head's weights into the other order (same
+    shapes when hidden = embedding size), so it is compared as the value it had, not refused
+    as a flag it predates (which would say "resume without it", true but not why)."""
     argv = train_argv(small_csv, tiny_model_dir, tmp_path / "run", "--save-steps", "2",
                       "--method", "fgm", "--objective", "rar")
     request, recorded = _interrupted_request(argv, tmp_path, monkeypatch, capsys)
-    assert recorded["settings"]["objective_settings"]["head"] == "mlm"
+    assert recorded["settings"]["objective_settings"]["head"] == "listed"
     del recorded["settings"]["objective_settings"]["head"]
     request.write_text(json.dumps(recorded))
-    assert main(argv + ["--resume"]) == 2
-    one_line_error(capsys, "the interrupted run was trained with --rar-head listed, now mlm "
-                           "(advembed's default; it changed since the run started); resume "
-                           "with --rar-head listed")
-    assert main(argv + ["--rar-head", "listed", "--resume"]) == 0
+    assert main(argv + ["--rar-head", "mlm", "--resume"]) == 2
+    one_line_error(capsys, "the interrupted run was trained with --rar-head listed, now mlm; "
+                           "resume with --rar-head listed")
+    assert main(argv + ["--resume"]) == 0
 
 
 def test_a_preset_run_resumes_despite_the_last_bits_of_its_norm_sized_settings(

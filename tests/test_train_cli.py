@@ -241,7 +241,7 @@ def test_paper_compositions_train_from_the_cli(tmp_path, tiny_model_dir, data_cs
     assert (config["method"], config["objective"]) == (method, objective)
     if objective == "rar":
         assert config["objective_options"] == {"lr": 0.002}
-        assert config["objective_settings"] == {"weight": 0.1, "head": "mlm", "lr": 0.002}
+        assert config["objective_settings"] == {"weight": 0.1, "head": "listed", "lr": 0.002}
     elif objective == "carl":
         assert config["objective_settings"]["nce"] is True
     elif objective == "atcl":  # the defaults are recorded too
@@ -329,14 +329,13 @@ def test_a_rar_run_records_its_head_and_runs_before_the_flag_read_as_listed(
     from advembed.objectives.rar import recorded_head
     from advembed.runs import read_run
 
-    code, run = _train(tmp_path, tiny_model_dir, data_csv, "listed", "--method", "fgm",
-                       "--objective", "rar", "--rar-head", "listed", "--max-steps", "1")
+    code, run = _train(tmp_path, tiny_model_dir, data_csv, "mlm", "--method", "fgm",
+                       "--objective", "rar", "--rar-head", "mlm", "--max-steps", "1")
     assert code == 0
     config = read_run(run)[0]
-    assert config["objective_settings"]["head"] == "listed" == recorded_head(config)
+    assert config["objective_settings"]["head"] == "mlm" == recorded_head(config)
     loaded = load_run_model(run, config)
-    assert load_reconstructor(loaded.model, run / "model", recorded_head(config)).order == \
-        "listed"
+    assert load_reconstructor(loaded.model, run / "model", recorded_head(config)).order == "mlm"
     older = dict(config, objective_settings={k: v for k, v in
                                              config["objective_settings"].items() if k != "head"})
     assert recorded_head(older) == recorded_head({}) == "listed"  # trained before --rar-head

@@ -37,7 +37,7 @@ from advembed.objectives.rar import (
 from advembed.runs import MODEL_DIR, write_jsonl
 
 
-def load_reconstructor(model, model_dir: Path, order: str = "mlm") -> Reconstructor:
+def load_reconstructor(model, model_dir: Path, order: str = "listed") -> Reconstructor:
     """The reconstructor saved beside the model (keys ``advembed_reconstructor.*``), of the
     layer order it trained with (:func:`~advembed.objectives.rar.recorded_head`)."""
     from safetensors import safe_open
