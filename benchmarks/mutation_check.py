@@ -603,6 +603,20 @@ MUTANTS = [
            "    if vda is not None and vda.loss == \"ce\" and task is not None and "
            "task.token_level:",
            "    if False:", (LM,)),
+    # --- session 46: a review of the language-modelling and translation tasks ---------------
+    Mutant("lm-evaluate-keeps-the-last-batch-only", "tasks/lm.py",
+           "                    totals += nll_and_count(",
+           "                    totals = nll_and_count(", (LM,)),
+    Mutant("translation-best-is-the-lowest-bleu", "tasks/translation.py",
+           "    greater_is_better = True", "    greater_is_better = False", (MT,)),
+    Mutant("translation-beam-search", "tasks/translation.py",
+           "                                      num_beams=1,",
+           "                                      num_beams=4,", (MT,)),
+    Mutant("marian-forces-pad-as-eos", "tasks/translation.py",
+           "                                          forced_eos_token_id=None, **common))",
+           "                                          **common))", (MT,)),
+    Mutant("deepspeed-divides-by-accumulation-again", "training/trainer.py",
+           '            return {"scale_wrt_gas": False}', "            return {}", (DIST,)),
 ]
 
 

@@ -112,6 +112,24 @@ def test_trainer_gradient_accumulation_equals_a_double_batch(tmp_path, method):
         assert torch.allclose(whole[name], accumulated[name], atol=1e-5), name
 
 
+def test_under_deepspeed_the_loss_is_not_divided_by_the_accumulation_steps_twice():
+    """advembed scales each micro-batch's loss itself; DeepSpeed's engine would divide it by
+    the accumulation steps again unless passed ``scale_wrt_gas=False`` (the stock Trainer's
+    fix); other backends take no such option."""
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from advembed.training.trainer import AdvTrainer
+
+    trainer = AdvTrainer.__new__(AdvTrainer)  # only the accelerator is read
+    trainer.accelerator = SimpleNamespace(distributed_type=DistributedType.DEEPSPEED)
+    assert trainer._backward_options() == {"scale_wrt_gas": False}
+    for other in (DistributedType.NO, DistributedType.MULTI_GPU, DistributedType.MULTI_CPU):
+        trainer.accelerator = SimpleNamespace(distributed_type=other)
+        assert trainer._backward_options() == {}
+
+
 def test_a_warm_up_counts_optimiser_steps_under_accumulation(tmp_path):
     """FGM with one plain warm-up step, two optimiser steps: 2 micro-batches of 4 per step
     give the weights of batches of 8 — the warm-up covers the first step's *two* micro-batches,

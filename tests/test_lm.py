@@ -175,6 +175,21 @@ def test_token_level_loss_reads_the_perturbed_tokens_own_states_by_hand():
     assert atcl._token_level_loss(context).item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_evaluate_sums_every_batch_before_dividing():
+    """Perplexity over a split is exp(Σ NLL / Σ tokens) over all of it: evaluated two blocks
+    at a time it equals the one-batch value.  Catches: only the last batch counted."""
+    from advembed.data import Example
+    from advembed.tasks import get_task
+
+    model, tokenizer, texts = _tiny_lm_model()
+    task = get_task("lm")
+    examples = [Example(text) for text in texts[:12]]
+    whole = task.evaluate(model, tokenizer, examples, batch_size=1000, max_length=16)
+    assert len(task.encode(examples, tokenizer, max_length=16)) > 4  # several batches of 2
+    assert task.evaluate(model, tokenizer, examples, batch_size=2, max_length=16) == \
+        pytest.approx(whole, rel=1e-9)
+
+
 def test_ce_vda_on_a_language_model_is_one_line(tmp_path, capsys):
     """CE-VDA (paper 003 Table 4) is cross-entropy against the class label: a token-level task
     has none, and refusing it before anything trains beats a shape error at the first step."""

@@ -226,6 +226,24 @@ def test_the_default_translator_keeps_token_embeddings_at_the_positions_scale():
     assert ratio(task.build_model("scratch:marian", data).model) > 20
 
 
+def test_decoding_is_greedy_the_best_checkpoint_has_the_highest_bleu_and_marian_ends_in_eos(
+        monkeypatch):
+    """Greedy decodes (one beam, as documented); the best checkpoint by the *highest* dev
+    BLEU; the Marian layout forces no end token, where MarianConfig's default would force id
+    0 — <pad> here — at the length limit."""
+    model, tokenizer, pairs = _tiny()
+    asked = []
+    monkeypatch.setattr(model, "generate", lambda **kw: asked.append(kw) or
+                        torch.full((kw["input_ids"].shape[0], 2), tokenizer.pad_token_id))
+    task = get_task("translation")
+    task.generate(model, task.collator(tokenizer)(task.encode(
+        [Example(s, text_pair=t) for s, t in pairs[:2]], tokenizer, max_length=8)))
+    assert asked[0]["num_beams"] == 1 and not asked[0].get("do_sample")
+    assert (task.best_metric, task.greater_is_better) == ("bleu", True)
+    marian = scratch_translator(tokenizer, "marian", **TINY)
+    assert marian.generation_config.forced_eos_token_id is None
+
+
 def test_the_decoding_limit_is_the_runs_max_length_not_the_last_encoding(monkeypatch):
     from advembed.evaluation.runs import run_task
 
@@ -271,6 +289,8 @@ def test_translation_trains_evaluates_and_translates_through_the_command_line(tm
     assert main(["eval", "--run", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["bleu"] == pytest.approx(
         metrics["test"]["bleu"], abs=1e-6)
+    assert main(["eval", "--run", str(out)]) == 0  # sacrebleu's signature beside the scores
+    assert f"BLEU signature: {config['bleu_signature']}" in capsys.readouterr().out
     assert main(["translate", "--run", str(out), "apple pear", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["source"] == "apple pear"
     assert main(["generate", "--run", str(out), "apple"]) == 2

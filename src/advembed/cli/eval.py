@@ -39,8 +39,11 @@ def run(args: argparse.Namespace) -> int:
     from advembed.evaluation import run_task
     from advembed.runs import read_run
 
-    labels = run_task(read_run(args.run)[0]).metric_labels
+    config = read_run(args.run)[0]
+    labels = run_task(config).metric_labels
     shown = ", ".join(f"{labels.get(key, key)} {value:.4f}" for key, value in result.items()
                       if key not in ("dataset", "split", "examples") and isinstance(value, float))
     print(f"{result['dataset']} {result['split']} ({result['examples']} examples): {shown}")
+    if config.get("bleu_signature"):  # sacrebleu's, as BLEU scores are to be reported
+        print(f"BLEU signature: {config['bleu_signature']}")
     return 0

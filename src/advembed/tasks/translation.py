@@ -30,8 +30,11 @@ source token.  Metrics: **BLEU** and chrF of ``sacrebleu`` (default settings: 13
 exponential smoothing for BLEU; the signature is recorded in ``config.json`` as
 ``bleu_signature``) on **greedy** decodes (at most ``--max-length`` new tokens), against the
 references decoded from the label ids (the byte-level BPE gives the text back unchanged, short
-of a reference cut at ``--max-length``).  The best checkpoint is the one with the highest dev
-BLEU.
+of a reference cut at ``--max-length``) during training, and against the split's full
+reference text in ``advembed eval`` — so the two differ where a reference is longer than
+``--max-length`` tokens (on ``help-en-de`` at 128: 14 dev and 10 test references).  The
+signature is printed with the training summary and by ``advembed eval``.  The best checkpoint
+is the one with the highest dev BLEU.
 """
 
 from __future__ import annotations
@@ -81,8 +84,11 @@ def scratch_translator(tokenizer, layout: str = "bart", **sizes: Any):
               "decoder_start_token_id": tokenizer.pad_token_id, "scale_embedding": False,
               "tie_word_embeddings": True} | MT_SIZES | sizes
     if layout == "marian":
+        # MarianConfig's default forced eos is id 0, which is <pad> here: a decode that hit
+        # the length limit would end in a <pad> that is stripped, not in </s>
         return MarianMTModel(MarianConfig(decoder_vocab_size=len(tokenizer),
-                                          share_encoder_decoder_embeddings=True, **common))
+                                          share_encoder_decoder_embeddings=True,
+                                          forced_eos_token_id=None, **common))
     if layout != "bart":
         raise AdvembedError(f"unknown scratch translator layout '{layout}' (bart or marian)")
     # BART's own defaults name ids 0 and 2 as bos and forced eos: here those are <pad> and <unk>
@@ -259,7 +265,8 @@ class TranslationTask(Task):
 
     def summary(self, metrics):
         return (f"dev BLEU {metrics['best_dev']['bleu']:.2f}, test BLEU "
-                f"{metrics['test']['bleu']:.2f}, test chrF {metrics['test']['chrf']:.2f}")
+                f"{metrics['test']['bleu']:.2f}, test chrF {metrics['test']['chrf']:.2f}"
+                + (f" (BLEU signature {self.signature})" if self.signature else ""))
 
     def check_input(self, text, pair, run_config):
         if not text.strip():

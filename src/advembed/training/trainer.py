@@ -3,8 +3,10 @@
 :class:`AdvTrainer` is a drop-in ``Trainer`` whose ``training_step`` hands each batch to a
 training *method* (plain fine-tuning, or an adversary × objective composition).  The method
 calls the ``backward`` it is given — ``accelerator.backward`` with the gradient-accumulation
-scale applied — once per pass, so mixed precision, DeepSpeed, DDP and accumulation behave as in
-the stock ``Trainer``.  With ``method=None`` it is exactly the stock ``Trainer``.
+scale applied (and, under DeepSpeed, ``scale_wrt_gas=False``, as the stock ``Trainer`` passes)
+— once per pass, so mixed precision, DeepSpeed, DDP and accumulation behave as in the stock
+``Trainer`` (DeepSpeed untested here: not installed, and the CLI does not turn it on).
+With ``method=None`` it is exactly the stock ``Trainer``.
 """
 
 from __future__ import annotations
@@ -108,8 +110,10 @@ class AdvTrainer(CheckpointMixin, Trainer):
         inputs = self._prepare_inputs(inputs)
         scale = self._loss_scale(inputs, num_items_in_batch)
 
+        fixed = self._backward_options()
+
         def backward(loss: torch.Tensor, **kwargs: Any) -> None:
-            self.accelerator.backward(loss * scale, **kwargs)
+            self.accelerator.backward(loss * scale, **(fixed | kwargs))
 
         with self.compute_loss_context_manager():
             if self.method is None:
@@ -121,6 +125,16 @@ class AdvTrainer(CheckpointMixin, Trainer):
         self.guard.note(loss, self.state.global_step)
         return loss.detach() * scale
 
+
+    def _backward_options(self) -> dict[str, Any]:
+        """Under DeepSpeed the engine divides each loss by the accumulation steps unless told
+        not to; the loss is scaled here already (``_loss_scale``), so it is told, as the stock
+        ``Trainer`` tells it for the same reason (transformers PR 35808)."""
+        from accelerate.utils import DistributedType
+
+        if self.accelerator.distributed_type == DistributedType.DEEPSPEED:
+            return {"scale_wrt_gas": False}
+        return {}
 
     def _loss_scale(self, inputs: dict[str, Any], num_items_in_batch) -> float | torch.Tensor:
         """What turns this micro-batch's mean loss into its part of the batch's loss."""
