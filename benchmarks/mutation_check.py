@@ -617,6 +617,24 @@ MUTANTS = [
            "                                          **common))", (MT,)),
     Mutant("deepspeed-divides-by-accumulation-again", "training/trainer.py",
            '            return {"scale_wrt_gas": False}', "            return {}", (DIST,)),
+    # --- session 46: a review of the attacks and the report ----------------------------------
+    Mutant("word-budget-floored", "evaluation/word_constraints.py",
+           "return changed <= math.ceil(n * self.max_percent)",
+           "return changed <= math.floor(n * self.max_percent)", (WORD,)),
+    Mutant("report-rescaled-column-reads-the-plain-figure", "report/columns.py",
+           '            ("attack_accuracy_rescaled", "acc rescaled",',
+           '            ("attack_accuracy", "acc rescaled",', ("tests/test_report.py",)),
+    Mutant("report-ece-column-reads-macro-f1", "tasks/classification.py",
+           '                ("test", "ece", "test ECE",',
+           '                ("test", "macro_f1", "test ECE",', ("tests/test_report.py",)),
+    Mutant("attack-resume-takes-any-log-as-finished", "evaluation/attack.py",
+           "todo = [i for i in range(len(examples)) if not log.has(i)]",
+           "todo = [] if log.done else list(range(len(examples)))",
+           ("tests/test_reliability.py::test_an_attack_resumed_from_part_of_its_records_"
+            "attacks_only_the_rest",)),
+    Mutant("pgd-radii-in-the-order-given", "evaluation/robustness.py",
+           "    epsilons = sorted(settings.epsilon)", "    epsilons = list(settings.epsilon)",
+           (ROB,)),
 ]
 
 

@@ -695,6 +695,45 @@ def _never(*args, **kwargs):
     raise AssertionError("a finished example was attacked again")
 
 
+def test_an_attack_resumed_from_part_of_its_records_attacks_only_the_rest(tmp_path, finished_run,
+                                                                         monkeypatch, capsys):
+    """A kill after 4 of 10 examples: --resume attacks the other 6 (and only them), and the
+    result is the uninterrupted attack's."""
+    import advembed.evaluation.attack as attack_module
+    import advembed.evaluation.robustness as robustness
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    argv = ["attack", "--run", str(run), "--attack", "pgd", "--n-examples", "10",
+            "--batch-size", "4", "--no-progress"]
+    assert main(argv) == 0
+    fresh = [json.loads(line) for line in (run / "attack-pgd.jsonl").read_text().splitlines()]
+    for name in ("attack-pgd.json", "attack-pgd.jsonl"):
+        (run / name).unlink()
+    with monkeypatch.context() as patch:
+        patch.setattr(attack_module, "write_json", lambda *a: (_ for _ in ()).throw(
+            OSError(28, "No space left on device")))
+        assert main(argv) == 2
+    partial = run / ".attack-pgd.partial.jsonl"
+    lines = partial.read_text().splitlines()
+    partial.write_text("\n".join(lines[:1 + 4]) + "\n")  # the header and 4 examples
+    attacked = []
+    given = robustness.attack_batch
+    monkeypatch.setattr(robustness, "attack_batch", lambda adapter, task, batch, *a, **k:
+                        attacked.append(len(batch["input_ids"])) or
+                        given(adapter, task, batch, *a, **k))
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 0
+    summary = json.loads((run / "attack-pgd.json").read_text())
+    assert summary["resumed_records"] == 4
+    assert sum(attacked) == 6 * 3  # six examples, at each of the three radii
+    records = [json.loads(line) for line in (run / "attack-pgd.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in records] == [r["index"] for r in fresh]
+    for before, after in zip(fresh, records, strict=True):
+        for key in (k for k in before if k.startswith("eps=")):
+            assert after[key]["correct"] == before[key]["correct"], (before["index"], key)
+
+
 def test_resuming_an_attack_with_other_settings_sample_or_model_is_refused(tmp_path, finished_run,
                                                                            monkeypatch, capsys):
     """An interrupted attack's records hold for its own options, sample and model only:

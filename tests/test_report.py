@@ -27,7 +27,8 @@ def make_run(root: Path, name: str, *, method: str, seed: int, test_accuracy: fl
               "method_options": {"epsilon": 0.1} if method != "none" else {}}
     if objective is not None:
         config["objective"] = objective
-    split = {"accuracy": test_accuracy, "macro_f1": test_accuracy - 0.01, "loss": 0.4}
+    split = {"accuracy": test_accuracy, "macro_f1": test_accuracy - 0.01, "loss": 0.4,
+             "ece": round(0.03 + seed / 100, 4)}
     metrics = {"dev": [{"epoch": 1, "step": 10, **split}], "best_dev": split, "test": split,
                "train": {"steps": 20, "loss": 0.5, "seconds": 12.5 + seed, "examples": 640},
                "parameters": 109_483_778, "collapsed": False}
@@ -38,7 +39,8 @@ def make_run(root: Path, name: str, *, method: str, seed: int, test_accuracy: fl
     if word_attack:
         _dump(run / "attack-textfooler.json",
               {"original_accuracy": test_accuracy, "attack_accuracy": 0.21, "success_rate": 0.75,
-               "mean_queries": 88.5, "mean_perturbed_percent": 14.2})
+               "mean_queries": 88.5, "mean_perturbed_percent": 14.2,
+               "attack_accuracy_rescaled": 0.17})
     return run
 
 
@@ -100,6 +102,17 @@ def test_report_compares_runs_in_html_and_markdown(tmp_path, capsys):
             assert f"PGD acc ε={eps:g}" in text
         assert "textfooler acc" in text
     assert not list(out.glob(".*.tmp"))
+    # the ECE column reads each run's test ECE (0.04 and 0.05: 0.0450 ± 0.0071), and the
+    # rescaled word attack its own figure, beside the plain one
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in
+            markdown.splitlines() if line.startswith("| freelb+carl") or
+            line.startswith("| none |")}
+    header = next(line for line in markdown.splitlines() if line.startswith("| configuration"))
+    columns = header.split(" | ")
+    assert rows["freelb+carl"][columns.index("test ECE")] == "0.0450 ± 0.0071"
+    assert rows["none"][columns.index("test ECE")] == "0.0400"
+    assert rows["none"][columns.index("textfooler acc")] == "0.2100"
+    assert rows["none"][columns.index("textfooler acc rescaled")] == "0.1700"
 
 
 def test_report_of_a_run_without_attacks_skips_plots_with_a_note(tmp_path):

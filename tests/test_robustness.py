@@ -49,6 +49,12 @@ def test_pgd_accuracy_is_clean_at_zero_and_non_increasing_in_epsilon(tiny_traine
     assert results[0].euclidean == pytest.approx(0.0, abs=1e-6)
     assert results[-1].euclidean > results[1].euclidean > 0
     assert len(records) == len(examples) and "eps=3" in records[0]
+    # radii given out of order are attacked in order: an example broken at a smaller ε still
+    # counts as broken at every larger one
+    shuffled, _ = pgd_robustness(model, tokenizer, examples,
+                                 PGDAttackSettings(epsilon=[3.0, 0.2, 0.0, 1.0, 0.05, 0.5],
+                                                   steps=3), progress=False)
+    assert [r.accuracy for r in shuffled] == pytest.approx(accuracies)
 
 
 def test_vulnerability_hand_computed_example():

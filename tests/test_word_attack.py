@@ -471,13 +471,12 @@ def test_on_a_pair_the_word_budget_counts_the_attacked_second_sentence_only():
     (15 words) TextAttack's own constraint would allow ceil(6.0) = 6, so 3 changes pass it."""
     from collections import OrderedDict
 
-    from textattack.constraints.overlap import MaxWordsPerturbed
-
     from advembed.evaluation.attack_resources import import_textattack
     from advembed.evaluation.word_attack import attacked_words
     from advembed.evaluation.word_constraints import build_budget_class
 
-    textattack = import_textattack()
+    textattack = import_textattack()  # first: a bare import needs the NLTK data it sets up
+    from textattack.constraints.overlap import MaxWordsPerturbed
     pair = textattack.shared.AttackedText(OrderedDict(
         [("text", "one two three four five six seven eight nine ten"),
          ("text_pair", "alpha beta gamma delta epsilon")]))
@@ -493,3 +492,7 @@ def test_on_a_pair_the_word_budget_counts_the_attacked_second_sentence_only():
     assert attacked_words(single) == single.words
     assert not same._check_constraint(three_single, single)
     assert same._check_constraint(single.replace_words_at_indices([0, 1], ["a", "b"]), single)
+    # ⌈fraction × words⌉ where it is not whole: 25 % of 5 words is 1.25 → 2 changes allowed
+    quarter = build_budget_class(textattack)(max_percent=0.25, column="text")
+    assert quarter._check_constraint(single.replace_words_at_indices([0, 1], ["a", "b"]), single)
+    assert not quarter._check_constraint(three_single, single)
