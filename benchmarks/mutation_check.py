@@ -635,6 +635,26 @@ MUTANTS = [
     Mutant("pgd-radii-in-the-order-given", "evaluation/robustness.py",
            "    epsilons = sorted(settings.epsilon)", "    epsilons = list(settings.epsilon)",
            (ROB,)),
+    # --- session 46: a review of the robust preset, ASCC and ADA -----------------------------
+    Mutant("ascc-ignores-its-search-settings", "methods/ascc.py",
+           "table, valid, steps=s.steps, step_size=s.step_size, sparsity=s.sparsity)",
+           "table, valid, steps=1, step_size=2.0, sparsity=0.0)", ("tests/test_ascc.py",)),
+    Mutant("ascc-outer-kl-clean-side-detached", "methods/ascc.py",
+           "loss = clean.loss + s.weight * kl_divergence(clean.logits, perturbed.logits,",
+           "loss = clean.loss + s.weight * kl_divergence(clean.logits.detach(), "
+           "perturbed.logits,", ("tests/test_ascc.py",)),
+    Mutant("preset-overrides-explicit-flags", "training/run.py",
+           "method_options=options | dict(config.method_options))",
+           "method_options=dict(config.method_options) | options)", ("tests/test_settings.py",)),
+    Mutant("preset-replaces-a-method-given", "cli/train.py",
+           "    if preset and options.get(\"method\", preset.method) != preset.method:",
+           "    if False:", ("tests/test_settings.py",)),
+    Mutant("ada-takes-records-of-held-out-examples", "data/augment.py",
+           "        if held_out and original in held_out:", "        if False:",
+           ("tests/test_augment.py",)),
+    Mutant("ada-sample-not-drawn-with-the-runs-seed", "training/run.py",
+           "                         seed=config.seed)", "                         seed=0)",
+           ("tests/test_augment.py",)),
 ]
 
 

@@ -161,11 +161,20 @@ def test_the_loss_is_clean_loss_plus_beta_kl_at_the_searched_hull_point(monkeypa
 
     def recording_search(*args, **kwargs):
         found["logits"] = search_hull(*args, **kwargs)
+        found["settings"] = {k: kwargs[k] for k in ("steps", "step_size", "sparsity")}
         return found["logits"]
 
+    divergences = []  # whether each KL's first side (f(x) in the outer loss) is in the graph
+    given = ascc.kl_divergence
+    monkeypatch.setattr(ascc, "kl_divergence", lambda p, q, *a: divergences.append(
+        p.requires_grad) or given(p, q, *a))
     monkeypatch.setattr(ascc, "search_hull", recording_search)
-    method = build_training_method("ascc", model, synonyms=table, weight=800.0, steps=3)
+    method = build_training_method("ascc", model, synonyms=table, weight=800.0, steps=3,
+                                   step_size=0.7, sparsity=0.05)
     loss = method.step(model, batch)
+    assert found["settings"] == {"steps": 3, "step_size": 0.7, "sparsity": 0.05}
+    # the search's target f(x) is fixed (detached); the outer KL(f(x) ‖ f(v̂)) trains f(x) too
+    assert divergences[0] is False and divergences[-1] is True
     with torch.no_grad():
         allowed = batch["attention_mask"].bool()
         ids, valid = table.lookup(batch, allowed)

@@ -10,6 +10,7 @@ import pytest
 from advembed.cli import main
 from advembed.data.augment import augmented
 from advembed.data.base import Example, TextDataset
+from advembed.errors import AdvembedError
 
 
 def _records(path: Path, n: int) -> Path:
@@ -71,6 +72,12 @@ def test_augment_limit_is_recorded_and_needs_a_file(tmp_path, tiny_model_dir, ca
     assert config["data_sha256"]["train"] != seen["train"]
     assert {k: config["data_sha256"][k] for k in ("dev", "test")} == \
         {k: seen[k] for k in ("dev", "test")}
+    other = tmp_path / "other-seed"  # the sample of 5 is drawn with the run's --seed
+    assert main([*argv, "--output", str(other), "--augment-file", str(path),
+                 "--augment-limit", "5", "--seed", "14"]) == 0
+    assert json.loads((other / "config.json").read_text())["seed"] != config["seed"]
+    assert json.loads((other / "config.json").read_text())["data_sha256"]["train"] != \
+        config["data_sha256"]["train"]
     capsys.readouterr()
     assert main([*argv, "--output", str(tmp_path / "x"), "--augment-limit", "5"]) == 2
     assert capsys.readouterr().err.strip().endswith("--augment-limit needs --augment-file")
@@ -93,3 +100,27 @@ def test_an_unconfirmed_success_is_not_an_adversarial_example(tmp_path):
     path = tmp_path / "attack-pwws-train.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert [e.text for e in adversarial_examples(path, ["n", "p"])] == ["confirmed", "older file"]
+
+
+def test_records_of_dev_or_test_examples_are_refused(tmp_path):
+    """A file made by attacking the test split (the attack's default) or another split seed
+    would train on adversarial versions of the sentences the run is scored on."""
+    train = [Example("clean a", 0), Example("clean b", 1)]
+    data = TextDataset("toy", ["negative", "positive"],
+                       {"train": train, "dev": [Example("held dev", 0)],
+                        "test": [Example("held test", 1)]}, "toy")
+    path = tmp_path / "attack-pwws.jsonl"
+
+    def record(original, text):
+        return {"status": "successful", "text": text, "text_pair": None, "label": 0,
+                "original_text": original, "original_text_pair": None}
+
+    path.write_text(json.dumps(record("clean a", "unsoiled a")) + "\n")
+    assert [e.text for e in augmented(data, path).splits["train"]][-1] == "unsoiled a"
+    for held in ("held dev", "held test"):
+        path.write_text(json.dumps(record("clean a", "unsoiled a")) + "\n"
+                        + json.dumps(record(held, "kept " + held)) + "\n")
+        with pytest.raises(AdvembedError, match=f"line 2 attacks a dev or test example "
+                                                f"\\('{held}'\\): make the file with "
+                                                "`advembed attack --split train`"):
+            augmented(data, path)

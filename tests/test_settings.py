@@ -269,3 +269,13 @@ def test_the_robust_preset_is_sized_to_the_models_embeddings(tmp_path, tiny_mode
     config = config_from_args(args)
     assert config.output_dir().name.startswith("mr-robust-") and config.method_options == {
         "steps": 4}
+    from advembed.training.run import apply_preset
+
+    sized = apply_preset(config, model)  # the flag given beats the preset's value
+    assert sized.method == "freelb" and sized.method_options["steps"] == 4
+    assert sized.method_options["alpha"] == pytest.approx(doubled["alpha"], rel=1e-5)
+    for method in ("none", "fgm"):  # a method given is the user's, not the preset's to change
+        args = build_parser().parse_args(["train", "--preset", "robust", "--method", method])
+        with pytest.raises(AdvembedError, match=f"--preset robust trains with --method freelb, "
+                                                f"not {method}"):
+            config_from_args(args)

@@ -47,6 +47,9 @@ def config_from_args(args: argparse.Namespace):
 
     options = chosen(args, TrainConfig)
     preset = PRESETS.get(options.get("preset"))
+    if preset and options.get("method", preset.method) != preset.method:
+        raise AdvembedError(f"--preset {options['preset']} trains with --method "
+                            f"{preset.method}, not {options['method']}")
     method = options.get("method") or (preset.method if preset else "none")
     objective = options.get("objective", "ce")
     method_cls = methods.get(method)
