@@ -655,6 +655,20 @@ MUTANTS = [
     Mutant("ada-sample-not-drawn-with-the-runs-seed", "training/run.py",
            "                         seed=config.seed)", "                         seed=0)",
            ("tests/test_augment.py",)),
+    # --- session 46: a review of the data loaders ---------------------------------------------
+    Mutant("rt-labels-swapped", "data/named.py",
+           'labels = {"rotten": 0, "fresh": 1}', 'labels = {"rotten": 1, "fresh": 0}',
+           ("tests/test_data_named.py",)),
+    Mutant("thucnews-labels-shifted", "data/chinese.py",
+           "examples.append(Example(headline.strip(), index[topic]))",
+           "examples.append(Example(headline.strip(), (index[topic] + 1) % 10))",
+           ("tests/test_data_chinese.py",)),
+    Mutant("bbc-republished-story-kept", "data/named.py",
+           "return tuple(Example(\" \".join(lines[:2]), label) for label, lines in "
+           "unique_articles(texts))",
+           "return tuple(Example(\" \".join(lines[:2]), label) for label, lines in "
+           "((label, [x.strip() for x in text.splitlines() if x.strip()]) for label, text in "
+           "texts) if lines)", ("tests/test_data_named.py",)),
 ]
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from advembed.data import TextDataset, describe_datasets, load_dataset, named_datasets
 from advembed.data import named as named_mod
-from advembed.errors import AdvembedError
+from advembed.errors import ResourceUnavailable
 
 NAMES = ["mr", "cr", "nyt", "tweets", "rt", "subj", "bbc"]
 
@@ -21,7 +21,7 @@ NAMES = ["mr", "cr", "nyt", "tweets", "rt", "subj", "bbc"]
 def loaded() -> dict[str, TextDataset]:
     try:
         return {name: load_dataset(name) for name in NAMES}
-    except AdvembedError as exc:
+    except ResourceUnavailable as exc:  # a loader's own error fails the test
         pytest.skip(f"registry packages unavailable: {exc}")
 
 
@@ -73,7 +73,7 @@ def test_split_sizes_match_the_documentation(loaded: dict[str, TextDataset]) -> 
         "tweets": (3356, 420, 420),
         "rt": (10202, 1275, 1275),
         "subj": (9022, 1128, 1128),
-        "bbc": (1685, 210, 210),
+        "bbc": (1645, 206, 206),
     }
 
 
@@ -118,3 +118,36 @@ def test_describe_datasets_table(loaded: dict[str, TextDataset]) -> None:
     assert len(rows) == len(named_datasets())
     mr = next(line for line in lines if line.startswith("mr "))
     assert "8,452" in mr and "0=negative 1=positive" in mr and "vaderSentiment==3.3.2" in mr
+
+
+# Read by hand (2026-12-07): each dataset's first training examples carry the right label name,
+# so a label map swapped or permuted in the loader fails here.
+HAND_LABELLED = {
+    "rt": [("Michael Moore has perfected the art of highly entertaining", "positive"),
+           ("It's supposed to be a romantic comedy - it suffers from too much", "negative"),
+           ("It’s the best film of the year so far", "positive"),
+           ("Dignified CEO's meet at a rustic retreat and pee against a tree", "negative")],
+    "subj": [("Her hatred of the world is only matched by her love of musicals", "objective"),
+             ("What makes Skins compelling is how it opens our eyes", "subjective")],
+    "bbc": [("Wenger rules out new keeper", "sports"),
+            ("UK heading wrong way - Howard", "politics"),  # also published as ", says Howard"
+            ("The Force is strong in Battlefront", "tech"),
+            ("Church urges Nelly show boycott", "entertainment")],
+}
+
+
+@pytest.mark.parametrize("name", sorted(HAND_LABELLED))
+def test_hand_read_examples_have_their_labels(loaded, name):
+    data = loaded[name]
+    for prefix, label in HAND_LABELLED[name]:
+        (example,) = [e for split in data.splits.values() for e in split
+                      if e.text.startswith(prefix)]
+        assert data.label_names[example.label] == label, prefix
+
+
+def test_bbc_keeps_one_of_a_story_republished_under_a_new_headline(loaded):
+    """"Slimmer PlayStation triple sales" and "Slim PlayStation triples sales" share their lead:
+    one story, so at most one of them, and never in two splits."""
+    texts = [e.text for split in loaded["bbc"].splits.values() for e in split]
+    assert sum(t.startswith(("Slimmer PlayStation triple sales",
+                             "Slim PlayStation triples sales")) for t in texts) == 1

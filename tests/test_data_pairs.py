@@ -10,7 +10,7 @@ import pytest
 
 from advembed.data import load_dataset
 from advembed.data.pairs import match_pairs, split_articles, unique_articles
-from advembed.errors import AdvembedError
+from advembed.errors import AdvembedError, ResourceUnavailable
 
 ARTICLES = [(topic, f"{topic} headline {i}", f"{topic} lead {i}")
             for topic in ("sport", "tech", "politics") for i in range(20)]
@@ -55,7 +55,7 @@ def test_a_story_the_corpus_repeats_is_kept_once_even_under_a_new_headline():
 def test_bbc_lm_splits_share_no_headline_or_lead():
     try:
         data = load_dataset("bbc-lm")
-    except AdvembedError as exc:
+    except ResourceUnavailable as exc:
         pytest.skip(f"registry packages unavailable: {exc}")
     assert data.sizes() == {"train": 1645, "dev": 206, "test": 206}
     heads = {s: {line for e in data.splits[s] for line in e.text.split("\n")[:2]}
@@ -67,7 +67,7 @@ def test_bbc_lm_splits_share_no_headline_or_lead():
 def test_bbc_match_from_the_packaged_corpus():
     try:
         data = load_dataset("bbc-match")
-    except AdvembedError as exc:
+    except ResourceUnavailable as exc:
         pytest.skip(f"registry packages unavailable: {exc}")
     assert data.is_pair and data.label_names == ["other-article", "same-article"]
     assert data.sizes() == {"train": 3290, "dev": 412, "test": 412}
@@ -160,7 +160,7 @@ def test_help_qa_from_the_debian_package(name):
 
     try:
         data = load_dataset(name)
-    except AdvembedError as exc:
+    except ResourceUnavailable as exc:
         pytest.skip(f"Debian package unavailable: {exc}")
     assert data.is_pair and data.label_names == ["not-answer", "answer"]
     questions = {s: {question_key(e.text) for e in data.splits[s]} for s in data.splits}

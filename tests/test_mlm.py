@@ -14,7 +14,7 @@ import advembed.mlm.build as build
 import advembed.mlm.corpus
 import advembed.mlm.load
 from advembed.cli import main
-from advembed.errors import AdvembedError
+from advembed.errors import AdvembedError, ResourceUnavailable
 from advembed.mlm import load_masked_lm
 from advembed.mlm.build import MLMBuildSettings, batches, mask_tokens, most_frequent_token
 
@@ -186,7 +186,7 @@ def test_the_real_corpus_never_holds_a_dev_or_test_sentence():
 
     try:
         train, held_out = corpus(held_out=100, seed=0)
-    except AdvembedError as exc:
+    except ResourceUnavailable as exc:
         pytest.skip(f"registry packages unavailable: {exc}")
     assert len(train) + len(held_out) == 58739 and len(held_out) == 100
     evaluated = {_key(s) for name in DATASETS for split in ("dev", "test")

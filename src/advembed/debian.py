@@ -12,7 +12,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from advembed.errors import AdvembedError
+from advembed.errors import AdvembedError, ResourceUnavailable
 from advembed.provider import _offline, cache_dir
 
 FETCH_HINT = ("get it with `apt-get download {package}` into a folder named by "
@@ -58,7 +58,7 @@ def locate_debs(names: tuple[str, ...], hint: str, fetch: bool = True) -> dict[s
         apt_download(missing, hint)
         return locate_debs(names, hint, fetch=False)
     if missing:
-        raise AdvembedError(f"Debian package {', '.join(missing)} not found; {hint}")
+        raise ResourceUnavailable(f"Debian package {', '.join(missing)} not found; {hint}")
     return found
 
 
@@ -66,7 +66,7 @@ def apt_download(names: list[str], hint: str) -> None:
     downloads = cache_dir() / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     if shutil.which("apt-get") is None:
-        raise AdvembedError(f"Debian package {', '.join(names)} not found and apt-get is not "
+        raise ResourceUnavailable(f"Debian package {', '.join(names)} not found and apt-get is not "
                             f"available; {hint}")
     with tempfile.TemporaryDirectory(dir=downloads, prefix=".tmp-apt-") as tmp:
         proc = subprocess.run(["apt-get", "download", *names], cwd=tmp, capture_output=True,
@@ -74,6 +74,6 @@ def apt_download(names: list[str], hint: str) -> None:
         got = list(Path(tmp).glob("*.deb"))
         if proc.returncode != 0 or len(got) < len(names):
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise AdvembedError(f"apt-get download {' '.join(names)} failed ({last}); {hint}")
+            raise ResourceUnavailable(f"apt-get download {' '.join(names)} failed ({last}); {hint}")
         for deb in got:
             os.replace(deb, downloads / deb.name.replace("%3a", "_"))

