@@ -669,6 +669,19 @@ MUTANTS = [
            "return tuple(Example(\" \".join(lines[:2]), label) for label, lines in "
            "((label, [x.strip() for x in text.splitlines() if x.strip()]) for label, text in "
            "texts) if lines)", ("tests/test_data_named.py",)),
+    Mutant("esim-single-head-without-tanh", "esim.py",
+           "self.single_head = nn.Sequential(nn.Linear(4 * h, h), nn.Tanh())",
+           "self.single_head = nn.Sequential(nn.Linear(4 * h, h))", (ESIM,)),
+    Mutant("esim-vocabulary-keeps-case", "esim.py",
+           "    normalizer = normalizers.BertNormalizer(lowercase=True)",
+           "    normalizer = normalizers.BertNormalizer(lowercase=False)", (ESIM,)),
+    Mutant("esim-vocabulary-uncapped", "esim.py",
+           "[w for w, _ in counts.most_common(max_vocab)]", "[w for w, _ in counts.most_common()]",
+           (ESIM,)),
+    Mutant("scratch-vocabulary-ignores-second-sentences", "tasks/classification.py",
+           'texts = [t for e in data.splits["train"] for t in (e.text, e.text_pair) if t]',
+           'texts = [e.text for e in data.splits["train"]]', ("tests/test_scratch.py",)),
+
 ]
 
 

@@ -169,6 +169,32 @@ def test_a_pair_forward_follows_the_esim_equations():
             assert torch.allclose(out.logits[row], logits, atol=1e-6)
 
 
+def test_a_single_sentence_forward_is_a_bilstm_pooled_then_a_tanh_layer():
+    """The single-sentence form: BiLSTM states of the real tokens, [mean; max] over them, a
+    tanh layer, the classifier — by hand with the model's own weights."""
+    model = _tiny()
+    ids, mask = torch.tensor([[2, 5, 6, 9, 3, 0]]), torch.tensor([[1, 1, 1, 1, 1, 0]])
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        states = model.encoder(model.get_input_embeddings().weight[ids[0, :5]][None])[0][0]
+        head = model.single_head[0]
+        pooled = torch.tanh(torch.cat([states.mean(0), states.max(0).values]) @ head.weight.T
+                            + head.bias)
+        assert bool((pooled.abs() > 0.05).any()) and bool((pooled.abs() < 0.999).all())
+    assert torch.allclose(out.hidden_states[-1][0, 0], pooled, atol=1e-6)
+    assert torch.allclose(out.logits[0], pooled @ model.classifier.weight.T
+                          + model.classifier.bias, atol=1e-6)
+
+
+def test_the_word_vocabulary_is_lower_cased_and_capped_at_the_most_frequent():
+    from advembed.esim import SPECIAL_TOKENS, word_tokenizer
+
+    tokenizer = word_tokenizer(["The cat sat", "the cat ran", "a dog"], max_vocab=2)
+    assert len(tokenizer) == len(SPECIAL_TOKENS) + 2  # "the" and "cat", twice each
+    assert tokenizer.tokenize("THE Cat") == ["the", "cat"]
+    assert tokenizer.convert_tokens_to_ids(["sat"]) == [tokenizer.unk_token_id]
+
+
 @pytest.mark.parametrize("method", ["fgm", "pgd", "freelb", "smart", "yopo"])
 def test_every_adversary_reaches_the_glove_embeddings(method):
     model, tokenizer = _model()

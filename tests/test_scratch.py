@@ -45,6 +45,18 @@ def test_the_vocabulary_is_learned_from_the_training_split_only():
     assert ids["token_type_ids"] == [0, 0, 0, 0, 1, 1, 1]
 
 
+def test_the_vocabulary_reads_both_sentences_of_a_pair_and_any_case():
+    """Pairs: the second sentences' words are in the vocabulary too; the WordPiece is
+    lower-cased, so "The Film GREAT" is read as the training words, not as [UNK]s."""
+    train = [Example(f"the film was {w}", i % 2, f"a {p} story") for i, (w, p) in
+             enumerate([("great", "quokka"), ("awful", "zyzzyva")] * 6)]
+    loaded = get_task().build_model("scratch:transformer", _Data(train, train[:2]))
+    vocab = set(loaded.tokenizer.get_vocab())
+    assert {"quokka", "zyzzyva", "story"} <= vocab  # only in the second sentences
+    pieces = loaded.tokenizer.tokenize("The Film GREAT")
+    assert pieces == ["the", "film", "great"]
+
+
 def test_scratch_models_are_random_and_seeded():
     torch.manual_seed(1)
     first, _ = scratch_classifier("scratch:transformer", ["a", "b"], ["x y z"] * 4)
