@@ -188,7 +188,8 @@ def test_the_real_corpus_never_holds_a_dev_or_test_sentence():
         train, held_out = corpus(held_out=100, seed=0)
     except ResourceUnavailable as exc:
         pytest.skip(f"registry packages unavailable: {exc}")
-    assert len(train) + len(held_out) == 58739 and len(held_out) == 100
+    # 58,739 until bbc dropped republished stories (2026-12-07): the bodies follow its split
+    assert len(train) + len(held_out) == 58312 and len(held_out) == 100
     evaluated = {_key(s) for name in DATASETS for split in ("dev", "test")
                  for e in load_dataset(name).splits[split] for s in _sentences(e.text)}
     assert not evaluated & {_key(s) for s in train + held_out}
