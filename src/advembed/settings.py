@@ -87,7 +87,8 @@ NO_LEGACY = object()  # a setting whose absence from an older run means its defa
 @dataclass(frozen=True)
 class Meta:
     """What a :func:`setting` field carries beside its default.  ``legacy``: what runs made
-    before the setting existed did, where that is not its default (they record no value)."""
+    before the setting existed did (they record no value), declared where a later default
+    could differ from it."""
 
     flag: Flag
     aliases: tuple[str, ...] = ()
@@ -114,7 +115,7 @@ def setting(
     """A dataclass field: ``default`` plus its flag (a shared :class:`Flag`, or a flag name
     with ``help`` and ``limits`` — ``minimum``, ``maximum``, ``exclusive_minimum``,
     ``exclusive_maximum``, ``choices``), old flag names kept as ``aliases``, the paper, and
-    what runs predating the setting did where that is not ``default`` (``legacy``)."""
+    what runs predating the setting did (``legacy``)."""
     if isinstance(flag, str):
         if help is None:
             raise TypeError(f"setting {flag} needs a help text")

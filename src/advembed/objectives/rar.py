@@ -49,8 +49,8 @@ class Reconstructor(torch.nn.Module):
     30,000), exactly ALBERT's MLM head — Linear(768 → 128) 98,432, LayerNorm(128) 256, output
     bias 30,000 — whose order is Linear → GeLU → LayerNorm(embedding) → tied output (BERT's
     MLM head too).  A LayerNorm over the hidden size first would make 129,968.  ``order``:
-    ``"mlm"`` (that head, the default) or ``"listed"`` (LayerNorm(hidden) → GeLU → Linear →
-    tied output, the prose's order, the default).  ``"listed"`` is the default on
+    ``"mlm"`` (that head) or ``"listed"`` (LayerNorm(hidden) → GeLU → Linear → tied output,
+    the prose's order).  ``"listed"`` is the default on
     measurement: on MiniLM, whose embeddings were never trained under an MLM head, the
     ``"mlm"`` head's LayerNorm hands the tied embedding matrix unit-variance vectors from the
     first step, and FreeLB+RAR on ``cr`` collapsed to the majority class after one epoch at

@@ -118,18 +118,21 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _flag_of(settings: Settings | None, name: str) -> str:
+def _declared(settings: Settings | None, name: str):
     for item in type(settings).declared() if settings is not None else []:
         if item.name == name:
-            return item.flag.name
-    return name
+            return item
+    return None
+
+
+def _flag_of(settings: Settings | None, name: str) -> str:
+    item = _declared(settings, name)
+    return item.flag.name if item is not None else name
 
 
 def _legacy_of(settings: Settings | None, name: str) -> Any:
-    for item in type(settings).declared() if settings is not None else []:
-        if item.name == name:
-            return item.meta.legacy
-    return NO_LEGACY
+    item = _declared(settings, name)
+    return item.meta.legacy if item is not None else NO_LEGACY
 
 
 def _text(value: Any) -> str:
