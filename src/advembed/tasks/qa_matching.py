@@ -44,7 +44,7 @@ def best_threshold(probability: np.ndarray, labels: np.ndarray) -> float:
     one closest to 0.5, then to the higher.
 
     Every candidate is scored at once from cumulative counts over the sorted probabilities
-    (O(n log n); one :func:`scores_at` per candidate was O(n²): 1.9 s for 1,000 dev pairs),
+    (O(n log n); one :func:`scores_at` per candidate was O(n²): 10.9 s on 3,122 dev pairs),
     with sklearn's F1, ``2·TP / (true + predicted)`` in float64, so the choice is the same."""
     probability, positive = np.asarray(probability), np.asarray(labels) == 1
     values = np.unique(probability)
