@@ -1,10 +1,11 @@
 """Quality benchmark: plain fine-tuning vs each adversarial method, several seeds, mean ± std.
 
 Every (dataset, method, seed) is one ``advembed train`` run in its own process (``--jobs``
-of them at a time; on a GPU several small runs share the card), written under ``--runs-dir``
-and skipped if it already finished.  The script then aggregates every finished run's
-``metrics.json`` into a Markdown table, printed, and written to ``--out`` only when given (so
-a run for a few methods never overwrites the main table, ``docs/results.md``).
+of them at a time; on a GPU several small runs share the card), written under ``--runs-dir``,
+skipped if it already finished, and resumed from its last checkpoint if it was stopped.  The
+script then aggregates every finished run's ``metrics.json`` into a Markdown table, printed,
+and written to ``--out`` only when given (so a run for a few methods never overwrites the main
+table, ``docs/results.md``).
 
     python benchmarks/quality.py --datasets mr cr --seeds 13 14 15 --out docs/results.md
     python benchmarks/quality.py --aggregate-only        # just print the table again
@@ -76,12 +77,15 @@ def method_name(method: str) -> str:
     return split_epochs(method)[0].partition("+")[0]
 
 
-def train_command(args, dataset: str, method: str, seed: int, options: dict) -> list[str]:
+def train_command(args, dataset: str, method: str, seed: int, options: dict,
+                  resume: bool = False) -> list[str]:
     """``method`` is a method name or ``method+objective`` (``freelb+carl``); ``+vda`` is VDA
     added to the method (``--augment vda``, paper 003's FreeLB_VDA and SMART_VDA); a preset's
     name (``robust``) trains its method with ``--preset``.  A suffix ``@E`` trains that row for
     E epochs instead of ``--epochs`` (``freeat@9``: FreeAT divides its epochs by its 3 replays,
-    so 9 gives it as many passes over the data as the others get at 3)."""
+    so 9 gives it as many passes over the data as the others get at 3).  ``resume`` continues
+    the run's interrupted staging folder (``--resume``) instead of starting it again
+    (``--overwrite``)."""
     trained, epochs = split_epochs(method)
     name, _, objective = trained.partition("+")
     chosen = ["--preset", name] if name in PRESETS else ["--method", name]
@@ -94,7 +98,7 @@ def train_command(args, dataset: str, method: str, seed: int, options: dict) -> 
         "--seed", str(seed), "--epochs", epochs or str(args.epochs),
         "--batch-size", str(args.batch_size),
         "--lr", str(args.lr), "--output", str(args.runs_dir / run_name(dataset, method, seed)),
-        "--no-progress", "--overwrite",
+        "--no-progress", "--resume" if resume else "--overwrite",
     ]
     if getattr(args, "task", "classification") != "classification":
         command += ["--task", args.task]
@@ -111,7 +115,18 @@ def train_command(args, dataset: str, method: str, seed: int, options: dict) -> 
     return command
 
 
+def interrupted(output: Path) -> bool:
+    """Whether ``output`` has an interrupted run with a complete checkpoint to go on from
+    (``advembed train`` keeps one in ``.NAME.partial`` when it is stopped)."""
+    staging = output.parent / f".{output.name}.partial"
+    return any(staging.glob("checkpoints/checkpoint-*/complete.json"))
+
+
 def run_one(args, dataset: str, method: str, seed: int, options: dict) -> tuple[str, int, float]:
+    """Train one run, unless it finished before (``--rerun`` trains it again).  A run stopped
+    after its first checkpoint (a killed job, a machine given back) goes on from it; if
+    ``advembed train`` refuses to resume it (it was started with other settings), it starts
+    again, and its log says why."""
     name = run_name(dataset, method, seed)
     if (args.runs_dir / name / "metrics.json").is_file() and not args.rerun:
         return name, 0, 0.0
@@ -119,9 +134,16 @@ def run_one(args, dataset: str, method: str, seed: int, options: dict) -> tuple[
     started = time.perf_counter()
     env = os.environ | {"PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get(
         "PYTHONPATH", "")}
+    resume = not args.rerun and interrupted(args.runs_dir / name)
     with log.open("w") as handle:
-        code = subprocess.call(train_command(args, dataset, method, seed, options),
+        code = subprocess.call(train_command(args, dataset, method, seed, options, resume),
                                stdout=handle, stderr=subprocess.STDOUT, env=env)
+    if resume and code != 0 and "the interrupted run" in log.read_text(errors="replace"):
+        with log.open("a") as handle:
+            handle.write("quality.py: the interrupted run cannot go on; starting it again\n")
+            handle.flush()
+            code = subprocess.call(train_command(args, dataset, method, seed, options),
+                                   stdout=handle, stderr=subprocess.STDOUT, env=env)
     return name, code, time.perf_counter() - started
 
 

@@ -126,3 +126,57 @@ def test_runs_that_saw_different_data_are_never_averaged_into_one_row(tmp_path):
     limited = _args(tmp_path, "f1", ["none", "fgm"])
     limited.limit = 100  # each seed draws its own subset: nothing to compare
     assert "| help-qa-en | fgm |" in quality.aggregate(limited)
+
+
+def _train_args(tmp_path: Path, rerun: bool = False) -> argparse.Namespace:
+    return argparse.Namespace(model="scratch:esim", epochs=3.0, batch_size=32, lr=1e-3,
+                              runs_dir=tmp_path, limit=None, max_steps=None,
+                              objective_options={}, task="qa-matching", rerun=rerun)
+
+
+def _checkpoint(tmp_path: Path, name: str, complete: bool = True) -> None:
+    checkpoint = tmp_path / f".{name}.partial" / "checkpoints" / "checkpoint-40"
+    checkpoint.mkdir(parents=True)
+    if complete:
+        (checkpoint / "complete.json").write_text("{}")
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_a_stopped_run_goes_on_from_its_checkpoint_and_starts_again_if_refused(
+        tmp_path, monkeypatch, refused):
+    """A run with a complete checkpoint in its staging folder is trained with ``--resume``;
+    when ``advembed train`` refuses that (other settings), it is trained again with
+    ``--overwrite`` into the same log, which says why."""
+    quality = _load("quality")
+    _checkpoint(tmp_path, "help-qa-en-fgm-s13")
+    calls = []
+
+    def call(command, stdout, **_):
+        calls.append(command)
+        if refused and "--resume" in command:
+            stdout.write("advembed train: error: the interrupted run was started with other "
+                         "options (lr: 0.01 then, 0.001 now)\n")
+            stdout.flush()
+            return 2
+        return 0
+
+    monkeypatch.setattr(quality.subprocess, "call", call)
+    name, code, _ = quality.run_one(_train_args(tmp_path), "help-qa-en", "fgm", 13, {})
+    assert (name, code) == ("help-qa-en-fgm-s13", 0)
+    flags = [("--resume" in c, "--overwrite" in c) for c in calls]
+    assert flags == ([(True, False), (False, True)] if refused else [(True, False)])
+    assert ("starting it again" in (tmp_path / f"{name}.log").read_text()) == refused
+
+
+@pytest.mark.parametrize("case", ["no checkpoint", "incomplete checkpoint", "rerun"])
+def test_a_run_without_a_checkpoint_to_go_on_from_starts_again(tmp_path, monkeypatch, case):
+    """No staging folder, one whose only checkpoint is incomplete, or ``--rerun``: the run is
+    trained with ``--overwrite`` (resuming would be refused, or is not wanted)."""
+    quality = _load("quality")
+    if case != "no checkpoint":
+        _checkpoint(tmp_path, "help-qa-en-fgm-s13", complete=case == "rerun")
+    calls = []
+    monkeypatch.setattr(quality.subprocess, "call",
+                        lambda command, **_: calls.append(command) or 0)
+    quality.run_one(_train_args(tmp_path, rerun=case == "rerun"), "help-qa-en", "fgm", 13, {})
+    assert len(calls) == 1 and "--overwrite" in calls[0] and "--resume" not in calls[0]
