@@ -194,14 +194,36 @@ def test_a_question_asked_under_two_ids_is_one_question_in_one_split(tmp_path):
     assert len(pairs) == len(set(pairs)) == 90  # 30 ids × 3 replies, all kept
 
 
-def test_a_question_id_given_twice_or_a_test_question_from_train_is_refused(tmp_path):
+def test_a_question_id_given_twice_is_refused(tmp_path):
     replies = [("0", 0, "yes", 1), ("1", 0, "no", 0), ("2", 0, "maybe", 1)]
     folder = _qa_folder(tmp_path / "twice", [("0", "a"), ("1", "b"), ("0", "c"), ("2", "d")],
                         replies)
     with pytest.raises(AdvembedError, match="train.query.tsv line 3: question id '0' is given "
                                             "twice"):
         load_dataset(str(folder))
-    folder = _qa_folder(tmp_path / "leak", [("0", "a"), ("1", "b"), ("2", "c")], replies)
+
+
+def test_a_training_question_that_is_also_a_test_question_is_left_out_of_training(tmp_path):
+    """Training questions a–e, test questions b and x ("b" asked again with other replies):
+    the training "b" (id 1) is in neither train nor dev, the test set is kept whole (both of
+    its questions, all 3 replies), and the description counts the one left out."""
+    replies = [(str(i), r, f"reply {i} {r}", int(r == 0)) for i in range(5) for r in range(2)]
+    folder = _qa_folder(tmp_path / "leak", [(str(i), t) for i, t in enumerate("abcde")],
+                        replies)
+    _qa_folder(folder, [("7", "b"), ("8", "x")],
+               [("7", 0, "no", 0), ("7", 1, "yes", 1), ("8", 0, "yes", 1)], split="test")
+    data = load_dataset(str(folder))
+    trained = {e.text for split in ("train", "dev") for e in data.splits[split]}
+    assert trained == {"a", "c", "d", "e"}
+    assert [(e.text, e.text_pair) for e in data.splits["test"]] == [
+        ("b", "no"), ("b", "yes"), ("x", "yes")]
+    assert "1 training question(s) that are also test questions left out" in data.description
+
+
+def test_a_training_set_left_without_enough_questions_says_why(tmp_path):
+    replies = [("0", 0, "yes", 1), ("1", 0, "no", 0)]
+    folder = _qa_folder(tmp_path / "all", [("0", "a"), ("1", "b")], replies)
     _qa_folder(folder, [("7", "b")], [("7", 0, "no", 0)], split="test")
-    with pytest.raises(AdvembedError, match="1 test question.s. are also training questions"):
+    with pytest.raises(AdvembedError, match="has 1 question.s. with replies once 1 that are "
+                                            "also test questions are left out; at least 2"):
         load_dataset(str(folder))
