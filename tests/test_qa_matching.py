@@ -298,3 +298,33 @@ def test_attacks_count_a_pair_correct_by_the_runs_threshold(tmp_path, tiny_model
                    "text_pair": pairs[0][1]}
         _confirm_flip(loaded.model, loaded.tokenizer, flipped, 8, 128, task.decision_logits)
         assert flipped["rescored_prediction"] == expected[0]
+
+
+def test_vaa_on_a_qa_run_attacks_the_label_model_a_decides_by_its_dev_threshold(
+        tmp_path, tiny_model_dir, monkeypatch):
+    """Stage two of VAA on a QA-matching run: model B's config carries A's dev threshold, so
+    A's FGSM targets the label A's run reports (P(answer) ≥ threshold), not its argmax."""
+    import torch
+
+    from advembed.cli import main
+    from advembed.evaluation.runs import load_run_model
+    from advembed.runs import read_run
+    from advembed.vaa import model as vaa_model
+
+    folder = write_qa_folder(tmp_path / "qa", questions=40)
+    common = ["--task", "qa-matching", "--dataset", str(folder), "--epochs", "1",
+              "--batch-size", "16", "--lr", "1e-2", "--no-progress"]
+    assert main(["train", *common, "--model", str(tiny_model_dir),
+                 "--output", str(tmp_path / "a")]) == 0
+    assert main(["train", *common, "--method", "vaa", "--base-run", str(tmp_path / "a"),
+                 "--output", str(tmp_path / "b")]) == 0
+    threshold = read_run(tmp_path / "a")[0]["qa_threshold"]
+    config = read_run(tmp_path / "b")[0]
+    model = load_run_model(tmp_path / "b", config).model
+    assert model.config.vaa_threshold == threshold
+    seen = []
+    real = vaa_model.vulnerability_features
+    monkeypatch.setattr(vaa_model, "vulnerability_features",
+                        lambda *a, **k: seen.append(k["threshold"]) or real(*a, **k))
+    model(input_ids=torch.tensor([[2, 7, 3]]))
+    assert seen == [threshold]

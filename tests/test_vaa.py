@@ -14,7 +14,8 @@ from conftest import tiny_batch, tiny_model
 
 from advembed.adapter import EmbeddingAdapter
 from advembed.cli import main
-from advembed.vaa.features import vulnerability_features
+from advembed.errors import AdvembedError
+from advembed.vaa.features import predicted_labels, vulnerability_features
 from advembed.vaa.model import VulnerabilityAwareModel
 from advembed.vaa.theory import (
     simulated_accuracy,
@@ -45,17 +46,19 @@ def _toy_inputs():
     return embeds, {"attention_mask": torch.tensor([[1, 1, 0]])}
 
 
-def _hand_v3(norm: str, epsilon: float, source: str = "logits") -> list[float]:
-    """V3 for the toy by hand.  pooled = (2.5, −0.75); V1 = W·pooled + b = (1.1, −2.5);
-    A predicts label 0, so ∂J/∂logits = (−p1, p1) with p1 = σ(−3.6), and every real token's
+def _hand_v3(norm: str, epsilon: float, source: str = "logits",
+             sign: float = 1.0) -> list[float]:
+    """V3 for the toy by hand.  pooled = (2.5, −0.75); V1 = W·pooled + b = (1.1, −2.2);
+    A predicts label 0, so ∂J/∂logits = (−p1, p1) with p1 = σ(−3.3), and every real token's
     gradient is g = p1 · (W[1] − W[0]) = p1 · (−1.5, −1.0).  L2 (eq. 5): one norm over the
     example, ‖g‖ = p1·√(2·3.25), so each token moves by ε·(−1.5, −1.0)/√6.5; L∞ (eq. 4): by
-    ε·sign(g) = ε·(−1, −1).  Two tokens move: the pooled shift is twice a token's."""
+    ε·sign(g) = ε·(−1, −1).  Two tokens move: the pooled shift is twice a token's.  ``sign``
+    −1: the step against label 1 instead, g = −p0 · (−1.5, −1.0) — the other way."""
     v1 = [1.0 * 2.5 + 2.0 * -0.75 + 0.1, -0.5 * 2.5 + 1.0 * -0.75 - 0.2]
     if norm == "l2":
-        token = [epsilon * -1.5 / math.sqrt(6.5), epsilon * -1.0 / math.sqrt(6.5)]
+        token = [sign * epsilon * -1.5 / math.sqrt(6.5), sign * epsilon * -1.0 / math.sqrt(6.5)]
     else:
-        token = [-epsilon, -epsilon]
+        token = [-sign * epsilon, -sign * epsilon]
     shift = [2 * token[0], 2 * token[1]]
     if source == "hidden":  # A⁻: the pooled sum itself, (2.5, −0.75), and its shifted twin
         return [2.5, -0.75, 2.5 + shift[0], -0.75 + shift[1], -shift[0], -shift[1]]
@@ -75,6 +78,21 @@ def test_vulnerability_vector_matches_the_hand_computation(norm, source):
                                 source=source)
     assert v3.shape == (1, 6)
     assert v3[0].tolist() == pytest.approx(_hand_v3(norm, 0.3, source), abs=1e-5)
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_a_decision_threshold_decides_which_label_fgsm_attacks(norm):
+    """The toy's P(label 1) = σ(−3.3) = 0.0356: at A's threshold 0.03 A predicts label 1 (a
+    QA run's dev threshold can sit that low), so the step goes against label 1, the other way
+    from the argmax's; at 0.04 (and without one) A predicts label 0.  Fails if the threshold
+    were ignored, compared the wrong way, or applied to P(label 0)."""
+    embeds, inputs = _toy_inputs()
+    for threshold, sign in ((0.03, -1.0), (0.04, 1.0), (None, 1.0)):
+        v3 = vulnerability_features(LinearToy(), embeds, inputs, norm=norm, epsilon=0.3,
+                                    source="logits", threshold=threshold)
+        assert v3[0].tolist() == pytest.approx(_hand_v3(norm, 0.3, "logits", sign), abs=1e-5)
+    with pytest.raises(AdvembedError, match="a decision threshold needs 2 classes, not 3"):
+        predicted_labels(torch.zeros(1, 3), 0.5)
 
 
 @pytest.mark.parametrize("source", ["hidden", "logits"])

@@ -45,7 +45,8 @@ def vaa_model(config: TrainConfig, task: Task, data, settings) -> LoadedModel:
     model = VulnerabilityAwareModel.from_model_a(
         loaded.model, placement=settings.placement, norm=settings.norm,
         epsilon=settings.epsilon, features=settings.features, base_run=str(run.resolve()),
-        base_run_sha256=run_config.get("model_sha256"))
+        base_run_sha256=run_config.get("model_sha256"),
+        threshold=run_config.get("qa_threshold"))  # A's dev threshold, where it decides by one
     return LoadedModel(model, loaded.tokenizer, f"{run} (VAA model A)")
 
 

@@ -1,7 +1,9 @@
 """What frozen model A tells model B about an example: its vulnerability vector (paper 002 §3).
 
 With E the example's word embeddings, one FGSM step against A's *predicted* label y_pred
-(eq. 4–5; the gold label is never used, so the same features exist at test time):
+(eq. 4–5; the gold label is never used, so the same features exist at test time) — A's argmax,
+or, where A decides by a threshold on P(class 1) (QA matching's dev threshold, ``threshold``),
+the label that threshold gives, so that y_pred is the prediction A's run reports:
 
 * L2 (eq. 5): ``Ẽ = E + ε · g / ‖g‖₂`` with g = ∇_E J(θ_A, E, y_pred), one norm per example over
   its real tokens and hidden units;
@@ -33,6 +35,15 @@ from advembed.errors import AdvembedError
 from advembed.perturbation import check_norm, direction, token_mask
 
 SOURCES = ("hidden", "logits")
+
+
+def predicted_labels(logits: torch.Tensor, threshold: float | None = None) -> torch.Tensor:
+    """A's prediction: argmax, or P(class 1) ≥ ``threshold`` for a two-class decision."""
+    if threshold is None:
+        return logits.argmax(-1)
+    if logits.shape[-1] != 2:
+        raise AdvembedError(f"a decision threshold needs 2 classes, not {logits.shape[-1]}")
+    return (logits.float().softmax(-1)[..., 1] >= threshold).long()
 
 
 def classifier_head(model: torch.nn.Module) -> torch.nn.Module:
@@ -90,12 +101,14 @@ def vulnerability_features(
     norm: str = "l2",
     epsilon: float = 0.02,
     source: str = "hidden",
+    threshold: float | None = None,
 ) -> torch.Tensor:
     """``V3 = [V1; V2; V1 − V2]``, shape ``(batch, 3 · h)`` (``source="hidden"``) or ``(batch,
     3 · num_labels)`` (``"logits"``), of A on ``embeds``.
 
     ``model_inputs`` holds what A takes beside the embeddings (``attention_mask``,
     ``token_type_ids``); A runs in whatever mode it is in (VAA keeps it in eval mode).
+    ``threshold`` (two classes only): y_pred = 1 where A's P(class 1) ≥ it, else A's argmax.
     """
     check_norm(norm)
     if source not in SOURCES:
@@ -109,7 +122,7 @@ def vulnerability_features(
     x = embeds if outer else embeds.detach().requires_grad_(True)
     with torch.enable_grad():
         logits, v1 = _a_minus(model_a, x, model_inputs, source)
-        predicted = logits.detach().argmax(-1)
+        predicted = predicted_labels(logits.detach(), threshold)
         loss = torch.nn.functional.cross_entropy(logits.float(), predicted, reduction="sum")
         (grad,) = torch.autograd.grad(loss, x, retain_graph=outer)
     step = epsilon * direction(grad.detach(), mask, norm, "example")

@@ -57,13 +57,14 @@ class VAAConfig(PretrainedConfig):
     def __init__(self, base_config: dict[str, Any] | None = None, placement: str = "add",
                  vaa_norm: str = "l2", vaa_epsilon: float = 0.02, base_run: str | None = None,
                  base_run_sha256: str | None = None, vaa_features: str = "logits",
-                 **kwargs: Any) -> None:
+                 vaa_threshold: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.base_config = dict(base_config or {})
         self.placement = placement
         self.vaa_features = vaa_features  # a config saved before it existed: logits
         self.vaa_norm = vaa_norm
         self.vaa_epsilon = vaa_epsilon
+        self.vaa_threshold = vaa_threshold  # A's decision threshold (QA matching), else argmax
         self.base_run = base_run
         self.base_run_sha256 = base_run_sha256
         for key in ("hidden_size", "vocab_size"):  # what objectives and attacks read of B
@@ -115,12 +116,15 @@ class VulnerabilityAwareModel(PreTrainedModel):
     @classmethod
     def from_model_a(cls, model_a: PreTrainedModel, *, placement: str = "add",
                      norm: str = "l2", epsilon: float = 0.02, base_run: str | None = None,
-                     base_run_sha256: str | None = None,
-                     features: str = "hidden") -> VulnerabilityAwareModel:
-        """Stage two's starting point: A frozen, B a copy of A, the projection at zero."""
+                     base_run_sha256: str | None = None, features: str = "hidden",
+                     threshold: float | None = None) -> VulnerabilityAwareModel:
+        """Stage two's starting point: A frozen, B a copy of A, the projection at zero.
+        ``threshold``: A's decision threshold on P(class 1), for a task that decides by one
+        (QA matching's dev threshold); ``None`` takes A's argmax."""
         base = model_a.config
         config = VAAConfig(base_config=base.to_dict(), placement=placement, vaa_norm=norm,
-                           vaa_epsilon=epsilon, vaa_features=features, base_run=base_run,
+                           vaa_epsilon=epsilon, vaa_features=features, vaa_threshold=threshold,
+                           base_run=base_run,
                            base_run_sha256=base_run_sha256, num_labels=base.num_labels,
                            id2label=base.id2label, label2id=base.label2id)
         model = cls(config)
@@ -151,7 +155,8 @@ class VulnerabilityAwareModel(PreTrainedModel):
         features = vulnerability_features(self.model_a, embeds_a, a_inputs,
                                           norm=self.config.vaa_norm,
                                           epsilon=self.config.vaa_epsilon,
-                                          source=self.config.vaa_features)
+                                          source=self.config.vaa_features,
+                                          threshold=getattr(self.config, "vaa_threshold", None))
         return self.projection(features.to(self.projection.weight.dtype))
 
     def forward(self, input_ids: torch.Tensor | None = None,
