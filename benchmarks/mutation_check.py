@@ -172,6 +172,14 @@ MUTANTS = [
            "        self.adv.update(rows, adversarial)", (DIST,)),
     Mutant("sequence-level-accumulation-unscaled", "training/trainer.py",
            "return 1.0 / self.current_gradient_accumulation_steps", "return 1.0", (DIST,)),
+    Mutant("translation-eval-loss-by-sentences", "tasks/translation.py",
+           'scores["loss"] = float(totals[0] / totals[1])',
+           'scores["loss"] = float((torch.as_tensor(stats).double()[:, 0]'
+           ' / torch.as_tensor(stats).double()[:, 1]).mean())', (MT,)),
+    Mutant("translation-eval-nll-shifted", "tasks/translation.py",
+           "nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), labels,",
+           "nll = torch.nn.functional.cross_entropy(logits.float().roll(1, 1).transpose(1, 2),"
+           " labels,", (MT,)),
     # --- VAA (paper 002) ------------------------------------------------------------------
     Mutant("vaa-fgsm-attacks-another-label", "vaa/features.py",
            "        return logits.argmax(-1)",

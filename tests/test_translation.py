@@ -5,7 +5,9 @@ ATCL, token-level accumulation, and training through the command line."""
 from __future__ import annotations
 
 import json
+import math
 import random
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -263,6 +265,44 @@ def test_the_decoding_limit_is_the_runs_max_length_not_the_last_encoding(monkeyp
     assert asked == [12, 7, 12, 9]
 
 
+def _token_weighted_loss(run, config) -> float:
+    """The saved model's test loss by hand: Σ NLL / Σ target tokens over its 3 batches of 8
+    (the mean of the batches' means, weighted by sentences, is another number)."""
+    from advembed.evaluation.runs import load_run_model, run_split
+
+    loaded, task = load_run_model(run, config), get_task("translation")
+    items = task.encode(run_split(config, "test"), loaded.tokenizer, max_length=16)
+    collate, nll, count, means = task.collator(loaded.tokenizer), 0.0, 0, []
+    loaded.model.eval()
+    for start in range(0, len(items), 8):
+        batch = collate(items[start:start + 8])
+        with torch.no_grad():
+            logits = loaded.model(**batch).logits
+        mask = batch["labels"] != -100
+        picked = torch.log_softmax(logits.double(), -1).gather(
+            -1, batch["labels"].clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        nll, count = nll - float(picked[mask].sum()), count + int(mask.sum())
+        means.append(-float(picked[mask].mean()))
+    assert len(means) == 3 and abs(sum(means) / 3 - nll / count) > 1e-3
+    return nll / count
+
+
+def test_the_translation_loss_is_weighted_by_target_tokens():
+    """Two batches, 640 target tokens at mean NLL 2.0 and 400 at 4.0: Σ NLL / Σ tokens =
+    2,880 / 1,040 = 2.769, not the sentence-weighted 2.27 of 64 and 10 sentences."""
+    task = get_task("translation")
+    task.tokenizer = _tiny()[1]
+    stats = [[2.0 * 10, 10]] * 64 + [[4.0 * 40, 40]] * 10
+    ids = [[task.tokenizer.pad_token_id]] * 74
+    prediction = SimpleNamespace(predictions=(ids, stats), label_ids=ids)
+    assert task.compute_metrics(prediction)["loss"] == pytest.approx(2880 / 1040)
+    logits = torch.tensor([[[2.0, 0.0, -1.0], [0.5, 0.5, 3.0], [1.0, 1.0, 1.0]]])
+    labels = torch.tensor([[0, 2, -100]])  # NLLs log(1 + e⁻² + e⁻³), log(2e^0.5 + e³) − 3
+    expected = [math.log(1 + math.exp(-2) + math.exp(-3))
+                + math.log(2 * math.exp(0.5) + math.exp(3)) - 3, 2]
+    assert task.target_nll_and_count(logits, labels)[0].tolist() == pytest.approx(expected)
+
+
 def test_translation_trains_evaluates_and_translates_through_the_command_line(tmp_path, capsys,
                                                                              monkeypatch):
     from advembed.cli import main
@@ -278,9 +318,11 @@ def test_translation_trains_evaluates_and_translates_through_the_command_line(tm
     out = tmp_path / "mt"
     assert main(["train", "--task", "translation", "--dataset", str(data), "--max-length", "16",
                  "--batch-size", "16", "--epochs", "2", "--lr", "3e-3", "--method", "fgm",
-                 "--objective", "atcl", "--no-progress", "--output", str(out)]) == 0
+                 "--objective", "atcl", "--no-progress", "--output", str(out),
+                 "--eval-batch-size", "8"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     config = json.loads((out / "config.json").read_text())
+    assert metrics["test"]["loss"] == pytest.approx(_token_weighted_loss(out, config), rel=1e-4)
     assert config["task"] == "translation" and "tok:13a" in config["bleu_signature"]
     assert metrics["best_dev"]["bleu"] == pytest.approx(max(r["bleu"] for r in metrics["dev"]))
     assert limits == [16]  # dev and test decoded up to the run's --max-length

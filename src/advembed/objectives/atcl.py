@@ -110,9 +110,13 @@ class ATCL(Objective):
     the batch).
     On a token-level task (``--task lm``, ``--task translation``) the representations are eq.
     6's ``h``: the final states of the perturbed token itself (clean and adversarial; for
-    translation the encoder's,
-    :func:`~advembed.objectives.base.input_token_states`), with negatives drawn from the other real
-    tokens of the batch (:func:`token_contrastive_loss`).
+    translation the encoder's — choice: the pre-softmax state eq. 6 names is, in an
+    encoder–decoder, a decoder state, with no position of the source word —
+    :func:`~advembed.objectives.base.input_token_states`), with negatives drawn from the other
+    real tokens of the batch (:func:`token_contrastive_loss`).  On ``--task lm`` a row is a
+    block of the token stream (128 tokens, about 3.9 sentences of ``bbc-lm``), and one word is
+    perturbed per row (choice): the paper perturbs one per sentence, so this perturbs about a
+    quarter as many words, keeping one anchor and the FGM norm of one token per row.
     The batch is the process's own micro-batch (choice): under DDP or gradient accumulation
     the negatives come from the examples this forward pass sees, not from the whole global
     batch — n = 5 of a micro-batch of 16 or more is the paper's setting either way.  On a

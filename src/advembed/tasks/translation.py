@@ -6,25 +6,28 @@ split by help file), or a ``.tsv`` file of ``source<TAB>target`` lines, split 80
 Model: ``--model default`` (or ``scratch:bart``) is a Transformer encoder–decoder trained from
 scratch — a ``transformers`` BART config (:data:`MT_SIZES`: 3 encoder and 3 decoder layers,
 hidden 256, 4 heads, feed-forward 1024) — with one byte-level BPE of :data:`MT_VOCAB` pieces
-trained by ``tokenizers`` on the training split's sources *and* targets (a joint vocabulary; the
-encoder, the decoder and the output layer share one embedding matrix).  Choice: the scratch
+trained by ``tokenizers`` on the training split's sources *and* targets (a joint vocabulary;
+the encoder, the decoder and the output layer share one embedding matrix).  Choice: the scratch
 model does not multiply its embeddings by √d inside the encoder (``scale_embedding=False``), so
 the embedding outputs the adversaries perturb (``inputs_embeds``) are exactly what the encoder
-reads.  That is why the default is BART's layout and not Marian's: BART adds *learned* positions
-initialised at the token embeddings' scale and normalises the sum (``layernorm_embedding``),
-whereas Marian adds fixed sinusoids of norm √(d/2) ≈ 11 to token embeddings of norm ≈ 0.3
-(std 0.02), which then barely reach the encoder.  Measured on ``help-en-de``, one epoch of 882
-steps (batch 32, lr 5e-4, seed 13, ``benchmarks/atcl_table.py --variants base --epochs 1``):
-Marian ends on the unigram plateau (dev loss 6.50, dev BLEU 0.00), BART's layout well below
-it (dev loss 5.06, dev BLEU 0.13: one epoch is far too short); at lr 1e-3 for 4 epochs
-the BART layout reaches test BLEU 19.25 (``benchmarks/results/mt-schedule/``).
-``scratch:marian`` keeps the Marian layout for comparison.  A pretrained encoder–decoder
+reads.  That is why the default is BART's layout and not Marian's: BART adds *learned*
+positions initialised at the token embeddings' scale and normalises the sum
+(``layernorm_embedding``), whereas Marian adds fixed sinusoids of norm √(d/2) ≈ 11 to token
+embeddings of norm ≈ 0.3 (std 0.02), which then barely reach the encoder.  Measured on
+``help-en-de``, one epoch of 882 steps (batch 32, lr 5e-4, seed 13, ``benchmarks/atcl_table.py
+--variants base --epochs 1``): Marian ends on the unigram plateau (dev loss 6.50, dev BLEU
+0.00), BART's layout well below it (dev loss 5.06, dev BLEU 0.13: one epoch is far too short;
+both losses then averaged batch means by sentences, where
+:meth:`TranslationTask.compute_metrics` now weights by tokens); at lr 1e-3 for 4 epochs the
+BART layout reaches test BLEU 19.25 (``benchmarks/results/mt-schedule/``).  ``scratch:marian``
+keeps the Marian layout for comparison.  A pretrained encoder–decoder
 (``AutoModelForSeq2SeqLM``) is accepted when its encoder does not rescale ``inputs_embeds``
 either (BART rescales inside its embedding module, which the adversaries call too), refused in
 one line otherwise.
 
 Loss: the model's mean cross-entropy over target tokens (token-level: gradient accumulation and
-DDP weight micro-batches by target tokens).  Adversaries perturb the **source** embeddings (the
+DDP weight micro-batches by target tokens; the dev and test ``loss`` is Σ NLL / Σ target tokens
+over the split).  Adversaries perturb the **source** embeddings (the
 encoder's input); ATCL's token-level states are the encoder's final states of the perturbed
 source token.  Metrics: **BLEU** and chrF of ``sacrebleu`` (default settings: 13a tokenisation,
 exponential smoothing for BLEU; the signature is recorded in ``config.json`` as
@@ -221,9 +224,25 @@ class TranslationTask(Task):
         return [text.strip() for text in self.tokenizer.batch_decode(
             ids, skip_special_tokens=True)]
 
+    def target_nll_and_count(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``(batch, 2)``: each example's summed target-token NLL and its number of target
+        tokens (labels ``-100`` ignored; an encoder–decoder's logits align with its labels)."""
+        nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), labels,
+                                                ignore_index=-100, reduction="none")
+        return torch.stack([nll.sum(1), (labels != -100).sum(1).to(nll.dtype)], dim=1)
+
     def compute_metrics(self, eval_prediction):
-        scores, self.signature = bleu_and_chrf(self.decode(eval_prediction.predictions),
+        """BLEU and chrF of the decodes, and ``loss``: Σ NLL / Σ target tokens over the split
+        (the model's training loss, weighted by tokens as training weights it), where the
+        predictions carry the per-example sums (``AdvTrainer``)."""
+        predictions, stats = eval_prediction.predictions, None
+        if isinstance(predictions, tuple | list):
+            predictions, stats = predictions
+        scores, self.signature = bleu_and_chrf(self.decode(predictions),
                                                self.decode(eval_prediction.label_ids))
+        if stats is not None:
+            totals = torch.as_tensor(stats).double().sum(0)
+            scores["loss"] = float(totals[0] / totals[1])
         return scores
 
     def evaluate(self, model, tokenizer, examples, *, batch_size=64, max_length=128,

@@ -84,14 +84,18 @@ class AdvTrainer(CheckpointMixin, Trainer):
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """The stock step; a task that scores generated text (translation: ``task.generate``)
-        gets the loss from it and its own decodes as the predictions."""
+        gets its own decodes as the predictions, beside each example's target-token NLL sum
+        and count (``task.target_nll_and_count``), from which its metrics give the loss
+        weighted by target tokens — the stock loop would average batch means by sentences."""
         inputs = strip_bookkeeping(inputs)
         generate = getattr(self.task, "generate", None)
         if generate is None or prediction_loss_only:
             return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
-        loss, _, _ = super().prediction_step(model, inputs, True, ignore_keys)
         inputs = self._prepare_inputs(inputs)
-        return loss, generate(model, inputs), inputs.get("labels")
+        with torch.no_grad(), self.compute_loss_context_manager():
+            logits = model(**inputs).logits
+        stats = self.task.target_nll_and_count(logits, inputs["labels"])
+        return None, (generate(model, inputs), stats), inputs.get("labels")
 
     def compute_loss(self, model, inputs, *args: Any, **kwargs: Any):
         return super().compute_loss(model, strip_bookkeeping(inputs), *args, **kwargs)
