@@ -113,6 +113,29 @@ def test_a_build_installs_a_loadable_mlm_with_its_metrics(tmp_path, tiny_model_d
         build.build_mlm(settings)
 
 
+def test_a_build_never_deletes_or_writes_over_what_is_not_an_mlm(tmp_path, tiny_model_dir,
+                                                                   tiny_corpus):
+    """An --output folder holding other files, or a file, is refused before any work, with or
+    without --overwrite, and left as it was; --overwrite replaces a built MLM."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    afile = tmp_path / "reviews.csv"
+    afile.write_text("text,label\n")
+    for out, message in ((folder, "holds no built MLM"), (afile, "is a file")):
+        for overwrite in (False, True):
+            settings = _settings(tmp_path, tiny_model_dir, output=str(out), overwrite=overwrite)
+            with pytest.raises(AdvembedError, match=message):
+                build.build_mlm(settings)
+    assert (folder / "notes.txt").read_text() == "keep me" and afile.read_text() == "text,label\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "reviews.csv"]
+    build.build_mlm(_settings(tmp_path, tiny_model_dir))
+    first = (tmp_path / "mlm" / "mlm_metrics.json").read_text()
+    build.build_mlm(_settings(tmp_path, tiny_model_dir, overwrite=True, seed=1))
+    assert (tmp_path / "mlm" / "mlm_metrics.json").read_text() != first
+    assert not (tmp_path / ".mlm.replaced").exists()
+
+
 def test_an_interrupted_build_resumes_to_the_same_weights(tmp_path, tiny_model_dir, tiny_corpus,
                                                          monkeypatch):
     straight = _settings(tmp_path / "a", tiny_model_dir)

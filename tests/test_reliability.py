@@ -268,6 +268,30 @@ def test_a_second_writer_is_refused_and_the_first_run_stays_intact(tmp_path, tin
     one_line_error(capsys, "already exists (pass --overwrite)")
 
 
+def test_overwrite_replaces_only_a_run_and_never_a_file_or_other_folder(
+        tmp_path, small_csv, tiny_model_dir, capsys, monkeypatch):
+    """``--overwrite`` on a dataset folder, a file, or ``.`` is refused before training (each
+    left as it was, no staging folder beside it); on a run it replaces the run."""
+    data = tmp_path / "precious"
+    data.mkdir()
+    (data / "train.csv").write_text(small_csv.read_text())
+    before = sorted(p.name for p in tmp_path.iterdir())
+    monkeypatch.chdir(data)
+    cases = ((data, "is a folder that is not an advembed run (no config.json)"),
+             (data / "train.csv", "is a file, not a run folder"),
+             (Path("."), "must name the run's own folder"))
+    for out, fragment in cases:
+        assert main(train_argv(data / "train.csv", tiny_model_dir, out, "--overwrite")) == 2
+        one_line_error(capsys, fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert sorted(p.name for p in data.iterdir()) == ["train.csv"]
+    assert (data / "train.csv").read_text() == small_csv.read_text()
+    run = tmp_path / "run"
+    run.mkdir()  # an empty folder may be taken
+    assert main(train_argv(small_csv, tiny_model_dir, run, "--overwrite", "--max-steps", "1")) == 0
+    assert main(train_argv(small_csv, tiny_model_dir, run, "--overwrite", "--max-steps", "1")) == 0
+
+
 # ------------------------------------------------------------------------- non-finite steps
 
 

@@ -69,9 +69,7 @@ class RunWriter:
         self._locked = False
 
     def __enter__(self) -> RunWriter:
-        if self.output.exists() and not self.overwrite:
-            raise AdvembedError(f"output directory '{self.output}' already exists "
-                                "(pass --overwrite)")
+        check_output(self.output, self.overwrite)
         try:
             self.output.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -150,6 +148,25 @@ class RunWriter:
         if self._locked and _read_pid(self.lock) == os.getpid():
             self.lock.unlink(missing_ok=True)
         self._locked = False
+
+
+def check_output(output: Path, overwrite: bool) -> None:
+    """Refuse, before any work, an ``--output`` that a finished run could not take the place
+    of: ``.``, ``..`` or a root; an existing file; an existing folder without ``overwrite``;
+    with ``overwrite``, a non-empty folder that is not a run (no ``config.json``: a dataset,
+    a model, a home folder), which ``--overwrite`` must never delete."""
+    if output.name in ("", ".", ".."):
+        raise AdvembedError(f"--output '{output}' must name the run's own folder, "
+                            "not '.', '..' or a root")
+    if output.is_file() or (output.exists() and not output.is_dir()):
+        raise AdvembedError(f"--output '{output}' is a file, not a run folder")
+    if not output.exists():
+        return
+    if not overwrite:
+        raise AdvembedError(f"output directory '{output}' already exists (pass --overwrite)")
+    if not (output / CONFIG_FILE).is_file() and any(output.iterdir()):
+        raise AdvembedError(f"--output '{output}' is a folder that is not an advembed run (no "
+                            f"{CONFIG_FILE}); --overwrite replaces only runs")
 
 
 def _has_checkpoint(staging: Path) -> bool:

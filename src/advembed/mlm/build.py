@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from advembed.errors import AdvembedError
-from advembed.files import follow_umask
+from advembed.files import follow_umask, replace_folder
 from advembed.settings import Settings, setting
 
 STATE = "state"  # the resumable checkpoint's folder inside OUTPUT.partial/
@@ -295,9 +295,14 @@ def build_mlm(settings: MLMBuildSettings) -> dict[str, Any]:
     from advembed.provider import sha256_of
 
     out = settings.output_dir()
+    if out.exists() and not out.is_dir():
+        raise AdvembedError(f"--output {out} is a file, not a folder for the MLM")
     if (out / METRICS_FILE).is_file() and not settings.overwrite:
         raise AdvembedError(f"{out} already holds a built MLM (see {METRICS_FILE}); "
                             "--overwrite to build it again")
+    if out.is_dir() and not (out / METRICS_FILE).is_file() and any(out.iterdir()):
+        raise AdvembedError(f"--output {out} is a folder that holds no built MLM (no "
+                            f"{METRICS_FILE}); choose a new or empty folder")
     work = out.with_name(out.name + ".partial")
     try:
         work.mkdir(parents=True, exist_ok=True)
@@ -322,8 +327,6 @@ def build_mlm(settings: MLMBuildSettings) -> dict[str, Any]:
                 "weights_sha256": sha256_of(staged / "model.safetensors")}
     (staged / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     follow_umask(staged)
-    if out.exists():
-        shutil.rmtree(out)
-    staged.replace(out)
+    replace_folder(staged, out)  # the MLM it replaces (--overwrite) is deleted last
     shutil.rmtree(work)
     return metrics
