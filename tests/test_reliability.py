@@ -1036,3 +1036,14 @@ def test_a_step_the_fp16_scaler_skipped_does_not_skip_the_next_one():
     guard.note(torch.tensor(float("inf")), step=5)  # a bad loss of the step itself still skips
     optimizer.step()
     assert weight.tolist() == [0.5, 2.0] and guard.skipped == 1
+
+
+def test_a_json_write_that_fails_leaves_no_temporary_file_and_names_the_path(tmp_path):
+    from advembed.errors import AdvembedError
+    from advembed.runs import write_json, write_jsonl
+
+    (tmp_path / "taken").mkdir()
+    for write, payload in ((write_json, {"a": 1}), (write_jsonl, [{"a": 1}])):
+        with pytest.raises(AdvembedError, match=f"cannot write '{tmp_path / 'taken'}'"):
+            write(tmp_path / "taken", payload)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]

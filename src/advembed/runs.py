@@ -190,20 +190,40 @@ def _remove_stale_staging(output: Path) -> None:
             shutil.rmtree(candidate, ignore_errors=True)
 
 
-def write_json(path: Path, payload: Any) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
+def check_output_file(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output file that cannot be written: a folder, or a path
+    whose folder does not exist (or is a file)."""
+    path = Path(path)
+    if path.is_dir():
+        raise AdvembedError(f"{flag} '{path}' is a folder; give a file name")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise AdvembedError(f"{flag} '{path}': '{path.parent}' is not a folder")
+    if not path.parent.is_dir():
+        raise AdvembedError(f"{flag} '{path}': folder '{path.parent}' does not exist")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """``text`` into ``path`` by a temporary file and a rename; a failure leaves neither a
+    half-written file nor the temporary one, and is a one-line error naming the path."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        if not tmp.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise AdvembedError(f"cannot write '{path}': {exc.strerror or exc}") from None
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    _write_atomic(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write one JSON object per line, atomically (temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    os.replace(tmp, path)
+    _write_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def read_run(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:

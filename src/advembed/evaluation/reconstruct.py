@@ -34,7 +34,7 @@ from advembed.objectives.rar import (
     real_token_mask,
     recorded_head,
 )
-from advembed.runs import MODEL_DIR, write_jsonl
+from advembed.runs import MODEL_DIR, check_output_file, write_jsonl
 
 
 def load_reconstructor(model, model_dir: Path, order: str = "listed") -> Reconstructor:
@@ -99,6 +99,8 @@ def reconstruct_run(run: Path, *, data: DataOptions | None = None,
 
     settings = settings or ReconstructSettings()
     sample = ReconstructSampleSettings.from_options(sample_options, sample)
+    if out is not None:
+        check_output_file(out, "--out")
     config = read_checked_run(run)
     if config.get("task", "classification") not in ("classification", "qa-matching"):
         raise AdvembedError(f"run '{run}' is a {config['task']} run: `advembed reconstruct` "
