@@ -195,6 +195,38 @@ def test_attack_command_writes_results_into_the_run(tiny_trained_run, capsys):
     assert "unknown attack 'textfooler'" in capsys.readouterr().err
 
 
+def test_an_attack_on_other_data_never_replaces_the_runs_own_figures(tiny_trained_run, tmp_path,
+                                                                     capsys):
+    """``attack --dataset other.csv`` writes ``attack-pgd-on-other.json``; the run's own
+    ``attack-pgd.json`` stays as it was, and the report reads only that one as the run's."""
+    import shutil
+
+    from test_train_cli import write_sentiment_csv
+
+    from advembed.report.runs import load_run
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_trained_run, run)
+    common = ["attack", "--run", str(run), "--attack", "pgd", "--epsilons", "0", "0.5",
+              "--no-progress"]
+    assert main([*common, "--n-examples", "20"]) == 0
+    own = (run / "attack-pgd.json").read_text()
+    other = write_sentiment_csv(tmp_path / "other.csv", n=40, seed=5)
+    capsys.readouterr()
+    assert main([*common, "--n-examples", "12", "--dataset", str(other),
+                 "--text-column", "sentence"]) == 0
+    assert f"written to {run}/attack-pgd-on-other.json" in capsys.readouterr().out
+    assert (run / "attack-pgd.json").read_text() == own
+    assert json.loads((run / "attack-pgd-on-other.json").read_text())["dataset"] == str(other)
+    assert load_run(run).pgd == json.loads(own) and not load_run(run).word_attacks
+    word = {"dataset": str(other), "split": "test", "attack_accuracy": 0.5}
+    (run / "attack-pwws-on-other.json").write_text(json.dumps(word))
+    assert not load_run(run).word_attacks  # another dataset's word attack is skipped too
+    (run / "attack-pwws.json").write_text(json.dumps(word | {"dataset": load_run(run).config[
+        "dataset"]}))
+    assert list(load_run(run).word_attacks) == ["pwws"]
+
+
 def test_pgd_attack_runs_on_sentence_pairs(tiny_model_dir):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -24,12 +25,18 @@ MODEL_DIR = "model"
 WEIGHTS_FILE = "model.safetensors"
 
 
-def attack_stem(attack: str, split: str = "test") -> str:
+def attack_stem(attack: str, split: str = "test", dataset: str | None = None) -> str:
     """Name of an attack's files in a run: ``attack-NAME`` (``.json`` summary, ``.jsonl``
-    records) for the test split, which the report and tables read as the run's robustness;
-    ``attack-NAME-SPLIT`` for another split (``--split train`` for ADA, ``dev`` for a search),
-    so that attacking one never overwrites, or passes for, the test figures."""
-    return f"attack-{attack}" if split == "test" else f"attack-{attack}-{split}"
+    records) for the test split of the run's own data, which the report and tables read as
+    the run's robustness; ``attack-NAME-SPLIT`` for another split (``--split train`` for ADA,
+    ``dev`` for a search), and ``attack-NAME-on-DATA[-SPLIT]`` for another ``dataset`` than the
+    run's (``--dataset other.csv``: ``on-other``), so that neither overwrites, or passes for,
+    the run's own test figures."""
+    stem = f"attack-{attack}"
+    if dataset:
+        tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(dataset).stem or dataset).strip("-.")
+        stem += f"-on-{tag or 'data'}"
+    return stem if split == "test" else f"{stem}-{split}"
 
 
 def sha256_of(path: Path) -> str:
@@ -41,6 +48,14 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class WriteFailed(AdvembedError):
+    """A file could not be written (``strerror``: why); nothing half-written is left."""
+
+    def __init__(self, message: str, strerror: str) -> None:
+        super().__init__(message)
+        self.strerror = strerror
 
 
 class Resumable(AdvembedError):
@@ -213,7 +228,8 @@ def _write_atomic(path: Path, text: str) -> None:
     except OSError as exc:
         if not tmp.is_dir():
             tmp.unlink(missing_ok=True)
-        raise AdvembedError(f"cannot write '{path}': {exc.strerror or exc}") from None
+        raise WriteFailed(f"cannot write '{path}': {exc.strerror or exc}",
+                          exc.strerror or str(exc)) from None
 
 
 def write_json(path: Path, payload: Any) -> None:

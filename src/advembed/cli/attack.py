@@ -39,20 +39,20 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from advembed.evaluation.attack import SETTINGS, attack_settings, run_attack
+    from advembed.evaluation.attack import SETTINGS, attack_settings, other_dataset, run_attack
     from advembed.evaluation.settings import SampleSettings
-    from advembed.runs import attack_stem
+    from advembed.runs import attack_stem, read_run
 
     settings_cls = SETTINGS.get(args.attack)
     if settings_cls is not None:
         refuse_foreign(args, settings_cls, set(SETTINGS.values()))
     settings = attack_settings(args.attack, chosen(args, settings_cls) if settings_cls else {})
     sample = SampleSettings(**chosen(args, SampleSettings))
-    summary = run_attack(args.run, args.attack, data=data_options(args), settings=settings,
-                         sample=sample)
+    data = data_options(args)
+    summary = run_attack(args.run, args.attack, data=data, settings=settings, sample=sample)
+    stem = attack_stem(args.attack, summary["split"], other_dataset(read_run(args.run)[0], data))
     print(f"{args.attack} on {summary['examples']} {summary['split']} examples "
-          f"({summary['seconds']:.0f} s); written to "
-          f"{args.run}/{attack_stem(args.attack, summary['split'])}.json")
+          f"({summary['seconds']:.0f} s); written to {args.run}/{stem}.json")
     print(describe(args.attack, summary))
     return 0
 

@@ -34,7 +34,7 @@ from advembed.evaluation.runs import (
 )
 from advembed.evaluation.settings import PGDAttackSettings, SampleSettings, VulnerabilitySettings
 from advembed.evaluation.word_attack import MLM_ATTACKS, WORD_ATTACKS, WordAttackOptions
-from advembed.runs import attack_stem, write_json, write_jsonl
+from advembed.runs import WriteFailed, attack_stem, write_json, write_jsonl
 from advembed.settings import Settings
 
 SETTINGS: dict[str, type[Settings]] = {"pgd": PGDAttackSettings,
@@ -61,7 +61,8 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
     (``split``, ``n_examples``, ``seed``, ``batch_size``, ``progress``, ``resume``): which
     examples.  Each example's result is appended to ``RUN/.attack-NAME.partial.jsonl`` as soon as
     it is computed; ``resume`` continues an interrupted attack of the same settings there.
-    Files of a split other than test carry its name (:func:`advembed.runs.attack_stem`).
+    Files of a split other than test, or of another ``--dataset`` than the run's, carry its
+    name (:func:`advembed.runs.attack_stem`).
     """
     settings = settings if settings is not None else attack_settings(attack)
     sample = SampleSettings.from_options(sample_options, sample)
@@ -74,7 +75,7 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
     header = {"attack": attack, "settings": _result_settings(attack, settings), "data": (data or
               DataOptions()).as_dict(), "split": sample.split, "n_examples": sample.n_examples,
               "seed": sample.seed, "model_sha256": config.get("model_sha256")}
-    stem = attack_stem(attack, sample.split)
+    stem = attack_stem(attack, sample.split, other_dataset(config, data))
     log = RecordLog(Path(run) / f".{stem}.partial.jsonl", header, resume=sample.resume)
     try:
         loaded = load_run_model(run, config)
@@ -97,7 +98,7 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
         summary["seconds"] = round(time.perf_counter() - started, 2)
         write_jsonl(Path(run) / f"{stem}.jsonl", records)
         write_json(Path(run) / f"{stem}.json", summary)
-    except OSError as exc:
+    except (OSError, WriteFailed) as exc:
         raise AdvembedError(f"cannot write the results of {attack} into '{run}' "
                             f"({exc.strerror}); those computed so far are in '{log.path.name}' "
                             "(run again with --resume)") from None
@@ -105,6 +106,12 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
         log.close()
     log.finish()
     return summary
+
+
+def other_dataset(config: dict[str, Any], data: DataOptions | None) -> str | None:
+    """``--dataset`` where it names other data than the run was trained on, else ``None``."""
+    chosen = data.dataset if data is not None else None
+    return chosen if chosen and chosen != config.get("dataset") else None
 
 
 def _result_settings(attack: str, settings: Settings) -> dict[str, Any]:

@@ -85,6 +85,8 @@ def load_run(path: Path) -> Run:
         payload = _read_json(attack_file)
         if payload.get("split", "test") != "test":  # ADA's train or a search's dev sample
             continue
+        if payload.get("dataset", config.get("dataset")) != config.get("dataset"):
+            continue  # an attack on other data (--dataset) is not the run's robustness
         if name == "pgd":
             run.pgd = payload
         elif name == "vulnerability":

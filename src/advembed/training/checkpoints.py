@@ -17,7 +17,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from advembed.runs import Resumable, write_json
+from advembed.runs import Resumable, WriteFailed, write_json
 from advembed.state_io import load_state, save_state
 from advembed.training.callbacks import EpochRandomState, random_state, set_random_state
 
@@ -123,7 +123,7 @@ class CheckpointMixin:
         step = self.state.global_step
         try:
             super()._save_checkpoint(model, trial)
-        except OSError as exc:
+        except (OSError, WriteFailed) as exc:
             shutil.rmtree(Path(self.args.output_dir) / f"checkpoint-{step}", ignore_errors=True)
             raise Resumable(f"cannot write the checkpoint at step {step} ({exc.strerror}); the "
                             "previous checkpoint is kept: free space, then run the same command "

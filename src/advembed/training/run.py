@@ -28,6 +28,7 @@ from advembed.runs import (
     WEIGHTS_FILE,
     Resumable,
     RunWriter,
+    WriteFailed,
     sha256_of,
     write_json,
 )
@@ -256,7 +257,7 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
             if checkpoint is not None:
                 metrics["train"]["resumed_from_step"] = int(checkpoint.name.rsplit("-", 1)[1])
             save_model(trainer, built, writer.staging, config, output, metrics)
-        except OSError as exc:
+        except (OSError, WriteFailed) as exc:
             raise Resumable(f"cannot write the run into '{writer.staging}' ({exc.strerror}); "
                             "free space, then run the same command with --resume") from None
     return metrics
