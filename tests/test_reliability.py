@@ -1047,3 +1047,31 @@ def test_a_json_write_that_fails_leaves_no_temporary_file_and_names_the_path(tmp
         with pytest.raises(AdvembedError, match=f"cannot write '{tmp_path / 'taken'}'"):
             write(tmp_path / "taken", payload)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_a_model_folder_is_taken_as_a_start_whatever_its_head_and_a_run_is_named_as_one(
+        tmp_path, tiny_trained_run, capsys):
+    """A run's 2-label model starts a 3-label training (its head replaced, as a missing head
+    is); the run folder itself, or a model folder without tokenizer files, is a one-line error
+    saying so."""
+    import random
+
+    rng = random.Random(3)
+    rows = [f"{rng.choice(['good', 'bad', 'plain'])} film {i},{label}"
+            for i, label in enumerate(["pos", "neg", "mid"] * 30)]
+    data = tmp_path / "three.csv"
+    data.write_text("sentence,label\n" + "\n".join(rows) + "\n")
+    model = tiny_trained_run / "model"
+    out = tmp_path / "three"
+    assert main(train_argv(data, model, out, "--max-steps", "2")) == 0
+    assert json.loads((out / "config.json").read_text())["label_names"] == ["mid", "neg", "pos"]
+    assert main(train_argv(data, tiny_trained_run, tmp_path / "x")) == 2
+    one_line_error(capsys, f"'{tiny_trained_run}' is an advembed run, not a model folder: pass "
+                           f"--model {model}")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(model / name, bare / name)
+    assert main(train_argv(data, bare, tmp_path / "y")) == 2
+    one_line_error(capsys, "its folder holds no tokenizer files")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

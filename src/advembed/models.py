@@ -49,6 +49,9 @@ def resolve_model(name: str) -> str:
         return str(default_model_dir())
     path = Path(name).expanduser()
     if path.exists():
+        if (path / "model" / "config.json").is_file():
+            raise AdvembedError(f"'{name}' is an advembed run, not a model folder: pass "
+                                f"--model {Path(name) / 'model'} to start from its model")
         if not (path / "config.json").is_file():
             raise AdvembedError(f"model directory '{name}' has no config.json")
         return str(path)
@@ -104,6 +107,9 @@ def load_pretrained(
     try:
         config = AutoConfig.from_pretrained(source, **config_overrides)
         tokenizer = AutoTokenizer.from_pretrained(source)
+    except TypeError as exc:  # a local folder without tokenizer files gives a path of None
+        raise AdvembedError(f"cannot load the tokenizer of model '{name}': its folder holds no "
+                            "tokenizer files (tokenizer.json, vocab.txt, …)") from exc
     except (OSError, ValueError) as exc:
         raise AdvembedError(
             f"unknown model '{name}': not 'default', not a local model directory, and not "
@@ -115,7 +121,10 @@ def load_pretrained(
         if random_init:
             model = auto_class.from_config(config)
         else:
-            model = auto_class.from_pretrained(source, config=config)
+            # A head of another size (a model fine-tuned for 2 labels, trained here for 3)
+            # is replaced by a fresh one, as a missing head is.
+            model = auto_class.from_pretrained(
+                source, config=config, ignore_mismatched_sizes="num_labels" in config_overrides)
     except (OSError, ValueError) as exc:
         raise AdvembedError(f"cannot load model '{name}': {_first_line(exc)}") from exc
     finally:
@@ -159,6 +168,9 @@ def _register_own_model_types() -> None:
     import advembed.vaa.model  # noqa: F401 - registers VAA's two-stage model with the Auto classes
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, limit: int = 240) -> str:
+    """The first line of an error's message, at most ``limit`` characters (transformers lists
+    every model type it knows in one line)."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    line = text[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[:limit - 1] + "…"
