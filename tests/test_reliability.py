@@ -1075,3 +1075,13 @@ def test_a_model_folder_is_taken_as_a_start_whatever_its_head_and_a_run_is_named
     assert main(train_argv(data, bare, tmp_path / "y")) == 2
     one_line_error(capsys, "its folder holds no tokenizer files")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_a_column_option_without_dataset_is_refused_not_ignored(tiny_trained_run, capsys):
+    """eval/attack read the run's own data with its own columns; a column flag there would be
+    silently ignored, so it is an error naming the flag."""
+    for argv in (["eval", "--run", str(tiny_trained_run), "--text-column", "nope"],
+                 ["attack", "--run", str(tiny_trained_run), "--attack", "pgd",
+                  "--label-column", "nope", "--no-progress"]):
+        assert main(argv) == 2
+        one_line_error(capsys, f"{argv[argv.index('nope') - 1]} needs --dataset")

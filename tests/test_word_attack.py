@@ -261,6 +261,14 @@ def test_word_attack_command_and_its_errors(tiny_trained_run, capsys, monkeypatc
     assert "default masked LM is not built yet" in capsys.readouterr().err
     assert main(["attack", "--run", str(tiny_trained_run), "--attack", "pwws", "--mlm", "x"]) == 2
     assert "not by pwws" in capsys.readouterr().err
+    assert main(["attack", "--run", str(tiny_trained_run), "--attack", "pwws",
+                 "--max-candidates", "3"]) == 2
+    assert "--max-candidates is used by bert-attack and bae, not by pwws" in (
+        capsys.readouterr().err)
+    with pytest.raises(SystemExit):  # a cosine similarity is in [-1, 1]
+        main(["attack", "--run", str(tiny_trained_run), "--attack", "bae",
+              "--min-similarity", "7"])
+    assert "--min-similarity: must be in [-1, 1]" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stopped:  # refused by the option parser itself
         main(["attack", "--run", str(tiny_trained_run), "--attack", "pwws",
               "--max-perturbed", "1.5"])

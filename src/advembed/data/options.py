@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from advembed.errors import AdvembedError
 from advembed.settings import Flag, Settings, setting
 
 DATASET = Flag("--dataset", "named dataset, CSV/TSV/JSONL file or folder, GLUE folder, or "
@@ -43,6 +44,12 @@ class DataOptions(Settings):
         Columns come from the run only when the dataset does: another dataset is read with
         the columns given here."""
         same = self.dataset is None
+        given = [flag for flag, value in (("--text-column", self.text_column),
+                                          ("--text-pair-column", self.text_pair_column),
+                                          ("--label-column", self.label_column)) if value]
+        if same and given:
+            raise AdvembedError(f"{given[0]} needs --dataset: without it the run's own dataset "
+                                "is read with the run's own columns")
         return DataOptions(
             dataset=run_config["dataset"] if same else self.dataset,
             text_column=run_config.get("text_column") if same else self.text_column,

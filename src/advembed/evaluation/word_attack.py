@@ -85,9 +85,10 @@ class WordAttackOptions(Settings):
     max_perturbed: float | None = setting(None, "--max-perturbed", "budget: largest fraction of "
                                           "words changed (default 0.4)", minimum=0,
                                           exclusive_minimum=True, maximum=1)
-    min_similarity: float | None = setting(None, "--min-similarity", "bert-attack/bae: least "
-                                           "cosine similarity to the original (default 0.2 / "
-                                           "0.936)")
+    min_similarity: float | None = setting(None, "--min-similarity", "least cosine similarity "
+                                           "of the attacked sentence to the original (default: "
+                                           "none for pwws, 0.2 bert-attack, 0.936 bae)",
+                                           minimum=-1, maximum=1)
     similarity_model: str = setting("default", "--similarity-model", "sentence encoder for "
                                     "--min-similarity, or 'none' (default: the packaged MiniLM)")
     query_budget: int | None = setting(None, "--query-budget", "largest number of model queries "
@@ -113,6 +114,9 @@ class WordAttackOptions(Settings):
                 settings[key] = value
         if self.attack == "pwws" and self.mlm:
             raise AdvembedError("--mlm is used by bert-attack and bae, not by pwws")
+        if self.attack == "pwws" and self.max_candidates is not None:
+            raise AdvembedError("--max-candidates is used by bert-attack and bae, not by pwws "
+                                "(it takes every WordNet synonym)")
         return settings
 
 
