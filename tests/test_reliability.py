@@ -530,6 +530,12 @@ def test_resume_needs_the_same_options_and_an_interrupted_run(tmp_path, tiny_mod
     one_line_error(capsys, "has an interrupted run")
     request = tmp_path / ".run.partial" / "request.json"
     recorded = json.loads(request.read_text())
+    for damaged, fragment in (('{"lr": 0.0', "cannot be read"), ("[1, 2]", "holds no JSON object")):
+        request.write_text(damaged)
+        assert main(train_argv(small_csv, tiny_model_dir, out, "--save-steps", "2",
+                               "--resume")) == 2
+        one_line_error(capsys, f"the interrupted run's '{request}' {fragment}")
+    assert (tmp_path / ".run.partial" / "checkpoints").is_dir()  # kept for a repaired request
     request.write_text(json.dumps({k: v for k, v in recorded.items() if k != "collapse_guard"}))
     assert main(train_argv(small_csv, tiny_model_dir, out, "--save-steps", "2",
                            "--no-collapse-guard", "--resume")) == 2
@@ -1085,3 +1091,8 @@ def test_a_column_option_without_dataset_is_refused_not_ignored(tiny_trained_run
                   "--label-column", "nope", "--no-progress"]):
         assert main(argv) == 2
         one_line_error(capsys, f"{argv[argv.index('nope') - 1]} needs --dataset")
+
+
+def test_a_model_folder_given_as_a_run_is_named_as_one(tiny_trained_run, capsys):
+    assert main(["eval", "--run", str(tiny_trained_run / "model")]) == 2
+    one_line_error(capsys, "is a model folder, not an advembed run")

@@ -262,6 +262,9 @@ def read_run(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         raise AdvembedError(f"run '{run}': {CONFIG_FILE} and {METRICS_FILE} must hold JSON "
                             "objects (edited by hand?)")
     if "dataset" not in config:
+        if "model_type" in config or "architectures" in config:
+            raise AdvembedError(f"'{run}' is a model folder, not an advembed run (a run holds "
+                                f"it in {MODEL_DIR}/ beside its own {CONFIG_FILE})")
         raise AdvembedError(f"run '{run}': {CONFIG_FILE} has no 'dataset' (edited by hand?)")
     length = config.get("max_length", 128)
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:

@@ -36,6 +36,19 @@ OPTIONS_OF = {"method_settings": "method_options", "objective_settings": "object
 REQUEST_FILE = "request.json"
 
 
+def read_request(path: Path) -> dict[str, Any]:
+    """The recorded request of an interrupted run, or a one-line error if it is damaged."""
+    try:
+        request = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise AdvembedError(f"the interrupted run's '{path}' cannot be read ({exc}); start "
+                            "again with --overwrite") from None
+    if not isinstance(request, dict):
+        raise AdvembedError(f"the interrupted run's '{path}' holds no JSON object; start again "
+                            "with --overwrite")
+    return request
+
+
 def resume_point(config: TrainConfig, staging: Path) -> Path | None:
     """The checkpoint to resume from (``None``: a new run, whose request is recorded)."""
     from advembed.training.checkpoints import last_checkpoint
@@ -47,7 +60,7 @@ def resume_point(config: TrainConfig, staging: Path) -> Path | None:
         return None
     if not recorded.is_file():
         raise AdvembedError(f"cannot resume '{staging}': it holds no {REQUEST_FILE}")
-    before = with_defaults(json.loads(recorded.read_text(encoding="utf-8")))
+    before = with_defaults(read_request(recorded))
     skip = set(OPTIONS_OF.values()) if "settings" in before else set()  # settings say it all
     changed = sorted(k for k in (set(before) | set(request)) - skip - {"settings"}
                      if before.get(k) != request.get(k))
@@ -68,7 +81,7 @@ def check_settings(config: TrainConfig, staging: Path,
     """Once built: a new run adds its effective settings (by group: ``method_settings``, …) to
     its request; a resumed one must have the ones it recorded."""
     recorded = staging / REQUEST_FILE
-    request = json.loads(recorded.read_text(encoding="utf-8"))
+    request = read_request(recorded)
     effective = json.loads(json.dumps(
         {group: s.as_dict() if s is not None else {} for group, s in settings.items()}))
     if not config.resume:
