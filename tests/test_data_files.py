@@ -136,6 +136,13 @@ def test_unknown_dataset_lists_the_options() -> None:
     assert "unknown dataset 'no-such-thing'" in msg and "mr" in msg and "hf:NAME" in msg
 
 
+@pytest.mark.parametrize("spec", ["gone.csv", "data/gone", "reviews.JSONL"])
+def test_a_dataset_path_that_does_not_exist_is_named_as_missing(spec) -> None:
+    with pytest.raises(AdvembedError, match=f"dataset '{spec}' does not exist .no such file "
+                                            "or folder.$"):
+        load_dataset(spec)
+
+
 def test_missing_column_names_file_column_and_available(tmp_path: Path) -> None:
     path = _csv(tmp_path / "d.csv")
     with pytest.raises(AdvembedError) as err:

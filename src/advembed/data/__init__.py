@@ -16,6 +16,7 @@ Every result has ``train``, ``dev`` and ``test`` splits.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from advembed.data import named
@@ -80,6 +81,8 @@ def load_dataset(
         return load_glue(path, split_seed=split_seed)
     if path.exists():
         return load_files(path, **file_options)
+    if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".json") or os.sep in spec:
+        raise AdvembedError(f"dataset '{spec}' does not exist (no such file or folder)")
     raise AdvembedError(
         f"unknown dataset '{spec}'; named datasets: {', '.join(named.names())}; "
         "or pass a CSV/TSV/JSONL file, a GLUE directory, or hf:NAME"
