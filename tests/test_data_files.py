@@ -151,6 +151,17 @@ def test_missing_column_names_file_column_and_available(tmp_path: Path) -> None:
     assert str(path) in msg and "'stars'" in msg and "'text', 'label'" in msg
 
 
+@pytest.mark.parametrize(("columns", "roles"), [
+    ({"text_column": "label"}, "text and the label"),
+    ({"text_column": "text", "text_pair_column": "text"}, "text and the text-pair"),
+    ({"text_pair_column": "label"}, "text-pair and the label")])
+def test_one_column_in_two_roles_is_refused(tmp_path: Path, columns, roles) -> None:
+    path = _csv(tmp_path / "d.csv")
+    with pytest.raises(AdvembedError, match=f"d.csv: column '[a-z]+' is given as both the "
+                                            f"{roles} column"):
+        load_dataset(str(path), **columns)
+
+
 def test_no_text_column(tmp_path: Path) -> None:
     path = _write(tmp_path / "d.csv", "body,label\nx,1\n")
     with pytest.raises(AdvembedError, match=r"d\.csv has no text column.*'body'"):
@@ -189,6 +200,15 @@ def test_empty_text_names_the_line(tmp_path: Path) -> None:
 def test_empty_label_names_the_line(tmp_path: Path) -> None:
     path = _jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": 1}, {"text": "b"}])
     with pytest.raises(AdvembedError, match=r"d\.jsonl line 2: empty label"):
+        load_dataset(str(path))
+
+
+@pytest.mark.parametrize(("line", "what"), [('{"text": NaN, "label": 1}', "text"),
+                                             ('{"text": "good", "label": NaN}', "label")])
+def test_a_json_nan_is_a_missing_value_not_the_word_nan(tmp_path: Path, line, what) -> None:
+    rows = [f'{{"text": "film {i}", "label": {i % 2}}}' for i in range(12)]
+    path = _write(tmp_path / "d.jsonl", "\n".join(rows[:5] + [line] + rows[5:]) + "\n")
+    with pytest.raises(AdvembedError, match=f"d.jsonl line 6: empty {what} in column"):
         load_dataset(str(path))
 
 

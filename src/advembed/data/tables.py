@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import sys
 from collections.abc import Sequence
@@ -216,12 +217,20 @@ def resolve_columns(table: Table, text: str | None, pair: str | None, label: str
         pair = next((c for c in PAIR_COLUMNS if c in table.columns and c != text), None)
     else:
         _require(table, pair, "text-pair")
-    return Columns(text, pair, _require(table, label or LABEL_COLUMN, "label"))
+    label = _require(table, label or LABEL_COLUMN, "label")
+    roles = [("text", text), ("text-pair", pair), ("label", label)]
+    for i, (role, column) in enumerate(roles):
+        other = next((r for r, c in roles[i + 1:] if c is not None and c == column), None)
+        if column is not None and other is not None:
+            raise AdvembedError(f"{table.source}: column '{column}' is given as both the {role} "
+                                f"and the {other} column")
+    return Columns(text, pair, label)
 
 
 def label_string(value: Any) -> str | None:
-    """A label value as a string: integers (also 1.0 from JSON) as digits, ``None`` if empty."""
-    if value is None:
+    """A label value as a string: integers (also 1.0 from JSON) as digits, ``None`` if empty
+    (a JSON ``NaN`` included: it is a missing value, not a class named "nan")."""
+    if value is None or _not_finite(value):
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -229,6 +238,11 @@ def label_string(value: Any) -> str | None:
     if _INT.fullmatch(text):
         return str(int(text))
     return text or None
+
+
+def _not_finite(value: Any) -> bool:
+    """A float ``NaN`` or infinity (JSON's ``NaN``, pandas' missing cell)."""
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def label_vocabulary(labels: Sequence[str]) -> list[str]:
@@ -241,9 +255,10 @@ def label_vocabulary(labels: Sequence[str]) -> list[str]:
 
 def _cell(table: Table, i: int, column: str, role: str) -> str:
     value = table.rows[i].get(column)
-    text = "" if value is None else str(value).strip()
+    text = "" if value is None or _not_finite(value) else str(value).strip()
     if not text:
-        raise AdvembedError(f"{table.source} {table.where[i]}: empty {role} in column '{column}'")
+        raise AdvembedError(f"{table.source} {table.where[i]}: empty {role} in column '{column}'"
+                            + (" (NaN)" if _not_finite(value) else ""))
     return text
 
 
