@@ -190,7 +190,7 @@ def test_evaluate_sums_every_batch_before_dividing():
         pytest.approx(whole, rel=1e-9)
 
 
-def test_ce_vda_on_a_language_model_is_one_line(tmp_path, capsys):
+def test_ce_vda_or_a_foreign_scratch_model_on_a_token_task_is_one_line(tmp_path, capsys):
     """CE-VDA (paper 003 Table 4) is cross-entropy against the class label: a token-level task
     has none, and refusing it before anything trains beats a shape error at the first step."""
     from advembed.cli import main
@@ -206,6 +206,18 @@ def test_ce_vda_on_a_language_model_is_one_line(tmp_path, capsys):
         assert len(error) == 1 and "--vda-loss ce is cross-entropy against a class label" in \
             error[0] and "--task lm" in error[0]
     assert not (tmp_path / "lm").exists()
+    for task, model, models in (("lm", "scratch:transformer", "default, scratch:gpt2"),
+                                ("translation", "scratch:esim",
+                                 "default, scratch:bart, scratch:marian")):
+        data = text if task == "lm" else tmp_path / "pairs.tsv"
+        data.parent.joinpath("pairs.tsv").write_text("".join(
+            f"{' '.join(rng.choices(WORDS[:25], k=5))}\t{' '.join(rng.choices(WORDS, k=5))}\n"
+            for _ in range(40)))
+        assert main(["train", "--task", task, "--dataset", str(data), "--model", model,
+                     "--no-progress", "--output", str(tmp_path / "x")]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert error == [f"advembed train: error: --task {task} has no model '{model}'; its "
+                         f"models from scratch are {models}"]
 
 
 def _tiny_lm_model():

@@ -98,6 +98,9 @@ class LanguageModellingTask(Task):
         return data
 
     def build_model(self, name, data, *, random_init=False):
+        if name.startswith("scratch:") and name not in SCRATCH_NAMES:
+            raise AdvembedError(f"--task lm has no model '{name}'; its models "
+                                f"from scratch are {', '.join(SCRATCH_NAMES)}")
         if name in SCRATCH_NAMES:
             from transformers import GPT2Config, GPT2LMHeadModel
 

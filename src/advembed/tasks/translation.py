@@ -156,6 +156,9 @@ class TranslationTask(Task):
         return data
 
     def build_model(self, name, data, *, random_init=False):
+        if name.startswith("scratch:") and name not in SCRATCH_NAMES:
+            raise AdvembedError(f"--task translation has no model '{name}'; its models "
+                                f"from scratch are {', '.join(SCRATCH_NAMES)}")
         if name in SCRATCH_NAMES:
             texts = [t for e in data.splits["train"] for t in (e.text, e.text_pair)]
             tokenizer = train_joint_bpe(texts)
