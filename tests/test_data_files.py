@@ -239,7 +239,7 @@ def test_folder_with_two_train_files(tmp_path: Path) -> None:
 
 def test_too_few_examples(tmp_path: Path) -> None:
     path = _write(tmp_path / "d.csv", "text,label\na,x\nb,y\n")
-    with pytest.raises(AdvembedError, match="2 distinct examples; at least 3"):
+    with pytest.raises(AdvembedError, match=f"^'{path}' has 2 distinct examples; at least 3"):
         load_dataset(str(path))
 
 

@@ -70,4 +70,4 @@ def load_files(
     mapping = {label: i for i, label in enumerate(names)}
     parts = {split: to_examples(table, cols, mapping) for split, table in tables.items()}
     name = path.name if path.is_dir() else path.stem
-    return assemble(name, names, parts, split_seed, f"loaded from {path}")
+    return assemble(name, names, parts, split_seed, f"loaded from {path}", source=str(path))

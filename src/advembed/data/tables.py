@@ -296,11 +296,14 @@ def assemble(
     parts: dict[str, list[Example]],
     seed: int,
     description: str = "",
+    source: str | None = None,
 ) -> TextDataset:
-    """Make train/dev/test from whichever of them were given (rules in the module docstring)."""
+    """Make train/dev/test from whichever of them were given (rules in the module docstring);
+    ``source`` (the file read) names the data in errors, else ``name``."""
     train, dev, test = parts["train"], parts.get("dev"), parts.get("test")
     if dev is None and test is None:
-        return TextDataset(name, label_names, split_three(train, seed, name), description)
+        return TextDataset(name, label_names, split_three(train, seed, f"'{source or name}'"),
+                           description)
     if test is None:
         test, dev = dev, None
     if dev is None:
