@@ -26,6 +26,7 @@ table is paired by seed: the method's run minus plain's of the same seed, mean Â
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -42,6 +43,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from advembed.methods import FLAG_OF, method_settings  # noqa: E402
 from advembed.methods.presets import PRESETS  # noqa: E402
 from advembed.objectives import REGISTRY as OBJECTIVES  # noqa: E402
+from advembed.settings import META_KEY  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from qa_reference import reference_lines  # noqa: E402
@@ -167,12 +169,19 @@ def recorded_method_settings(config: dict) -> str:
     Runs record every effective setting as ``method_settings`` (an objective's overrides
     included: FGM runs at Îµ = 0.03 under ATCL).  For runs made before that key existed, the
     settings are derived from the code's defaults, the objective's overrides and the run's
-    explicit options, and marked as derived."""
+    explicit options, and marked as derived; a setting added since then reads as what such
+    runs did (its ``legacy`` value: SMART's ``norm`` l2), not as today's default."""
     if "method_settings" in config:
         return json.dumps(config["method_settings"], sort_keys=True)
     objective = OBJECTIVES.get(config.get("objective", "ce"))
-    derived = method_settings(config.get("method", "none"), config.get("method_options"),
-                              objective=objective).as_dict()
+    chosen = method_settings(config.get("method", "none"), config.get("method_options"),
+                             objective=objective)
+    derived = chosen.as_dict()
+    for field in dataclasses.fields(chosen):
+        meta = field.metadata.get(META_KEY)
+        if meta is not None and field.name in derived:
+            derived[field.name] = meta.recorded(config.get("method_options") or {}, field.name,
+                                                derived[field.name])
     return f"{json.dumps(derived, sort_keys=True)} (derived: the run predates recorded settings)"
 
 

@@ -458,19 +458,24 @@ def test_freelb_clean_pass_adds_the_clean_loss_gradient():
     assert torch.allclose(model.w.grad, torch.tensor([4.27, 9.64]), atol=1e-6)
 
 
-def test_smart_with_epsilon_projects_each_token_onto_the_ball():
-    """SMART's ascent step η = 1 takes every token far outside ε = 0.05; the projection is per
-    token (SMART's convention), so every real token's δ has norm exactly ε — also the four
-    tokens of the second example (per example they would share ε: about ε/2 each).
-    Catches: the projection per example."""
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_smart_with_epsilon_projects_each_token_onto_the_ball(norm):
+    """SMART's ascent step η = 1 takes every token far outside ε = 0.05.  L2: the projection
+    is per token, so every real token's δ has norm exactly ε — also the four tokens of the
+    second example (per example they would share ε: about ε/2 each).  L∞ (the default): every
+    coordinate is clamped to [−ε, ε], and each token's largest one sits at ε.
+    Catches: the projection per example, or in the wrong norm."""
     model = _LinearToy()
-    method = SMART(model, noise=0.01, step_size=1.0, epsilon=0.05)
+    method = SMART(model, noise=0.01, step_size=1.0, epsilon=0.05, norm=norm)
     seen = _record_deltas(method)
     inputs = _toy_batch()
     torch.manual_seed(0)
     method.step(model, inputs)
     mask = inputs["attention_mask"].unsqueeze(-1).float()
-    sizes = l2_norm(seen[-1], mask, "token").squeeze(-1)
+    if norm == "l2":
+        sizes = l2_norm(seen[-1], mask, "token").squeeze(-1)
+    else:
+        sizes = seen[-1].abs().amax(-1)
     assert torch.allclose(sizes, 0.05 * mask.squeeze(-1), atol=1e-6)
 
 

@@ -239,17 +239,20 @@ def test_random_starts_and_steps_never_touch_padding(name, options):
         assert torch.all(delta[padding] == 0), name
 
 
-def test_smart_ascends_the_symmetric_kl_and_regularises_both_ways():
-    """SMART's δ is σ-noise plus one per-token step *up* the symmetric KL, and its loss is
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_smart_ascends_the_symmetric_kl_and_regularises_both_ways(norm):
+    """SMART's δ is σ-noise plus one per-token step *up* the symmetric KL — ``η·g/‖g‖∞`` (its
+    Algorithm 1, the default: each token's largest coordinate moves by η, the others in
+    proportion) or ``η·g/‖g‖₂`` (``--adv-norm l2``, older runs) — and its loss is
     ``CE + λ·½(sKL(f(x+δ), sg f(x)) + sKL(f(x), sg f(x+δ)))`` — value and gradient replayed by
-    hand.  Catches: the ascent step turned into descent; the regulariser made one-sided
-    KL(p‖q) inside the method."""
+    hand.  Catches: the ascent step turned into descent; the L∞ step taken as sign(g) or
+    normalised over the example; the regulariser made one-sided KL(p‖q) inside the method."""
     model = tiny_model(seed=4)
     model.eval()
     inputs = _batch()
     plain = {k: v for k, v in inputs.items() if k != "example_index"}
     weight, noise, step = 2.0, 0.05, 0.3
-    method = SMART(model, weight=weight, noise=noise, step_size=step)
+    method = SMART(model, weight=weight, noise=noise, step_size=step, norm=norm)
     seen = record_deltas(method)
     torch.manual_seed(0)
     loss = method.step(model, dict(inputs))
@@ -266,8 +269,15 @@ def test_smart_ascends_the_symmetric_kl_and_regularises_both_ways():
     (g,) = torch.autograd.grad(symmetric_kl(adapter.forward(plain, d0).logits,
                                             clean.logits.detach()), d0)
     g = g * mask
-    per_token = g.pow(2).sum(-1, keepdim=True).sqrt().clamp_min(1e-12)
+    if norm == "linf":
+        per_token = g.abs().max(-1, keepdim=True).values.clamp_min(1e-12)
+    else:
+        per_token = g.pow(2).sum(-1, keepdim=True).sqrt().clamp_min(1e-12)
     delta = start + step * g / per_token
+    moved = (delta - start)[mask.squeeze(-1).bool()]
+    if norm == "linf":  # ±η on each token's largest coordinate, less elsewhere (not sign(g))
+        assert torch.allclose(moved.abs().max(-1).values, torch.full((len(moved),), step))
+        assert (moved.abs() < step - 1e-6).any()
     assert torch.allclose([d for d in seen if d is not None][-1], delta, atol=1e-6)
     before = symmetric_kl(adapter.forward(plain, start).logits, clean.logits).item()
     perturbed = adapter.forward(plain, delta)
@@ -282,6 +292,19 @@ def test_smart_ascends_the_symmetric_kl_and_regularises_both_ways():
     (clean.loss + weight * regulariser).backward()
     for key, value in grads(model).items():
         assert torch.allclose(got[key], value, atol=1e-6), key
+
+
+def test_a_smart_run_that_records_no_norm_was_trained_with_the_l2_step():
+    """Runs before the L∞ default recorded no ``norm``: they read (resume, tables) as l2."""
+    from dataclasses import fields
+
+    from advembed.methods.smart import SMARTSettings
+    from advembed.settings import META_KEY
+
+    field = next(f for f in fields(SMARTSettings) if f.name == "norm")
+    assert field.default == "linf"
+    assert field.metadata[META_KEY].recorded({}, "norm", field.default) == "l2"
+    assert field.metadata[META_KEY].recorded({"norm": "linf"}, "norm", field.default) == "linf"
 
 
 # ------------------------------------------------------------------------------- objectives

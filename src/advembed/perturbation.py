@@ -8,8 +8,9 @@ Norm conventions (documented choice, following FreeLB's official code and Miyato
 * ``l2`` with ``scope="example"``: one norm per example over all its real tokens and hidden
   units, ``‖δ_i‖ = sqrt(Σ_{t,h} δ_{i,t,h}²)``.  FGM's ``δ = ε·g/‖g‖`` therefore has norm exactly
   ε per example.
-* ``l2`` with ``scope="token"``: one norm per token (SMART's convention).
-* ``linf``: elementwise; the direction is ``sign(g)`` and projection clamps to ``[-ε, ε]``.
+* ``l2`` with ``scope="token"``: one norm per token.
+* ``linf``: elementwise; the direction is ``sign(g)`` and projection clamps to ``[-ε, ε]``
+  (SMART's step is ``g/‖g‖∞`` per token instead, :func:`max_normalized`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ def direction(
     if norm == "linf":
         return grad.sign()
     return grad / l2_norm(grad, mask, scope).clamp_min(_TINY)
+
+
+def max_normalized(grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``g/‖g‖∞`` per token (SMART's Algorithm 1 and mt-dnn's ``adv_p_norm='inf'``): each
+    token's largest coordinate becomes ±1 and the others keep their proportions — an L∞-unit
+    step that, unlike ``sign(g)``, does not inflate the small coordinates; zero on padding."""
+    grad = grad * mask
+    return grad / grad.abs().amax(-1, keepdim=True).clamp_min(_TINY)
 
 
 def project(

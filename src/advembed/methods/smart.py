@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import torch
 
 from advembed.adversaries import gradient_at
-from advembed.flags import EPSILON, STEPS
+from advembed.flags import EPSILON, NORM, STEPS
 from advembed.losses import symmetric_kl, target_positions
 from advembed.methods.base import MethodSettings, TrainingMethod
-from advembed.perturbation import direction, project
+from advembed.perturbation import direction, max_normalized, project
 from advembed.settings import setting
 
 
@@ -27,14 +27,22 @@ class SMARTSettings(MethodSettings):
                                paper="mt-dnn (SMART's code)")
     steps: int = setting(1, STEPS, paper="mt-dnn (SMART's code)")
     epsilon: float = setting(0.0, EPSILON)
+    norm: str = setting("linf", NORM, paper="SMART Algorithm 1; mt-dnn adv_p_norm='inf'",
+                        legacy="l2")
 
 
 class SMART(TrainingMethod):
     """``L(x) + λ·D_sKL(f(x), f(x + δ))``.
 
     δ starts as ``N(0, σ²)`` noise on real tokens and takes ``steps`` ascent steps
-    ``δ ← δ + η·g/‖g‖`` on ``D_sKL(f(x + δ), stopgrad f(x))``, with the norm per token (SMART's
-    convention; ε > 0 adds a projection, 0 = none).  In the final regulariser each side is
+    ``δ ← δ + η·g/‖g‖∞`` on ``D_sKL(f(x + δ), stopgrad f(x))``, the L∞ norm per token (SMART's
+    Algorithm 1 and mt-dnn's default; ε > 0 adds the L∞ projection, 0 = none).  ``--adv-norm
+    l2`` steps by ``η·g/‖g‖₂`` per token instead (with an L2 projection): what every SMART
+    run before 2026-12-07 did, which is how runs that record no norm are read — at η = 1e-3 and
+    384 hidden units that step is about 6× shorter than the L∞ one.  Only the smoothness
+    regulariser is implemented: SMART's Bregman proximal point optimisation (its momentum
+    teacher) is left out, as paper 003 leaves it out of its SMART baseline.  In the final
+    regulariser each side is
     compared with the other's detached prediction (mt-dnn's ``stable_kl`` both ways), so
     gradients flow through both the clean and the perturbed pass.  Perturbed passes take
     ``inputs_embeds`` = word embeddings + δ: the model adds position and segment embeddings and
@@ -45,7 +53,7 @@ class SMART(TrainingMethod):
     Settings = SMARTSettings
     paper = "Jiang et al. 2020; paper 003"
     summary = ("`L(x) + λ·sKL(f(x), f(x + δ))`, δ from N(0, σ²) noise + one per-token ascent "
-               "step")
+               "step `η·g/‖g‖∞`; no Bregman proximal point (as in paper 003)")
 
     @classmethod
     def count_passes(cls, settings: SMARTSettings, needs_clean: bool = False) -> float:
@@ -67,8 +75,10 @@ class SMART(TrainingMethod):
                 lambda d: symmetric_kl(self.adapter.forward(inputs, d).logits, target,
                                        positions), delta
             )
-            delta = project(delta + s.step_size * direction(grad, mask, "l2", "token"), mask,
-                            s.epsilon, "l2", "token").detach()
+            step = (max_normalized(grad, mask) if s.norm == "linf"
+                    else direction(grad, mask, "l2", "token"))
+            delta = project(delta + s.step_size * step, mask, s.epsilon, s.norm,
+                            "token").detach()
         perturbed = outer.forward(inputs, delta, output_hidden_states=self._hidden or None)
         extra = self._objective_term(model, inputs, perturbed, clean)
         perturbed_logits = perturbed.logits
