@@ -458,6 +458,27 @@ def test_freelb_clean_pass_adds_the_clean_loss_gradient():
     assert torch.allclose(model.w.grad, torch.tensor([4.27, 9.64]), atol=1e-6)
 
 
+@pytest.mark.parametrize("same", [True, False])
+def test_freelb_same_dropout_gives_its_k_passes_one_mask(same):
+    """With δ held at zero (γ = 0, α = 0) the K = 3 passes read the same input: with
+    ``same_dropout`` their losses are equal (one mask, the paper's §3.3); with fresh masks
+    (default) they differ."""
+    model = tiny_model(seed=2, dropout=0.3).train()
+    method = FreeLB(model, steps=3, init_mag=0.0, alpha=0.0, same_dropout=same)
+    losses, original = [], method.adapter.forward
+
+    def forward(inputs, delta=None, **kwargs):
+        out = original(inputs, delta, **kwargs)
+        losses.append(out.loss.item())
+        return out
+
+    method.adapter.forward = forward
+    torch.manual_seed(0)
+    method.step(model, tiny_batch(seed=1))
+    assert len(losses) == 3
+    assert (losses[0] == losses[1] == losses[2]) == same
+
+
 @pytest.mark.parametrize("norm", ["l2", "linf"])
 def test_smart_with_epsilon_projects_each_token_onto_the_ball(norm):
     """SMART's ascent step η = 1 takes every token far outside ε = 0.05.  L2: the projection

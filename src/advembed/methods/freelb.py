@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +26,9 @@ class FreeLBSettings(MethodSettings):
     norm: str = setting("l2", NORM)
     clean_pass: bool = setting(False, "--adv-clean-pass", "FreeLB: also back-propagate the "
                                "clean loss")
+    same_dropout: bool = setting(False, "--freelb-same-dropout", "FreeLB: one dropout mask for "
+                                 "all K passes (the paper's §3.3; default: fresh masks)",
+                                 paper="Zhu et al. 2020 §3.3")
 
 
 class FreeLB(TrainingMethod):
@@ -38,7 +42,12 @@ class FreeLB(TrainingMethod):
     objective's term is computed on the last pass — at δ_{K−1}, the sample that pass reads
     (δ_K is found after it and never used) — with its full weight (not ÷ K).  With
     ``--adv-norm linf`` the step is ``α·sign(g)`` (every entry moves by α), where the official
-    code takes ``α·g/‖g‖∞``; the L2 default is the paper's.
+    code takes ``α·g/‖g‖∞``; the L2 default is the paper's.  Dropout: each of the K passes
+    draws fresh dropout masks by default, where the paper (§3.3, its Table 4) and its code keep
+    one mask for all K, so that the K passes ascend one network; ``same_dropout`` does that (the
+    K forward passes run from one random seed drawn per step, so their masks, and anything
+    else drawn from the global generator inside them, are the same).  Every FreeLB figure in
+    the README was measured with fresh masks.
     """
 
     name = "freelb"
@@ -63,13 +72,15 @@ class FreeLB(TrainingMethod):
         elif self._needs_clean:
             clean = self._clean_for_objective(outer, inputs)
         delta = project(random_init(like, mask, s.init_mag, s.norm), mask, s.epsilon, s.norm)
+        seed = int(torch.randint(2**62, ())) if s.same_dropout else None
         for t in range(s.steps):
             delta.requires_grad_(True)
-            if t == s.steps - 1:  # the objective sees the final adversarial sample
-                _, loss = self._adversarial_loss(model, outer, inputs, delta, clean,
-                                                 1.0 / s.steps)
-            else:  # fresh embedding lookup on every pass
-                loss = outer.forward(inputs, delta).loss / s.steps
+            with seeded(seed, like.device):
+                if t == s.steps - 1:  # the objective sees the final adversarial sample
+                    _, loss = self._adversarial_loss(model, outer, inputs, delta, clean,
+                                                     1.0 / s.steps)
+                else:  # fresh embedding lookup on every pass
+                    loss = outer.forward(inputs, delta).loss / s.steps
             backward(loss)
             total = total + loss.detach()
             if t == s.steps - 1:
@@ -78,3 +89,16 @@ class FreeLB(TrainingMethod):
             delta = project(delta.detach() + s.alpha * direction(grad, mask, s.norm), mask,
                             s.epsilon, s.norm)
         return total
+
+
+@contextmanager
+def seeded(seed: int | None, device: torch.device):
+    """Run the block from the random state ``seed`` gives (then restore the caller's), so two
+    blocks of the same shapes draw the same dropout masks; ``None``: the caller's state."""
+    if seed is None:
+        yield
+        return
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
