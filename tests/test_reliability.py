@@ -802,6 +802,11 @@ def test_resuming_an_attack_with_other_settings_sample_or_model_is_refused(tmp_p
     assert main([*argv, "--resume"]) == 2
     one_line_error(capsys, "holds an interrupted attack with other settings")
     assert partial.read_text() == other_model and not (run / "attack-pgd.json").exists()
+    other_data = interrupted.replace(header["examples_sha256"], "1" * 64, 1)  # edited texts
+    partial.write_text(other_data)
+    assert main([*argv, "--resume"]) == 2
+    one_line_error(capsys, "holds an interrupted attack on other examples (the data changed "
+                           "since)")
     partial.write_text(interrupted)
     assert main([*argv, "--resume"]) == 0  # the same options: resumed, nothing recomputed
 

@@ -317,6 +317,8 @@ def test_rescaled_logits_are_attacked_and_the_lowest_accuracy_is_the_headline(
     lowest accuracy under attack over the temperatures."""
     import shutil
 
+    from advembed.evaluation.attack import held_at_every_temperature
+
     model, tokenizer, examples = model_and_examples
     texts = [e.text for e in examples]
     for temperature in (100.0, 0.01):
@@ -325,7 +327,7 @@ def test_rescaled_logits_are_attacked_and_the_lowest_accuracy_is_the_headline(
         assert (plain.argmax(-1) == rescaled.argmax(-1)).all()
         logits = torch.log(torch.from_numpy(plain))
         expected = torch.softmax((logits - logits.mean(-1, keepdim=True)) / temperature, -1)
-        assert torch.allclose(torch.from_numpy(rescaled), expected.float(), atol=1e-4)
+        assert torch.allclose(torch.from_numpy(rescaled), expected.double(), atol=1e-4)
     run = tmp_path / "run"
     shutil.copytree(tiny_trained_run, run)
     assert main(["attack", "--run", str(run), "--attack", "pwws", "--n-examples", "8",
@@ -338,6 +340,12 @@ def test_rescaled_logits_are_attacked_and_the_lowest_accuracy_is_the_headline(
                                                       for s in by_temperature.values())
     assert {s["original_accuracy"] for s in by_temperature.values()} == {
         summary["original_accuracy"]}
+    records = [json.loads(line) for line in (run / "attack-pwws.jsonl").read_text().splitlines()]
+    assert summary["attack_accuracy_any_temperature"] == held_at_every_temperature(records) <= \
+        summary["attack_accuracy_rescaled"]
+    from nltk.corpus import stopwords
+
+    assert summary["stopwords"]["count"] == len(set(stopwords.words("english"))) in (174, 179)
 
 
 def test_adversarial_data_augmentation_adds_the_successful_texts(tiny_trained_run, tmp_path,
@@ -504,3 +512,30 @@ def test_on_a_pair_the_word_budget_counts_the_attacked_second_sentence_only():
     quarter = build_budget_class(textattack)(max_percent=0.25, column="text")
     assert quarter._check_constraint(single.replace_words_at_indices([0, 1], ["a", "b"]), single)
     assert not quarter._check_constraint(three_single, single)
+
+
+def test_accuracy_at_every_temperature_counts_an_example_broken_at_any_one():
+    """Four examples at T = 1 and 100: held at both (1), broken at 100 only (0), skipped (2,
+    originally wrong), broken at 1 only (3).  Each temperature's accuracy is 2/4 — the lowest,
+    the current headline, 0.5 — but an attacker trying both holds only example 1: 0.25."""
+    from advembed.evaluation.attack import held_at_every_temperature
+
+    status = {(0, 1.0): "failed", (0, 100.0): "successful", (1, 1.0): "failed",
+              (1, 100.0): "failed", (2, 1.0): "skipped", (2, 100.0): "skipped",
+              (3, 1.0): "successful", (3, 100.0): "failed"}
+    records = [{"index": i, "temperature": t, "status": s} for (i, t), s in status.items()]
+    assert held_at_every_temperature(records) == 0.25
+    assert held_at_every_temperature([]) is None
+
+
+def test_a_high_temperature_never_turns_a_small_margin_into_a_tie(monkeypatch):
+    """A logit margin of 2e-6 divided by T = 100 is 2e-8: a float32 softmax rounds it to an
+    exact tie (argmax class 0); the scores keep class 1, as at T = 1."""
+    import numpy as np
+
+    from advembed.evaluation.word_attack import score_texts
+
+    monkeypatch.setattr("advembed.inference.predict_logits", lambda *a, **k: np.array(
+        [[0.0, 2e-6]], dtype=np.float32))
+    for temperature in (1.0, 100.0):
+        assert score_texts(None, None, ["x"], temperature=temperature).argmax(-1).tolist() == [1]

@@ -53,14 +53,7 @@ class TextDataset:
     def fingerprints(self) -> dict[str, str]:
         """Per split, the sha256 of its examples in order (text, pair, label): two runs whose
         fingerprints differ saw different data, however the dataset was named or built."""
-        found = {}
-        for name, examples in self.splits.items():
-            digest = hashlib.sha256()
-            for example in examples:
-                digest.update(json.dumps([example.text, example.text_pair, example.label],
-                                         ensure_ascii=False).encode("utf-8") + b"\n")
-            found[name] = digest.hexdigest()
-        return found
+        return {name: examples_sha256(examples) for name, examples in self.splits.items()}
 
     def limit(self, n: int, seed: int) -> TextDataset:
         """A new dataset with at most ``n`` examples per split.
@@ -84,3 +77,12 @@ class NamedDatasetInfo:
     package: str
     """Registry package the data comes from, as ``NAME==VERSION``."""
     label_names: tuple[str, ...] = field(default_factory=tuple)
+
+
+def examples_sha256(examples) -> str:
+    """The sha256 of ``examples`` in order (text, pair, label, one JSON line each)."""
+    digest = hashlib.sha256()
+    for example in examples:
+        digest.update(json.dumps([example.text, example.text_pair, example.label],
+                                 ensure_ascii=False).encode("utf-8") + b"\n")
+    return digest.hexdigest()

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from advembed.data.base import examples_sha256
 from advembed.data.options import DataOptions
 from advembed.errors import AdvembedError
 from advembed.evaluation.record_log import RecordLog
@@ -74,7 +75,8 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
                                sample.seed)
     header = {"attack": attack, "settings": _result_settings(attack, settings), "data": (data or
               DataOptions()).as_dict(), "split": sample.split, "n_examples": sample.n_examples,
-              "seed": sample.seed, "model_sha256": config.get("model_sha256")}
+              "seed": sample.seed, "model_sha256": config.get("model_sha256"),
+              "examples_sha256": examples_sha256(examples)}  # a resume needs the same texts
     stem = attack_stem(attack, sample.split, other_dataset(config, data))
     log = RecordLog(Path(run) / f".{stem}.partial.jsonl", header, resume=sample.resume)
     try:
@@ -215,9 +217,23 @@ def _word_summary(records, settings: WordAttackOptions, details, config):
         "temperatures": {f"{t:g}": summary for t, summary in by_temperature.items()},
         "attack_accuracy_rescaled": by_temperature[worst]["attack_accuracy"],
         "rescaled_temperature": worst,
+        "attack_accuracy_any_temperature": held_at_every_temperature(records),
         "attacked_column": ("text_pair" if any(r.get("original_text_pair") is not None
                                                for r in records) else "text"),
         "workers": settings.workers}
+
+
+def held_at_every_temperature(records: list[dict[str, Any]]) -> float | None:
+    """Accuracy under an attacker who tries every temperature: the share of examples the
+    attack failed to flip at *each* temperature (an example flipped at any one counts as
+    broken; originally wrong ones count as wrong).  At most ``attack_accuracy_rescaled``, the
+    lowest of the per-temperature accuracies, which may count an example held at one
+    temperature and broken at another as held."""
+    status: dict[int, bool] = {}
+    for record in records:
+        index = record["index"]
+        status[index] = status.get(index, True) and record["status"] == "failed"
+    return sum(status.values()) / len(status) if status else None
 
 
 def recipe_details(settings: WordAttackOptions) -> dict:
@@ -231,7 +247,23 @@ def recipe_details(settings: WordAttackOptions) -> dict:
                "query_budget": settings.query_budget}
     if settings.attack in MLM_ATTACKS:
         details["mlm_weights_sha256"] = mlm_weights_sha256(settings.mlm or DEFAULT_MLM)
+    details["stopwords"] = stopword_record()
     return details
+
+
+def stopword_record() -> dict[str, Any] | None:
+    """Which English stop-word list the attack protected: its size and sha256 (NLTK's 179
+    words, or the Snowball list of 174 built offline; ``None`` if none can be read)."""
+    import hashlib
+
+    try:
+        from nltk.corpus import stopwords
+
+        words = sorted(set(stopwords.words("english")))
+    except (LookupError, OSError, ImportError):
+        return None
+    digest = hashlib.sha256("\n".join(words).encode("utf-8")).hexdigest()
+    return {"count": len(words), "sha256": digest}
 
 
 _ATTACKS = {"pgd": _pgd, "vulnerability": _vulnerability}

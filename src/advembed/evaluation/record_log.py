@@ -46,9 +46,13 @@ class RecordLog:
         except (ValueError, KeyError, TypeError):
             found = None
         if found != header:
-            raise AdvembedError(f"'{self.path.name}' holds an interrupted attack with other "
-                                "settings; run it with the same options to resume, or without "
-                                "--resume to start again")
+            differ = sorted(k for k in set(found or {}) | set(header)
+                            if (found or {}).get(k) != header.get(k))
+            what = ("on other examples (the data changed since)"
+                    if differ == ["examples_sha256"] else "with other settings")
+            raise AdvembedError(f"'{self.path.name}' holds an interrupted attack {what}; run it "
+                                "with the same options to resume, or without --resume to start "
+                                "again")
         for line in lines[1:]:
             try:
                 record = json.loads(line)

@@ -98,8 +98,8 @@ class WordAttackOptions(Settings):
         "temperature too; the headline accuracy under attack is the lowest over them (an "
         "over-confident model hides its weakness from score-based attacks)", minimum=0,
         exclusive_minimum=True, paper="Raina et al. 2024")
-    workers: int = setting(1, "--workers", "processes that share the sample (results identical "
-                           "to one process)", minimum=1)
+    workers: int = setting(1, "--workers", "processes that share the sample (the records of "
+                           "one process, float rounding aside)", minimum=1)
     batch_size: int = 64
 
     def resolved(self) -> dict[str, Any]:
@@ -163,7 +163,9 @@ def score_texts(model, tokenizer, inputs: Sequence, *, batch_size: int = 64,
                                              max_length=max_length))
     if decide is not None:
         logits = decide(logits)
-    return torch.softmax(logits / temperature, dim=-1).numpy()
+    # float64: at T = 100 a float32 softmax rounds a logit margin under ~3e-6 to a tie, and
+    # the argmax of a tie (class 0) would change the prediction the temperature must not
+    return torch.softmax(logits.double() / temperature, dim=-1).numpy()
 
 
 def protected_words(tokenizer) -> set[str]:
