@@ -105,12 +105,40 @@ def _pgd_key(epsilon: float) -> str:
     return f"pgd_acc@{epsilon:g}"
 
 
+SAMPLE_KEYS = ("seed", "split", "settings", "mlm_weights_sha256", "norm", "steps", "alpha",
+               "alpha_ratio", "stopwords")
+"""What a summary says of how its sample was drawn and attacked; rows set side by side must
+agree on each of them that both summaries record (an older summary lacks some)."""
+
+
+def attacked_differently(rows: list[dict], attacks: list[str]) -> list[str]:
+    """A note for each attack whose runs' summaries disagree on a :data:`SAMPLE_KEYS` field
+    both record (another sample seed, split, budget, MLM build, …), naming the field and the
+    runs of each value: their figures do not come from the same attack."""
+    notes = []
+    for recipe in attacks:
+        samples = [(r["run"], r[f"{recipe}_sample"]) for r in rows if r.get(f"{recipe}_sample")]
+        for key in SAMPLE_KEYS:
+            values: dict[str, list[str]] = {}
+            for run, sample in samples:
+                if key in sample:
+                    values.setdefault(json.dumps(sample[key], sort_keys=True), []).append(run)
+            if len(values) > 1:
+                listed = "; ".join(f"{value}: {', '.join(runs)}" for value, runs in
+                                   values.items())
+                notes.append(f"‡ {recipe}: the runs were attacked with different `{key}` "
+                             f"({listed}); their figures are not one attack's.")
+    return notes
+
+
 def attack_figures(run: Path, attacks: list[str], split: str = "test") -> dict:
     """The figures of each attack summary of ``split`` the run has (absent ones are ``None``)."""
     out: dict = {}
     for recipe in attacks:
         path = run / f"{attack_stem(recipe, split)}.json"
         summary = json.loads(path.read_text()) if path.is_file() else None
+        if summary:
+            out[f"{recipe}_sample"] = {k: summary[k] for k in SAMPLE_KEYS if k in summary}
         if recipe == "pgd":
             for result in (summary or {}).get("results", []):
                 out[_pgd_key(result["epsilon"])] = result["accuracy"]
@@ -261,8 +289,10 @@ def table(rows: list[dict], methods: list[str], attacks: list[str], title: str,
                 + f"{statistics.mean(r['train_seconds'] for r in group):.0f} |")
     gain_lines = gains(rows, methods, cols)
     flagged = any("†" in line for line in lines[2:] + gain_lines)
+    differ = attacked_differently(rows, attacks)
     return "\n".join(lines + sample_sizes(rows, attacks, split) + gain_lines
-                     + (["", T1_NOTE] if flagged else [])) + "\n"
+                     + (["", T1_NOTE] if flagged else []) + (["", *differ] if differ else [])
+                     ) + "\n"
 
 
 def parser(methods: list[str] | None = None, attacks: list[str] | None = None,

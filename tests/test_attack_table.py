@@ -269,3 +269,27 @@ def test_dev_split_summaries_are_read_and_named(attack_table, tmp_path):
     assert "| bp | vda | -5.00 (1 seed) | 15.00 (1 seed) |" in text  # paired on dev figures
     assert "Dev examples attacked per run: bp: PWWS 200." in text
     assert "not test" in text and "temperatures the attacker tried: 1." in text
+
+
+def test_runs_attacked_with_another_sample_or_budget_are_named_under_the_table(
+        attack_table, tmp_path):
+    """Three runs' PWWS summaries: two at sample seed 0, one at seed 1 (another sample); one
+    at budget 0.3; one older summary without ``settings``, which is not held against the
+    others.  The note names the field and the runs of each value; runs that agree get none."""
+    summaries = {"none-s13": {"seed": 0, "settings": {"max_perturbed": 0.4}},
+                 "none-s14": {"seed": 1, "settings": {"max_perturbed": 0.3}},
+                 "none-s15": {"seed": 0}}
+    rows = []
+    for name, sample in summaries.items():
+        _run(tmp_path, f"mr-{name}", 0.8, {0.1: 0.5}, (0.2, 0.1))
+        path = tmp_path / f"mr-{name}" / "attack-pwws.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | sample))
+        rows.append(attack_table.row(tmp_path / f"mr-{name}", "mr", "none",
+                                     int(name[-2:]), ["pwws"]))
+    notes = attack_table.attacked_differently(rows, ["pwws"])
+    assert [n.split("`")[1] for n in notes] == ["seed", "settings"]
+    assert f"0: {(tmp_path / 'mr-none-s13').as_posix()}, {(tmp_path / 'mr-none-s15').as_posix()}" \
+        in notes[0] and f"1: {(tmp_path / 'mr-none-s14').as_posix()}" in notes[0]
+    assert attack_table.attacked_differently([rows[0], rows[2]], ["pwws"]) == []
+    table = attack_table.table(rows, ["none"], ["pwws"], "t", "attack_table.py", "here")
+    assert table.rstrip().endswith("their figures are not one attack's.")
