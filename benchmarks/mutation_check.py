@@ -99,6 +99,11 @@ MUTANTS = [
     Mutant("smart-descends", "methods/smart.py",
            "delta = project(delta + s.step_size * step, mask",
            "delta = project(delta - s.step_size * step, mask", (EQ, ADV)),
+    Mutant("trainer-resume-skips-method-state", "training/checkpoints.py",
+           "            self.resume_state(Path(resume_from_checkpoint))", "            pass",
+           ("tests/test_reliability.py::test_trainer_train_resume_from_checkpoint_restores_the_"
+            "methods_state", "tests/test_reliability.py::test_an_interrupted_run_resumes_to_the"
+            "_same_final_metrics")),
     Mutant("freelb-same-dropout-ignored", "methods/freelb.py",
            "seed = int(torch.randint(2**62, ())) if s.same_dropout else None", "seed = None",
            (ADV,)),

@@ -1101,3 +1101,49 @@ def test_a_column_option_without_dataset_is_refused_not_ignored(tiny_trained_run
 def test_a_model_folder_given_as_a_run_is_named_as_one(tiny_trained_run, capsys):
     assert main(["eval", "--run", str(tiny_trained_run / "model")]) == 2
     one_line_error(capsys, "is a model folder, not an advembed run")
+
+
+def test_trainer_train_resume_from_checkpoint_restores_the_methods_state(tmp_path):
+    """The Trainer API's own resume (``train(resume_from_checkpoint=True)``) ends FreeAT
+    (2 replays, δ carried between them, 1 warm-up step) with the weights of the uninterrupted
+    run: the method's state comes back with the weights; the stock resume alone replays the
+    warm-up and misaligns δ."""
+    from conftest import tiny_batch, tiny_model
+    from transformers import TrainerCallback, TrainingArguments, default_data_collator
+
+    from advembed.errors import AdvembedError
+    from advembed.methods import build_training_method
+    from advembed.training.trainer import AdvTrainer
+
+    batch = tiny_batch(batch=24, seed=3)
+    rows = [{k: v[i] for k, v in batch.items()} for i in range(24)]
+
+    class Stop(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 5:
+                raise KeyboardInterrupt
+
+    def trainer(out, *callbacks):
+        model = tiny_model(seed=1, dropout=0.1)
+        args = TrainingArguments(output_dir=str(out), per_device_train_batch_size=4,
+                                 max_steps=10, save_strategy="steps", save_steps=4,
+                                 learning_rate=1e-2, report_to="none", disable_tqdm=True,
+                                 use_cpu=True, seed=0, logging_steps=100)
+        method = build_training_method("freeat", model, replays=2, epsilon=0.05,
+                                       warmup_steps=1)
+        return AdvTrainer(model=model, args=args, train_dataset=rows, method=method,
+                          data_collator=default_data_collator, callbacks=list(callbacks))
+
+    whole = trainer(tmp_path / "whole")
+    whole.train()
+    cut = trainer(tmp_path / "cut", Stop())
+    with pytest.raises(KeyboardInterrupt):
+        cut.train()
+    resumed = trainer(tmp_path / "cut")
+    resumed.train(resume_from_checkpoint=True)
+    assert resumed.method.steps_done == whole.method.steps_done
+    for (name, a), b in zip(whole.model.named_parameters(), resumed.model.parameters(),
+                            strict=True):
+        assert torch.equal(a, b), name
+    with pytest.raises(AdvembedError, match="no complete checkpoint to resume from"):
+        trainer(tmp_path / "empty").train(resume_from_checkpoint=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from advembed.errors import AdvembedError
 from advembed.runs import Resumable, WriteFailed, write_json
 from advembed.state_io import load_state, save_state
 from advembed.training.callbacks import EpochRandomState, random_state, set_random_state
@@ -101,6 +102,23 @@ class CheckpointMixin:
         set_random_state(load_state(Path(checkpoint), self._state_name("rng"))["now"])
         if not self.epoch_random.fetched:  # resumed at an epoch boundary: the epoch begins now
             self.epoch_random.state = random_state()
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
+        """The stock ``train``; resuming (a checkpoint folder, or ``True``: the last complete
+        one in ``output_dir``) first restores what the stock resume does not — the method's
+        state (FreeAT's δ and replay, warm-up counts, CARL's banks, ATCL's generator), the
+        guard's, the interrupted epoch's random state and the loss so far — so that
+        ``trainer.train(resume_from_checkpoint=...)`` resumes exactly, as ``advembed train
+        --resume`` does."""
+        if resume_from_checkpoint is True:
+            found = last_checkpoint(Path(self.args.output_dir))
+            if found is None:
+                raise AdvembedError(f"no complete checkpoint to resume from in "
+                                    f"'{self.args.output_dir}'")
+            resume_from_checkpoint = str(found)
+        if resume_from_checkpoint:
+            self.resume_state(Path(resume_from_checkpoint))
+        return super().train(resume_from_checkpoint or None, *args, **kwargs)
 
     def resume_state(self, checkpoint: Path) -> None:
         """Before ``train(resume_from_checkpoint=...)``: the method's and the guard's state,

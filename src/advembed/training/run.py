@@ -244,8 +244,6 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
         plan = schedule(config, built)
         trainer, best, collapse = make_trainer(config, built, plan, writer.staging)
         started = time.perf_counter()
-        if checkpoint is not None:
-            trainer.resume_state(checkpoint)
         train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint
                                      else None)
         seconds = time.perf_counter() - started
