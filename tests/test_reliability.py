@@ -1147,3 +1147,29 @@ def test_trainer_train_resume_from_checkpoint_restores_the_methods_state(tmp_pat
         assert torch.equal(a, b), name
     with pytest.raises(AdvembedError, match="no complete checkpoint to resume from"):
         trainer(tmp_path / "empty").train(resume_from_checkpoint=True)
+
+
+def test_advtrainer_refuses_a_loss_it_would_ignore_in_training(tmp_path):
+    """With a method, every pass trains on ``outputs.loss``: a compute_loss override,
+    compute_loss_func or label smoothing is refused in one line, not ignored."""
+    from conftest import tiny_model
+    from transformers import TrainingArguments
+
+    from advembed.errors import AdvembedError
+    from advembed.methods import build_training_method
+    from advembed.training.trainer import AdvTrainer
+
+    class Mine(AdvTrainer):
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
+    model = tiny_model()
+    common = {"output_dir": str(tmp_path), "report_to": "none", "use_cpu": True}
+    cases = [(Mine, {}, {}, "a compute_loss override"),
+             (AdvTrainer, {}, {"compute_loss_func": lambda *a, **k: 0.0}, "compute_loss_func"),
+             (AdvTrainer, {"label_smoothing_factor": 0.1}, {}, "label_smoothing_factor")]
+    for cls, arguments, extra, name in cases:
+        with pytest.raises(AdvembedError, match=f": {name} would change only the evaluation"):
+            cls(model=model, args=TrainingArguments(**common, **arguments),
+                method=build_training_method("fgm", model), **extra)
+    Mine(model=model, args=TrainingArguments(**common))  # without a method: the stock Trainer

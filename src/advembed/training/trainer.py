@@ -49,10 +49,27 @@ class AdvTrainer(CheckpointMixin, Trainer):
                 raise AdvembedError(f"method {method.name} steps the optimiser after every "
                                     "replay: it does not combine with gradient accumulation")
             method.micro_steps = self.args.gradient_accumulation_steps
+            self._refuse_custom_loss()
         self.task = task
         self.guard = guard if guard is not None else NonFiniteGuard()
         self.epoch_random = EpochRandomState()
         self.add_callback(self.epoch_random)
+
+    def _refuse_custom_loss(self) -> None:
+        """A method trains on the model's own loss (``outputs.loss``) in every pass, so a
+        ``compute_loss`` override, ``compute_loss_func`` or label smoothing would shape the
+        evaluation loss only: refused rather than silently ignored in training."""
+        custom = None
+        if type(self).compute_loss is not AdvTrainer.compute_loss:
+            custom = "a compute_loss override"
+        elif getattr(self, "compute_loss_func", None) is not None:
+            custom = "compute_loss_func"
+        elif getattr(self, "label_smoother", None) is not None:
+            custom = "label_smoothing_factor"
+        if custom is not None:
+            raise AdvembedError(f"AdvTrainer with a method trains on the model's own loss "
+                                f"(outputs.loss) in every pass: {custom} would change only "
+                                "the evaluation loss; put the loss in the model's forward")
 
     @property
     def _token_level(self) -> bool:
