@@ -607,3 +607,15 @@ def test_shipped_defaults_are_the_searched_ones():
         settings = method_settings(method).as_dict()
         for key, value in options.items():
             assert settings[key] == pytest.approx(value), (method, key)
+
+
+@pytest.mark.parametrize("name", ["none", "fgsm", "fgm", "pgd", "freeat", "yopo", "freelb",
+                                  "smart"])
+def test_a_batch_without_labels_is_a_one_line_error_naming_labels(name):
+    model = tiny_model()
+    method = build_training_method(name, model)
+    batch = {k: v for k, v in tiny_batch().items() if k != "labels"}
+    with pytest.raises(AdvembedError, match=f"method {name} trains on the model's own loss: the "
+                                            "batch needs 'labels'"):
+        method.step(model, batch)
+    assert method.steps_done == 0

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -1173,3 +1174,20 @@ def test_advtrainer_refuses_a_loss_it_would_ignore_in_training(tmp_path):
             cls(model=model, args=TrainingArguments(**common, **arguments),
                 method=build_training_method("fgm", model), **extra)
     Mine(model=model, args=TrainingArguments(**common))  # without a method: the stock Trainer
+
+
+def test_smart_under_half_precision_warns_that_its_ascent_is_lost(tmp_path):
+    from conftest import tiny_model
+    from transformers import TrainingArguments
+
+    from advembed.methods import build_training_method
+    from advembed.training.trainer import AdvTrainer
+
+    model = tiny_model()
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True,
+                             bf16=True)
+    with pytest.warns(UserWarning, match="SMART under fp16/bf16"):
+        AdvTrainer(model=model, args=args, method=build_training_method("smart", model))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        AdvTrainer(model=model, args=args, method=build_training_method("fgm", model))

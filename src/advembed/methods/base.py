@@ -128,6 +128,9 @@ class TrainingMethod:
         """One optimisation step's passes on ``inputs``; the caller steps the optimiser."""
         inputs = dict(inputs)
         self._example_index = inputs.pop("example_index", None)
+        if inputs.get("labels") is None:
+            raise AdvembedError(f"method {self.name} trains on the model's own loss: the batch "
+                                "needs 'labels' (it has none)")
         try:
             if self.in_warmup():
                 return plain_step(model, inputs, backward)

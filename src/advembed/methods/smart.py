@@ -51,6 +51,10 @@ class SMART(TrainingMethod):
 
     name = "smart"
     Settings = SMARTSettings
+    half_precision_note = (
+        "SMART under fp16/bf16: its σ = 1e-5 start is below half precision's resolution, so "
+        "most of the ascent's gradient is zero (a review measured all of it in fp16 and a "
+        "third in bf16 on a tiny BERT) and δ stays near the noise; train SMART in fp32")
     paper = "Jiang et al. 2020; paper 003"
     summary = ("`L(x) + λ·sKL(f(x), f(x + δ))`, δ from N(0, σ²) noise + one per-token ascent "
                "step `η·g/‖g‖∞`; no Bregman proximal point (as in paper 003)")

@@ -11,6 +11,7 @@ With ``method=None`` it is exactly the stock ``Trainer``.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -50,6 +51,9 @@ class AdvTrainer(CheckpointMixin, Trainer):
                                     "replay: it does not combine with gradient accumulation")
             method.micro_steps = self.args.gradient_accumulation_steps
             self._refuse_custom_loss()
+            note = getattr(method, "half_precision_note", None)
+            if note and (self.args.fp16 or self.args.bf16):
+                warnings.warn(note, stacklevel=2)
         self.task = task
         self.guard = guard if guard is not None else NonFiniteGuard()
         self.epoch_random = EpochRandomState()
