@@ -50,6 +50,10 @@ class AdvTrainer(CheckpointMixin, Trainer):
                 raise AdvembedError(f"method {method.name} steps the optimiser after every "
                                     "replay: it does not combine with gradient accumulation")
             method.micro_steps = self.args.gradient_accumulation_steps
+            if self.args.n_gpu > 1:  # Trainer would wrap the model in nn.DataParallel
+                raise AdvembedError(f"AdvTrainer sees {self.args.n_gpu} GPUs in one process "
+                                    "(nn.DataParallel, whose loss is a vector per GPU): run "
+                                    "one process per GPU with torchrun or accelerate launch")
             self._refuse_custom_loss()
             note = getattr(method, "half_precision_note", None)
             if note and (self.args.fp16 or self.args.bf16):
@@ -132,6 +136,8 @@ class AdvTrainer(CheckpointMixin, Trainer):
             self.guard.note(loss, self.state.global_step)
             return loss
         model.train()
+        if callable(getattr(self.optimizer, "train", None)):
+            self.optimizer.train()  # schedule-free optimisers, as the stock step does
         inputs = self._prepare_inputs(inputs)
         scale = self._loss_scale(inputs, num_items_in_batch)
 
