@@ -26,6 +26,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from summary_stats import mean_std, write_atomic  # noqa: E402
 
 
+def reusable(summary: dict, settings: PGDAttackSettings, n_examples: int) -> bool:
+    """Whether a run's ``attack-pgd.json`` is this table's attack: the same norm, steps and
+    step size, every radius asked for, sample seed 0 of test and as many examples as
+    ``n_examples`` gives (``n_examples`` itself, or a smaller whole test split); otherwise the
+    run is attacked again (rows are picked by radius, not position)."""
+    radii = {r.get("epsilon") for r in summary.get("results", [])}
+    return (summary.get("norm") == settings.norm and summary.get("steps") == settings.steps
+            and summary.get("alpha_ratio") == settings.alpha_ratio
+            and summary.get("alpha") == settings.alpha and set(settings.epsilon) <= radii
+            and summary.get("split", "test") == "test" and summary.get("seed", 0) == 0
+            and (summary.get("examples") == n_examples
+                 or summary.get("examples", 0) < n_examples
+                 and summary.get("examples") == summary.get("split_size")))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "quality")
@@ -58,16 +73,18 @@ def main() -> int:
             if not runs:
                 continue
             summaries = []
+            settings = PGDAttackSettings(epsilon=tuple(args.epsilons), steps=args.steps)
             for run in runs:
                 cached = run / "attack-pgd.json"
-                if args.reuse and cached.is_file():
-                    summaries.append(json.loads(cached.read_text()))
-                else:
-                    settings = PGDAttackSettings(epsilon=tuple(args.epsilons), steps=args.steps)
-                    summaries.append(run_attack(run, "pgd", settings=settings,
-                                                n_examples=args.n_examples))
-            for i, epsilon in enumerate(sorted(args.epsilons)):
-                rows = [s["results"][i] for s in summaries]
+                summary = json.loads(cached.read_text()) if args.reuse and cached.is_file() \
+                    else None
+                if summary is None or not reusable(summary, settings, args.n_examples):
+                    summary = run_attack(run, "pgd", settings=settings,
+                                         n_examples=args.n_examples)
+                summaries.append(summary)
+            for epsilon in sorted(args.epsilons):
+                rows = [next(r for r in s["results"] if r["epsilon"] == epsilon)
+                        for s in summaries]
                 lines.append(
                     f"| {dataset} | {method} | {epsilon:g} | "
                     f"{mean_std([r['accuracy'] for r in rows])} | "

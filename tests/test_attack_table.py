@@ -293,3 +293,21 @@ def test_runs_attacked_with_another_sample_or_budget_are_named_under_the_table(
     assert attack_table.attacked_differently([rows[0], rows[2]], ["pwws"]) == []
     table = attack_table.table(rows, ["none"], ["pwws"], "t", "attack_table.py", "here")
     assert table.rstrip().endswith("their figures are not one attack's.")
+
+
+def test_drift_reuses_only_the_same_pgd_attack_and_picks_rows_by_radius():
+    """A cached ``attack-pgd.json`` is reused only with the table's norm, steps, step size,
+    every radius asked for (in any order), seed 0 of test and the sample size asked for (or
+    the whole, smaller test split); anything else is attacked again."""
+    from advembed.evaluation.settings import PGDAttackSettings
+
+    drift = _load("drift")
+    settings = PGDAttackSettings(epsilon=(0.02, 0.1), steps=3)
+    cached = {"norm": "l2", "steps": 3, "alpha_ratio": settings.alpha_ratio,
+              "alpha": settings.alpha, "split": "test", "seed": 0, "examples": 1000,
+              "split_size": 1066, "results": [{"epsilon": e} for e in (0.1, 0.01, 0.02)]}
+    assert drift.reusable(cached, settings, 1000)
+    assert drift.reusable(cached | {"examples": 360, "split_size": 360}, settings, 1000)
+    for change in ({"norm": "linf"}, {"steps": 10}, {"alpha": 0.5}, {"seed": 1},
+                   {"split": "dev"}, {"examples": 100}, {"results": [{"epsilon": 0.02}]}):
+        assert not drift.reusable(cached | change, settings, 1000), change

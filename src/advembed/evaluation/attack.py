@@ -71,8 +71,8 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
         settings = dataclasses.replace(settings, attack=attack, batch_size=sample.batch_size)
         settings.resolved()  # bad options fail before anything is loaded
     config = read_checked_run(run)
-    examples = sample_examples(run_split(config, sample.split, data), sample.n_examples,
-                               sample.seed)
+    split = run_split(config, sample.split, data)
+    examples = sample_examples(split, sample.n_examples, sample.seed)
     header = {"attack": attack, "settings": _result_settings(attack, settings), "data": (data or
               DataOptions()).as_dict(), "split": sample.split, "n_examples": sample.n_examples,
               "seed": sample.seed, "model_sha256": config.get("model_sha256"),
@@ -94,7 +94,8 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
                                        config) if todo else {}
         records = log.records()
         summary = {"attack": attack, "dataset": header["data"]["dataset"] or config["dataset"],
-                   "split": sample.split, "examples": len(examples), "seed": sample.seed,
+                   "split": sample.split, "examples": len(examples),
+                   "split_size": len(split), "seed": sample.seed,
                    "resumed_records": resumed}
         summary |= _SUMMARIES.get(attack, _word_summary)(records, settings, details, config)
         summary["seconds"] = round(time.perf_counter() - started, 2)
