@@ -196,6 +196,11 @@ def test_report_draws_the_vulnerability_sweep_averaged_over_seeds(tmp_path):
     assert abs(curve[1][1] - 0.36) < 1e-12 and abs(curve[1][2] - 0.0848528137) < 1e-9
     assert abs(sweep_curve(group, "l2", "F2")[0][1] - 0.70) < 1e-12
     assert sweep_curve(group, "linf", "F2") == []
+    dev = make_run(runs, "vaa-a-s3", method="none", seed=3, test_accuracy=0.8, attacks=False)
+    _write_sweep(dev, {("l2", 0.02, "F1"): 0.99})
+    sweep = json.loads((dev / "vulnerability-sweep.json").read_text())
+    _dump(dev / "vulnerability-sweep.json", sweep | {"split": "dev"})
+    assert load_runs([dev])[0].vulnerability_sweep == []  # a dev sweep is not plotted
 
     out = tmp_path / "report"
     assert main(["report", str(first), str(second), "--out", str(out)]) == 0
@@ -213,3 +218,37 @@ def test_report_rejects_a_sweep_file_without_rows(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "vulnerability-sweep.json" in err and "criterion" in err
     assert not (tmp_path / "r" / "report.html").exists()
+
+
+def test_a_figure_only_some_seeds_have_says_so_and_labels_never_collide_across_datasets(
+        tmp_path):
+    """Two freelb+carl seeds, only the first with a word attack (0.21 → ``0.2100 (1 of 2
+    seeds)``, not a bare two-seed figure); the PGD explanation names α and the sample; the
+    same configuration on another model and dataset gets the model in its label, and the same
+    configuration on two datasets keeps its bare label."""
+    from advembed.report.columns import build_columns
+
+    runs_dir = tmp_path / "runs"
+    first = make_run(runs_dir, "a-s1", method="freelb", objective="carl", seed=1,
+                     test_accuracy=0.80, word_attack=True)
+    second = make_run(runs_dir, "a-s2", method="freelb", objective="carl", seed=2,
+                      test_accuracy=0.84)
+    groups = group_runs(load_runs([first, second]))
+    column = next(c for c in build_columns(groups[0].runs) if c.header == "textfooler acc")
+    assert column.cell(groups[0]) == "0.2100 (1 of 2 seeds)"
+    pgd = next(c for c in build_columns(groups[0].runs) if c.header.startswith("PGD acc"))
+    assert "l2 norm, 3 steps, α = 0.5·ε, 100 test examples" in pgd.explanation
+
+    other = make_run(runs_dir, "b-s1", method="none", objective=None, seed=1,
+                     test_accuracy=0.7)
+    config = json.loads((other / "config.json").read_text())
+    _dump(other / "config.json", config | {"dataset": "cr", "model": "scratch:esim"})
+    same = make_run(runs_dir, "c-s1", method="none", objective=None, seed=1, test_accuracy=0.7)
+    moved = make_run(runs_dir, "d-s1", method="none", objective=None, seed=1, test_accuracy=0.7)
+    config = json.loads((moved / "config.json").read_text())
+    _dump(moved / "config.json", config | {"dataset": "cr"})
+    labels = sorted((g.label, g.dataset) for g in group_runs(load_runs([other, same, moved])))
+    assert labels == [("none [bert-base-uncased]", "cr"), ("none [bert-base-uncased]", "mr"),
+                      ("none [scratch:esim]", "cr")]
+    labels = sorted((g.label, g.dataset) for g in group_runs(load_runs([same, moved])))
+    assert labels == [("none", "cr"), ("none", "mr")]

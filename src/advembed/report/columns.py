@@ -56,9 +56,21 @@ def word_attack_names(runs: Sequence[Run]) -> list[str]:
 
 
 def _pgd_settings(runs: Sequence[Run]) -> str:
-    settings = sorted({f"{r.pgd.get('norm', '?')} norm, {r.pgd.get('steps', '?')} steps"
-                       for r in runs if r.pgd})
+    """The PGD settings the runs were attacked with; several are listed, and then the cells
+    average attacks that differ (each run's accuracy counts an example broken at any of its
+    own radii up to ε)."""
+    settings = sorted({f"{r.pgd.get('norm', '?')} norm, {r.pgd.get('steps', '?')} steps, "
+                       + (f"α = {r.pgd['alpha']:g}" if r.pgd.get("alpha") is not None else
+                          f"α = {r.pgd.get('alpha_ratio', '?')}·ε")
+                       + f", {_pgd_examples(r)} test examples" for r in runs if r.pgd})
+    if len(settings) > 1:
+        return "runs attacked differently: " + "; ".join(settings)
     return "; ".join(settings)
+
+
+def _pgd_examples(run: Run) -> str:
+    results = run.pgd.get("results") or [{}]
+    return str(run.pgd.get("examples") or results[0].get("examples", "?"))
 
 
 def _base_columns(runs: Sequence[Run]) -> list[Column]:
@@ -123,8 +135,9 @@ def _word_columns(runs: Sequence[Run]) -> list[Column]:
              "over the logits divided by each temperature (1, 100, 0.01 by default): an "
              "over-confident model cannot hide behind saturated scores", 4),
             ("success_rate", "success", "fraction of attacked examples whose label flipped", 4),
-            ("mean_queries", "queries", "mean model queries per example", 1),
-            ("mean_perturbed_percent", "perturbed %", "mean percentage of words changed", 1),
+            ("mean_queries", "queries", "mean model queries per attacked example", 1),
+            ("mean_perturbed_percent", "perturbed %", "mean percentage of words changed, over "
+             "the successful attacks", 1),
         ):
             columns.append(Column(f"{name} {title}", f"word-substitution attack {name}: {meaning}",
                                   _per_run(word_value(name, key), digits)))
@@ -136,7 +149,9 @@ def build_columns(runs: Sequence[Run]) -> list[Column]:
     columns = _base_columns(runs) + _pgd_columns(runs)
     if any(run.vulnerability for run in runs):
         columns.append(Column("vuln. AUC (F2)", "ROC AUC of the VAA vulnerability score F2 as a "
-                              "predictor of the gold label (mean over labels beyond two)",
+                              "predictor of the gold label (mean over labels beyond two; with "
+                              "two, the second label name is the positive class, so below 0.5 "
+                              "means the first label's examples are the more vulnerable)",
                               _per_run(auc_f2)))
     columns += _word_columns(runs)
     columns += [

@@ -56,7 +56,8 @@ def plot_accuracy_vs_epsilon(groups: Sequence[Group]) -> Plot:
     for group, points in lines:
         xs, ys, errs = zip(*points, strict=True)
         axes.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, color=group.colour,
-                      label=f"{group.label} · {group.dataset} (n={len(group.runs)})")
+                      label=f"{group.label} · {group.dataset} "
+                            f"(n={sum(1 for r in group.runs if r.pgd_by_epsilon())})")
     axes.set_xlabel("ε (perturbation radius)")
     axes.set_ylabel("accuracy under attack")
     axes.grid(alpha=0.3)

@@ -97,8 +97,8 @@ def load_run(path: Path) -> Run:
     if records.is_file():
         run.vulnerability_records = _read_jsonl(records)
     sweep = path / VULNERABILITY_SWEEP_FILE
-    if sweep.is_file():
-        run.vulnerability_sweep = _sweep_rows(sweep)
+    if sweep.is_file() and _read_json(sweep).get("split", "test") == "test":
+        run.vulnerability_sweep = _sweep_rows(sweep)  # a dev sweep is not the run's figure
     return run
 
 
@@ -149,14 +149,16 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
 
 def _disambiguate(groups: list[Group]) -> None:
     """Add the model and/or method options that differ to labels that would otherwise collide."""
-    clashes: dict[tuple[str, str], list[Group]] = {}
-    for group in groups:
-        clashes.setdefault((group.dataset, group.label), []).append(group)
+    clashes: dict[str, list[Group]] = {}
+    for group in groups:  # across datasets too: one label must mean one configuration
+        clashes.setdefault(group.label, []).append(group)
     extras = (lambda g: g.model, lambda g: _options_text(g.runs[0].config) or "default")
     for clashing in clashes.values():
         if len(clashing) < 2:
             continue
         varying = [extra for extra in extras if len({extra(g) for g in clashing}) > 1]
+        if not varying:  # one configuration on several datasets: the dataset tells them apart
+            continue
         for group in clashing:
             group.label += " [" + "; ".join(extra(group) for extra in varying) + "]"
 

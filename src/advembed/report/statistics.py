@@ -31,12 +31,16 @@ def mean_std(values: Sequence[Any]) -> tuple[float, float | None] | None:
 
 
 def format_mean_std(values: Sequence[Any], digits: int = 4) -> str:
-    """``mean ± std`` (or just the value for one seed, ``—`` for none)."""
+    """``mean ± std`` over one value per seed (or just the value for one seed, ``—`` for
+    none); where only some seeds have the figure, ``(k of N seeds)`` follows, so that a
+    one-run figure in an N-seed row never reads as the row's mean."""
     stats = mean_std(values)
     if stats is None:
         return MISSING
     mean, std = stats
-    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    text = f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    have = len(finite(values))
+    return text if have == len(values) else f"{text} ({have} of {len(values)} seeds)"
 
 
 def dig(payload: dict[str, Any] | None, *keys: str) -> Any:

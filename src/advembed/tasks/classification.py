@@ -102,7 +102,8 @@ class ClassificationTask(Task):
         return [("test", "accuracy", "test acc", "clean test accuracy"),
                 ("test", "macro_f1", "test macro-F1", "clean test macro-F1"),
                 ("test", "ece", "test ECE", "expected calibration error of the test "
-                 "predictions (15 bins; 0 = calibrated, high = over-confident)"),
+                 "predictions (15 bins; 0 = calibrated, high = miscalibrated: over- or "
+                 "under-confident)"),
                 ("best_dev", "accuracy", "best dev acc", "accuracy on dev at the best epoch")]
 
     def summary(self, metrics):
