@@ -1176,18 +1176,23 @@ def test_advtrainer_refuses_a_loss_it_would_ignore_in_training(tmp_path):
     Mine(model=model, args=TrainingArguments(**common))  # without a method: the stock Trainer
 
 
-def test_smart_under_half_precision_warns_that_its_ascent_is_lost(tmp_path):
+def test_smart_under_half_precision_warns_that_its_ascent_is_lost():
+    """(A real bf16 ``TrainingArguments`` would set ``ACCELERATE_MIXED_PRECISION`` for every
+    later process of the session: the arguments are stood in for.)"""
+    from types import SimpleNamespace
+
     from conftest import tiny_model
-    from transformers import TrainingArguments
 
     from advembed.methods import build_training_method
-    from advembed.training.trainer import AdvTrainer
+    from advembed.training.trainer import warn_half_precision
 
     model = tiny_model()
-    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True,
-                             bf16=True)
-    with pytest.warns(UserWarning, match="SMART under fp16/bf16"):
-        AdvTrainer(model=model, args=args, method=build_training_method("smart", model))
+    for precision in ({"bf16": True}, {"fp16": True}):
+        with pytest.warns(UserWarning, match="SMART under fp16/bf16"):
+            warn_half_precision(build_training_method("smart", model), SimpleNamespace(
+                **{"fp16": False, "bf16": False} | precision))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        AdvTrainer(model=model, args=args, method=build_training_method("fgm", model))
+        warn_half_precision(build_training_method("fgm", model), SimpleNamespace(bf16=True))
+        warn_half_precision(build_training_method("smart", model),
+                            SimpleNamespace(fp16=False, bf16=False))

@@ -55,9 +55,7 @@ class AdvTrainer(CheckpointMixin, Trainer):
                                     "(nn.DataParallel, whose loss is a vector per GPU): run "
                                     "one process per GPU with torchrun or accelerate launch")
             self._refuse_custom_loss()
-            note = getattr(method, "half_precision_note", None)
-            if note and (self.args.fp16 or self.args.bf16):
-                warnings.warn(note, stacklevel=2)
+            warn_half_precision(method, self.args)
         self.task = task
         self.guard = guard if guard is not None else NonFiniteGuard()
         self.epoch_random = EpochRandomState()
@@ -224,3 +222,11 @@ def split_learning_rates(optimizer: torch.optim.Optimizer,
             optimizer.add_param_group({**{k: v for k, v in group.items() if k != "params"},
                                        "params": moved, "lr": lr})
         optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
+
+
+def warn_half_precision(method: TrainingMethod, args: Any) -> None:
+    """Warn where ``method`` cannot work in the half precision ``args`` asks for (SMART: its
+    ``half_precision_note``)."""
+    note = getattr(method, "half_precision_note", None)
+    if note and (getattr(args, "fp16", False) or getattr(args, "bf16", False)):
+        warnings.warn(note, stacklevel=3)
