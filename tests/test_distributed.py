@@ -24,7 +24,8 @@ def ddp_runs(tmp_path_factory):
     """One torchrun for every configuration (its start-up is the slow part), then the CARL
     configuration again in one process with the global batch size."""
     out = tmp_path_factory.mktemp("ddp")
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": package_path()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCELERATE_")} | {
+        "OMP_NUM_THREADS": "1", "PYTHONPATH": package_path()}  # no inherited bf16 or the like
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                "--master_port", str(29500 + (os.getpid() % 1000)),
                str(HERE / "ddp_worker.py"), str(out), *CONFIGS, BANKS]
