@@ -618,4 +618,3 @@ def test_a_batch_without_labels_is_a_one_line_error_naming_labels(name):
     with pytest.raises(AdvembedError, match=f"method {name} trains on the model's own loss: the "
                                             "batch needs 'labels'"):
         method.step(model, batch)
-    assert method.steps_done == 0

@@ -128,9 +128,6 @@ class TrainingMethod:
         """One optimisation step's passes on ``inputs``; the caller steps the optimiser."""
         inputs = dict(inputs)
         self._example_index = inputs.pop("example_index", None)
-        if inputs.get("labels") is None:
-            raise AdvembedError(f"method {self.name} trains on the model's own loss: the batch "
-                                "needs 'labels' (it has none)")
         try:
             if self.in_warmup():
                 return plain_step(model, inputs, backward)
@@ -138,6 +135,11 @@ class TrainingMethod:
             if self.augment is not None:
                 loss = loss + self._augment_step(model, inputs, backward)
             return loss
+        except (TypeError, AttributeError) as exc:
+            if inputs.get("labels") is None:  # the model returned no loss to train on
+                raise AdvembedError(f"method {self.name} trains on the model's own loss: the "
+                                    "batch needs 'labels' (it has none)") from exc
+            raise
         finally:
             self.steps_done += 1
 
