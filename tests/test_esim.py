@@ -207,6 +207,21 @@ def test_every_adversary_reaches_the_glove_embeddings(method):
     assert model.classifier.weight.grad.abs().sum() > 0
 
 
+def test_rar_is_refused_on_esim_which_has_no_state_per_token():
+    """ESIM's last hidden state is its pooled vector: RAR, which reconstructs each token from
+    its own final state, is a one-line error (an IndexError inside RAR before); CARL and ATCL,
+    which read the pooled representation, are built."""
+    from advembed.errors import AdvembedError
+    from advembed.objectives import build_objective
+
+    model, tokenizer = _model()
+    with pytest.raises(AdvembedError, match="objective rar reconstructs each token from its "
+                                            "final state; ESIMForSequenceClassification has no"):
+        build_training_method("fgm", model, objective=build_objective(
+            "rar", model, tokenizer=tokenizer))
+    build_objective("atcl", model, tokenizer=tokenizer)
+
+
 def test_save_and_load_give_the_same_model(tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

@@ -78,6 +78,7 @@ class ESIMEmbeddings(nn.Module):
 class ESIMForSequenceClassification(PreTrainedModel):
     config_class = ESIMConfig
     base_model_prefix = "esim"
+    has_token_states = False  # its last hidden state is the pooled vector: no state per token
 
     def __init__(self, config: ESIMConfig) -> None:
         super().__init__(config)

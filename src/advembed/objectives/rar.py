@@ -135,6 +135,10 @@ class RAR(Objective):
     def build(cls, settings: RARSettings, context: BuildContext) -> RAR:
         if context.tokenizer is None:
             raise AdvembedError("objective rar needs the tokenizer (its special tokens)")
+        if not getattr(context.model, "has_token_states", True):
+            raise AdvembedError(f"objective rar reconstructs each token from its final state; "
+                                f"{type(context.model).__name__} has no state per token (its "
+                                "last hidden state is pooled): use carl or atcl")
         return cls(context.model, set(context.tokenizer.all_special_ids), settings=settings)
 
     @property
