@@ -63,7 +63,9 @@ class ASCCTraining(TrainingMethod):
     (f = 0.149), measured by ``benchmarks/ascc_sparsity_scale.py``.  ``--ascc-sparsity``
     defaults to 0.3, 6–9× that: the value the runs of the README were trained and measured with
     (an earlier reading took f = 1), kept until a run at TextDefender's scale says which is
-    better.  Passes per step: the
+    better.  The inner search runs in the model's current mode — with dropout while training,
+    its target the dropout-noised clean pass — as TextDefender does; the paper's own code
+    searches in eval mode.  Passes per step: the
     clean one, ``steps`` inner ones and the adversarial one.  Needs the tokenizer (to read each
     vocabulary word) and WordNet (NLTK data, built offline as for ``advembed attack``).
     """
