@@ -525,8 +525,8 @@ def test_resume_needs_the_same_options_and_an_interrupted_run(tmp_path, tiny_mod
     capsys.readouterr()
     assert main(train_argv(small_csv, tiny_model_dir, out, "--save-steps", "2", "--lr",
                            "1e-3", "--resume")) == 2
-    one_line_error(capsys, "the interrupted run was started with other options (lr: 0.003, "
-                           "now 0.001)")
+    one_line_error(capsys, "the interrupted run was started with other options (--lr: 0.003 "
+                           "then, 0.001 now); resume with the same options (they are in")
     assert main(train_argv(small_csv, tiny_model_dir, out, "--save-steps", "2")) == 2
     one_line_error(capsys, "has an interrupted run")
     request = tmp_path / ".run.partial" / "request.json"
@@ -540,7 +540,7 @@ def test_resume_needs_the_same_options_and_an_interrupted_run(tmp_path, tiny_mod
     request.write_text(json.dumps({k: v for k, v in recorded.items() if k != "collapse_guard"}))
     assert main(train_argv(small_csv, tiny_model_dir, out, "--save-steps", "2",
                            "--no-collapse-guard", "--resume")) == 2
-    one_line_error(capsys, "(collapse_guard: True, now False)")
+    one_line_error(capsys, "(--collapse-guard: True then, False now)")
     assert main(train_argv(small_csv, tiny_model_dir, out, "--save-steps", "2",
                            "--resume")) == 0, "an option the run predates reads as its default"
 

@@ -65,10 +65,12 @@ def resume_point(config: TrainConfig, staging: Path) -> Path | None:
     changed = sorted(k for k in (set(before) | set(request)) - skip - {"settings"}
                      if before.get(k) != request.get(k))
     if changed:
-        key = changed[0]
-        raise AdvembedError(f"the interrupted run was started with other options ({key}: "
-                            f"{before.get(key)!r}, now {request.get(key)!r}); resume with the "
-                            "same options")
+        flags = {item.name: item.flag.name for item in TrainConfig.declared()}
+        differ = "; ".join(f"{flags.get(k, k)}: {before.get(k)!r} then, {request.get(k)!r} now"
+                           for k in changed)
+        raise AdvembedError(f"the interrupted run was started with other options ({differ}); "
+                            "resume with the same options (they are in "
+                            f"'{recorded}')")
     checkpoint = last_checkpoint(staging / "checkpoints")
     if checkpoint is None:
         raise AdvembedError(f"the interrupted run in '{staging}' has no complete checkpoint "
