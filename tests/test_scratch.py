@@ -98,7 +98,8 @@ def test_a_scratch_run_trains_saves_and_reloads(tmp_path, capsys):
     assert f"accuracy {metrics['test']['accuracy']:.4f}" in capsys.readouterr().out
 
 
-def test_the_collapse_guard_stops_a_run_at_chance_unless_told_to_train_it_to_the_end(tmp_path):
+def test_the_collapse_guard_stops_a_run_at_chance_unless_told_to_train_it_to_the_end(tmp_path,
+                                                                                    capsys):
     """FreeLB at MiniLM's sizes keeps the tiny scratch Transformer at chance (README): with the
     guard it stops after the first judged evaluation; with --no-collapse-guard it trains every
     epoch and is marked collapsed by its best dev score."""
@@ -114,5 +115,8 @@ def test_the_collapse_guard_stops_a_run_at_chance_unless_told_to_train_it_to_the
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["collapsed"] is True
         dev[guard] = [entry["accuracy"] for entry in metrics["dev"]]
+        said = capsys.readouterr().err  # the summary says so, not only a buried warning
+        assert ("stopped at step" in said) == (guard == "--collapse-guard")
+        assert "advembed train: collapsed" in said
     assert len(dev["--collapse-guard"]) == 1 and len(dev["--no-collapse-guard"]) == 2
     assert max(dev["--no-collapse-guard"]) <= 0.51

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from advembed.cli.options import add_data_group, add_settings, chosen, refuse_foreign
 from advembed.errors import AdvembedError
@@ -85,6 +86,13 @@ def run(args: argparse.Namespace) -> int:
     metrics = run_training(config)
     print(f"run {config.output_dir()}: {get_task(config.task).summary(metrics)} "
           f"({metrics['train']['seconds']:.0f} s training)")
+    if metrics.get("collapsed") and config.collapse_guard:
+        print(f"advembed train: collapsed (dev at a trivial predictor's score): stopped at step "
+              f"{metrics['train']['steps']}; --no-collapse-guard trains it to the end",
+              file=sys.stderr)
+    elif metrics.get("collapsed"):
+        print("advembed train: collapsed: its best dev score is a trivial predictor's",
+              file=sys.stderr)
     return 0
 
 

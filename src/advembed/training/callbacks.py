@@ -73,7 +73,9 @@ class CollapseGuard(TrainerCallback):
                     f"training collapsed: dev {self.metric} {value:.4f} at step "
                     f"{state.global_step} (after the warm-up and {JUDGE_AFTER:.0%} of the run) "
                     f"is at chance ({self.baseline:.4f}, a trivial predictor); stopping. Lower "
-                    "the perturbation size (--adv-epsilon / --adv-alpha) or the learning rate.",
+                    "the perturbation size (--adv-epsilon / --adv-alpha), change the learning "
+                    "rate (a model trained from scratch needs a larger one), or pass "
+                    "--no-collapse-guard (a dev set of a few examples is a noisy judge).",
                     stacklevel=2,
                 )
         return control
