@@ -539,3 +539,16 @@ def test_a_high_temperature_never_turns_a_small_margin_into_a_tie(monkeypatch):
         [[0.0, 2e-6]], dtype=np.float32))
     for temperature in (1.0, 100.0):
         assert score_texts(None, None, ["x"], temperature=temperature).argmax(-1).tolist() == [1]
+
+
+def test_the_summary_line_says_no_successful_attack_rather_than_nan():
+    from advembed.cli.attack import describe
+
+    summary = {"examples": 5, "original_accuracy": 0.4, "attack_accuracy": 0.4,
+               "success_rate": 0.0, "mean_queries": 12.0, "mean_perturbed_percent": float("nan"),
+               "confirmed_flips": 0, "successful": 0, "attack_accuracy_rescaled": 0.4,
+               "temperatures": {"1": {"attack_accuracy": 0.4}}}
+    text = describe("pwws", summary)
+    assert "perturbed words — (no successful attack)" in text and "nan" not in text
+    assert text.startswith("on 5 sampled examples at T = 1: original accuracy 0.4000")
+    assert text.endswith("headline (the lowest) 0.4000")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from advembed.cli.options import (
     add_data_group,
@@ -69,14 +70,18 @@ def describe(attack: str, summary: dict) -> str:
     if attack in WORD_ATTACKS:
         rescaled = ", ".join(f"T={t} {s['attack_accuracy']:.4f}"
                              for t, s in summary["temperatures"].items())
-        return (f"original accuracy {summary['original_accuracy']:.4f}, "
+        perturbed = summary["mean_perturbed_percent"]
+        perturbed = (f"{perturbed:.2f}%" if isinstance(perturbed, int | float)
+                     and math.isfinite(perturbed) else "— (no successful attack)")
+        return (f"on {summary['examples']} sampled examples at T = 1: original accuracy "
+                f"{summary['original_accuracy']:.4f}, "
                 f"attack accuracy {summary['attack_accuracy']:.4f}, "
                 f"success rate {summary['success_rate']:.4f}, "
                 f"mean queries {summary['mean_queries']:.1f}, "
-                f"perturbed words {summary['mean_perturbed_percent']:.2f}%, "
+                f"perturbed words {perturbed}, "
                 f"flips confirmed by re-scoring {summary['confirmed_flips']}/"
                 f"{summary['successful']}\n"
-                f"with the logits rescaled (logits / T): {rescaled}; lowest "
+                f"with the logits rescaled (logits / T): {rescaled}; headline (the lowest) "
                 f"{summary['attack_accuracy_rescaled']:.4f}")
     rows = [f"ROC AUC of the label from vulnerability: {json.dumps(summary['auc'])}"]
     for label, stats in summary["per_label"].items():
