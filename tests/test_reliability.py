@@ -1196,3 +1196,22 @@ def test_smart_under_half_precision_warns_that_its_ascent_is_lost():
         warn_half_precision(build_training_method("fgm", model), SimpleNamespace(bf16=True))
         warn_half_precision(build_training_method("smart", model),
                             SimpleNamespace(fp16=False, bf16=False))
+
+
+def test_a_run_trained_on_a_relative_path_is_evaluated_from_any_directory(
+        tmp_path, small_csv, tiny_model_dir, monkeypatch, capsys):
+    """``--dataset data.csv`` is recorded as given and, beside it, as an absolute path, which
+    eval reads where the relative one is not found (from another working directory)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(small_csv, work / "data.csv")
+    monkeypatch.chdir(work)
+    assert main(train_argv("data.csv", tiny_model_dir, tmp_path / "run", "--max-steps",
+                           "1")) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["dataset"], config["dataset_path"]) == ("data.csv", str(work / "data.csv"))
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["eval", "--run", str(tmp_path / "run"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(
+        json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]["accuracy"])

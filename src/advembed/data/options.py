@@ -51,7 +51,7 @@ class DataOptions(Settings):
             raise AdvembedError(f"{given[0]} needs --dataset: without it the run's own dataset "
                                 "is read with the run's own columns")
         return DataOptions(
-            dataset=run_config["dataset"] if same else self.dataset,
+            dataset=run_dataset(run_config) if same else self.dataset,
             text_column=run_config.get("text_column") if same else self.text_column,
             text_pair_column=(run_config.get("text_pair_column") if same
                               else self.text_pair_column),
@@ -66,3 +66,15 @@ class DataOptions(Settings):
 
         return load_dataset(self.dataset or "mr", **self.columns,
                             split_seed=2024 if self.split_seed is None else self.split_seed)
+
+
+def run_dataset(run_config: dict[str, Any]) -> str:
+    """The run's dataset as recorded, or, where that is a relative path not found from here,
+    the absolute path the run recorded beside it (``dataset_path``)."""
+    from pathlib import Path
+
+    recorded = run_config["dataset"]
+    absolute = run_config.get("dataset_path")
+    if absolute and not Path(recorded).expanduser().exists() and Path(absolute).exists():
+        return absolute
+    return recorded

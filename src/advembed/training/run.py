@@ -353,6 +353,7 @@ def run_record(config: TrainConfig, built: Built, output: Path) -> dict[str, Any
                                 else source_weights_sha256(built.loaded.source)),
         **base_run_record(built.loaded.model),
         **built.task.record(built.data),
+        **dataset_path(config.dataset),
         "split_sizes": {split: len(built.data.splits[split]) for split in SPLITS},
         "data_sha256": built.data.fingerprints(),  # what it trained and was scored on
         "torch_threads": torch.get_num_threads(),  # sums change order with it: same seed,
@@ -363,3 +364,14 @@ def run_record(config: TrainConfig, built: Built, output: Path) -> dict[str, Any
             "python": platform.python_version(),
         },
     }
+
+
+def dataset_path(dataset: str) -> dict[str, str]:
+    """``dataset_path``: the absolute path of a dataset given as a relative file or folder, so
+    that eval and attack find the run's data from any working directory."""
+    from advembed.data.named import names
+
+    path = Path(dataset).expanduser()
+    if dataset.strip().lower() in names() or ":" in dataset or not path.exists():
+        return {}  # a named dataset (read as such even beside a folder of its name), hf:, glue:
+    return {"dataset_path": str(path.resolve())}
