@@ -456,3 +456,17 @@ def test_overwrite_replaces_a_finished_run_and_leaves_nothing_aside(tmp_path, ti
     assert main([*argv, "--seed", str(first + 1), "--overwrite"]) == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())["seed"] == first + 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reviews.csv", "run"]
+
+
+def test_a_model_from_scratch_at_the_fine_tuning_rate_gets_a_note(capsys):
+    from advembed.cli.train import warn_fine_tuning_rate
+    from advembed.training.config import TrainConfig
+
+    warn_fine_tuning_rate(TrainConfig(model="scratch:transformer"))
+    assert "--model scratch:transformer trains from scratch, and --lr 2e-05 is the " \
+        "fine-tuning default" in capsys.readouterr().err
+    warn_fine_tuning_rate(TrainConfig(task="lm"))
+    assert "--model default trains from scratch" in capsys.readouterr().err
+    for config in (TrainConfig(model="scratch:esim", lr=1e-3), TrainConfig()):
+        warn_fine_tuning_rate(config)
+        assert capsys.readouterr().err == ""
