@@ -470,3 +470,24 @@ def test_a_model_from_scratch_at_the_fine_tuning_rate_gets_a_note(capsys):
     for config in (TrainConfig(model="scratch:esim", lr=1e-3), TrainConfig()):
         warn_fine_tuning_rate(config)
         assert capsys.readouterr().err == ""
+
+
+def test_predict_answers_each_text_and_reads_standard_input(tiny_trained_run, capsys,
+                                                            monkeypatch):
+    """Several texts: one answer line each, in order, as predict gives them one at a time;
+    ``-`` reads standard input's lines; --pair with several texts is a one-line error."""
+    import io
+
+    texts = ["a great fun film", "a dull boring mess", "fine"]
+    single = []
+    for text in texts:
+        assert main(["predict", "--run", str(tiny_trained_run), text]) == 0
+        single.append(capsys.readouterr().out)
+    assert main(["predict", "--run", str(tiny_trained_run), *texts]) == 0
+    assert capsys.readouterr().out == "".join(single)
+    monkeypatch.setattr("sys.stdin", io.StringIO("a great fun film\n\na dull boring mess\n"))
+    assert main(["predict", "--run", str(tiny_trained_run), "-", "fine", "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all("label" in json.loads(line) for line in lines)
+    assert main(["predict", "--run", str(tiny_trained_run), "a", "b", "--pair", "c"]) == 2
+    assert "--pair goes with one text, not 2" in capsys.readouterr().err

@@ -1,9 +1,11 @@
-"""``advembed predict``: a saved run's answer for one text (or text pair)."""
+"""``advembed predict``: a saved run's answer for each text given (or one text pair); ``-``
+reads the texts from standard input, one per line."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from advembed.cli.options import add_run_argument
 from advembed.errors import AdvembedError
@@ -18,9 +20,10 @@ def add(sub) -> None:
                        "model run (--task lm) continue it, on a translation run translate it "
                        "(also as `advembed generate` / `advembed translate`)")
     add_run_argument(p)
-    p.add_argument("text", help="the text to classify")
-    p.add_argument("--pair", help="second sentence, for sentence-pair runs")
-    p.add_argument("--json", action="store_true", help="print JSON only")
+    p.add_argument("text", nargs="+", help="the text(s) to classify, one answer line each; "
+                   "'-' reads them from standard input, one per line")
+    p.add_argument("--pair", help="second sentence, for sentence-pair runs (one text only)")
+    p.add_argument("--json", action="store_true", help="print JSON only (one object a line)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,20 +38,39 @@ def run(args: argparse.Namespace) -> int:
         raise AdvembedError(f"run '{args.run}' is a {task.name} run: `advembed {args.command}` "
                             f"needs a --task {wanted} run (`advembed predict` takes any)")
     task.check_run_config(config, args.run)
-    task.check_input(args.text, args.pair, config)  # before the model loads
+    texts = texts_of(args.text)
+    if args.pair is not None and len(texts) != 1:
+        raise AdvembedError(f"--pair goes with one text, not {len(texts)}")
+    for text in texts:
+        task.check_input(text, args.pair, config)  # before the model loads
     loaded = open_run_model(args.run, config)
-    answer = task.predict(loaded, args.text, args.pair, config)
-    if args.json:
-        print(json.dumps(answer))
-        return 0
+    for text in texts:
+        print(answer_line(task.predict(loaded, text, args.pair, config), args.json))
+    return 0
+
+
+def texts_of(given: list[str]) -> list[str]:
+    """The texts of the command line, with ``-`` replaced by standard input's non-empty
+    lines."""
+    texts = []
+    for text in given:
+        if text == "-":
+            texts += [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        else:
+            texts.append(text)
+    if not texts:
+        raise AdvembedError("no text to predict (standard input was empty)")
+    return texts
+
+
+def answer_line(answer: dict, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(answer)
     if "continuation" in answer:  # a language model continues the prompt
-        print(f"{answer['prompt']}{answer['continuation']}")
-        return 0
+        return f"{answer['prompt']}{answer['continuation']}"
     if "translation" in answer:
-        print(answer["translation"])
-        return 0
+        return answer["translation"]
     spread = " ".join(f"{n}={p:.4f}" for n, p in answer.get("probabilities", {}).items())
     if "threshold" in answer:  # QA matching decides by its dev threshold, not the argmax
         spread += f" (answer where P(answer) >= {answer['threshold']:.4f})"
-    print(f"{answer['label']}\t{spread}".rstrip())
-    return 0
+    return f"{answer['label']}\t{spread}".rstrip()
