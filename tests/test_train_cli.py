@@ -458,18 +458,16 @@ def test_overwrite_replaces_a_finished_run_and_leaves_nothing_aside(tmp_path, ti
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reviews.csv", "run"]
 
 
-def test_a_model_from_scratch_at_the_fine_tuning_rate_gets_a_note(capsys):
-    from advembed.cli.train import warn_fine_tuning_rate
+def test_a_model_from_scratch_at_the_fine_tuning_rate_gets_a_note():
     from advembed.training.config import TrainConfig
+    from advembed.training.run import fine_tuning_rate_note
 
-    warn_fine_tuning_rate(TrainConfig(model="scratch:transformer"))
-    assert "--model scratch:transformer trains from scratch, and --lr 2e-05 is the " \
-        "fine-tuning default" in capsys.readouterr().err
-    warn_fine_tuning_rate(TrainConfig(task="lm"))
-    assert "--model default trains from scratch" in capsys.readouterr().err
+    assert fine_tuning_rate_note(TrainConfig(model="scratch:transformer")).startswith(
+        "--model scratch:transformer trains from scratch, and --lr 2e-05 is the fine-tuning "
+        "default")
+    assert "--model default trains from scratch" in fine_tuning_rate_note(TrainConfig(task="lm"))
     for config in (TrainConfig(model="scratch:esim", lr=1e-3), TrainConfig()):
-        warn_fine_tuning_rate(config)
-        assert capsys.readouterr().err == ""
+        assert fine_tuning_rate_note(config) is None
 
 
 def test_predict_answers_each_text_and_reads_standard_input(tiny_trained_run, capsys,

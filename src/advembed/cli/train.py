@@ -83,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
     from advembed.training.run import run_training
 
     config = config_from_args(args)
-    warn_fine_tuning_rate(config)
     metrics = run_training(config)
     print(f"run {config.output_dir()}: {get_task(config.task).summary(metrics)} "
           f"({metrics['train']['seconds']:.0f} s training)")
@@ -95,19 +94,6 @@ def run(args: argparse.Namespace) -> int:
         print("advembed train: collapsed: its best dev score is a trivial predictor's",
               file=sys.stderr)
     return 0
-
-
-def warn_fine_tuning_rate(config) -> None:
-    """A model trained from scratch (``scratch:*``, or the LM/translation default) at the
-    fine-tuning default ``--lr`` barely moves in the epochs given: say so, once, on stderr."""
-    from advembed.training.config import TrainConfig
-
-    scratch = config.model.startswith("scratch:") or (
-        config.task in ("lm", "translation") and config.model == "default")
-    if scratch and config.lr == TrainConfig().lr:
-        print(f"advembed train: note: --model {config.model} trains from scratch, and --lr "
-              f"{config.lr:g} is the fine-tuning default; models from scratch here use 5e-4 "
-              "to 1e-3", file=sys.stderr)
 
 
 class _NoObjective:

@@ -240,6 +240,9 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
         checkpoint = resume_point(config, writer.staging)
         built = build(config)
         check_settings(config, writer.staging, settings_of(built, config))
+        note = fine_tuning_rate_note(config)
+        if note:  # after every refusal, so that an error stays one line
+            warnings.warn(note, stacklevel=2)
         config = built.config
         plan = schedule(config, built)
         trainer, best, collapse = make_trainer(config, built, plan, writer.staging)
@@ -375,3 +378,14 @@ def dataset_path(dataset: str) -> dict[str, str]:
     if dataset.strip().lower() in names() or ":" in dataset or not path.exists():
         return {}  # a named dataset (read as such even beside a folder of its name), hf:, glue:
     return {"dataset_path": str(path.resolve())}
+
+
+def fine_tuning_rate_note(config: TrainConfig) -> str | None:
+    """A model trained from scratch (``scratch:*``, or the LM/translation default) at the
+    fine-tuning default ``--lr`` barely moves in the epochs given: the note that says so."""
+    scratch = config.model.startswith("scratch:") or (
+        config.task in ("lm", "translation") and config.model == "default")
+    if scratch and config.lr == TrainConfig().lr:
+        return (f"--model {config.model} trains from scratch, and --lr {config.lr:g} is the "
+                "fine-tuning default; models from scratch here use 5e-4 to 1e-3")
+    return None
