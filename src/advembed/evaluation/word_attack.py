@@ -163,9 +163,12 @@ def score_texts(model, tokenizer, inputs: Sequence, *, batch_size: int = 64,
                                              max_length=max_length))
     if decide is not None:
         logits = decide(logits)
-    # float64: at T = 100 a float32 softmax rounds a logit margin under ~3e-6 to a tie, and
-    # the argmax of a tie (class 0) would change the prediction the temperature must not
-    return torch.softmax(logits.double() / temperature, dim=-1).numpy()
+    # A rescaled attack scores in float64: at T = 100 a float32 softmax rounds a logit margin
+    # under ~3e-6 to a tie, and the argmax of a tie (class 0) would change the prediction the
+    # temperature must not.  T = 1 keeps float32, whose coarser scores make near-ties between
+    # candidates resolve alike whatever the thread count (workers score at one thread).
+    scaled = logits.double() / temperature if temperature != 1.0 else logits
+    return torch.softmax(scaled, dim=-1).numpy()
 
 
 def protected_words(tokenizer) -> set[str]:
