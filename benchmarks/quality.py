@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from advembed.methods import FLAG_OF, method_settings  # noqa: E402
 from advembed.methods.presets import PRESETS  # noqa: E402
 from advembed.objectives import REGISTRY as OBJECTIVES  # noqa: E402
+from advembed.runs import has_checkpoint  # noqa: E402
 from advembed.settings import META_KEY  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -120,8 +121,7 @@ def train_command(args, dataset: str, method: str, seed: int, options: dict,
 def interrupted(output: Path) -> bool:
     """Whether ``output`` has an interrupted run with a complete checkpoint to go on from
     (``advembed train`` keeps one in ``.NAME.partial`` when it is stopped)."""
-    staging = output.parent / f".{output.name}.partial"
-    return any(staging.glob("checkpoints/checkpoint-*/complete.json"))
+    return has_checkpoint(output.parent / f".{output.name}.partial")
 
 
 def run_one(args, dataset: str, method: str, seed: int, options: dict) -> tuple[str, int, float]:

@@ -141,7 +141,7 @@ class RunWriter:
             if kind is None:
                 self._commit()
             elif (self.resume or issubclass(kind, KeyboardInterrupt | Resumable)) and \
-                    _has_checkpoint(self.staging):
+                    has_checkpoint(self.staging):
                 if issubclass(kind, KeyboardInterrupt):  # errors say what to do themselves
                     print(f"advembed: the interrupted run's checkpoints are kept in "
                           f"'{self.staging}'; run the same command with --resume to continue",
@@ -184,7 +184,8 @@ def check_output(output: Path, overwrite: bool) -> None:
                             f"{CONFIG_FILE}); --overwrite replaces only runs")
 
 
-def _has_checkpoint(staging: Path) -> bool:
+def has_checkpoint(staging: Path) -> bool:
+    """Whether a run's staging folder holds a complete checkpoint to resume from."""
     return any(staging.glob("checkpoints/checkpoint-*/complete.json"))
 
 
