@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from advembed.errors import AdvembedError
+from advembed.losses import token_nll_and_count
 from advembed.scratch import train_byte_level_bpe
 from advembed.tasks.base import LoadedModel, Task, require_splits
 
@@ -54,11 +55,7 @@ def blocks(texts: list[str], tokenizer, size: int) -> list[list[int]]:
 
 def nll_and_count(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Per example ``[sum of next-token NLL, number of target tokens]`` (``-100`` ignored)."""
-    targets = labels[:, 1:]
-    nll = torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
-        ignore_index=-100, reduction="none").view(targets.shape)
-    return torch.stack([nll.sum(1), (targets != -100).sum(1).to(nll.dtype)], dim=1)
+    return token_nll_and_count(logits[:, :-1], labels[:, 1:])
 
 
 def unigram_perplexity(token_blocks: list[list[int]]) -> float:

@@ -49,6 +49,7 @@ from typing import Any
 import torch
 
 from advembed.errors import AdvembedError
+from advembed.losses import token_nll_and_count
 from advembed.scratch import train_byte_level_bpe
 from advembed.tasks.base import LoadedModel, Task, require_splits
 
@@ -230,9 +231,7 @@ class TranslationTask(Task):
     def target_nll_and_count(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``(batch, 2)``: each example's summed target-token NLL and its number of target
         tokens (labels ``-100`` ignored; an encoder–decoder's logits align with its labels)."""
-        nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), labels,
-                                                ignore_index=-100, reduction="none")
-        return torch.stack([nll.sum(1), (labels != -100).sum(1).to(nll.dtype)], dim=1)
+        return token_nll_and_count(logits, labels)
 
     def compute_metrics(self, eval_prediction):
         """BLEU and chrF of the decodes, and ``loss``: Σ NLL / Σ target tokens over the split
