@@ -192,10 +192,10 @@ MUTANTS = [
            'scores["loss"] = float(totals[0] / totals[1])',
            'scores["loss"] = float((torch.as_tensor(stats).double()[:, 0]'
            ' / torch.as_tensor(stats).double()[:, 1]).mean())', (MT,)),
-    Mutant("translation-eval-nll-shifted", "losses.py",
-           "nll = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=-100,",
-           "nll = F.cross_entropy(logits.float().roll(1, 1).transpose(1, 2), labels, "
-           "ignore_index=-100,", (MT, LM)),
+    Mutant("translation-eval-nll-shifted", "tasks/base.py",
+           "nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), labels,",
+           "nll = torch.nn.functional.cross_entropy(logits.float().roll(1, 1).transpose(1, 2),"
+           " labels,", (MT, LM)),
     # --- VAA (paper 002) ------------------------------------------------------------------
     Mutant("vaa-fgsm-attacks-another-label", "vaa/features.py",
            "        return logits.argmax(-1)",
@@ -281,7 +281,7 @@ MUTANTS = [
            "        rows = torch.as_tensor(eval_prediction.predictions).double()\n"
            "        return {\"perplexity\": math.exp(float((rows[:, 0] / rows[:, 1]).mean()))}",
            (LM,)),
-    Mutant("lm-nll-counts-padding", "losses.py",
+    Mutant("lm-nll-counts-padding", "tasks/base.py",
            "    count = (labels != -100).sum(1).to(nll.dtype)",
            "    count = torch.full_like(nll.sum(1), labels.shape[1])", (LM,)),
     Mutant("atcl-token-anchor-is-its-own-negative", "objectives/atcl.py",

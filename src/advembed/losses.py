@@ -33,13 +33,3 @@ def target_positions(inputs: dict, logits: torch.Tensor) -> torch.Tensor | None:
     if labels is None or logits.dim() != 3 or labels.shape != logits.shape[:2]:
         return None
     return labels.to(logits.device) != -100
-
-
-def token_nll_and_count(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``(batch, 2)``: per example, the summed NLL of its target tokens and how many there
-    are (labels ``-100`` ignored); ``logits[:, t]`` predicts ``labels[:, t]`` (shift a causal
-    LM's first, :func:`advembed.tasks.lm.nll_and_count`)."""
-    nll = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=-100,
-                          reduction="none")
-    count = (labels != -100).sum(1).to(nll.dtype)
-    return torch.stack([nll.sum(1), count], dim=1)

@@ -172,3 +172,13 @@ class Task:
                 run_config: dict[str, Any]) -> dict[str, Any]:
         """``advembed predict``: the model's answer for one input, JSON-ready."""
         raise AdvembedError(f"task '{self.name}' has no predict command")
+
+
+def token_nll_and_count(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``(batch, 2)``: per example, the summed NLL of its target tokens and how many there
+    are (labels ``-100`` ignored); ``logits[:, t]`` predicts ``labels[:, t]`` (shift a causal
+    LM's first, :func:`advembed.tasks.lm.nll_and_count`)."""
+    nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), labels,
+                                            ignore_index=-100, reduction="none")
+    count = (labels != -100).sum(1).to(nll.dtype)
+    return torch.stack([nll.sum(1), count], dim=1)

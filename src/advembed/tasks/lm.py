@@ -25,9 +25,8 @@ from typing import Any
 import torch
 
 from advembed.errors import AdvembedError
-from advembed.losses import token_nll_and_count
 from advembed.scratch import train_byte_level_bpe
-from advembed.tasks.base import LoadedModel, Task, require_splits
+from advembed.tasks.base import LoadedModel, Task, require_splits, token_nll_and_count
 
 LM_SIZES = {"n_layer": 3, "n_embd": 256, "n_head": 4, "n_positions": 256}
 LM_VOCAB = 8000

@@ -49,9 +49,8 @@ from typing import Any
 import torch
 
 from advembed.errors import AdvembedError
-from advembed.losses import token_nll_and_count
 from advembed.scratch import train_byte_level_bpe
-from advembed.tasks.base import LoadedModel, Task, require_splits
+from advembed.tasks.base import LoadedModel, Task, require_splits, token_nll_and_count
 
 MT_SIZES = {"encoder_layers": 3, "decoder_layers": 3, "d_model": 256,
             "encoder_attention_heads": 4, "decoder_attention_heads": 4,
