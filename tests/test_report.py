@@ -165,7 +165,8 @@ def test_report_tells_configurations_apart_and_reads_multiclass_auc(tmp_path):
     config["method_options"] = {"epsilon": 0.5}
     _dump(b / "config.json", config)
     vulnerability = json.loads((b / "attack-vulnerability.json").read_text())
-    vulnerability["auc"]["F2"] = {"per_label": {"0": 0.6, "1": 0.7}, "mean": 0.65}
+    vulnerability["auc"]["F2"] = {"per_label": {"0": 0.6, "1": 0.3, "2": 0.75},
+                                    "separation": 0.65}
     _dump(b / "attack-vulnerability.json", vulnerability)
     out = tmp_path / "report"
     assert main(["report", str(a), str(b), "--out", str(out)]) == 0

@@ -79,7 +79,8 @@ def test_vulnerability_hand_computed_example():
 
 def test_vulnerability_auc_by_hand_binary_and_one_vs_rest():
     """Paper 002 §4.2: the ROC AUC of the label from F1 (or F2) alone, label 1 positive, ties
-    counting one half; beyond two labels, one label against the rest, and their mean."""
+    counting one half; beyond two labels, one label against the rest, and the mean of
+    max(AUC, 1 − AUC) (the plain mean is 0.5 for balanced labels whatever the scores)."""
     binary = [{"label": y, "F1": f1, "F2": f2} for y, f1, f2 in
               ((0, 0.1, 0.6), (0, 0.4, 0.2), (1, 0.35, 0.2), (1, 0.8, 0.1))]
     # F1: label-1 scores beat label-0 in 3 of 4 pairs (0.35 < 0.4); F2: 0.2 ties 0.2 → ½,
@@ -91,7 +92,15 @@ def test_vulnerability_auc_by_hand_binary_and_one_vs_rest():
     # label 0 {0.1, 0.3} beats {0.5, 0.9, 0.2, 0.7} in 1 of 8 pairs; label 1 {0.5, 0.2}
     # in 3 of 8; label 2 {0.9, 0.7} in all 8
     assert f1["per_label"] == {"0": 0.125, "1": 0.375, "2": 1.0}
-    assert f1["mean"] == pytest.approx(1.5 / 3)
+    # max(AUC, 1 − AUC): 0.875, 0.625, 1.0
+    assert f1["separation"] == pytest.approx(2.5 / 3)
+    # three balanced, perfectly ordered labels: 0 and 2 are set apart (AUC 0 and 1), the
+    # middle one cannot be by one threshold (0.5); a plain mean would say 0.5
+    ordered = vulnerability_auc([{"label": i % 3, "F1": float(i % 3), "F2": 0.0}
+                                 for i in range(9)], 3)["F1"]
+    assert ordered["separation"] == pytest.approx(2.5 / 3)
+    assert vulnerability_auc([{"label": i % 3, "F1": 1.0, "F2": 0.0} for i in range(9)],
+                             3)["F1"]["separation"] == pytest.approx(0.5)
 
 
 def test_vulnerability_scores_are_non_negative_and_auc_is_computed(tiny_trained_run):

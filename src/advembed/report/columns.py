@@ -11,8 +11,10 @@ from advembed.report.statistics import MISSING, dig, finite, format_mean_std
 
 
 def auc_f2(run: Run) -> float | None:
+    """F2's AUC: the binary AUC, or beyond two labels the mean one-vs-rest separation
+    (runs attacked before it existed recorded a plain mean, always about 0.5: left out)."""
     auc = dig(run.vulnerability, "auc", "F2")
-    return auc.get("mean") if isinstance(auc, dict) else auc
+    return auc.get("separation") if isinstance(auc, dict) else auc
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,8 @@ def build_columns(runs: Sequence[Run]) -> list[Column]:
     columns = _base_columns(runs) + _pgd_columns(runs)
     if any(run.vulnerability for run in runs):
         columns.append(Column("vuln. AUC (F2)", "ROC AUC of the VAA vulnerability score F2 as a "
-                              "predictor of the gold label (mean over labels beyond two; with "
+                              "predictor of the gold label (beyond two labels, the mean over "
+                              "labels of max(AUC, 1 − AUC), one label against the rest; with "
                               "two, the second label name is the positive class, so below 0.5 "
                               "means the first label's examples are the more vulnerable)",
                               _per_run(auc_f2)))
