@@ -49,11 +49,57 @@ def test_carl_loss_matches_hand_computation_on_a_toy_bank():
     assert with_positive.item() == pytest.approx(want, rel=1e-6)
 
 
+def test_carl_loss_is_eq2_with_raw_dot_products_on_vectors_of_other_lengths():
+    """``--carl-normalize off`` is the paper's literal eq. 2: h = exp(x·y/τ) on the vectors as
+    given.  Lengths 2.24, 1.58, 2.06, 3.16 and τ = 0.2: a loss that normalised inside, or
+    divided by τ twice, gives another value."""
+    tau = 0.2
+    anchor, positive = torch.tensor([[2.0, 1.0]]), torch.tensor([[1.5, -0.5]])
+    negatives = torch.tensor([[[0.5, 2.0], [-1.0, 3.0]]])
+    got = carl_contrastive_loss(anchor, positive, negatives, tau)
+    # a·p = 2.5, a·n1 = 3.0, a·n2 = 1.0
+    want = -math.log(math.exp(2.5 / tau) / (math.exp(3.0 / tau) + math.exp(1.0 / tau)))
+    assert got.item() == pytest.approx(want, rel=1e-6)
+    assert want == pytest.approx(0.5 / tau + math.log1p(math.exp(-2.0 / tau)))
+
+
 def test_carl_loss_is_stable_for_large_scores():
-    anchor = torch.tensor([[5.0, 0.0]])  # scores 25/0.07 ≈ 357: exp() alone would overflow
-    value = carl_contrastive_loss(anchor, anchor, anchor[:, None, :].repeat(1, 4, 1), 0.07)
+    """Scores up to 40/0.07 ≈ 571: exp() alone overflows float32; the value equals a float64
+    reference computed the long way."""
+    anchor = torch.tensor([[5.0, 3.0]])
+    positive = torch.tensor([[4.0, 2.0]])
+    negatives = torch.tensor([[[5.0, 5.0], [3.0, 4.0], [6.0, 0.0]]])
+    value = carl_contrastive_loss(anchor, positive, negatives, 0.07)
     assert torch.isfinite(value)
-    assert value.item() == pytest.approx(math.log(4), rel=1e-3)
+    a, p, n = anchor.double(), positive.double(), negatives.double()
+    scores = (n[0] @ a[0]) / 0.07
+    want = -((a[0] @ p[0]) / 0.07 - torch.logsumexp(scores, 0))
+    assert value.item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_carl_and_rar_defaults_are_the_papers():
+    """Paper 001 §4.3: τ = 0.07, M = 0.5, w_r = 0.1."""
+    from advembed.objectives.carl import CARLSettings
+    from advembed.objectives.rar import RARSettings
+
+    assert (CARLSettings().tau, CARLSettings().momentum) == (0.07, 0.5)
+    assert RARSettings().weight == 0.1
+
+
+def test_carl_banks_skip_a_row_whose_clean_or_adversarial_value_is_not_finite():
+    """A step whose adversarial representation of example 1 is NaN writes neither bank's row
+    1, so CARL stays inactive until both banks hold every row (no zero row as a negative)."""
+    carl = CARL([0, 1, 0], dim=2, normalize=False, warmup=0)
+    clean = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    adversarial = torch.tensor([[1.5, 2.0], [float("nan"), 4.0], [5.0, 6.5]])
+    carl.remember(torch.arange(3), clean, adversarial)
+    assert carl.orig.filled.tolist() == [True, False, True]
+    assert carl.adv.filled.tolist() == [True, False, True]
+    assert not carl.active
+    carl.orig.update(torch.tensor([1]), clean[1:2])  # one bank alone full is not enough
+    assert not carl.active
+    carl.remember(torch.tensor([1]), clean[1:2], torch.tensor([[3.0, 4.5]]))
+    assert carl.active and torch.equal(carl.adv.rows[1], torch.tensor([3.0, 4.5]))
 
 
 def test_memory_bank_follows_eq5():

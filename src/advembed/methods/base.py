@@ -158,8 +158,10 @@ class TrainingMethod:
 
     def _augment_step(self, model, inputs, backward) -> torch.Tensor:
         """``--augment vda``: VDA's term ``λ/k·Σ sKL(f(E), f(Ê_j))`` on a clean pass of its
-        own, added to the method's gradient (paper 003's X_VDA rows; the authors' code adds the
-        same term beside SMART's, and beside each of FreeLB's passes at E + δ_t)."""
+        own, added to the method's gradient (paper 003's X_VDA rows, which do not say how).
+        Ours: the term is added once per step, at the clean E (Ê built from E, not E + δ_t),
+        with its full weight λ, whatever the method; the authors' code adds it beside SMART's
+        term and beside each of FreeLB's passes at E + δ_t instead."""
         outer = self._adapter_for(model)
         clean = outer.forward(inputs) if self.augment.settings.loss == "skl" else None
         term = self.augment.term(outer, inputs, None if clean is None else clean.logits)

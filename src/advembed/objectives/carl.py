@@ -34,8 +34,10 @@ class CARLSettings(Settings):
     num_negatives: int = setting(64, "--carl-negatives", "CARL: negatives m per example",
                                  minimum=1)
     warmup: float = setting(1 / 3, "--carl-warmup", "CARL: steps before the banks start "
-                            "filling (< 1: a fraction of training)", minimum=0,
-                            paper="paper 001 Table 3 (a step count per dataset)")
+                            "filling (< 1: a fraction of training); L_D starts once they are "
+                            "full, one epoch later, so Table 3's step counts (the step L_D "
+                            "starts) less one epoch's steps", minimum=0,
+                            paper="paper 001 Table 3 (the step L_D starts, less one epoch)")
     weight: float = setting(1.0, "--carl-weight", "CARL: weight of L_D", minimum=0)
     nce: bool = setting(False, "--carl-nce", "CARL: approximate eq. 2's softmax by "
                         "noise-contrastive estimation")
@@ -255,7 +257,7 @@ class CARL(Objective):
 
     @property
     def active(self) -> bool:
-        return bool(self.orig.filled.all())
+        return bool(self.orig.filled.all() and self.adv.filled.all())
 
     def sample_negatives(self, labels: torch.Tensor) -> torch.Tensor:
         """``(B, m)`` training-set indices, each of a label different from its row's."""
@@ -305,10 +307,19 @@ class CARL(Objective):
             value = self.settings.weight * (l_a + l_o)
         # Under DDP every process writes the rows of the whole global batch, so the banks stay
         # identical across replicas (and equal to a one-process run over the same batches).
-        rows = gather_rows(index.to(clean.device))
-        self.orig.update(rows, gather_rows(clean))
-        self.adv.update(rows, gather_rows(adversarial))
+        self.remember(gather_rows(index.to(clean.device)), gather_rows(clean),
+                      gather_rows(adversarial))
         return value
+
+    def remember(self, rows: torch.Tensor, clean: torch.Tensor,
+                 adversarial: torch.Tensor) -> None:
+        """Eq. 5 on both banks for the same rows: a row whose clean *or* adversarial value is
+        not finite is left out of both, so the banks fill together and ``active`` never uses
+        an adversarial row that was never written (a zero vector as a negative)."""
+        finite = (torch.isfinite(clean.detach()).all(-1) &
+                  torch.isfinite(adversarial.detach()).all(-1))
+        self.orig.update(rows[finite], clean[finite])
+        self.adv.update(rows[finite], adversarial[finite])
 
     @torch.no_grad()
     def fill_banks(self, model: torch.nn.Module, batches) -> None:

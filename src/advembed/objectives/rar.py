@@ -35,8 +35,8 @@ class RARSettings(Settings):
         "paper's Table 7 counts (it collapses FreeLB+RAR on MiniLM: README)",
         choices=("listed", "mlm"), paper="paper 001 §3.3 and Table 7", legacy="listed")
     lr: float | None = setting(1e-3, "--rar-lr", "RAR: peak learning rate of the "
-                               "reconstructor's own parameters (equal to --lr: the paper's "
-                               "single rate)", minimum=0, exclusive_minimum=True,
+                               "reconstructor's own parameters (give --lr's value for the "
+                               "paper's single rate)", minimum=0, exclusive_minimum=True,
                                paper="measured: docs/rar-samples-cr.md")
 
 
