@@ -158,12 +158,36 @@ def test_with_a_group_file_the_folder_is_split_by_group(tmp_path):
         load_dataset(str(folder))
 
 
+def test_a_question_asked_under_ids_of_two_groups_joins_the_groups(tmp_path):
+    """Question 30 repeats question 0's text on page 9: the two ids become one question, so
+    pages 0 and 9 must become one group — else question 0's replies (merged into page 0)
+    and page 9's other questions, which may share them, could land in two splits."""
+    for seed in range(6):
+        folder = write_qa_folder(tmp_path / f"qa{seed}")
+        with (folder / "train.query.tsv").open("a", encoding="utf-8") as query:
+            query.write("30\tthe movie 0 was\n")
+        with (folder / "train.reply.tsv").open("a", encoding="utf-8") as reply:
+            reply.write("30\t0\tit is good and the story\t1\n")
+        (folder / "train.group.tsv").write_text(
+            "".join(f"{q}\tpage{q // 3}\n" for q in range(30)) + "30\tpage9\n",
+            encoding="utf-8")
+        data = load_dataset(str(folder), split_seed=seed)
+        split_of = {e.text: split for split, examples in data.splits.items() for e in examples}
+        joined = {split_of[f"the movie {q} was"] for q in (0, 1, 2, 27, 28, 29)}
+        assert len(joined) == 1, (seed, joined)
+        assert sum(e.text == "the movie 0 was" for e in data.splits[joined.pop()]) == 5
+
+
 def test_a_byte_order_mark_is_dropped_and_a_non_utf8_byte_is_one_line(tmp_path):
     folder = write_qa_folder(tmp_path / "qa")
     query = folder / "train.query.tsv"
     query.write_bytes(b"\xef\xbb\xbf" + query.read_bytes())  # as Windows Notepad saves
     data = load_dataset(str(folder))  # question id 0 still has its replies
     assert "the movie 0 was" in {e.text for split in data.splits.values() for e in split}
+    assert "with no reply" not in data.description
+    query.write_text("id\tquestion\n" + query.read_text(encoding="utf-8-sig"), encoding="utf-8")
+    assert load_dataset(str(folder)).description.endswith(
+        "; 1 question(s) with no reply left out")  # a header line is counted, not silent
     reply = folder / "train.reply.tsv"
     reply.write_bytes(reply.read_bytes() + "0\t9\t在吗\t1\n".encode("gbk"))
     with pytest.raises(AdvembedError, match=re.escape(f"{reply} line 121 is not UTF-8 "
@@ -181,6 +205,10 @@ def test_bad_lines_are_one_line_errors(tmp_path, line, message):
     with (folder / "train.reply.tsv").open("a", encoding="utf-8") as handle:
         handle.write(line)
     with pytest.raises(AdvembedError, match=re.escape(message)):
+        load_dataset(str(folder))
+    reply = folder / "train.reply.tsv"  # blank lines are skipped but still counted
+    reply.write_text("\n\n" + reply.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(AdvembedError, match=re.escape(message.replace("121", "123"))):
         load_dataset(str(folder))
 
 
@@ -205,10 +233,30 @@ def test_qa_matching_trains_and_evaluates_with_its_dev_threshold(tmp_path, tiny_
     assert result["f1"] == pytest.approx(metrics["test"]["f1"])
     assert main(["predict", "--run", str(out), "how do I save", "--pair", "press save"]) == 0
     assert f"(answer where P(answer) >= {config['qa_threshold']:.4f})" in capsys.readouterr().out
+    for bad in (None, "0.4", 1.5):  # a threshold lost or edited: one line, not 0.5 silently
+        edited = dict(config, qa_threshold=bad)
+        (out / "config.json").write_text(json.dumps(edited), encoding="utf-8")
+        assert main(["eval", "--run", str(out)]) == 2
+        assert "config.json's qa_threshold must be the dev threshold" in capsys.readouterr().err
+    (out / "config.json").write_text(json.dumps(config), encoding="utf-8")
     assert main(["train", "--task", "qa-matching", "--dataset", "mr", "--model",
                  str(tiny_model_dir), "--limit", "20", "--no-progress",
                  "--output", str(tmp_path / "bad")]) == 2
     assert "needs (question, reply) pairs" in capsys.readouterr().err
+
+
+def test_a_table_of_pairs_is_refused_as_not_grouped_by_question(tmp_path):
+    """A CSV of (question, reply, label) is split by pair, and its label names sort as
+    strings ('answer' < 'not-answer'): F1 of label 1 would be the not-answer class's."""
+    from advembed.data.options import DataOptions
+
+    table = tmp_path / "pairs.csv"
+    rows = ["text,text_pair,label"] + [f"question {q},reply {q} {r},"
+                                       f"{'answer' if r == 0 else 'not-answer'}"
+                                       for q in range(10) for r in range(3)]
+    table.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(AdvembedError, match="grouped by question.*'answer', 'not-answer'"):
+        get_task("qa-matching").load_data(DataOptions(dataset=str(table)))
 
 
 def test_decision_logits_put_the_dev_threshold_at_the_argmax():

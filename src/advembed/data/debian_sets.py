@@ -29,7 +29,8 @@ def debian_datasets() -> list[tuple[NamedDatasetInfo, Callable]]:
             f"help-qa-{lang}",
             f"Constructed question–answer matching ({language}): a LibreOffice help section "
             "heading as the question, paragraphs of its page as candidate replies (answers: the "
-            "section's own); split by question",
+            "section's own); split by page (a paragraph repeated on several pages can be in two "
+            "splits)",
             f"{HELP_PACKAGES[lang]}==7.4 (Debian, apt-get download)", QA_LABELS),
          partial(_help_qa_splits, lang))
         for lang, language in (("en", "English"), ("zh", "Chinese"))]

@@ -42,7 +42,8 @@ def is_qa_folder(path: Path) -> bool:
     return path.is_dir() and (path / QUERY_FILE.format(split="train")).is_file()
 
 
-def _rows(path: Path, fields: int) -> list[list[str]]:
+def _rows(path: Path, fields: int) -> list[tuple[int, list[str]]]:
+    """``(line number in the file, fields)`` of each non-blank line."""
     if not path.is_file():
         raise AdvembedError(f"QA-matching folder is missing {path.name} ({path})")
     rows = []  # read_text: a byte-order mark dropped, a byte that is not UTF-8 one line
@@ -54,22 +55,23 @@ def _rows(path: Path, fields: int) -> list[list[str]]:
         if len(parts) != fields:
             raise AdvembedError(f"{path.name} line {number}: expected {fields} "
                                 f"tab-separated fields, found {len(parts)}")
-        rows.append(parts)
+        rows.append((number, parts))
     return rows
 
 
 def read_groups(folder: Path, split: str) -> dict[str, Group]:
-    """Question id → (question, [(reply, label), …]) from one pair of files."""
+    """Question id → (question, [(reply, label), …]) from one pair of files (a question
+    with no reply has an empty list)."""
     query_file = QUERY_FILE.format(split=split)
     queries: dict[str, str] = {}
-    for number, (qid, text) in enumerate(_rows(folder / query_file, 2), 1):
+    for number, (qid, text) in _rows(folder / query_file, 2):
         if qid in queries:
             raise AdvembedError(f"{query_file} line {number}: question id '{qid}' is given "
                                 "twice")
         queries[qid] = text
     groups: dict[str, Group] = {qid: (text, []) for qid, text in queries.items()}
     reply_file = REPLY_FILE.format(split=split)
-    for number, (qid, _, reply, label) in enumerate(_rows(folder / reply_file, 4), 1):
+    for number, (qid, _, reply, label) in _rows(folder / reply_file, 4):
         if qid not in groups:
             raise AdvembedError(f"{reply_file} line {number}: question id '{qid}' is not in "
                                 f"{QUERY_FILE.format(split=split)}")
@@ -77,18 +79,43 @@ def read_groups(folder: Path, split: str) -> dict[str, Group]:
             raise AdvembedError(f"{reply_file} line {number}: label '{label}' is not 0 or 1 "
                                 "(unlabeled competition test files cannot be scored)")
         groups[qid][1].append((reply, int(label)))
-    return _merge_repeated_questions({qid: group for qid, group in groups.items() if group[1]})
+    return groups
 
 
-def _merge_repeated_questions(groups: dict[str, Group]) -> dict[str, Group]:
+def _answered(groups: dict[str, Group]) -> tuple[dict[str, Group], int]:
+    """The questions with at least one reply, and how many had none (counted, not silent:
+    a header line ``id<TAB>question`` is one)."""
+    kept = {qid: group for qid, group in groups.items() if group[1]}
+    return kept, len(groups) - len(kept)
+
+
+def _merge_repeated_questions(groups: dict[str, Group],
+                              group_of: dict[str, str] | None = None,
+                              ) -> tuple[dict[str, Group], dict[str, str] | None]:
     """One group per question text, under its first id in sorted order: a question asked
-    under two ids must not land in two splits."""
+    under two ids must not land in two splits.  With ``group_of`` (question id → group) the
+    groups of ids merged together are joined too (union–find), and the kept id's group is
+    returned: otherwise a merged id's replies would travel with its first id's group while
+    the other group's questions, which may share those replies, went to another split."""
     by_text: dict[str, str] = {}
     merged: dict[str, Group] = {}
     for qid in sorted(groups):
         text, replies = groups[qid]
         merged.setdefault(by_text.setdefault(text, qid), (text, []))[1].extend(replies)
-    return merged
+    if group_of is None:
+        return merged, None
+    parent: dict[str, str] = {}
+
+    def root(group: str) -> str:
+        while parent.setdefault(group, group) != group:
+            group = parent[group]
+        return group
+
+    for qid in groups:  # join each id's group with the group of the id it was merged into
+        a, b = root(group_of[qid]), root(group_of[by_text[groups[qid][0]]])
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return merged, {qid: root(group_of[qid]) for qid in merged}
 
 
 def _examples(groups: list[Group]) -> list[Example]:
@@ -121,7 +148,7 @@ def read_question_groups(folder: Path, questions: dict[str, Group]) -> dict[str,
     if not group_file.is_file():
         return None
     group_of: dict[str, str] = {}
-    for number, (qid, group) in enumerate(_rows(group_file, 2), 1):
+    for number, (qid, group) in _rows(group_file, 2):
         if qid in group_of:
             raise AdvembedError(f"{group_file.name} line {number}: question id '{qid}' is "
                                 "given twice")
@@ -136,10 +163,14 @@ def read_question_groups(folder: Path, questions: dict[str, Group]) -> dict[str,
 def load_qa_folder(folder: Path, split_seed: int = 2024) -> TextDataset:
     """The QA-matching dataset of ``folder``, split by question (or by the questions' groups,
     with ``train.group.tsv``)."""
-    train = read_groups(folder, "train")
-    group_of = read_question_groups(folder, train)
+    train, unanswered = _answered(read_groups(folder, "train"))
+    train, group_of = _merge_repeated_questions(train, read_question_groups(folder, train))
     has_test = (folder / QUERY_FILE.format(split="test")).is_file()
-    test = read_groups(folder, "test") if has_test else {}
+    test: dict[str, Group] = {}
+    if has_test:
+        test, unanswered_test = _answered(read_groups(folder, "test"))
+        test = _merge_repeated_questions(test)[0]
+        unanswered += unanswered_test
     asked = {text for text, _ in test.values()}
     left_out = [qid for qid, (text, _) in train.items() if text in asked]
     for qid in left_out:
@@ -166,6 +197,8 @@ def load_qa_folder(folder: Path, split_seed: int = 2024) -> TextDataset:
     if left_out:
         description += (f"; {len(left_out)} training question(s) that are also test questions "
                         "left out")
+    if unanswered:
+        description += f"; {unanswered} question(s) with no reply left out"
     return TextDataset(folder.name, list(QA_LABELS),
                        {name: _examples(groups) for name, groups in splits.items()},
                        description)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from advembed.data.qa import QA_LABELS
 from advembed.errors import AdvembedError
 from advembed.tasks.base import SPLITS
 from advembed.tasks.classification import ClassificationTask
@@ -76,12 +77,23 @@ class QAMatchingTask(ClassificationTask):
         self._split = "dev"
 
     def load_data(self, options, *, limit=None, seed=0):
+        """Only data grouped by question: a folder in paper 000's format or a named QA set
+        (labels ``not-answer``, ``answer``).  A table of pairs would be split by pair, so one
+        question's replies land in train and test, and its label names sort as strings, so
+        F1 might be scored on the not-answer class."""
         data = super().load_data(options, limit=limit, seed=seed)
         if len(data.label_names) != 2 or not data.is_pair:
             raise AdvembedError(f"task qa-matching needs (question, reply) pairs with two "
                                 f"labels (not answer, answer); dataset '{options.dataset}' has "
                                 f"{len(data.label_names)} labels"
                                 f"{'' if data.is_pair else ' and single texts'}")
+        if tuple(data.label_names) != QA_LABELS:
+            raise AdvembedError(
+                f"task qa-matching needs data grouped by question: dataset "
+                f"'{options.dataset}' has labels {data.label_names}, not {list(QA_LABELS)}; "
+                "give a folder of train.query.tsv / train.reply.tsv (paper 000's format, "
+                "README) or a named QA set such as help-qa-en, so that splits keep each "
+                "question's replies together")
         return data
 
     def set_split(self, split: str) -> None:
@@ -93,8 +105,19 @@ class QAMatchingTask(ClassificationTask):
         return {"qa_threshold": self.threshold}
 
     def load_run_state(self, config):
-        self.threshold = float(config.get("qa_threshold", 0.5))
+        value = config.get("qa_threshold")
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        self.threshold = float(value) if ok else 0.5  # check_run_config refuses the rest
         self._split = "test"  # a saved run's threshold is fixed
+
+    def check_run_config(self, run_config, run):
+        super().check_run_config(run_config, run)
+        value = run_config.get("qa_threshold")
+        if (not isinstance(value, (int, float)) or isinstance(value, bool)
+                or not 0.0 <= value <= 1.0):
+            raise AdvembedError(f"run '{run}': config.json's qa_threshold must be the dev "
+                                f"threshold, a number in [0, 1] (found {value!r}; edited by "
+                                "hand, or a run that did not finish?)")
 
     def decision_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """``(0, m)`` per row (float64), ``m = z₁ − z₀ − logit t``, t the threshold: its argmax
