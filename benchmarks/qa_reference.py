@@ -83,18 +83,23 @@ def unanswering(answers: set[str], examples) -> np.ndarray:
 
 
 def reference_lines(dataset: str, metric: str, limit: int | None = None,
-                    expected: dict | None = None) -> list[str]:
+                    expected: dict | None = None,
+                    expected_sizes: dict | None = None) -> list[str]:
     """The reference rows of ``dataset`` in :mod:`quality`'s table columns; ``expected``: the
     runs' ``data_sha256``, which today's build of the dataset must match (else the rows would
-    score other splits than the runs did; exits in one line)."""
+    score other splits than the runs did; exits in one line); ``expected_sizes``: the runs'
+    ``split_sizes``, the weaker check for runs from before fingerprints were recorded."""
     from advembed.data.options import DataOptions
     from advembed.tasks import get_task
 
     data = get_task("qa-matching").load_data(DataOptions(dataset=dataset, split_seed=2024),
                                               limit=limit)
-    if expected is not None and data.fingerprints() != expected:
+    today_sizes = {split: len(examples) for split, examples in data.splits.items()}
+    if ((expected is not None and data.fingerprints() != expected)
+            or (expected_sizes is not None and today_sizes != expected_sizes)):
+        what = "data_sha256" if expected is not None else "split_sizes"
         raise SystemExit(f"qa_reference.py: {dataset} as built today is not the data the runs "
-                         "saw (data_sha256 in their config.json); reference rows would score "
+                         f"saw ({what} in their config.json); reference rows would score "
                          "other splits")
     return [f"| {dataset} | *{label}* | – | {dev[metric]:.4f} | {test[metric]:.4f} |  |  |  |"
             for label, dev, test in reference_scores(data)]

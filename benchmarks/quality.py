@@ -234,10 +234,11 @@ def same_data(dataset: str, fingerprints: dict[str, dict | None]) -> dict | None
 
 
 def load_runs(args, dataset: str, methods_used: dict, recorded: dict,
-              fingerprints: dict | None = None) -> dict[str, dict]:
+              fingerprints: dict | None = None, sizes: dict | None = None) -> dict[str, dict]:
     """Every finished run of ``dataset``: method → seed → its ``metrics.json``; the settings
     each run trained with are collected into ``methods_used`` and ``recorded``, its data's
-    fingerprint (``data_sha256``) into ``fingerprints``, by run name."""
+    fingerprint (``data_sha256``) into ``fingerprints`` and its ``split_sizes`` into
+    ``sizes``, by run name."""
     found: dict[str, dict] = {}
     for method in args.methods:
         for seed in args.seeds:
@@ -247,10 +248,31 @@ def load_runs(args, dataset: str, methods_used: dict, recorded: dict,
                 config = json.loads((path.parent / "config.json").read_text())
                 if fingerprints is not None:
                     fingerprints[path.parent.name] = config.get("data_sha256")
+                if sizes is not None:
+                    sizes[path.parent.name] = config.get("split_sizes")
                 methods_used.setdefault(method, set()).add(recorded_method_settings(config))
                 if config.get("objective", "ce") != "ce":
                     recorded.setdefault(method, set()).add(recorded_settings(config))
     return found
+
+
+def reference_rows(args, dataset: str, data_sha256: dict | None,
+                   sizes: dict[str, dict | None]) -> list[str]:
+    """The reference rows, only where they score the splits the runs were scored on: the
+    runs' ``data_sha256`` must match today's build, or for runs from before it was recorded
+    their ``split_sizes``; none under ``--limit`` (each run drew its own subset)."""
+    if args.limit:
+        print(f"quality.py: no reference rows for {dataset} under --limit (each run drew "
+              "its own subset of the splits)", file=sys.stderr)
+        return []
+    if data_sha256 is not None:
+        return reference_lines(dataset, args.metric, expected=data_sha256)
+    recorded = {json.dumps(value, sort_keys=True) for value in sizes.values() if value}
+    if len(recorded) != 1 or not all(sizes.values()):
+        raise SystemExit(f"quality.py: the runs of {dataset} record no data_sha256 and "
+                         f"{'different' if len(recorded) > 1 else 'not all their'} "
+                         "split_sizes: no reference rows, which could score other splits")
+    return reference_lines(dataset, args.metric, expected_sizes=json.loads(recorded.pop()))
 
 
 def aggregate(args) -> str:
@@ -259,7 +281,8 @@ def aggregate(args) -> str:
     methods_used: dict[str, set[str]] = {}
     for dataset in args.datasets:
         fingerprints: dict[str, dict | None] = {}
-        found = load_runs(args, dataset, methods_used, recorded, fingerprints)
+        sizes: dict[str, dict | None] = {}
+        found = load_runs(args, dataset, methods_used, recorded, fingerprints, sizes)
         # with --limit each seed draws its own subset: nothing to compare
         data_sha256 = None if args.limit else same_data(dataset, fingerprints)
         rows_before = len(rows)
@@ -268,7 +291,7 @@ def aggregate(args) -> str:
                      for seed, m in found.get(plain_of(method), {}).items()}
             rows.append(method_row(args, dataset, method, metrics, plain))
         if args.reference and len(rows) > rows_before:
-            rows += reference_lines(dataset, args.metric, args.limit, expected=data_sha256)
+            rows += reference_rows(args, dataset, data_sha256, sizes)
     suffixed = any("@" in m for m in args.methods)
     header = [
         "# Results: plain fine-tuning vs adversarial methods",

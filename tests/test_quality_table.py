@@ -128,6 +128,36 @@ def test_runs_that_saw_different_data_are_never_averaged_into_one_row(tmp_path):
     assert "| help-qa-en | fgm |" in quality.aggregate(limited)
 
 
+def test_reference_rows_only_where_the_runs_say_which_splits_they_scored(tmp_path, monkeypatch,
+                                                                         capsys):
+    """The reference rows are checked against the runs' data_sha256, or for older runs their
+    split_sizes; runs that record neither, or disagree, get none (one line); --limit none."""
+    quality = _load("quality")
+    calls = []
+    monkeypatch.setattr(quality, "reference_lines", lambda dataset, metric, **check:
+                        calls.append(check) or [f"| {dataset} | *reference* | – |"])
+    args = _args(tmp_path, "f1", ["none"])
+    args.reference = True
+    fingerprint = {"train": "a", "dev": "b", "test": "c"}
+    _run(tmp_path, "help-qa-en-none-s13", "f1", 0.5, 0.55, data=fingerprint)
+    assert "*reference*" in quality.aggregate(args)
+    assert calls.pop() == {"expected": fingerprint}
+    sizes = {"train": 90, "dev": 10, "test": 12}
+    for seed in (13, 14):
+        config = tmp_path / f"help-qa-en-none-s{seed}" / "config.json"
+        if not config.parent.exists():
+            _run(tmp_path, config.parent.name, "f1", 0.5, 0.55)
+        config.write_text(json.dumps({"method_settings": {}, "split_sizes": sizes}))
+    assert "*reference*" in quality.aggregate(args)
+    assert calls.pop() == {"expected_sizes": sizes}
+    _run(tmp_path, "help-qa-en-none-s15", "f1", 0.5, 0.55)  # records neither
+    with pytest.raises(SystemExit, match="record no data_sha256 and not all their split_sizes"):
+        quality.aggregate(args)
+    args.limit = 50
+    assert "*reference*" not in quality.aggregate(args) and not calls
+    assert "no reference rows for help-qa-en under --limit" in capsys.readouterr().err
+
+
 def _train_args(tmp_path: Path, rerun: bool = False) -> argparse.Namespace:
     return argparse.Namespace(model="scratch:esim", epochs=3.0, batch_size=32, lr=1e-3,
                               runs_dir=tmp_path, limit=None, max_steps=None,
