@@ -155,6 +155,30 @@ def test_pgd_drift_is_cosine_and_distance_of_the_representations_by_hand(tiny_mo
     assert records[0]["eps=1"]["euclidean"] == pytest.approx(math.sqrt(2), rel=1e-6)
 
 
+def test_vulnerability_l2_step_is_normalised_per_example_by_hand(tiny_model_dir):
+    """Eq. 5: ``Ẽ = E + ε·g/‖g‖₂`` with one norm *per example*, over its real tokens.  Rows
+    of 4 and 3 real tokens (+1 pad) in one batch, ε = 0.5: each token moves by
+    −ε·a/√(5n), so s̃ = 4 − ε·√(5n) — 1.7639 and 2.0635; one norm over the whole batch
+    would give 4 − ε·n·√5/√7 = 2.3096 and 2.7322."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = _LinearToy([1.0, 0.0], len(tokenizer))
+    examples = [Example("good movie", 1), Example("fun", 0)]
+    records = vulnerability_scores(model, tokenizer, examples,
+                                   VulnerabilitySettings(epsilon=0.5, norm="l2"),
+                                   progress=False)
+    phi0 = 1 / (1 + math.exp(-4.0))  # s = 4 on both rows (padding counts): predicted 0
+    for record, n in zip(records, (4, 3)):
+        s_adv = 4.0 - 0.5 * math.sqrt(5 * n)
+        psi0 = 1 / (1 + math.exp(-s_adv))
+        assert record["predicted"] == 0
+        assert record["F2"] == pytest.approx(-math.log(psi0), rel=1e-5)
+        assert record["F1"] == pytest.approx(
+            -(phi0 * math.log(psi0) + (1 - phi0) * math.log(1 - psi0)), rel=1e-5)
+    assert torch.allclose(model.last_embeds[1, 3], torch.tensor([1.0, 0.0]))  # pad unmoved
+
+
 def test_vulnerability_linf_step_is_epsilon_times_the_gradient_sign_on_real_tokens(
         tiny_model_dir):
     from transformers import AutoTokenizer
