@@ -169,7 +169,7 @@ def test_vulnerability_l2_step_is_normalised_per_example_by_hand(tiny_model_dir)
                                    VulnerabilitySettings(epsilon=0.5, norm="l2"),
                                    progress=False)
     phi0 = 1 / (1 + math.exp(-4.0))  # s = 4 on both rows (padding counts): predicted 0
-    for record, n in zip(records, (4, 3)):
+    for record, n in zip(records, (4, 3), strict=True):
         s_adv = 4.0 - 0.5 * math.sqrt(5 * n)
         psi0 = 1 / (1 + math.exp(-s_adv))
         assert record["predicted"] == 0
