@@ -181,11 +181,9 @@ MUTANTS = [
            "share = self.task.count_items(inputs) / num_items_in_batch",
            "share = 1.0 / self.current_gradient_accumulation_steps", (TASKS,)),
     Mutant("carl-banks-not-gathered-under-ddp", "objectives/carl.py",
-           "rows = gather_rows(index.to(clean.device))\n"
-           "        self.orig.update(rows, gather_rows(clean))\n"
-           "        self.adv.update(rows, gather_rows(adversarial))",
-           "rows = index\n        self.orig.update(rows, clean)\n"
-           "        self.adv.update(rows, adversarial)", (DIST,)),
+           "self.remember(gather_rows(index.to(clean.device)), gather_rows(clean),\n"
+           "                      gather_rows(adversarial))",
+           "self.remember(index, clean, adversarial)", (DIST,)),
     Mutant("sequence-level-accumulation-unscaled", "training/trainer.py",
            "return 1.0 / self.current_gradient_accumulation_steps", "return 1.0", (DIST,)),
     Mutant("translation-eval-loss-by-sentences", "tasks/translation.py",
@@ -351,8 +349,8 @@ MUTANTS = [
            "other = max(near,", "other = min(near,", (BIBLE,)),
     # --- the six survivors of the review of CARL's banks, RAR's head, drift and VAA's attack
     Mutant("carl-adv-bank-gets-clean-rows", "objectives/carl.py",
-           "self.adv.update(rows, gather_rows(adversarial))",
-           "self.adv.update(rows, gather_rows(clean))", (OBJ,)),
+           "self.adv.update(rows[finite], adversarial[finite])",
+           "self.adv.update(rows[finite], clean[finite])", (OBJ,)),
     Mutant("rar-head-without-gelu", "objectives/rar.py",
            "hidden = self.dense(F.gelu(self.norm(states)))",
            "hidden = self.dense(self.norm(states))", (OBJ,)),
