@@ -563,6 +563,48 @@ def test_atcl_anchors_are_the_perturbed_sentences_clean_states_by_hand():
     assert atcl.adversarial_weight == atcl.settings.alpha == 0.1
 
 
+@pytest.mark.parametrize("alpha", [0.4, 2.5])
+def test_atcl_step_gradient_weighs_the_adversarial_loss_by_alpha(tiny_model_dir, alpha):
+    """Paper 004 eq. 1 with β = 0: the step's parameter gradient is ∇(L(E) + α·L(E + δ)) at
+    the one-word FGM δ the step used, for α = 0.4 and 2.5 (a step that ignored α, or used
+    1 − α, gives another gradient).  Catches: α dropped where the method weighs the loss."""
+    import copy
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from advembed.adapter import EmbeddingAdapter
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir))
+    model.eval()
+    batch = tok(["the movie is great", "bad plot , awful actors !", "a great great movie"],
+                padding=True, return_tensors="pt")
+    batch["labels"] = torch.tensor([1, 0, 1])
+    reference = copy.deepcopy(model)
+    method = build_training_method("fgm", model, objective=ATCL(tok, seed=3, alpha=alpha,
+                                                                 beta=0.0))
+    deltas = []
+    forward = method.adapter.forward
+
+    def recording(inputs, delta=None, **kwargs):
+        if delta is not None:
+            deltas.append(delta.detach().clone())
+        return forward(inputs, delta, **kwargs)
+
+    method.adapter.forward = recording
+    model.zero_grad()
+    method.step(model, dict(batch))
+    delta = deltas[-1]
+    assert ((delta.abs().sum(-1) > 0).sum(1) <= 1).all() and delta.abs().sum() > 0  # one word
+    adapter = EmbeddingAdapter(reference)
+    reference.zero_grad()
+    inputs = dict(batch)
+    (adapter.forward(inputs).loss + alpha * adapter.forward(inputs, delta).loss).backward()
+    for (name, got), want in zip(model.named_parameters(), reference.parameters(), strict=True):
+        if want.grad is not None:
+            assert torch.allclose(got.grad, want.grad, atol=1e-6), name
+
+
 def test_atcl_picks_its_word_uniformly_among_the_candidates():
     vocab = ["[PAD]", "[CLS]", "[SEP]", "good", "film", "!", "very"]
     tok = FakeTokenizer(vocab, ["[PAD]", "[CLS]", "[SEP]"])
