@@ -422,6 +422,23 @@ def test_atcl_mask_on_wordpiece():
         False, False, False, True, False]
 
 
+def test_atcl_mask_leaves_out_both_sides_of_a_contraction():
+    """BERT's pre-tokenizer cuts *don't* into ``don`` ``'`` ``t`` and *we're* into ``we``
+    ``'`` ``re``: neither side is a complete word.  SentencePiece writes *don't* as ``▁don``
+    ``'`` ``t``; its quote opening a word, ``▁'``, joins nothing."""
+    vocab = ["[PAD]", "[CLS]", "[SEP]", "we", "'", "re", "don", "t", "like", "it", "\u2019"]
+    tok = FakeTokenizer(vocab, ["[PAD]", "[CLS]", "[SEP]"])
+    assert _mask_of(tok, ["[CLS]", "we", "'", "re", "don", "\u2019", "t", "like", "it",
+                          "[SEP]"]) == [False, False, False, False, False, False, False, True,
+                                        True, False]
+    assert _mask_of(tok, ["[CLS]", "like", "'", "it", "[SEP]"]) == [  # a quote: left out too
+        False, False, False, False, False]
+    pieces = ["<pad>", "<s>", "</s>", "\u2581don", "'", "t", "\u2581like", "\u2581'", "\u2581it"]
+    tok = FakeTokenizer(pieces, ["<pad>", "<s>", "</s>"])
+    assert _mask_of(tok, ["<s>", "\u2581don", "'", "t", "\u2581like", "\u2581'", "\u2581it",
+                          "</s>"]) == [False, False, False, False, True, False, True, False]
+
+
 def test_atcl_mask_on_byte_level_bpe():
     vocab = ["<pad>", "<s>", "</s>", "The", "Ġmovie", "Ġun", "believ", "able", "Ġgreat", ",",
              "Ġ!", "Ġ2020", "Ġa", "Ġreally"]
@@ -561,6 +578,16 @@ def test_atcl_anchors_are_the_perturbed_sentences_clean_states_by_hand():
 
     assert atcl.loss(context).item() == pytest.approx(0.3 * (term(0) + term(2)) / 2, rel=1e-5)
     assert atcl.adversarial_weight == atcl.settings.alpha == 0.1
+    alone = ObjectiveContext(model=None, inputs={}, adversarial=adversarial[:1],
+                             clean=clean[:1], example_index=None, step=1)
+    atcl.chosen = (torch.tensor([0]), torch.tensor([True]))
+    with pytest.warns(UserWarning, match="a batch of one sentence has no in-batch negative"):
+        assert atcl.loss(alone).item() == 0.0
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per run, not once per step
+        assert atcl.loss(alone).item() == 0.0
 
 
 @pytest.mark.parametrize("alpha", [0.4, 2.5])

@@ -14,6 +14,8 @@ import torch
 
 _ALPHA = re.compile(r"^[^\W\d_]{2,}$")  # letters only, at least two of them
 _WORDISH = re.compile(r"[^\W_]")  # contains a letter or digit
+_LETTER = re.compile(r"[^\W\d_]")  # contains a letter
+_APOSTROPHES = ("'", "\u2019")
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,10 @@ class WordFlags:
     ``words``: the text of each letters-only entry that starts a word, marker removed
     (``Ġgood`` → ``good``); ``marker``: the vocabulary's word marker (:func:`_scheme`);
     ``bare``: byte-level BPE only, the text of each letters-only entry without the marker —
-    how a sentence's first word is spelt (RoBERTa's ``The``), elsewhere the tail of a word."""
+    how a sentence's first word is spelt (RoBERTa's ``The``), elsewhere the tail of a word;
+    ``apostrophe``: an apostrophe that can join two parts of a word (WordPiece's ``'``, which
+    its pre-tokenizer cuts out of *don't*; SentencePiece's ``'`` without the marker), and
+    ``lettered``: the entry holds a letter."""
 
     start: torch.Tensor
     continuation: torch.Tensor
@@ -30,6 +35,8 @@ class WordFlags:
     words: dict[int, str] = field(default_factory=dict)
     marker: str | None = None
     bare: dict[int, str] = field(default_factory=dict)
+    apostrophe: torch.Tensor | None = None
+    lettered: torch.Tensor | None = None
 
 
 def _scheme(tokens: list[str | None]) -> str | None:
@@ -82,6 +89,8 @@ def word_flags(tokenizer) -> WordFlags:
     start = torch.zeros(size, dtype=torch.bool)
     continuation = torch.zeros(size, dtype=torch.bool)
     alpha = torch.zeros(size, dtype=torch.bool)
+    apostrophe = torch.zeros(size, dtype=torch.bool)
+    lettered = torch.zeros(size, dtype=torch.bool)
     words: dict[int, str] = {}
     bare: dict[int, str] = {}
     for i, token in enumerate(tokens):
@@ -102,11 +111,13 @@ def word_flags(tokenizer) -> WordFlags:
             is_start, is_cont = is_start and wordish, not is_start and wordish
         start[i], continuation[i] = is_start, is_cont
         alpha[i] = bool(_ALPHA.match(text))
+        lettered[i] = bool(_LETTER.search(text))
+        apostrophe[i] = marker != "Ġ" and token in _APOSTROPHES
         if alpha[i] and is_start:
             words[i] = text
         elif alpha[i] and marker == "Ġ":
             bare[i] = text
-    return WordFlags(start, continuation, alpha, words, marker, bare)
+    return WordFlags(start, continuation, alpha, words, marker, bare, apostrophe, lettered)
 
 
 def complete_word_mask(
@@ -117,7 +128,9 @@ def complete_word_mask(
 
     Kept: letters-only tokens (≥ 2 letters) that start a word and are not followed by a
     continuation piece.  Dropped: special tokens, padding, punctuation and symbols, numbers,
-    single characters, and every piece of a word split into sub-words.  A continuation-looking
+    single characters, every piece of a word split into sub-words, and both sides of an
+    apostrophe between letters (:func:`_beside_apostrophe`: *don't*).  The parts of a
+    hyphenated word (*well-known*) are words of their own here.  A continuation-looking
     piece right after a special token or punctuation starts a word (RoBERTa's first word has
     no ``Ġ``) — except at the start of a row with ``cut_edges``: rows cut from a token stream
     (language-modelling blocks) may begin inside a word and end inside one, so there the first
@@ -135,4 +148,21 @@ def complete_word_mask(
         after_boundary[:, 0] = False
         followed_by_piece[:, -1] = True
     word_start = start | (cont & after_boundary)
-    return real & word_start & ~followed_by_piece & alpha
+    return real & word_start & ~followed_by_piece & alpha & ~_beside_apostrophe(input_ids, flags)
+
+
+def _beside_apostrophe(input_ids: torch.Tensor, flags: WordFlags) -> torch.Tensor:
+    """``(B, L)``: the token is one side of ``x ' y`` with letters on both sides — *don't*
+    cut as ``don`` ``'`` ``t``, *we're* as ``we`` ``'`` ``re`` by WordPiece, whose tokens
+    cannot tell a contraction from a quote, so a quoted word (``'good' film``) is left out
+    too: fewer candidates, never a fragment.  Byte-level BPE keeps ``'t`` in one piece, which
+    continues the word already."""
+    beside = torch.zeros_like(input_ids, dtype=torch.bool)
+    if flags.apostrophe is None or flags.lettered is None or input_ids.shape[1] < 3:
+        return beside
+    apostrophe = flags.apostrophe.to(input_ids.device)[input_ids]
+    lettered = flags.lettered.to(input_ids.device)[input_ids]
+    joined = apostrophe[:, 1:-1] & lettered[:, :-2] & lettered[:, 2:]  # at position t + 1
+    beside[:, :-2] |= joined
+    beside[:, 2:] |= joined
+    return beside

@@ -84,7 +84,10 @@ def token_contrastive_loss(
     anchors.  The paper disagrees with itself on the pool: eq. 6's text takes
     ``NB_kj ≡ H(S) − {h_kj}`` (every other token state, its own sentence's included), Figure
     1's caption "randomly sampled negatives from other sentences in the batch"; we follow the
-    equation (choice), which also works for a batch of one long block (language modelling)."""
+    equation (choice), which also works for a batch of one long block (language modelling).
+    A pool of n rows or fewer gives each anchor all the others (n shrinks); a pool of one row
+    has no negative and the term is 0 (:class:`ATCL` warns once: a sentence-level batch of
+    one)."""
     count, size = anchor.shape[0], pool.shape[0]
     if count == 0 or size < 2:
         return pool.sum() * 0.0
@@ -145,6 +148,7 @@ class ATCL(Objective):
         self.generator = torch.Generator().manual_seed(seed)
         self.token_level = token_level
         self.cut_stream = cut_stream
+        self._warned_alone = False
         self.chosen: tuple[torch.Tensor, torch.Tensor] | None = None  # (position, has a word)
 
     @classmethod
@@ -186,6 +190,13 @@ class ATCL(Objective):
         rows = (self.chosen[1].nonzero().squeeze(1) if self.chosen is not None
                 else torch.arange(clean.shape[0]))  # the perturbed sentences
         rows = rows.to(clean.device)
+        if clean.shape[0] < 2 and s.beta and not self._warned_alone:
+            import warnings
+
+            warnings.warn("ATCL: a batch of one sentence has no in-batch negative, so β·L_cont "
+                          "is 0 for it (use a batch size of 2 or more; a last partial batch "
+                          "of one costs one step's term)", stacklevel=2)
+            self._warned_alone = True
         return s.beta * token_contrastive_loss(clean[rows], adversarial[rows], clean, rows,
                                                s.num_negatives, s.tau, generator=self.generator)
 
