@@ -264,3 +264,23 @@ def test_tar_links_are_not_extracted(cache: Path) -> None:
     _place(cache, "l-1.0.tar.gz", data)
     root = provider.extract(_pkg("l-1.0.tar.gz", data, kind="sdist", name="l"), "l-1.0/")
     assert sorted(p.name for p in (root / "l-1.0").iterdir()) == ["file"]
+
+
+def test_two_versions_of_a_debian_package_are_refused_not_picked_by_name(
+        cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sorting names would take ``_2.0`` over ``_14.3``: with two .debs of one package the
+    build stops in one line naming both, and with one it takes that one."""
+    from advembed.debian import locate_debs
+
+    links = tmp_path / "links"
+    links.mkdir()
+    monkeypatch.setenv("ADVEMBED_FIND_LINKS", str(links))
+    monkeypatch.setenv("ADVEMBED_OFFLINE", "1")
+    (links / "sword-text-kjv_14.3-1_all.deb").write_bytes(b"!<arch>\n")
+    assert locate_debs(("sword-text-kjv",), "hint")["sword-text-kjv"].name == \
+        "sword-text-kjv_14.3-1_all.deb"
+    (links / "sword-text-kjv_2.0-1_all.deb").write_bytes(b"!<arch>\n")
+    with pytest.raises(AdvembedError, match="2 versions of Debian package sword-text-kjv .*"
+                                            "sword-text-kjv_14.3-1_all.deb, "
+                                            "sword-text-kjv_2.0-1_all.deb"):
+        locate_debs(("sword-text-kjv",), "hint")

@@ -50,8 +50,13 @@ def locate_debs(names: tuple[str, ...], hint: str, fetch: bool = True) -> dict[s
     for name in names:
         for folder in ([Path(links)] if links else []) + [cache_dir() / "downloads"]:
             hits = sorted(folder.glob(f"{name}_*.deb")) if folder.is_dir() else []
+            if len(hits) > 1:  # which is newer is Debian's version order, not the names'
+                raise AdvembedError(
+                    f"{len(hits)} versions of Debian package {name} in {folder} "
+                    f"({', '.join(h.name for h in hits)}); keep the one to build from, so "
+                    "that the data does not depend on which is picked")
             if hits:
-                found[name] = hits[-1]
+                found[name] = hits[0]
                 break
     missing = [n for n in names if n not in found]
     if missing and fetch and not _offline():
