@@ -545,6 +545,28 @@ def test_resume_needs_the_same_options_and_an_interrupted_run(tmp_path, tiny_mod
                            "--resume")) == 0, "an option the run predates reads as its default"
 
 
+def test_resume_with_only_the_output_takes_the_recorded_options(tmp_path, tiny_model_dir,
+                                                                small_csv, monkeypatch, capsys):
+    """``advembed train --output X --resume`` alone continues the run with every option it
+    was started with (data, model, method and its hyper-parameters): it ends where the
+    uninterrupted run does.  An option given now still has to match."""
+    extra = ["--method", "freelb", "--adv-steps", "2", "--save-steps", "3", "--limit", "80"]
+    whole = tmp_path / "whole"
+    assert main(train_argv(small_csv, tiny_model_dir, whole, *extra)) == 0
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 7)
+        assert main(train_argv(small_csv, tiny_model_dir, out, *extra)) == 130
+    capsys.readouterr()
+    assert main(["train", "--output", str(out), "--resume", "--adv-steps", "3",
+                 "--no-progress"]) == 2
+    one_line_error(capsys, "the interrupted run was trained with --adv-steps 2, now 3")
+    assert main(["train", "--output", str(out), "--resume", "--no-progress"]) == 0
+    assert _outcome(out) == _outcome(whole)
+    config = json.loads((out / "config.json").read_text())
+    assert config["method_options"] == {"steps": 2} and config["lr"] == 3e-3
+
+
 def _interrupted_request(argv, tmp_path, monkeypatch, capsys):
     """Run ``argv`` (output ``tmp_path / "run"``), interrupted at step 4; ``(path, content)``
     of the request.json it recorded."""

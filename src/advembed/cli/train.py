@@ -47,6 +47,8 @@ def config_from_args(args: argparse.Namespace):
     from advembed.methods.presets import PRESETS
 
     options = chosen(args, TrainConfig)
+    recorded = _recorded(options)
+    options = {k: v for k, v in recorded.items() if k not in OPTION_GROUPS} | options
     preset = PRESETS.get(options.get("preset"))
     if preset and options.get("method", preset.method) != preset.method:
         raise AdvembedError(f"--preset {options['preset']} trains with --method "
@@ -60,7 +62,9 @@ def config_from_args(args: argparse.Namespace):
         # --augment vda takes VDA's flags beside the method's own
         others = [c.Settings for name, c in methods.items() if not (augment and name == augment)]
         refuse_foreign(args, method_cls.Settings, others)
-        method_options = chosen(args, method_cls.Settings)
+        method_options = _given_or_recorded(recorded, "method_options",
+                                            chosen(args, method_cls.Settings),
+                                            recorded.get("method") == method)
     augment_options = {}
     if augment:
         from advembed.vda import VDASettings
@@ -68,14 +72,37 @@ def config_from_args(args: argparse.Namespace):
         if method in ("none", "vda"):
             raise AdvembedError(f"--augment {augment} needs an adversarial --method (with "
                                 f"'{method}', use --method vda alone)")
-        augment_options = chosen(args, VDASettings)
+        augment_options = _given_or_recorded(recorded, "augment_options",
+                                             chosen(args, VDASettings),
+                                             recorded.get("augment") == augment)
     objective_cls = objectives.get(objective)
     used = objective_cls.Settings if objective_cls is not None else _NoObjective
     refuse_foreign(args, used, [c.Settings for c in objectives.values()],
                    hint="needs --objective {owner}")
-    objective_options = chosen(args, objective_cls.Settings) if objective_cls else {}
+    objective_options = _given_or_recorded(
+        recorded, "objective_options", chosen(args, objective_cls.Settings) if objective_cls
+        else {}, recorded.get("objective") == objective)
     return TrainConfig(**options, method_options=method_options,
                        objective_options=objective_options, augment_options=augment_options)
+
+
+OPTION_GROUPS = ("method_options", "objective_options", "augment_options")
+
+
+def _recorded(options: dict) -> dict:
+    """With ``--resume --output X``: what the interrupted run was started with (an option
+    given now overrides it, and a different one is then refused by the resume check)."""
+    if not (options.get("resume") and options.get("output")):
+        return {}
+    from advembed.training.resume import recorded_options
+
+    return recorded_options(options["output"])
+
+
+def _given_or_recorded(recorded: dict, group: str, given: dict, same: bool) -> dict:
+    """A group's options given now over the ones the resumed run recorded, where it trained
+    the same method (objective, augmentation); another one keeps only what is given."""
+    return {**(recorded.get(group) or {}), **given} if same else given
 
 
 def run(args: argparse.Namespace) -> int:

@@ -74,7 +74,8 @@ class TrainConfig(DataOptions):
                                      "N optimiser steps (default: at each evaluation, once an "
                                      "epoch)", minimum=1)
     resume: bool = setting(False, "--resume", "continue the interrupted run of this --output "
-                           "from its last checkpoint (same options)")
+                           "from its last checkpoint, with the options it started with (any "
+                           "given must be the same)")
     overwrite: bool = setting(False, "--overwrite", "replace an existing run directory")
     keep_checkpoints: bool = setting(False, "--keep-checkpoints", "keep the Trainer's "
                                      "checkpoints in the run")

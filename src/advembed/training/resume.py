@@ -1,8 +1,9 @@
 """Whether an interrupted run may go on: the same request, the same effective settings.
 
 ``advembed train --resume`` continues a run from its last complete checkpoint only if it is
-asked for what the run was started with.  Two things are compared with what the run recorded
-in ``request.json`` when it started:
+asked for what the run was started with; with ``--output``, an option not given is taken from
+the run's record (:func:`recorded_options`), so ``--output X --resume`` alone is enough.
+Two things are compared with what the run recorded in ``request.json`` when it started:
 
 * before anything is loaded, the options as given (a flag changed since is one line naming
   it), with an option added to advembed after the run started read as its default;
@@ -47,6 +48,26 @@ def read_request(path: Path) -> dict[str, Any]:
         raise AdvembedError(f"the interrupted run's '{path}' holds no JSON object; start again "
                             "with --overwrite")
     return request
+
+
+def recorded_options(output: str | Path) -> dict[str, Any]:
+    """What the interrupted run of ``--output`` was started with (``request.json`` in its
+    staging folder), as ``TrainConfig`` fields — so that ``advembed train --output X --resume``
+    needs no other option; ``{}`` when there is no interrupted run to read (the resume then
+    fails as before, in one line)."""
+    output = Path(output)
+    recorded = output.parent / f".{output.name}.partial" / REQUEST_FILE
+    if not recorded.is_file():
+        return {}
+    request = read_request(recorded)
+    defaults = json.loads(json.dumps({
+        field.name: field.default if field.default is not dataclasses.MISSING
+        else field.default_factory() for field in dataclasses.fields(TrainConfig)
+        if field.default is not dataclasses.MISSING
+        or field.default_factory is not dataclasses.MISSING}))
+    # a default is left out: TrainConfig gives it anyway, and a preset's method stays implied
+    return {k: v for k, v in request.items() if k in defaults and k not in NOT_COMPARED
+            and v != defaults[k]}
 
 
 def resume_point(config: TrainConfig, staging: Path) -> Path | None:
