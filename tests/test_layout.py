@@ -129,3 +129,21 @@ def test_the_layering_rejects_a_forbidden_import():
     """The check itself can fail: an objective importing a method is caught."""
     tree = ast.parse("def f():\n    from advembed.methods import FreeLB\n")
     assert _imported_parts(tree) - {"objectives"} - ALLOWED["objectives"] == {"methods"}
+
+
+def test_every_commands_help_imports_neither_the_trainer_nor_sklearn():
+    """``advembed COMMAND --help`` builds every parser from the settings dataclasses; it must
+    not import ``transformers.trainer`` or scikit-learn (seconds of start-up each), which only
+    training and scoring need."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, contextlib, io\n"
+             "from advembed.cli import main\n"
+             "for command in ('train', 'eval', 'attack', 'report', 'predict', 'mlm'):\n"
+             "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+             "        main([command, '--help'])\n"
+             "print(sorted(m for m in ('transformers.trainer', 'sklearn') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

@@ -17,8 +17,6 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sklearn.model_selection import train_test_split
-
 from advembed.errors import AdvembedError
 
 if TYPE_CHECKING:  # the types only: base imports this module
@@ -57,6 +55,8 @@ def _hold_out(
     """Split off ``n_held`` examples, stratified if possible; returns ``(rest, held)``."""
     labels = [ex.label for ex in examples]
     stratify = labels if _can_stratify(labels, n_held) else None
+    from sklearn.model_selection import train_test_split  # seconds to import: when used
+
     rest, held = train_test_split(
         list(examples), test_size=n_held, random_state=seed, stratify=stratify
     )
@@ -100,6 +100,8 @@ def sample(examples: Sequence[Example], n: int, seed: int) -> list[Example]:
     labels = [ex.label for ex in examples]
     index = list(range(len(examples)))
     stratify = labels if _can_stratify(labels, len(examples) - n) else None
+    from sklearn.model_selection import train_test_split
+
     kept, _ = train_test_split(index, train_size=n, random_state=seed, stratify=stratify)
     return [examples[i] for i in sorted(kept)]
 

@@ -1,12 +1,22 @@
 """Training: the run's settings (:class:`TrainConfig`), the ``Trainer`` that runs a method
-(:class:`AdvTrainer`), and the orchestration that writes a run (:func:`run_training`)."""
+(:class:`AdvTrainer`), and the orchestration that writes a run (:func:`run_training`).
+
+The names are imported when first used (PEP 562), so that reading the settings
+(``advembed.training.config``, which every command's ``--help`` needs) does not import
+``transformers.trainer``, seconds of start-up."""
 
 from __future__ import annotations
 
-from advembed.training.config import TrainConfig
-from advembed.training.replay import ReplayLoader
-from advembed.training.run import build_method, run_training
-from advembed.training.trainer import AdvTrainer, split_learning_rates
+import importlib
+from typing import Any
 
-__all__ = ["AdvTrainer", "ReplayLoader", "TrainConfig", "build_method", "run_training",
-           "split_learning_rates"]
+_HOME = {"AdvTrainer": "trainer", "ReplayLoader": "replay", "TrainConfig": "config",
+         "build_method": "run", "run_training": "run", "split_learning_rates": "trainer"}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
