@@ -141,7 +141,8 @@ def test_every_commands_help_imports_neither_the_trainer_nor_sklearn():
     probe = ("import sys, contextlib, io\n"
              "from advembed.cli import main\n"
              "for command in ('train', 'eval', 'attack', 'report', 'predict', 'mlm'):\n"
-             "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+             "    with contextlib.suppress(SystemExit), \\\n"
+             "            contextlib.redirect_stdout(io.StringIO()):\n"
              "        main([command, '--help'])\n"
              "print(sorted(m for m in ('transformers.trainer', 'sklearn') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
