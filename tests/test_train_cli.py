@@ -180,6 +180,25 @@ def test_existing_output_is_refused_without_overwrite(tmp_path, tiny_model_dir, 
     assert code == 2 and "already exists" in capsys.readouterr().err
 
 
+def test_no_progress_prints_readable_log_lines_not_dictionaries(tmp_path, tiny_model_dir,
+                                                                 data_csv, capsys):
+    """``--no-progress`` (CI logs) prints one line per log, ``step N/M (epoch E): loss …``
+    and ``…: dev accuracy …``, in place of the Trainer's printed dictionaries."""
+    from advembed.training.callbacks import LogLines
+
+    code, _ = _train(tmp_path, tiny_model_dir, data_csv, "lines")
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "{'loss'" not in out and "{'eval_" not in out
+    lines = out.splitlines()
+    assert any(line.startswith("step ") and ": loss " in line and ", lr " in line
+               for line in lines)
+    assert any(": dev " in line and "accuracy " in line for line in lines)
+    assert LogLines.format(827, 2481, {"eval_loss": 0.58982, "eval_f1": 0.47736,
+                                       "eval_runtime": 3.2, "epoch": 1.0}) == (
+        "step 827/2481 (epoch 1.00): dev loss 0.5898, f1 0.4774")
+
+
 def test_training_failure_leaves_no_run_dir(tmp_path, tiny_model_dir, data_csv, monkeypatch):
     import advembed.training.trainer
 

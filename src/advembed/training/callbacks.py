@@ -177,3 +177,34 @@ def set_random_state(state: dict) -> None:
     torch.random.set_rng_state(state["cpu"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.random.set_rng_state_all(state["cuda"])
+
+
+class LogLines(TrainerCallback):
+    """With ``--no-progress``, one readable line per log instead of the Trainer's printed
+    dictionaries: ``step 100/2481 (epoch 0.12): loss 1.1459, lr 9.50e-04, grad norm 0.363``
+    and ``step 827/2481 (epoch 1.00): dev f1 0.4774, loss 0.5898``, on the main process."""
+
+    SKIP = ("total_flos", "epoch", "train_runtime", "train_samples_per_second",
+            "train_steps_per_second", "eval_runtime", "eval_samples_per_second",
+            "eval_steps_per_second")
+    NAMES = {"learning_rate": "lr", "grad_norm": "grad norm", "train_loss": "mean train loss"}
+
+    @staticmethod
+    def format(step: int, max_steps: int, logs: dict) -> str:
+        epoch = logs.get("epoch")
+        head = f"step {step}/{max_steps}" + (f" (epoch {epoch:.2f})" if epoch is not None
+                                             else "")
+        dev = any(key.startswith("eval_") for key in logs)
+        parts = []
+        for key, value in logs.items():
+            if key in LogLines.SKIP or not isinstance(value, int | float):
+                continue
+            name = LogLines.NAMES.get(key, key.removeprefix("eval_").replace("_", " "))
+            text = f"{value:.2e}" if key == "learning_rate" else (
+                f"{value:.4g}" if isinstance(value, float) else str(value))
+            parts.append(f"{name} {text}")
+        return f"{head}: {'dev ' if dev else ''}{', '.join(parts)}"
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and state.is_world_process_zero:
+            print(self.format(state.global_step, state.max_steps, logs), flush=True)

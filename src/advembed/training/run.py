@@ -34,7 +34,7 @@ from advembed.runs import (
 )
 from advembed.tasks import SPLITS, LoadedModel, Task, get_task
 from advembed.training.base_run import base_run_record, model_to_train
-from advembed.training.callbacks import BestModel, CollapseGuard
+from advembed.training.callbacks import BestModel, CollapseGuard, LogLines
 from advembed.training.config import TrainConfig
 from advembed.training.outcome import final_metrics
 from advembed.training.resume import check_settings, resume_point
@@ -288,6 +288,11 @@ def make_trainer(config: TrainConfig, built: Built, plan: Schedule, staging: Pat
         task=task,
         callbacks=[collapse, best],
     )
+    if not config.progress:  # readable lines in place of the printed log dictionaries
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(LogLines())
     return trainer, best, collapse
 
 
