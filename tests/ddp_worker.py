@@ -43,7 +43,10 @@ class Batches(torch.utils.data.Dataset):
 
 
 def train(config: str, out: Path, per_device: int, suffix: str) -> None:
-    """``config`` is ``METHOD[+OBJECTIVE][:STEPS]`` (8 steps unless given)."""
+    """``config`` is ``METHOD[+OBJECTIVE][:STEPS][@ckpt]`` (8 steps unless given; ``@ckpt``:
+    a checkpoint every 4 steps, in ``OUT/CONFIG-checkpoints``)."""
+    config_name = config
+    config, _, save = config.partition("@")
     name, _, steps = config.partition(":")
     method, _, objective_name = name.partition("+")
     torch.manual_seed(0)
@@ -53,22 +56,46 @@ def train(config: str, out: Path, per_device: int, suffix: str) -> None:
                                 num_negatives=4) if objective_name == "carl" else \
         build_objective(objective_name or "ce", model, tokenizer=_Tokenizer())
     args = TrainingArguments(
-        output_dir=str(out / "trainer"), per_device_train_batch_size=per_device,
+        output_dir=str(out / (f"{config_name}-checkpoints" if save == "ckpt" else "trainer")),
+        per_device_train_batch_size=per_device,
         max_steps=int(steps or 8), learning_rate=1e-2, use_cpu=True, report_to="none",
         ddp_backend="gloo" if suffix != "single" else None,
-        seed=3, save_strategy="no", disable_tqdm=True, logging_steps=1,
+        seed=3, save_strategy="steps" if save == "ckpt" else "no", save_steps=4,
+        disable_tqdm=True, logging_steps=1,
         lr_scheduler_type="constant", warmup_ratio=0.0,
     )
     data = Batches()
     trainer = AdvTrainer(model=model, args=args, train_dataset=data,
                          method=build_training_method(method, model, objective=objective))
     trainer._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(data)
+    if save == "ckpt":
+        _slow_down(trainer)
     trainer.train()
     tensors = {n: p.detach().clone().contiguous() for n, p in model.named_parameters()}
     if objective_name == "carl":
         tensors |= {"bank.orig": objective.orig.rows, "bank.adv": objective.adv.rows,
                     "bank.filled": objective.orig.filled}
-    save_file(tensors, str(out / f"{config}-{suffix}.safetensors"))
+    save_file(tensors, str(out / f"{config_name}-{suffix}.safetensors"))
+
+
+def _slow_down(trainer) -> None:
+    """Make the checkpoint race certain: process 0 writes the model (and creates the folder)
+    late, and process 1 writes its own state late, after process 0 would have marked the
+    checkpoint complete without waiting for it."""
+    import time
+
+    rank = trainer.args.process_index
+    save, save_rng = trainer._save, trainer._save_rng_state
+
+    def late_save(*args, **kwargs):
+        time.sleep(0.5 if rank == 0 else 0.0)
+        return save(*args, **kwargs)
+
+    def late_rng(*args, **kwargs):
+        time.sleep(0.5 if rank == 1 else 0.0)
+        return save_rng(*args, **kwargs)
+
+    trainer._save, trainer._save_rng_state = late_save, late_rng
 
 
 class _Tokenizer:

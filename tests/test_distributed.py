@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 CONFIGS = ["fgsm", "fgm", "pgd", "freeat", "yopo", "freelb", "smart", "freelb+carl",
            "freelb+rar", "fgm+atcl"]
 BANKS = "fgm+carl:4"  # deterministic (FGM starts at zero), the 4 global batches fill the banks
+SAVED = "fgm@ckpt"  # FGM with a checkpoint every 4 steps: every rank writes its own state
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +29,11 @@ def ddp_runs(tmp_path_factory):
         "OMP_NUM_THREADS": "1", "PYTHONPATH": package_path()}  # no inherited bf16 or the like
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                "--master_port", str(29500 + (os.getpid() % 1000)),
-               str(HERE / "ddp_worker.py"), str(out), *CONFIGS, BANKS]
+               str(HERE / "ddp_worker.py"), str(out), *CONFIGS, BANKS, SAVED]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     single = subprocess.run([sys.executable, str(HERE / "ddp_worker.py"), "--single", str(out),
-                             BANKS], capture_output=True, text=True, env=env, timeout=300)
+                             BANKS, "fgm"], capture_output=True, text=True, env=env, timeout=300)
     assert single.returncode == 0, single.stderr[-3000:]
     return out
 
@@ -46,6 +47,39 @@ def test_two_process_ddp_keeps_replicas_identical(ddp_runs, config):
         assert torch.equal(first[name], second[name]), name
     # Training really moved the parameters (the replicas are not trivially equal).
     assert not torch.equal(first["classifier.weight"], _initial_parameters()["classifier.weight"])
+
+
+def test_ddp_fgm_equals_one_process_over_the_same_global_batches(ddp_runs):
+    """FGM from zero is deterministic and its δ normalised per example: 2 processes × 4
+    examples, gradients averaged by DDP, end where one process with batches of 8 does (up to
+    float rounding).  Summed instead of averaged gradients — twice the step — would not."""
+    ddp = load_file(str(ddp_runs / "fgm-rank0.safetensors"))
+    single = load_file(str(ddp_runs / "fgm-single.safetensors"))
+    initial = _initial_parameters()
+    for name in single:
+        assert torch.allclose(ddp[name], single[name], atol=2e-5), name
+    moved = (single["classifier.weight"] - initial["classifier.weight"]).abs().max()
+    assert moved > 1e-2  # far above the tolerance: a doubled step could not pass
+
+
+def test_checkpoints_under_ddp_hold_every_ranks_state_and_are_complete(ddp_runs):
+    """Checkpoints every 4 of 8 steps, with process 0's model write and process 1's state
+    write each delayed by the worker: each checkpoint holds both ranks' random and method
+    state and is marked complete after them (process 1 used to write into a folder process 0
+    had not made yet, and fail; process 0 marked it complete without waiting)."""
+    folder = ddp_runs / f"{SAVED}-checkpoints"
+    kept = sorted(p.name for p in folder.glob("checkpoint-*"))
+    assert kept == ["checkpoint-4", "checkpoint-8"]
+    for checkpoint in kept:
+        names = {p.name for p in (folder / checkpoint).iterdir()}
+        assert {"complete.json", "rng_0.json", "rng_1.json", "method_0.json",
+                "method_1.json"} <= names, names
+        # marked complete only once the late rank's files were in (the worker delays them)
+        complete = (folder / checkpoint / "complete.json").stat().st_mtime
+        assert complete >= (folder / checkpoint / "method_1.json").stat().st_mtime
+    first = load_file(str(ddp_runs / f"{SAVED}-rank0.safetensors"))
+    second = load_file(str(ddp_runs / f"{SAVED}-rank1.safetensors"))
+    assert all(torch.equal(first[n], second[n]) for n in first)
 
 
 def test_carl_banks_under_ddp_equal_a_one_process_run(ddp_runs):

@@ -199,6 +199,19 @@ def test_no_progress_prints_readable_log_lines_not_dictionaries(tmp_path, tiny_m
         "step 827/2481 (epoch 1.00): dev loss 0.5898, f1 0.4774")
 
 
+def test_train_under_torchrun_is_one_line_pointing_to_adv_trainer(tmp_path, tiny_model_dir,
+                                                                    data_csv, monkeypatch,
+                                                                    capsys):
+    """Every rank of ``torchrun --nproc_per_node 2 advembed train`` would take the run's lock
+    and write the run: refused in one line, before anything is written."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code, run = _train(tmp_path, tiny_model_dir, data_csv, "ddp")
+    err = capsys.readouterr().err
+    assert code == 2 and "this is one of 2 (torchrun / accelerate launch)" in err
+    assert "advembed.AdvTrainer" in err and len(err.strip().splitlines()) == 1
+    assert not run.exists() and not list(run.parent.glob(".ddp*"))
+
+
 def test_training_failure_leaves_no_run_dir(tmp_path, tiny_model_dir, data_csv, monkeypatch):
     import advembed.training.trainer
 

@@ -89,12 +89,17 @@ class CheckpointMixin:
 
     # --- random states and the method's own state -------------------------------------------
     def _save_rng_state(self, output_dir):
+        """Each process's random and method state, then a barrier: under DDP the other ranks
+        reach this before process 0 has created the folder (they write no model), and process
+        0 marks the checkpoint complete only after every rank's files are in it."""
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
         save_state(Path(output_dir), self._state_name("rng"),
                    {"now": random_state(), "epoch_begin": self.epoch_random.state})
         method = self.method.state_dict() if self.method is not None else None
         save_state(Path(output_dir), self._state_name("method"),
                    {"method": method, "guard": self.guard.state_dict(),
                     "loss_sum": self._loss_sum()})
+        self.accelerator.wait_for_everyone()
 
     def _load_rng_state(self, checkpoint):
         if checkpoint is None:
@@ -142,7 +147,9 @@ class CheckpointMixin:
         try:
             super()._save_checkpoint(model, trial)
         except (OSError, WriteFailed) as exc:
-            shutil.rmtree(Path(self.args.output_dir) / f"checkpoint-{step}", ignore_errors=True)
+            if self.args.should_save:  # process 0 owns the folder; the others only add to it
+                shutil.rmtree(Path(self.args.output_dir) / f"checkpoint-{step}",
+                              ignore_errors=True)
             raise Resumable(f"cannot write the checkpoint at step {step} ({exc.strerror}); the "
                             "previous checkpoint is kept: free space, then run the same command "
                             "with --resume") from None

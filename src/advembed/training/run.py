@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from advembed.distributed import launched_processes
 from advembed.errors import AdvembedError
 from advembed.methods.presets import embedding_norm
 from advembed.runs import (
@@ -176,8 +177,6 @@ def apply_preset(config: TrainConfig, model) -> TrainConfig:
 def examples_per_step(config: TrainConfig) -> int:
     """Training examples one optimiser step consumes: every micro-batch of every process (under
     DDP each process reads its own share of an epoch)."""
-    from advembed.distributed import launched_processes
-
     return config.batch_size * config.gradient_accumulation_steps * launched_processes()
 
 
@@ -233,6 +232,11 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     The run is written under a lock into a staging folder (:class:`~advembed.runs.RunWriter`)
     with resumable checkpoints every ``save_steps``; ``resume`` continues an interrupted run
     of the same ``output`` from its last complete checkpoint, to the same final metrics."""
+    if launched_processes() > 1:
+        raise AdvembedError(
+            f"advembed train writes its run from one process, and this is one of "
+            f"{launched_processes()} (torchrun / accelerate launch); for DDP, train with "
+            "advembed.AdvTrainer in your own script (README: Python and Trainer usage)")
     output = config.output_dir()
     if output.exists() and not config.overwrite:
         raise AdvembedError(f"output directory '{output}' already exists (pass --overwrite)")
