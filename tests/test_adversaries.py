@@ -618,3 +618,72 @@ def test_a_batch_without_labels_is_a_one_line_error_naming_labels(name):
     with pytest.raises(AdvembedError, match=f"method {name} trains on the model's own loss: the "
                                             "batch needs 'labels'"):
         method.step(model, batch)
+
+
+def test_inner_gradients_are_taken_of_the_loss_times_the_mixed_precision_scale():
+    """Under fp16 the parameter backward is scaled by GradScaler; a method's own
+    ``autograd.grad`` of the loss w.r.t. δ is not, and loses small entries: on the tiny model
+    its sign matches float32's on about 97 % of them unscaled, on all of them scaled by 2¹⁶.
+    So ``inner_loss_scale`` (set by AdvTrainer from the scaler) multiplies the loss whose δ
+    gradient a method takes; the normalised step does not change with it."""
+    model = tiny_model("bert")
+    model.eval()
+    batch = tiny_batch(batch=8, seed=2)
+    batch["labels"] = torch.arange(8) % 2
+    adapter = EmbeddingAdapter(model)
+    zeros = torch.zeros_like(adapter.embed(batch).detach())
+    real = batch["attention_mask"].bool()
+    exact = gradient_at(lambda d: adapter.forward(batch, d).loss, zeros)[real].sign()
+    agree = {}
+    for scale in (1.0, 2.0 ** 16):
+        with torch.autocast("cpu", dtype=torch.float16):
+            grad = gradient_at(lambda d, s=scale: adapter.forward(batch, d).loss * s, zeros)
+        agree[scale] = float((grad[real].sign() == exact).float().mean())
+    assert agree[2.0 ** 16] > 0.999 and agree[1.0] < 0.99
+
+    method = build_training_method("pgd", model, random_start=0.01, steps=2)
+    seen, find = [], method.adversary.find
+
+    def recording(loss_at, embeds, mask, **kwargs):
+        seen.append(float(loss_at(torch.zeros_like(embeds)).detach()))
+        return find(loss_at, embeds, mask, **kwargs)
+
+    method.adversary.find = recording
+    for scale in (1.0, 1024.0):
+        method.inner_loss_scale = scale
+        torch.manual_seed(5)
+        model.zero_grad()
+        method.step(model, dict(batch))
+    assert seen[1] == pytest.approx(1024.0 * seen[0], rel=1e-5)
+
+
+def test_adv_trainer_hands_the_methods_the_grad_scalers_scale(tmp_path):
+    """AdvTrainer sets ``inner_loss_scale`` from accelerate's GradScaler before each step (1
+    without one), so the inner gradients are scaled as the parameter backward is."""
+    from transformers import TrainingArguments
+
+    from advembed.training.trainer import AdvTrainer
+
+    class Scaler:  # what accelerate's backward and AdvTrainer ask of torch's GradScaler
+        def get_scale(self):
+            return 512.0
+
+        def is_enabled(self):
+            return True
+
+        def scale(self, loss):
+            return loss * 512.0
+
+    model = tiny_model()
+    method = build_training_method("pgd", model, random_start=0.01)
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    trainer = AdvTrainer(model=model, args=args, method=method)
+    batch = tiny_batch(batch=4, length=8, seed=1)
+    batch["labels"] = torch.tensor([0, 1, 0, 1])
+    trainer.create_optimizer_and_scheduler(num_training_steps=2)
+    trainer.current_gradient_accumulation_steps = 1  # as train() sets it
+    trainer.training_step(model, dict(batch))
+    assert method.inner_loss_scale == 1.0
+    trainer.accelerator.scaler = Scaler()
+    trainer.training_step(model, dict(batch))
+    assert method.inner_loss_scale == 512.0

@@ -106,6 +106,11 @@ class TrainingMethod:
         self.augment = make_augmenter(model, augment)
         self.steps_done = 0  # calls of step(): micro-batches
         self.micro_steps = 1  # micro-batches per optimiser step (AdvTrainer sets it)
+        # Mixed precision's loss scale (AdvTrainer sets it each step): the inner gradients a
+        # method takes itself (autograd.grad, not backward) are of the loss times it, so fp16
+        # does not flush them to zero; every ascent direction is normalised, so the step is
+        # the same.
+        self.inner_loss_scale = 1.0
         self._example_index: torch.Tensor | None = None
 
     @classmethod

@@ -60,8 +60,8 @@ class GradientAttackTraining(TrainingMethod):
             embeds = inner.embed(inputs)
         mask = self._mask(inputs, embeds)
 
-        def loss_at(delta: torch.Tensor) -> torch.Tensor:
-            return inner.forward(inputs, delta).loss
+        def loss_at(delta: torch.Tensor) -> torch.Tensor:  # scaled as backward's (fp16)
+            return inner.forward(inputs, delta).loss * self.inner_loss_scale
 
         first_grad = None
         clean = None

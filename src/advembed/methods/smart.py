@@ -77,7 +77,7 @@ class SMART(TrainingMethod):
         for _ in range(s.steps):
             grad = gradient_at(
                 lambda d: symmetric_kl(self.adapter.forward(inputs, d).logits, target,
-                                       positions), delta
+                                       positions) * self.inner_loss_scale, delta
             )
             step = (max_normalized(grad, mask) if s.norm == "linf"
                     else direction(grad, mask, "l2", "token"))

@@ -148,6 +148,9 @@ class AdvTrainer(CheckpointMixin, Trainer):
             if self.method is None:
                 loss = plain_step(model, strip_bookkeeping(inputs), backward)
             else:
+                scaler = getattr(self.accelerator, "scaler", None)  # fp16's GradScaler
+                self.method.inner_loss_scale = (float(scaler.get_scale()) if scaler is not None
+                                                and scaler.is_enabled() else 1.0)
                 loss = self.method.step(model, inputs, backward)
         if self.accelerator.sync_gradients:  # the accumulated batch is complete
             average_local_gradients(getattr(self.method, "objective", None))
