@@ -181,12 +181,38 @@ def test_a_warm_up_counts_optimiser_steps_under_accumulation(tmp_path):
         model = tiny_model("bert", dropout=0.0)
         method = build_training_method("fgm", model, epsilon=0.2, warmup_steps=1)
         _sgd_steps(tmp_path, model, rows, method, per_device, accumulation, steps=2)
-        assert method.micro_steps == accumulation and method.optimizer_steps_done == 2
+        assert method.micro_steps == accumulation and method.optimizer_step == 1  # the last
         return {n: p.detach().clone() for n, p in model.named_parameters()}
 
     whole, accumulated = train(8, 1), train(4, 2)
     for name in whole:
         assert torch.allclose(whole[name], accumulated[name], atol=1e-5), name
+
+
+def test_a_warm_up_ends_at_an_optimiser_step_even_after_a_short_last_step(tmp_path):
+    """10 examples, micro-batches of 2, accumulation 2: each epoch is steps of 2, 2 and 1
+    micro-batches.  A warm-up of 3 optimiser steps is the whole first epoch (5 micro-batches);
+    counting micro-batches over 2 would take a sixth, and mix plain and adversarial
+    micro-batches in the second epoch's first step."""
+    sys.path.insert(0, str(HERE))
+    from conftest import tiny_batch, tiny_model
+
+    from advembed.methods import build_training_method
+
+    batch = tiny_batch(batch=10, length=9, seed=4)
+    rows = [{k: v[i] for k, v in batch.items()} for i in range(10)]
+    model = tiny_model("bert", dropout=0.0)
+    method = build_training_method("fgm", model, epsilon=0.2, warmup_steps=3)
+    adversarial, step = [], method._step
+
+    def counting(*args, **kwargs):
+        adversarial.append(method.optimizer_step)
+        return step(*args, **kwargs)
+
+    method._step = counting
+    _sgd_steps(tmp_path, model, rows, method, per_device=2, accumulation=2, steps=6)
+    assert method.steps_done == 10
+    assert adversarial == [3, 3, 4, 4, 5]
 
 
 def test_an_epoch_of_a_ddp_run_is_shared_by_its_processes(monkeypatch):

@@ -106,6 +106,7 @@ class TrainingMethod:
         self.augment = make_augmenter(model, augment)
         self.steps_done = 0  # calls of step(): micro-batches
         self.micro_steps = 1  # micro-batches per optimiser step (AdvTrainer sets it)
+        self.optimizer_step: int | None = None  # the Trainer's global step (AdvTrainer sets it)
         # Mixed precision's loss scale (AdvTrainer sets it each step): the inner gradients a
         # method takes itself (autograd.grad, not backward) are of the loss times it, so fp16
         # does not flush them to zero; every ascent direction is normalised, so the step is
@@ -175,8 +176,11 @@ class TrainingMethod:
 
     @property
     def optimizer_steps_done(self) -> int:
-        """Optimiser steps completed (``steps_done`` counts micro-batches: under gradient
-        accumulation ``micro_steps`` of them make one step).  Warm-ups are in these."""
+        """Optimiser steps completed: the Trainer's global step where AdvTrainer gives it
+        (an epoch's last accumulated step may have fewer micro-batches), else ``steps_done``
+        (micro-batches) over ``micro_steps``.  Warm-ups are in these."""
+        if self.optimizer_step is not None:
+            return self.optimizer_step
         return self.steps_done // self.micro_steps
 
     def in_warmup(self) -> bool:

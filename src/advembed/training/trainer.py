@@ -151,6 +151,7 @@ class AdvTrainer(CheckpointMixin, Trainer):
                 scaler = getattr(self.accelerator, "scaler", None)  # fp16's GradScaler
                 self.method.inner_loss_scale = (float(scaler.get_scale()) if scaler is not None
                                                 and scaler.is_enabled() else 1.0)
+                self.method.optimizer_step = self.state.global_step
                 loss = self.method.step(model, inputs, backward)
         if self.accelerator.sync_gradients:  # the accumulated batch is complete
             average_local_gradients(getattr(self.method, "objective", None))
