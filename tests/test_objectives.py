@@ -697,3 +697,25 @@ def test_objective_adds_its_term_to_the_adversarial_loss():
     rar = RAR(model, special_ids={0, 2}, weight=1.0)
     with_rar = build_training_method("fgm", model, objective=rar).step(model, inputs)
     assert with_rar.item() > plain.item() + 1.0  # L_R of a random head ≈ log(vocab) ≫ 1
+
+
+def test_each_process_draws_its_own_words_and_negatives(monkeypatch):
+    """Under DDP every rank builds ATCL and CARL with the run's seed; the rank is added to it,
+    so ranks pick different words and negatives for same-shaped batches (identical draws on
+    every rank would leave the global batch 1/P of its independent draws)."""
+    tok = FakeTokenizer(["[PAD]", "[CLS]", "[SEP]", "good", "film", "very"],
+                        ["[PAD]", "[CLS]", "[SEP]"])
+    ids = torch.tensor([[1, 3, 4, 5, 2]]).repeat(64, 1)
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    picks = {}
+    for rank in ("0", "1"):
+        monkeypatch.setenv("RANK", rank)
+        atcl = ATCL(tok, seed=4)
+        picks[rank] = atcl.perturbation_mask(batch, torch.ones(64, 5, 1)).squeeze(-1)
+        carl = CARL([0, 1] * 8, dim=2, warmup=0)
+        picks[rank + "carl"] = carl.sample_negatives(torch.tensor([0, 1] * 4))
+    assert not torch.equal(picks["0"], picks["1"])
+    assert not torch.equal(picks["0carl"], picks["1carl"])
+    monkeypatch.setenv("RANK", "0")
+    assert torch.equal(ATCL(tok, seed=4).perturbation_mask(batch, torch.ones(64, 5, 1))
+                       .squeeze(-1), picks["0"])  # and a rank's draws stay seeded

@@ -21,6 +21,15 @@ def launched_processes() -> int:
     return max(1, int(os.environ.get("WORLD_SIZE", "1")))
 
 
+def process_rank() -> int:
+    """This process's rank (``torchrun`` sets ``RANK`` before the process group exists); 0
+    for a plain run.  Objectives add it to their seed, so that each process draws its own
+    words and negatives rather than the same ones as every other."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return int(os.environ.get("RANK", "0"))
+
+
 def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
     """The rows of ``tensor`` from every process, concatenated in rank order (detached; rows
     may differ in number between processes).  One process: ``tensor`` itself."""

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from advembed.distributed import process_rank
 from advembed.errors import AdvembedError
 from advembed.objectives.base import (
     BuildContext,
@@ -145,7 +146,7 @@ class ATCL(Objective):
         self.settings = ATCLSettings.from_options(options, settings)
         self.adversarial_weight = self.settings.alpha
         self.flags = word_flags(tokenizer)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed + process_rank())  # per rank
         self.token_level = token_level
         self.cut_stream = cut_stream
         self._warned_alone = False

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from advembed.distributed import gather_rows, logsumexp_and_count
+from advembed.distributed import gather_rows, logsumexp_and_count, process_rank
 from advembed.errors import AdvembedError
 from advembed.modes import eval_mode
 from advembed.objectives.base import BuildContext, Objective, ObjectiveContext
@@ -216,7 +216,7 @@ class CARL(Objective):
         self.log_z: dict[str, float] = {}  # NCE's normalising constants, per direction
         self.orig = MemoryBank(len(self.labels), dim, s.momentum, s.normalize)
         self.adv = MemoryBank(len(self.labels), dim, s.momentum, s.normalize)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed + process_rank())  # per rank
         self._pools = {}
         for label in self.labels.unique().tolist():
             pool = (self.labels != label).nonzero().flatten()
