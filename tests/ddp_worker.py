@@ -43,8 +43,9 @@ class Batches(torch.utils.data.Dataset):
 
 
 def train(config: str, out: Path, per_device: int, suffix: str) -> None:
-    """``config`` is ``METHOD[+OBJECTIVE][:STEPS][@ckpt]`` (8 steps unless given; ``@ckpt``:
-    a checkpoint every 4 steps, in ``OUT/CONFIG-checkpoints``)."""
+    """``config`` is ``METHOD[+OBJECTIVE][:STEPS][@ckpt|@nan]`` (8 steps unless given;
+    ``@ckpt``: a checkpoint every 4 steps, in ``OUT/CONFIG-checkpoints``; ``@nan``: process 1
+    alone reports a non-finite loss at step 3)."""
     config_name = config
     config, _, save = config.partition("@")
     name, _, steps = config.partition(":")
@@ -70,6 +71,15 @@ def train(config: str, out: Path, per_device: int, suffix: str) -> None:
     trainer._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(data)
     if save == "ckpt":
         _slow_down(trainer)
+    if save == "nan":  # process 1 alone sees a non-finite loss at step 3 (finite gradients)
+        note = trainer.guard.note
+
+        def one_bad_loss(loss, step=None):
+            if trainer.args.process_index == 1 and step == 3:
+                loss = loss * float("nan")
+            return note(loss, step)
+
+        trainer.guard.note = one_bad_loss
     trainer.train()
     tensors = {n: p.detach().clone().contiguous() for n, p in model.named_parameters()}
     if objective_name == "carl":

@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = ["fgsm", "fgm", "pgd", "freeat", "yopo", "freelb", "smart", "freelb+carl",
-           "freelb+rar", "fgm+atcl"]
+           "freelb+rar", "fgm+atcl",
+           "fgm@nan"]  # one process's loss not finite at one step: both skip it, or they part
 BANKS = "fgm+carl:4"  # deterministic (FGM starts at zero), the 4 global batches fill the banks
 SAVED = "fgm@ckpt"  # FGM with a checkpoint every 4 steps: every rank writes its own state
 

@@ -30,6 +30,16 @@ def process_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def any_process(flag: bool, device: torch.device | str | None = None) -> bool:
+    """Whether ``flag`` holds on any process (one process: ``flag``): a decision every
+    replica must take alike, such as skipping an optimiser step."""
+    if world_size() == 1:
+        return flag
+    value = torch.tensor(int(flag), device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
     """The rows of ``tensor`` from every process, concatenated in rank order (detached; rows
     may differ in number between processes).  One process: ``tensor`` itself."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from advembed.distributed import any_process
 from advembed.errors import AdvembedError
 
 PATIENCE = 10
@@ -49,6 +50,9 @@ class NonFiniteGuard:
 
         def step(_optimizer, *args: Any, **kwargs: Any):
             bad = self._bad_loss or not _gradients_finite(optimizer)
+            # under DDP the gradients agree but a loss is one process's: skip on all, or the
+            # replicas part for good (DDP never re-syncs the weights)
+            bad = any_process(bad, _device_of(optimizer))
             self._bad_loss = False
             if not bad:
                 self.in_a_row = 0
@@ -71,6 +75,10 @@ class NonFiniteGuard:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.skipped, self.in_a_row = int(state["skipped"]), int(state["in_a_row"])
+
+
+def _device_of(optimizer: torch.optim.Optimizer) -> torch.device:
+    return next(p.device for group in optimizer.param_groups for p in group["params"])
 
 
 def _gradients_finite(optimizer: torch.optim.Optimizer) -> bool:
