@@ -687,3 +687,23 @@ def test_adv_trainer_hands_the_methods_the_grad_scalers_scale(tmp_path):
     trainer.accelerator.scaler = Scaler()
     trainer.training_step(model, dict(batch))
     assert method.inner_loss_scale == 512.0
+
+
+def test_the_fp16_scalers_state_is_checkpointed_without_pickle(tmp_path):
+    """The stock Trainer writes ``scaler.pt`` with torch.save; AdvTrainer writes the scale and
+    growth counter as JSON and reads them back on resume."""
+    from transformers import TrainingArguments
+
+    from advembed.training.trainer import AdvTrainer
+
+    model = tiny_model()
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    trainer = AdvTrainer(model=model, args=args, method=build_training_method("fgm", model))
+    trainer.accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0,
+                                                      growth_interval=7)
+    trainer._save_scaler(str(tmp_path))
+    assert (tmp_path / "scaler.json").is_file() and not (tmp_path / "scaler.pt").exists()
+    trainer.accelerator.scaler = torch.amp.GradScaler("cpu")
+    trainer._load_scaler(str(tmp_path))
+    state = trainer.accelerator.scaler.state_dict()
+    assert (state["scale"], state["growth_interval"]) == (1024.0, 7)

@@ -74,6 +74,19 @@ class CheckpointMixin:
         self.optimizer.load_state_dict(load_state(Path(checkpoint), "optimizer"))
         self.lr_scheduler.load_state_dict(load_state(Path(checkpoint), "scheduler"))
 
+    def _save_scaler(self, output_dir):
+        """fp16's GradScaler state (its scale and growth counter), as JSON, not the stock
+        pickled ``scaler.pt``."""
+        scaler = getattr(self.accelerator, "scaler", None)
+        if scaler is not None and self.args.should_save:
+            save_state(Path(output_dir), "scaler", scaler.state_dict())
+
+    def _load_scaler(self, checkpoint):
+        scaler = getattr(self.accelerator, "scaler", None)
+        if checkpoint is not None and scaler is not None and \
+                (Path(checkpoint) / "scaler.json").is_file():
+            scaler.load_state_dict(load_state(Path(checkpoint), "scaler"))
+
     # --- the training loss so far -----------------------------------------------------------
     def _maybe_log_save_evaluate(self, tr_loss, *args, **kwargs):
         self._running_loss = tr_loss  # the loss summed since the last log (zeroed in place)
