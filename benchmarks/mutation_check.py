@@ -184,6 +184,8 @@ MUTANTS = [
            "self.remember(gather_rows(index.to(clean.device)), gather_rows(clean),\n"
            "                      gather_rows(adversarial))",
            "self.remember(index, clean, adversarial)", (DIST,)),
+    Mutant("token-level-share-not-times-processes", "training/trainer.py",
+           "share = share * self.accelerator.num_processes", "share = share", (DIST,)),
     Mutant("sequence-level-accumulation-unscaled", "training/trainer.py",
            "return 1.0 / self.current_gradient_accumulation_steps", "return 1.0", (DIST,)),
     Mutant("translation-eval-loss-by-sentences", "tasks/translation.py",

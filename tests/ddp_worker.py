@@ -88,6 +88,45 @@ def train(config: str, out: Path, per_device: int, suffix: str) -> None:
     save_file(tensors, str(out / f"{config_name}-{suffix}.safetensors"))
 
 
+LM_LENGTHS = [3, 4, 11, 12, 5, 12, 2, 9]  # real tokens of the 8 rows: unequal per process
+
+
+def train_lm(method: str, out: Path, per_device: int, accumulation: int, suffix: str) -> None:
+    """A token-level task (language modelling) under DDP with accumulation: one SGD step over
+    8 rows of unequal lengths — 2 processes × 2 micro-batches × 2 rows, or one process with
+    one batch of 8 — writes ``OUT/lm-METHOD-SUFFIX.safetensors``.  Each micro-batch's loss is
+    weighted by its share of the global batch's target tokens."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from advembed.tasks import get_task
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=30, n_positions=16, n_embd=16, n_layer=1,
+                                       n_head=2, resid_pdrop=0.0, embd_pdrop=0.0,
+                                       attn_pdrop=0.0))
+    generator = torch.Generator().manual_seed(3)
+    rows = []
+    for length in LM_LENGTHS:
+        ids = torch.randint(5, 30, (12,), generator=generator)
+        mask = (torch.arange(12) < length).long()
+        rows.append({"input_ids": ids * mask, "attention_mask": mask,
+                     "labels": torch.where(mask.bool(), ids, torch.tensor(-100))})
+    args = TrainingArguments(
+        output_dir=str(out / "trainer-lm"), per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=0.5, optim="sgd",
+        lr_scheduler_type="constant", warmup_ratio=0.0, weight_decay=0.0, use_cpu=True,
+        report_to="none", ddp_backend="gloo" if suffix != "single" else None, seed=3,
+        save_strategy="no", disable_tqdm=True)
+    trainer = AdvTrainer(model=model, args=args, train_dataset=rows, task=get_task("lm"),
+                         method=build_training_method(method, model) if method != "none"
+                         else None)
+    trainer._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(rows)
+    trainer.train()
+    tensors = {n: p.detach().clone().contiguous() for n, p in model.named_parameters()
+               if n != "lm_head.weight"}  # tied to the input embeddings
+    save_file(tensors, str(out / f"lm-{method}-{suffix}.safetensors"))
+
+
 def _slow_down(trainer) -> None:
     """Make the checkpoint race certain: process 0 writes the model (and creates the folder)
     late, and process 1 writes its own state late, after process 0 would have marked the
@@ -127,7 +166,11 @@ if __name__ == "__main__":
     out = Path(arguments[0])
     suffix = "single" if single else f"rank{int(os.environ.get('RANK', 0))}"
     for name in arguments[1:]:
-        train(name, out, per_device=8 if single else 4, suffix=suffix)
+        if name.startswith("lm-"):
+            train_lm(name.removeprefix("lm-"), out, per_device=8 if single else 2,
+                     accumulation=1 if single else 2, suffix=suffix)
+        else:
+            train(name, out, per_device=8 if single else 4, suffix=suffix)
     if not single:
         import torch.distributed as dist
 

@@ -19,6 +19,7 @@ CONFIGS = ["fgsm", "fgm", "pgd", "freeat", "yopo", "freelb", "smart", "freelb+ca
            "fgm@nan"]  # one process's loss not finite at one step: both skip it, or they part
 BANKS = "fgm+carl:4"  # deterministic (FGM starts at zero), the 4 global batches fill the banks
 SAVED = "fgm@ckpt"  # FGM with a checkpoint every 4 steps: every rank writes its own state
+TOKEN_LEVEL = ["lm-none", "lm-fgm"]  # language modelling, accumulation 2, unequal lengths
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +31,12 @@ def ddp_runs(tmp_path_factory):
         "OMP_NUM_THREADS": "1", "PYTHONPATH": package_path()}  # no inherited bf16 or the like
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                "--master_port", str(29500 + (os.getpid() % 1000)),
-               str(HERE / "ddp_worker.py"), str(out), *CONFIGS, BANKS, SAVED]
+               str(HERE / "ddp_worker.py"), str(out), *CONFIGS, BANKS, SAVED, *TOKEN_LEVEL]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     single = subprocess.run([sys.executable, str(HERE / "ddp_worker.py"), "--single", str(out),
-                             BANKS, "fgm"], capture_output=True, text=True, env=env, timeout=300)
+                             BANKS, "fgm", *TOKEN_LEVEL], capture_output=True, text=True,
+                            env=env, timeout=300)
     assert single.returncode == 0, single.stderr[-3000:]
     return out
 
@@ -61,6 +63,19 @@ def test_ddp_fgm_equals_one_process_over_the_same_global_batches(ddp_runs):
         assert torch.allclose(ddp[name], single[name], atol=2e-5), name
     moved = (single["classifier.weight"] - initial["classifier.weight"]).abs().max()
     assert moved > 1e-2  # far above the tolerance: a doubled step could not pass
+
+
+@pytest.mark.parametrize("config", TOKEN_LEVEL)
+def test_a_token_level_loss_under_ddp_and_accumulation_equals_one_batch(ddp_runs, config):
+    """One SGD step of a language model over 8 rows of 2–12 tokens: 2 processes × 2
+    accumulated micro-batches of 2 rows, each micro-batch weighted by its share of the global
+    batch's target tokens (× the processes, which DDP then averages), equal one process with
+    the batch of 8 — plainly and under FGM.  Weighting each micro-batch by 1/4 would not."""
+    ddp = [load_file(str(ddp_runs / f"{config}-rank{rank}.safetensors")) for rank in (0, 1)]
+    single = load_file(str(ddp_runs / f"{config}-single.safetensors"))
+    for name in single:
+        assert torch.equal(ddp[0][name], ddp[1][name]), name
+        assert torch.allclose(ddp[0][name], single[name], atol=1e-6), name
 
 
 def test_checkpoints_under_ddp_hold_every_ranks_state_and_are_complete(ddp_runs):
