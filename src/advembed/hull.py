@@ -224,9 +224,13 @@ def _padded(flags: WordFlags, size: int) -> WordFlags:
     if extra <= 0:
         return flags
     pad = torch.zeros(extra, dtype=torch.bool)
-    return replace(flags, start=torch.cat([flags.start, pad]),
-                   continuation=torch.cat([flags.continuation, pad]),
-                   alpha=torch.cat([flags.alpha, pad]))
+
+    def padded(values: torch.Tensor | None) -> torch.Tensor | None:
+        return None if values is None else torch.cat([values, pad])
+
+    return replace(flags, start=padded(flags.start), continuation=padded(flags.continuation),
+                   alpha=padded(flags.alpha), apostrophe=padded(flags.apostrophe),
+                   lettered=padded(flags.lettered))
 
 
 def hull_weights(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
