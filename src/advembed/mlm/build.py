@@ -229,6 +229,7 @@ def _save_state(work: Path, model, optimiser, scheduler, step: int, recipe: dict
         "scheduler": scheduler.state_dict(), "step": step, "recipe": recipe,
         "rng": torch.get_rng_state()})  # dropout's generator
     if current.exists():
+        shutil.rmtree(old, ignore_errors=True)  # one an interruption left behind
         current.replace(old)
     staged.replace(current)
     shutil.rmtree(old, ignore_errors=True)
@@ -259,11 +260,12 @@ def _resume(work: Path, model, optimiser, scheduler, recipe: dict) -> int:
 
 
 def _train(model, tokenizer, train: list[str], settings: MLMBuildSettings, work: Path,
-           device) -> int:
-    """Train from the saved state (if any) to ``settings.steps``; returns the steps done."""
+           device, recipe: dict[str, Any]) -> int:
+    """Train from the saved state (if any, made by the same ``recipe``) to
+    ``settings.steps``; returns the steps done."""
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
     scheduler = _schedule(optimiser, settings)
-    start = _resume(work, model, optimiser, scheduler, settings.recipe())
+    start = _resume(work, model, optimiser, scheduler, recipe)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=settings.steps, initial=min(start, settings.steps), desc="mlm build",
@@ -284,14 +286,14 @@ def _train(model, tokenizer, train: list[str], settings: MLMBuildSettings, work:
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")
         if (step + 1) % settings.save_every == 0 or step + 1 == settings.steps:
-            _save_state(work, model, optimiser, scheduler, step + 1, settings.recipe())
+            _save_state(work, model, optimiser, scheduler, step + 1, recipe)
     bar.close()
     return max(start, settings.steps)
 
 
 def build_mlm(settings: MLMBuildSettings) -> dict[str, Any]:
     """Train, evaluate and install the MLM; returns its metrics (also in ``mlm_metrics.json``)."""
-    from advembed.mlm.corpus import corpus
+    from advembed.mlm.corpus import CORPUS_VERSION, corpus, corpus_sha256
     from advembed.provider import sha256_of
 
     out = settings.output_dir()
@@ -313,7 +315,14 @@ def build_mlm(settings: MLMBuildSettings) -> dict[str, Any]:
     model, tokenizer = _load_model(settings)
     model.to(device)
     train, held_out = corpus(held_out=settings.held_out, seed=settings.seed)
-    done = _train(model, tokenizer, train, settings, work, device)
+    if not train:
+        raise AdvembedError(f"--held-out {settings.held_out} keeps every one of the corpus's "
+                            f"{len(held_out)} sentences apart: none is left to train on")
+    # the corpus is part of the recipe: a resume after it changed would train on sentences
+    # it then scores as held out
+    recipe = settings.recipe() | {"corpus_version": CORPUS_VERSION,
+                                  "corpus_sha256": corpus_sha256(train, held_out)}
+    done = _train(model, tokenizer, train, settings, work, device, recipe)
     metrics = evaluate(model, tokenizer, held_out, most_frequent_token(tokenizer, train),
                        device, settings.max_length)
     if settings.fp16:
@@ -322,7 +331,8 @@ def build_mlm(settings: MLMBuildSettings) -> dict[str, Any]:
     model.save_pretrained(staged)
     tokenizer.save_pretrained(staged)
     metrics |= {"train_sentences": len(train), "steps": done,
-                "settings": settings.recipe(), "device": str(device),
+                "settings": recipe, "corpus_version": CORPUS_VERSION, "split_seed": 2024,
+                "device": str(device),
                 "seconds_this_run": round(time.perf_counter() - started, 1),
                 "weights_sha256": sha256_of(staged / "model.safetensors")}
     (staged / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")

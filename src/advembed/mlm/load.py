@@ -56,6 +56,7 @@ def load_masked_lm(spec: str):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     path = resolve_mlm(spec)
+    _warn_if_built_from_an_older_corpus(Path(path))
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
@@ -66,3 +67,22 @@ def load_masked_lm(spec: str):
         raise AdvembedError(f"masked LM '{spec}' has no trained masked-LM head (missing "
                             f"{info['missing_keys'][0]}, …): its candidates would be random")
     return model.eval(), tokenizer
+
+
+def _warn_if_built_from_an_older_corpus(path: Path) -> None:
+    """A built MLM whose corpus predates :data:`~advembed.mlm.corpus.CORPUS_VERSION` may have
+    trained on near-copies of dev and test sentences (version 1: a quarter of mr's test
+    sentences): say so once, with the command that rebuilds it."""
+    import warnings
+
+    from advembed.mlm.corpus import CORPUS_VERSION
+
+    metrics = path / "mlm_metrics.json"
+    if not metrics.is_file():
+        return
+    version = json.loads(metrics.read_text()).get("corpus_version", 1)
+    if version < CORPUS_VERSION:
+        warnings.warn(f"the masked LM in {path} was built from corpus version {version}, which "
+                      "held near-copies of dev and test sentences (a quarter of mr's test "
+                      "sentences): rebuild it with `advembed mlm build --overwrite`",
+                      stacklevel=2)
