@@ -211,6 +211,11 @@ def test_an_mlm_built_from_the_first_corpus_warns_that_it_saw_test_sentences(
     with pytest.warns(UserWarning, match="corpus version 1, which held near-copies of dev and "
                                          "test sentences.*advembed mlm build --overwrite"):
         load_masked_lm(str(out))
+    weights = out / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # one byte changed since
+    with pytest.raises(AdvembedError, match="are not the ones its build recorded"):
+        load_masked_lm(str(out))
     with pytest.raises(AdvembedError, match="--held-out 60 keeps every one"):
         build.build_mlm(_settings(tmp_path / "all", tiny_model_dir, held_out=60))
 

@@ -227,7 +227,8 @@ def _save_state(work: Path, model, optimiser, scheduler, step: int, recipe: dict
     save_state(staged, "state", {
         "model": weights, "optimiser": optimiser.state_dict(),
         "scheduler": scheduler.state_dict(), "step": step, "recipe": recipe,
-        "rng": torch.get_rng_state()})  # dropout's generator
+        "rng": torch.get_rng_state(),  # dropout's generator, and on a GPU the device's
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []})
     if current.exists():
         shutil.rmtree(old, ignore_errors=True)  # one an interruption left behind
         current.replace(old)
@@ -256,6 +257,8 @@ def _resume(work: Path, model, optimiser, scheduler, recipe: dict) -> int:
     optimiser.load_state_dict(state["optimiser"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
+    if state.get("cuda_rng") and torch.cuda.is_available():  # dropout on the GPU draws here
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
     return int(state["step"])
 
 

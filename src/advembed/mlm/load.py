@@ -56,7 +56,7 @@ def load_masked_lm(spec: str):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     path = resolve_mlm(spec)
-    _warn_if_built_from_an_older_corpus(Path(path))
+    _check_built(Path(path))
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
@@ -69,18 +69,28 @@ def load_masked_lm(spec: str):
     return model.eval(), tokenizer
 
 
-def _warn_if_built_from_an_older_corpus(path: Path) -> None:
-    """A built MLM whose corpus predates :data:`~advembed.mlm.corpus.CORPUS_VERSION` may have
-    trained on near-copies of dev and test sentences (version 1: a quarter of mr's test
-    sentences): say so once, with the command that rebuilds it."""
+def _check_built(path: Path) -> None:
+    """For a built MLM (one with ``mlm_metrics.json``): its weights must be the ones the build
+    recorded (else one line: replaced or damaged since), and one built from a corpus older
+    than :data:`~advembed.mlm.corpus.CORPUS_VERSION` — which may have trained on near-copies
+    of dev and test sentences (version 1: a quarter of mr's test sentences) — warns, with the
+    command that rebuilds it."""
     import warnings
 
     from advembed.mlm.corpus import CORPUS_VERSION
+    from advembed.provider import sha256_of
 
-    metrics = path / "mlm_metrics.json"
-    if not metrics.is_file():
+    metrics_file = path / "mlm_metrics.json"
+    if not metrics_file.is_file():
         return
-    version = json.loads(metrics.read_text()).get("corpus_version", 1)
+    metrics = json.loads(metrics_file.read_text())
+    weights = path / "model.safetensors"
+    recorded = metrics.get("weights_sha256")
+    if recorded and weights.is_file() and sha256_of(weights) != recorded:
+        raise AdvembedError(f"the masked LM's weights in {weights} are not the ones its build "
+                            f"recorded (sha256 {recorded[:12]}…): replaced or damaged since; "
+                            "rebuild it with `advembed mlm build --overwrite`")
+    version = metrics.get("corpus_version", 1)
     if version < CORPUS_VERSION:
         warnings.warn(f"the masked LM in {path} was built from corpus version {version}, which "
                       "held near-copies of dev and test sentences (a quarter of mr's test "
