@@ -511,15 +511,21 @@ def test_atcl_mask_with_a_real_wordpiece_tokenizer(tiny_model_dir):
         "the", "movie", "is", "great"]
 
 
-def test_atcl_perturbs_one_complete_word_per_sentence_with_norm_epsilon(tiny_model_dir):
+def _tiny_classifier(model_dir, texts: list[str], labels: list[int]):
+    """``(tokenizer, model in eval mode, labelled batch)`` of the tiny BERT folder."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
-    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
     model.eval()
-    batch = tokenizer(["the movie is great", "bad plot , awful actors !", "42 !"],
-                      padding=True, return_tensors="pt")
-    batch["labels"] = torch.tensor([1, 0, 0])
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    batch["labels"] = torch.tensor(labels)
+    return tokenizer, model, batch
+
+
+def test_atcl_perturbs_one_complete_word_per_sentence_with_norm_epsilon(tiny_model_dir):
+    tokenizer, model, batch = _tiny_classifier(
+        tiny_model_dir, ["the movie is great", "bad plot , awful actors !", "42 !"], [1, 0, 0])
     atcl = ATCL(tokenizer, seed=3)
     method = build_training_method("fgm", model, objective=atcl)
     assert method.adversary.epsilon == pytest.approx(0.03)
@@ -597,16 +603,11 @@ def test_atcl_step_gradient_weighs_the_adversarial_loss_by_alpha(tiny_model_dir,
     1 − α, gives another gradient).  Catches: α dropped where the method weighs the loss."""
     import copy
 
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     from advembed.adapter import EmbeddingAdapter
 
-    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
-    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir))
-    model.eval()
-    batch = tok(["the movie is great", "bad plot , awful actors !", "a great great movie"],
-                padding=True, return_tensors="pt")
-    batch["labels"] = torch.tensor([1, 0, 1])
+    tok, model, batch = _tiny_classifier(
+        tiny_model_dir, ["the movie is great", "bad plot , awful actors !",
+                         "a great great movie"], [1, 0, 1])
     reference = copy.deepcopy(model)
     method = build_training_method("fgm", model, objective=ATCL(tok, seed=3, alpha=alpha,
                                                                  beta=0.0))
