@@ -1237,3 +1237,36 @@ def test_a_run_trained_on_a_relative_path_is_evaluated_from_any_directory(
     assert main(["eval", "--run", str(tmp_path / "run"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(
         json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]["accuracy"])
+
+
+def test_resuming_an_attack_log_never_rewrites_it_in_place(tmp_path, monkeypatch):
+    """The log is the only copy of the finished examples: resuming drops a cut-off last line
+    by writing a new file and renaming it, so a full disk at that moment is one line and the
+    records are all still there (an in-place rewrite truncates first)."""
+    import os
+
+    from advembed.errors import AdvembedError
+    from advembed.evaluation.record_log import RecordLog
+
+    path = tmp_path / ".attack-pwws.partial.jsonl"
+    header = {"attack": "pwws", "n_examples": 6}
+    log = RecordLog(path, header)
+    for index in range(6):
+        log.add({"index": index, "correct": index % 2 == 0})
+    log.close()
+    with path.open("a", encoding="utf-8") as stream:
+        stream.write('{"index": 6, "corr')  # the line being written when the process died
+    intact = path.read_text(encoding="utf-8")
+
+    def full_disk(source, target):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", full_disk)
+        with pytest.raises(AdvembedError, match="No space left on device"):
+            RecordLog(path, header, resume=True)
+    assert path.read_text(encoding="utf-8") == intact
+    resumed = RecordLog(path, header, resume=True)
+    assert sorted(i for _, i in resumed.done) == list(range(6))
+    resumed.close()
+    assert '"index": 6' not in path.read_text(encoding="utf-8")

@@ -552,3 +552,27 @@ def test_the_summary_line_says_no_successful_attack_rather_than_nan():
     assert "perturbed words — (no successful attack)" in text and "nan" not in text
     assert text.startswith("on 5 sampled examples at T = 1: original accuracy 0.4000")
     assert text.endswith("headline (the lowest) 0.4000")
+
+
+def test_a_failing_chunk_stops_the_pool_and_keeps_what_finished(tmp_path):
+    """One task fails while others are queued: the error comes back with the finished
+    task's result handed over, and the queued tasks never start (the pool's own exit would
+    have run all twelve, then dropped their results)."""
+    import multiprocessing
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import pool_tasks
+
+    from advembed.evaluation.parallel import gather
+
+    got = []
+    context = multiprocessing.get_context("spawn")
+    with pytest.raises(ValueError, match="task 1 failed"):
+        with ProcessPoolExecutor(2, mp_context=context) as pool:
+            gather(pool, pool_tasks.task, [(i, str(tmp_path)) for i in range(12)], got.append)
+    assert got == [0]
+    started = sorted(p.name for p in tmp_path.glob("started-*"))
+    assert len(started) < 12, started

@@ -18,13 +18,19 @@ from typing import Any
 _WORKER: dict[str, Any] = {}
 CHUNK_LIMIT = 50
 """Most examples in one chunk: records are logged as chunks finish, so an interrupted attack
-(``--resume``) loses at most ``workers × CHUNK_LIMIT`` examples' work — not a quarter of a
-worker's share, which for ADA's 8,452 training sentences would be about 1,000 each."""
+(``--resume``) loses at most ``workers × CHUNK_LIMIT`` examples' work (the running chunks:
+:func:`gather` stops the workers at once) — not a quarter of a worker's share, which for
+ADA's 8,452 training sentences would be about 1,000 each."""
 
 
 def _start(run: str, max_length: int) -> None:
-    """Per process: load the run's model once."""
+    """Per process: load the run's model once.  Ctrl-C reaches the whole process group: the
+    workers ignore it, and the main process stops them (:func:`gather`)."""
+    import signal
+
     import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     from advembed.evaluation.runs import load_run_model, run_task
     from advembed.runs import read_run
@@ -53,6 +59,30 @@ def chunked(items: list, workers: int) -> list[list]:
     return [items[start:start + size] for start in range(0, len(items), size)]
 
 
+def gather(pool, function: Callable, arguments: Sequence[tuple],
+           on_result: Callable[[Any], None]) -> None:
+    """``function(*a)`` for each of ``arguments`` in ``pool``, ``on_result`` called with each
+    result as it completes.  On an error, SIGTERM or Ctrl-C, the results that had finished
+    are still handed over, the tasks not started are cancelled and the running workers
+    stopped before the error is raised — leaving the pool's ``with`` would otherwise run every
+    queued task to the end and throw their results away."""
+    futures = [pool.submit(function, *args) for args in arguments]
+    taken: set = set()
+    try:
+        for future in as_completed(futures):
+            taken.add(future)
+            on_result(future.result())
+    except BaseException:
+        for future in futures:
+            if future not in taken and future.done() and not future.cancelled() \
+                    and future.exception() is None:
+                on_result(future.result())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        raise
+
+
 def attack_in_processes(run: Path, examples: Sequence, indices: Sequence[int], options, *,
                         temperature: float, max_length: int, workers: int,
                         on_record: Callable[[dict], None] | None = None,
@@ -70,9 +100,8 @@ def attack_in_processes(run: Path, examples: Sequence, indices: Sequence[int], o
                              initargs=(str(run), max_length)) as pool, \
             progress_bar(progress, total=len(pairs), unit="example",
                          desc=f"attack {options.attack} ×{workers}") as bar:
-        futures = [pool.submit(_attack_chunk, chunk, options, temperature) for chunk in chunks]
-        for future in as_completed(futures):
-            chunk_counts, chunk_records = future.result()
+        def taken(result) -> None:
+            chunk_counts, chunk_records = result
             for key in counts:
                 counts[key] += chunk_counts[key]
             for record in chunk_records:
@@ -80,4 +109,6 @@ def attack_in_processes(run: Path, examples: Sequence, indices: Sequence[int], o
                 if on_record is not None:
                     on_record(record)
             bar.update(len(chunk_records))
+
+        gather(pool, _attack_chunk, [(chunk, options, temperature) for chunk in chunks], taken)
     return counts, sorted(records, key=lambda record: record["index"])

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from advembed.errors import AdvembedError
+from advembed.runs import write_jsonl
 
 
 def key(record: dict[str, Any]) -> tuple[float, int]:
@@ -59,10 +60,10 @@ class RecordLog:
             except ValueError:  # the line being written when the process died
                 break
             self.done[key(record)] = record
-        # Rewrite the intact part, so that a cut-off last line is not kept.
-        self.path.write_text("".join(json.dumps(x) + "\n" for x in
-                                     [{"header": header}, *self.done.values()]),
-                             encoding="utf-8")
+        # Rewrite the intact part, so that a cut-off last line is not kept: by a temporary
+        # file and a rename, since this log is the only copy of the records (a kill or a
+        # full disk during an in-place rewrite would lose them; one line here instead).
+        write_jsonl(self.path, [{"header": header}, *self.done.values()])
 
     def add(self, record: dict[str, Any]) -> None:
         self._stream.write(json.dumps(record) + "\n")
