@@ -576,3 +576,20 @@ def test_a_failing_chunk_stops_the_pool_and_keeps_what_finished(tmp_path):
     assert got == [0]
     started = sorted(p.name for p in tmp_path.glob("started-*"))
     assert len(started) < 12, started
+
+
+def test_the_stop_word_record_is_read_in_a_process_that_attacks_nothing_itself():
+    """A ``--workers`` attack leaves the attacking to its workers; the main process, which
+    writes the summary, must still find the stop-word list (it recorded null before)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import package_path
+
+    probe = ("import json\nfrom advembed.evaluation.attack import stopword_record\n"
+             "print(json.dumps(stopword_record()))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": package_path()}).stdout
+    record = json.loads(out)
+    assert record is not None and record["count"] in (174, 179)

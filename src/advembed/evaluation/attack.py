@@ -260,8 +260,13 @@ def stopword_record() -> dict[str, Any] | None:
     try:
         from nltk.corpus import stopwords
 
+        from advembed.nltk_data import ensure_nltk_data
+
+        # in the main process too, which a --workers attack leaves to its workers otherwise
+        # (the record was then null); made here, before any worker starts, they all find it
+        ensure_nltk_data()
         words = sorted(set(stopwords.words("english")))
-    except (LookupError, OSError, ImportError):
+    except (LookupError, OSError, ImportError, AdvembedError):
         return None
     digest = hashlib.sha256("\n".join(words).encode("utf-8")).hexdigest()
     return {"count": len(words), "sha256": digest}
