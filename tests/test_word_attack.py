@@ -335,6 +335,7 @@ def test_rescaled_logits_are_attacked_and_the_lowest_accuracy_is_the_headline(
     summary = json.loads((run / "attack-pwws.json").read_text())
     by_temperature = summary["temperatures"]
     assert set(by_temperature) == {"1", "100", "0.01"}
+    assert summary["model_calls_records"] == 8 * 3  # the query counts cover every record
     assert summary["attack_accuracy"] == by_temperature["1"]["attack_accuracy"]
     assert summary["attack_accuracy_rescaled"] == min(s["attack_accuracy"]
                                                       for s in by_temperature.values())

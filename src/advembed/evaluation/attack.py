@@ -177,11 +177,12 @@ def _vulnerability_summary(records, settings: VulnerabilitySettings, details, co
 
 def _word(run, loaded, examples, settings: WordAttackOptions, log, common) -> dict:
     """The word attack at every temperature (1 first), in ``settings.workers`` processes;
-    returns the query counts of what ran."""
+    returns the query counts of what ran, and over how many records (``model_calls_records``:
+    a resumed attack's earlier records are not in the counts)."""
     from advembed.evaluation.parallel import attack_in_processes
     from advembed.evaluation.word_attack import run_word_attack
 
-    counts = {"model_calls": 0, "inputs_scored": 0}
+    counts = {"model_calls": 0, "inputs_scored": 0, "model_calls_records": 0}
     for temperature in word_temperatures(settings):
         todo = [i for i in range(len(examples)) if not log.has(i, temperature)]
         if not todo:
@@ -195,8 +196,9 @@ def _word(run, loaded, examples, settings: WordAttackOptions, log, common) -> di
         else:
             found, _ = run_word_attack(loaded.model, loaded.tokenizer, chosen, settings,
                                        indices=todo, temperature=temperature, **common)
-        for key in counts:
+        for key in ("model_calls", "inputs_scored"):
             counts[key] += found[key]
+        counts["model_calls_records"] += len(todo)
     return counts
 
 
