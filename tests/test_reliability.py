@@ -697,8 +697,6 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one(tmp_path, tiny_model
 def test_an_attack_whose_final_write_fails_loses_nothing_and_resumes(tmp_path, finished_run,
                                                                      monkeypatch, capsys,
                                                                      attack):
-    import advembed.evaluation.attack as attack_module
-
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     argv = ["attack", "--run", str(run), "--attack", attack, "--n-examples", "10",
@@ -706,17 +704,25 @@ def test_an_attack_whose_final_write_fails_loses_nothing_and_resumes(tmp_path, f
     assert main(argv) == 0
     fresh = json.loads((run / f"attack-{attack}.json").read_text())
     fresh_records = (run / f"attack-{attack}.jsonl").read_text()
-    for name in (f"attack-{attack}.json", f"attack-{attack}.jsonl"):
-        (run / name).unlink()
+    earlier = {name: (run / name).read_text() for name in (f"attack-{attack}.json",
+                                                           f"attack-{attack}.jsonl")}
+    (run / f"attack-{attack}.json").write_text(json.dumps(fresh | {"seed": "earlier"}))
+    earlier[f"attack-{attack}.json"] = (run / f"attack-{attack}.json").read_text()
+    write_text = Path.write_text
 
-    def no_space(path, payload):
-        raise OSError(28, "No space left on device")
+    def no_space(self, *args, **kwargs):  # the summary's temporary file, after the records'
+        if self.name.endswith(".json.tmp"):
+            raise OSError(28, "No space left on device")
+        return write_text(self, *args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(attack_module, "write_json", no_space)
+        patch.setattr(Path, "write_text", no_space)
         capsys.readouterr()
         assert main(argv) == 2
     one_line_error(capsys, "those computed so far are in '.attack-")
+    # the earlier pair is untouched (not new records beside an old summary), no temporary left
+    assert {name: (run / name).read_text() for name in earlier} == earlier
+    assert not list(run.glob(".attack-*.tmp"))
     partial = run / f".attack-{attack}.partial.jsonl"
     lines = partial.read_text().splitlines()
     assert len(lines) == 1 + 10 * (3 if attack == "pwws" else 1)  # header, every example
@@ -764,7 +770,7 @@ def test_an_attack_resumed_from_part_of_its_records_attacks_only_the_rest(tmp_pa
     for name in ("attack-pgd.json", "attack-pgd.jsonl"):
         (run / name).unlink()
     with monkeypatch.context() as patch:
-        patch.setattr(attack_module, "write_json", lambda *a: (_ for _ in ()).throw(
+        patch.setattr(attack_module, "write_together", lambda *a: (_ for _ in ()).throw(
             OSError(28, "No space left on device")))
         assert main(argv) == 2
     partial = run / ".attack-pgd.partial.jsonl"
@@ -800,11 +806,11 @@ def test_resuming_an_attack_with_other_settings_sample_or_model_is_refused(tmp_p
     argv = ["attack", "--run", str(run), "--attack", "pgd", "--n-examples", "10",
             "--batch-size", "4", "--no-progress"]
 
-    def no_space(path, payload):
+    def no_space(files):
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr(attack_module, "write_json", no_space)
+        patch.setattr(attack_module, "write_together", no_space)
         assert main(argv) == 2
     partial = run / ".attack-pgd.partial.jsonl"
     interrupted = partial.read_text()

@@ -233,6 +233,24 @@ def _write_atomic(path: Path, text: str) -> None:
                           exc.strerror or str(exc)) from None
 
 
+def write_together(files: dict[Path, str]) -> None:
+    """Several files that belong together (an attack's records and its summary): every
+    temporary file is written before any is renamed into place, so a full disk leaves the old
+    pair or none changed — never new records beside an old summary; one-line error."""
+    temporaries = {Path(path): Path(path).with_name(f".{Path(path).name}.tmp") for path in files}
+    try:
+        for path, text in files.items():
+            temporaries[Path(path)].write_text(text, encoding="utf-8")
+        for path, tmp in temporaries.items():
+            os.replace(tmp, path)
+    except OSError as exc:
+        for tmp in temporaries.values():
+            if not tmp.is_dir():
+                tmp.unlink(missing_ok=True)
+        raise WriteFailed(f"cannot write '{next(iter(files))}': {exc.strerror or exc}",
+                          exc.strerror or str(exc)) from None
+
+
 def write_json(path: Path, payload: Any) -> None:
     """Write JSON atomically (temporary file, then rename)."""
     _write_atomic(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")

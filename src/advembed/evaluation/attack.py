@@ -17,6 +17,7 @@ settings are one dataclass (:mod:`advembed.evaluation.settings`,
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ from advembed.evaluation.runs import (
 )
 from advembed.evaluation.settings import PGDAttackSettings, SampleSettings, VulnerabilitySettings
 from advembed.evaluation.word_attack import MLM_ATTACKS, WORD_ATTACKS, WordAttackOptions
-from advembed.runs import WriteFailed, attack_stem, write_json, write_jsonl
+from advembed.runs import WriteFailed, attack_stem, write_together
 from advembed.settings import Settings
 
 SETTINGS: dict[str, type[Settings]] = {"pgd": PGDAttackSettings,
@@ -99,8 +100,9 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
                    "resumed_records": resumed}
         summary |= _SUMMARIES.get(attack, _word_summary)(records, settings, details, config)
         summary["seconds"] = round(time.perf_counter() - started, 2)
-        write_jsonl(Path(run) / f"{stem}.jsonl", records)
-        write_json(Path(run) / f"{stem}.json", summary)
+        write_together({Path(run) / f"{stem}.jsonl": "".join(json.dumps(r) + "\n"
+                                                           for r in records),
+                        Path(run) / f"{stem}.json": json.dumps(summary, indent=2) + "\n"})
     except (OSError, WriteFailed) as exc:
         raise AdvembedError(f"cannot write the results of {attack} into '{run}' "
                             f"({exc.strerror}); those computed so far are in '{log.path.name}' "
