@@ -1276,3 +1276,6 @@ def test_resuming_an_attack_log_never_rewrites_it_in_place(tmp_path, monkeypatch
     assert sorted(i for _, i in resumed.done) == list(range(6))
     resumed.close()
     assert '"index": 6' not in path.read_text(encoding="utf-8")
+    with pytest.warns(UserWarning, match="held an interrupted attack's records; starting "
+                                         "again discards them"):
+        RecordLog(path, header).close()  # without --resume: said, not silent

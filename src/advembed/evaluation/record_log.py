@@ -31,6 +31,11 @@ class RecordLog:
         header = json.loads(json.dumps(header))
         if resume and self.path.is_file():
             self._read(header)
+        elif self.path.is_file():
+            import warnings
+
+            warnings.warn(f"'{self.path.name}' held an interrupted attack's records; starting "
+                          "again discards them (--resume continues it)", stacklevel=2)
         try:
             self._stream = self.path.open("a" if self.done else "w", encoding="utf-8")
             if not self.done:
