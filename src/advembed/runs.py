@@ -221,16 +221,7 @@ def check_output_file(path: Path, flag: str) -> None:
 def _write_atomic(path: Path, text: str) -> None:
     """``text`` into ``path`` by a temporary file and a rename; a failure leaves neither a
     half-written file nor the temporary one, and is a one-line error naming the path."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        if not tmp.is_dir():
-            tmp.unlink(missing_ok=True)
-        raise WriteFailed(f"cannot write '{path}': {exc.strerror or exc}",
-                          exc.strerror or str(exc)) from None
+    write_together({Path(path): text})
 
 
 def write_together(files: dict[Path, str]) -> None:

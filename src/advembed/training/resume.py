@@ -60,14 +60,9 @@ def recorded_options(output: str | Path) -> dict[str, Any]:
     if not recorded.is_file():
         return {}
     request = read_request(recorded)
-    defaults = json.loads(json.dumps({
-        field.name: field.default if field.default is not dataclasses.MISSING
-        else field.default_factory() for field in dataclasses.fields(TrainConfig)
-        if field.default is not dataclasses.MISSING
-        or field.default_factory is not dataclasses.MISSING}))
+    defaults = _defaults()
     # a default is left out: TrainConfig gives it anyway, and a preset's method stays implied
-    return {k: v for k, v in request.items() if k in defaults and k not in NOT_COMPARED
-            and v != defaults[k]}
+    return {k: v for k, v in request.items() if k in defaults and v != defaults[k]}
 
 
 def resume_point(config: TrainConfig, staging: Path) -> Path | None:
@@ -177,9 +172,17 @@ def _text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def _defaults() -> dict[str, Any]:
+    """Every compared ``TrainConfig`` option's default, as JSON gives it back."""
+    return json.loads(json.dumps({
+        field.name: (field.default if field.default is not dataclasses.MISSING
+                     else field.default_factory())
+        for field in dataclasses.fields(TrainConfig) if field.name not in NOT_COMPARED
+        and (field.default is not dataclasses.MISSING
+             or field.default_factory is not dataclasses.MISSING)}))
+
+
 def with_defaults(before: dict) -> dict:
     """A recorded request with every option it lacks (one added to advembed after the run
     started) read as that option's default, so an older interrupted run still resumes."""
-    defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)
-                if field.default is not dataclasses.MISSING and field.name not in NOT_COMPARED}
-    return json.loads(json.dumps(defaults)) | before
+    return _defaults() | before
