@@ -4,6 +4,7 @@ installed model that VDA and bert-attack/bae load by default."""
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import pytest
@@ -52,6 +53,27 @@ def test_bert_masking_never_touches_special_tokens_and_mixes_80_10_10(tiny_model
     assert as_mask == pytest.approx(0.8, abs=0.03)
     assert kept == pytest.approx(0.1 + 0.1 / len(tokenizer), abs=0.03)
     assert torch.equal(masked[~chosen], ids[~chosen])
+
+
+def test_a_batch_with_no_token_drawn_trains_nothing_instead_of_a_nan(tiny_model_dir):
+    """A batch whose 15 % draw picks no token (one short sentence can be such a batch): the
+    loss is 0 with no gradient, where a mean over no position would be NaN."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = AutoModelForMaskedLM.from_pretrained(str(tiny_model_dir))
+    enc = tokenizer(["good fun"], return_tensors="pt")
+    special = torch.ones_like(enc["input_ids"], dtype=torch.bool)  # nothing can be drawn
+    loss = build.masked_loss(model, tokenizer, dict(enc), special,
+                             torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert all(p.grad is None for p in model.parameters())
+    special[0, 1] = False  # one real token, drawn with probability 0.15: some seed draws it
+    values = [build.masked_loss(model, tokenizer, dict(enc), special,
+                                torch.Generator().manual_seed(seed), torch.device("cpu")).item()
+              for seed in range(40)]
+    assert all(math.isfinite(v) for v in values) and any(v > 0 for v in values)
 
 
 def test_batches_cover_each_sentence_once_per_epoch_in_a_seeded_order():

@@ -124,9 +124,13 @@ def collate(encoded: dict[str, list], indices: list[int], pad_id: int):
 
 def masked_loss(model, tokenizer, enc: dict[str, torch.Tensor], special: torch.Tensor,
                 generator, device):
-    """Cross-entropy at the masked positions only (the V-way head runs on them alone)."""
+    """Cross-entropy at the masked positions only (the V-way head runs on them alone); 0, with
+    no gradient, for a batch in which no token was drawn (a batch of one short sentence can
+    be), instead of the NaN of a mean over nothing."""
     enc = dict(enc)
     masked, chosen = mask_tokens(enc["input_ids"], special, tokenizer, generator)
+    if not bool(chosen.any()):
+        return torch.zeros((), device=device, requires_grad=True)
     targets = enc["input_ids"][chosen].to(device)
     enc["input_ids"] = masked
     hidden = model.base_model(**{k: v.to(device) for k, v in enc.items()}).last_hidden_state
