@@ -100,7 +100,7 @@ def attack_in_processes(run: Path, examples: Sequence, indices: Sequence[int], o
                              initargs=(str(run), max_length)) as pool, \
             progress_bar(progress, total=len(pairs), unit="example",
                          desc=f"attack {options.attack} ×{workers}") as bar:
-        def taken(result) -> None:
+        def take(result) -> None:
             chunk_counts, chunk_records = result
             for key in counts:
                 counts[key] += chunk_counts[key]
@@ -110,5 +110,5 @@ def attack_in_processes(run: Path, examples: Sequence, indices: Sequence[int], o
                     on_record(record)
             bar.update(len(chunk_records))
 
-        gather(pool, _attack_chunk, [(chunk, options, temperature) for chunk in chunks], taken)
+        gather(pool, _attack_chunk, [(chunk, options, temperature) for chunk in chunks], take)
     return counts, sorted(records, key=lambda record: record["index"])

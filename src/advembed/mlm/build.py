@@ -300,7 +300,7 @@ def _train(model, tokenizer, train: list[str], settings: MLMBuildSettings, work:
 
 def build_mlm(settings: MLMBuildSettings) -> dict[str, Any]:
     """Train, evaluate and install the MLM; returns its metrics (also in ``mlm_metrics.json``)."""
-    from advembed.mlm.corpus import CORPUS_VERSION, corpus, corpus_sha256
+    from advembed.mlm.corpus import CORPUS_VERSION, SPLIT_SEED, corpus, corpus_sha256
     from advembed.provider import sha256_of
 
     out = settings.output_dir()
@@ -338,7 +338,7 @@ def build_mlm(settings: MLMBuildSettings) -> dict[str, Any]:
     model.save_pretrained(staged)
     tokenizer.save_pretrained(staged)
     metrics |= {"train_sentences": len(train), "steps": done,
-                "settings": recipe, "corpus_version": CORPUS_VERSION, "split_seed": 2024,
+                "settings": recipe, "corpus_version": CORPUS_VERSION, "split_seed": SPLIT_SEED,
                 "device": str(device),
                 "seconds_this_run": round(time.perf_counter() - started, 1),
                 "weights_sha256": sha256_of(staged / "model.safetensors")}
