@@ -135,6 +135,15 @@ def test_a_build_installs_a_loadable_mlm_with_its_metrics(tmp_path, tiny_model_d
         build.build_mlm(settings)
 
 
+def test_without_a_progress_bar_each_checkpoint_prints_one_line(tmp_path, tiny_model_dir,
+                                                                 tiny_corpus, capsys):
+    build.build_mlm(_settings(tmp_path, tiny_model_dir, steps=5))  # saves at 2, 4 and 5
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    assert [line.split(":")[0] for line in lines] == ["step 2/5", "step 4/5", "step 5/5"]
+    assert [line.split(" over ")[1].split(",")[0] for line in lines] == [
+        "2 steps", "2 steps", "1 step"]
+
+
 def test_a_build_never_deletes_or_writes_over_what_is_not_an_mlm(tmp_path, tiny_model_dir,
                                                                    tiny_corpus):
     """An --output folder holding other files, or a file, is refused before any work, with or

@@ -280,6 +280,7 @@ def _train(model, tokenizer, train: list[str], settings: MLMBuildSettings, work:
                disable=not settings.progress)
     model.train()
     encoded = pretokenize(tokenizer, train, settings.max_length)
+    interval_losses: list[float] = []
     for step in range(start, settings.steps):
         generator = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
         indices = batches(len(train), settings.batch_size, settings.seed, step)
@@ -292,8 +293,16 @@ def _train(model, tokenizer, train: list[str], settings: MLMBuildSettings, work:
         scheduler.step()
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")
+        interval_losses.append(loss.item())
         if (step + 1) % settings.save_every == 0 or step + 1 == settings.steps:
             _save_state(work, model, optimiser, scheduler, step + 1, recipe)
+            if not settings.progress:  # one line per checkpoint instead of the bar
+                done = len(interval_losses)
+                print(f"step {step + 1}/{settings.steps}: mean loss "
+                      f"{sum(interval_losses) / done:.4f} over {done} step"
+                      f"{'s' if done != 1 else ''}, lr {scheduler.get_last_lr()[0]:.2e}, saved",
+                      flush=True)
+            interval_losses.clear()
     bar.close()
     return max(start, settings.steps)
 
