@@ -42,9 +42,10 @@ def main() -> None:
     model.train()
     for epoch in range(args.epochs):
         for batch in loader:
-            loss = method.step(model, batch)  # line 2: replaces model(**batch).loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
+            for _ in range(method.replays):  # 1, except FreeAT's m replays of each minibatch
+                loss = method.step(model, batch)  # line 2: replaces model(**batch).loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
         print(f"epoch {epoch + 1}: last loss {loss.item():.4f}")
 
 

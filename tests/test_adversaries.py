@@ -75,6 +75,23 @@ def test_random_init_is_freelb_scaled_and_zero_on_padding():
     assert delta[1, :2].abs().max() > 0.6 / (5 * 4) ** 0.5  # the short example has larger entries
 
 
+def test_half_precision_embeddings_get_the_same_step_as_float32():
+    """A model cast with ``.half()``: 100 tokens × 768 (L·d = 76,800 > fp16's 65,504) and
+    gradients of 1e-4 (their squares, 1e-8, underflow in fp16).  The L2 direction still has
+    norm 1 per example and the random start γ/√(L·d)-sized entries.  Catches: norms summed in
+    the embedding's dtype (direction inf or NaN, random start exactly 0)."""
+    mask = torch.ones(2, 100, 1, dtype=torch.half)
+    grad = torch.full((2, 100, 768), 1e-4, dtype=torch.half)
+    unit = direction(grad, mask, "l2")
+    assert unit.dtype == torch.half
+    assert torch.allclose(l2_norm(unit.float(), mask.float()).flatten(), torch.ones(2),
+                          atol=1e-2)
+    start = random_init(torch.zeros(2, 100, 768, dtype=torch.half), mask, 1.0, "l2",
+                        generator=torch.Generator().manual_seed(0))
+    bound = 1.0 / (100 * 768) ** 0.5
+    assert 0.9 * bound < start.float().abs().max() <= bound * 1.01
+
+
 def test_random_start_is_uniform_between_minus_and_plus_its_bound():
     """δ₀ is U(-γ, γ) elementwise (L∞), and U(-1, 1)·γ/sqrt(len·hidden) (L2): both signs, mean
     0, the whole interval and never beyond it.  Catches: U(0, 1) noise; an L∞ start of 2γ."""
@@ -428,6 +445,36 @@ def test_freeat_restarts_delta_at_zero_on_a_new_minibatch_of_the_same_shape():
         method.step(model, _toy_batch())
     other = _toy_batch(((3, 0, 0, 0), (2, 2, 1, 3)))
     assert method.step(model, other).item() == pytest.approx(1.0)
+
+
+def test_freeat_refuses_another_minibatch_of_the_same_shape_before_its_replays_are_done():
+    """δ of batch A must not be carried into batch B (same shape, other tokens) in the middle
+    of A's replays: an own loop that forgets to replay gets one line, not a δ whose padding
+    rows are B's real tokens.  Catches: comparing shapes only."""
+    model = _LinearToy()
+    method = FreeAT(model, replays=2, epsilon=0.1, norm="linf")
+    method.step(model, _toy_batch())
+    with pytest.raises(AdvembedError, match="same minibatch"):
+        method.step(model, _toy_batch(((3, 0, 0, 0), (2, 2, 1, 3))))
+
+
+@pytest.mark.parametrize(("warmup", "plain"), [(0, 0), (1, 3), (2, 3), (3, 3), (4, 6)])
+def test_freeat_warmup_counts_optimiser_steps_rounded_up_to_whole_minibatches(warmup, plain,
+                                                                              monkeypatch):
+    """m = 3 replays, one optimiser step each: --adv-warmup-steps W gives ⌈W/3⌉·3 plain steps
+    (not W·3: warm-ups count optimiser steps, as every other method's do), and the first
+    adversarial step starts a minibatch (δ = 0).  Catches: W·m; W not rounded (a batch half
+    plain, half adversarial)."""
+    import advembed.methods.base as base
+
+    monkeypatch.setattr(base, "plain_step", lambda *args: torch.tensor(0.0))  # the toy has no
+    model = _LinearToy()  # plain forward
+    method = FreeAT(model, replays=3, epsilon=0.1, norm="linf", warmup_steps=warmup)
+    seen = _record_deltas(method)
+    for _ in range(9):
+        method.step(model, _toy_batch())
+    assert len(seen) == 9 - plain
+    assert torch.count_nonzero(seen[0]) == 0
 
 
 def test_yopo_step_is_the_mean_of_its_m_passes_with_inner_updates_in_the_ball():

@@ -153,6 +153,24 @@ def test_every_method_refuses_out_of_range_values_and_foreign_flags(name):
                                             f"'{name}'"):
         config_from_args(args)
 
+@pytest.mark.parametrize(("name", "zero_allowed"), [("fgsm", False), ("fgm", False),
+                                                    ("freeat", False), ("vaa", False),
+                                                    ("pgd", True), ("freelb", True)])
+def test_a_zero_epsilon_is_unbounded_where_it_is_a_ball_and_refused_where_it_is_the_step(
+        name, zero_allowed):
+    """``--adv-epsilon 0`` is PGD's and FreeLB's unbounded ball, but FGSM's, FGM's, FreeAT's
+    and VAA's step itself (δ = 0: plain training twice over).  One shared flag: the parser
+    admits what any method admits, and each method's settings check their own range."""
+    args = build_parser().parse_args(["train", "--method", name, "--adv-epsilon", "0"])
+    if zero_allowed:
+        assert method_settings(name, config_from_args(args).method_options).epsilon == 0
+    else:
+        with pytest.raises(AdvembedError, match=f"--adv-epsilon must be > 0 for method '{name}'"):
+            method_settings(name, config_from_args(args).method_options)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--method", name, "--adv-epsilon", "-1"])
+
+
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_every_method_takes_a_step_with_its_defaults(name, tmp_path, tiny_model_dir,

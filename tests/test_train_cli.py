@@ -243,8 +243,10 @@ def test_local_model_directory_is_the_hub_code_path(tmp_path):
     assert loaded.tokenizer("good movie")["input_ids"][0] == loaded.tokenizer.cls_token_id
 
 
-@pytest.mark.parametrize("script", ["own_loop.py", "with_trainer.py"])
-def test_examples_run(tmp_path, tiny_model_dir, data_csv, script):
+@pytest.mark.parametrize(("script", "method"), [("own_loop.py", "freelb"),
+                                                 ("own_loop.py", "freeat"),  # replays
+                                                 ("with_trainer.py", None)])
+def test_examples_run(tmp_path, tiny_model_dir, data_csv, script, method):
     import os
     import subprocess
     import sys
@@ -253,7 +255,7 @@ def test_examples_run(tmp_path, tiny_model_dir, data_csv, script):
     env = os.environ | {"PYTHONPATH": package_path()}
     result = subprocess.run(
         [sys.executable, str(root / "examples" / script), "--model", str(tiny_model_dir),
-         "--dataset", str(data_csv), "--limit", "48"],
+         "--dataset", str(data_csv), "--limit", "48"] + (["--method", method] if method else []),
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -73,13 +73,21 @@ def _reference(title: str, classes: Iterable[type[Settings]]) -> list[str]:
         keywords = ", ".join(sorted({f"`{item.name}`" for _, item in entries}))
         defaults = _owner_defaults(entries, named=len(classes) > 1)
         kind = entries[0][1].type
-        valid = flag.range_text() or ("on / off" if kind is bool or kind == "bool" else "any")
+        valid = _ranges(entries) or ("on / off" if kind is bool or kind == "bool" else "any")
         sources = "; ".join(dict.fromkeys(f"{_short(cls.owner)}: {item.meta.paper}"
                                           if len(entries) > 1 else item.meta.paper
                                           for cls, item in entries if item.meta.paper))
         lines.append(f"| {shown} | {keywords} | {defaults} | {valid} | {flag.help} | "
                      f"{sources or '—'} |")
     return [*lines, ""]
+
+
+def _ranges(entries) -> str:
+    """The flag's range, or each owner's where they differ (ε ≥ 0 for a ball, > 0 for a step)."""
+    texts = [(cls, item.flag.range_text()) for cls, item in entries]
+    if len({text for _, text in texts}) == 1:
+        return texts[0][1]
+    return "; ".join(f"{_short(cls.owner)} {text or 'any'}" for cls, text in texts)
 
 
 def _short(owner: str) -> str:

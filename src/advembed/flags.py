@@ -12,7 +12,8 @@ from advembed.perturbation import NORMS
 from advembed.settings import Flag
 
 # --- the perturbation option group ----------------------------------------------------------
-EPSILON = Flag("--adv-epsilon", "radius ε of the perturbation ball (0 = unbounded)", minimum=0)
+EPSILON = Flag("--adv-epsilon", "radius ε of the perturbation ball (0 = unbounded; where ε is "
+               "the step itself, as for FGSM, FGM and FreeAT, it must be > 0)", minimum=0)
 ALPHA = Flag("--adv-alpha", "ascent step size α", minimum=0)
 STEPS = Flag("--adv-steps", "ascent steps", minimum=1)
 NORM = Flag("--adv-norm", "norm of the ball and of the ascent step", choices=NORMS)

@@ -36,11 +36,13 @@ def check_norm(norm: str) -> str:
 
 
 def l2_norm(x: torch.Tensor, mask: torch.Tensor, scope: str = "example") -> torch.Tensor:
-    """L2 norm of ``x`` on real tokens, broadcastable against ``x``."""
-    squared = (x * mask).pow(2)
+    """L2 norm of ``x`` on real tokens, broadcastable against ``x``; summed in float32 and
+    returned in ``x``'s dtype (squares of half-precision gradients underflow, and their sums
+    overflow)."""
+    squared = (x.float() * mask.float()).pow(2)
     if scope == "example":
-        return squared.sum(dim=(1, 2), keepdim=True).sqrt()
-    return squared.sum(dim=-1, keepdim=True).sqrt()
+        return squared.sum(dim=(1, 2), keepdim=True).sqrt().to(x.dtype)
+    return squared.sum(dim=-1, keepdim=True).sqrt().to(x.dtype)
 
 
 def direction(
@@ -50,7 +52,8 @@ def direction(
     grad = grad * mask
     if norm == "linf":
         return grad.sign()
-    return grad / l2_norm(grad, mask, scope).clamp_min(_TINY)
+    size = l2_norm(grad.float(), mask, scope).clamp_min(_TINY)
+    return (grad.float() / size).to(grad.dtype)
 
 
 def max_normalized(grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -99,5 +102,5 @@ def random_init(
         return torch.zeros_like(like)
     if norm == "linf":
         return noise * magnitude
-    lengths = mask.sum(dim=(1, 2), keepdim=True).clamp_min(1)
-    return noise * (magnitude / (lengths * like.shape[-1]).sqrt())
+    lengths = mask.float().sum(dim=(1, 2), keepdim=True).clamp_min(1)  # L·d overflows fp16
+    return noise * (magnitude / (lengths * like.shape[-1]).sqrt()).to(like.dtype)

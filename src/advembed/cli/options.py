@@ -43,8 +43,11 @@ def _base_kind(kind: Any) -> tuple[Any, bool]:
     return kind, False
 
 
-def parse_as(kind: Any, flag: Flag):
-    """An ``argparse`` type: ``kind`` parsed from text and checked against ``flag``'s range."""
+def parse_as(kind: Any, flag: Flag, *others: Flag):
+    """An ``argparse`` type: ``kind`` parsed from text and checked against ``flag``'s range
+    (or any of ``others``': a flag shared by classes with different ranges, e.g. ε > 0 for
+    FGSM's one step and ε ≥ 0 for PGD's ball, admits what any admits; each class then checks
+    its own)."""
     words = {int: "an integer", float: "a number"}
 
     def parse(text: str):
@@ -54,7 +57,7 @@ def parse_as(kind: Any, flag: Flag):
             raise argparse.ArgumentTypeError(f"expected {words[kind]}, got '{text}'") from None
         if isinstance(value, float) and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected a finite number, got '{text}'")
-        if not flag.admits(value):
+        if not any(f.admits(value) for f in (flag, *others)):
             raise argparse.ArgumentTypeError(f"must be {flag.range_text()}, got '{text}'")
         return value
 
@@ -96,7 +99,8 @@ def add_settings(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction
         else:
-            options["type"] = parse_as(kind, flag) if kind in (int, float) else kind
+            ranges = [entry.item.flag for entry in entries[1:]]
+            options["type"] = parse_as(kind, flag, *ranges) if kind in (int, float) else kind
             values = (choices or {}).get(name) or flag.choices
             if values:
                 options["choices"] = list(values)

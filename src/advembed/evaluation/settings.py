@@ -33,7 +33,8 @@ class VulnerabilitySettings(Settings):
     """One FGSM step against the predicted label (paper 002, eq. 1–5)."""
 
     owner = "attack 'vulnerability'"
-    epsilon: float = setting(0.02, EPSILON, "FGSM strength ε", aliases=("--epsilon",))
+    epsilon: float = setting(0.02, EPSILON, "FGSM strength ε", aliases=("--epsilon",),
+                             exclusive_minimum=True)
     norm: str = setting("l2", NORM, aliases=("--norm",))
 
 

@@ -15,7 +15,8 @@ class FGMSettings(GradientAttackSettings):
     """ε from the search on ``mr`` dev (``docs/defaults.md``)."""
 
     owner = "method 'fgm'"
-    epsilon: float = setting(0.1, EPSILON, paper="search on mr dev, docs/defaults.md")
+    epsilon: float = setting(0.1, EPSILON, paper="search on mr dev, docs/defaults.md",
+                             exclusive_minimum=True)  # the step itself: 0 would be no δ
     norm: str = setting("l2", NORM, paper="Miyato et al. 2017")
 
 

@@ -16,7 +16,8 @@ class FGSMSettings(GradientAttackSettings):
     """ε from the search on ``mr`` dev (``docs/defaults.md``)."""
 
     owner = "method 'fgsm'"
-    epsilon: float = setting(0.001, EPSILON, paper="search on mr dev, docs/defaults.md")
+    epsilon: float = setting(0.001, EPSILON, paper="search on mr dev, docs/defaults.md",
+                             exclusive_minimum=True)  # the step itself: 0 would be no δ
     norm: str = setting("linf", NORM, paper="Goodfellow et al. 2015")
 
     def __post_init__(self) -> None:

@@ -20,7 +20,8 @@ class FreeATSettings(MethodSettings):
     owner = "method 'freeat'"
     replays: int = setting(3, "--adv-replays", "FreeAT: replays m of each minibatch", minimum=1,
                            paper="Shafahi et al. 2019")
-    epsilon: float = setting(0.001, EPSILON, paper="search on mr dev, docs/defaults.md")
+    epsilon: float = setting(0.001, EPSILON, paper="search on mr dev, docs/defaults.md",
+                             exclusive_minimum=True)  # the step itself: 0 would be no δ
     norm: str = setting("linf", NORM)
 
 
@@ -47,6 +48,14 @@ class FreeAT(TrainingMethod):
         self.replays = self.settings.replays
         self.delta: torch.Tensor | None = None
         self.replay_index = 0
+        self._batch_ids: torch.Tensor | None = None  # the minibatch δ belongs to
+
+    def _same_batch(self, ids: torch.Tensor | None) -> bool:
+        """Whether ``ids`` are the token ids of the minibatch δ was started on (unknown after
+        a resume, or without ids: then only the shape is checked)."""
+        if ids is None or self._batch_ids is None:
+            return True
+        return torch.equal(self._batch_ids.to(ids.device), ids)
 
     @classmethod
     def no_objective_reason(cls) -> str:
@@ -60,7 +69,11 @@ class FreeAT(TrainingMethod):
         self.delta, self.replay_index = state["delta"], int(state["replay_index"])
 
     def in_warmup(self) -> bool:
-        return self.steps_done < self.settings.warmup_steps * self.replays
+        """Warm-up counts optimiser steps (one per replay), rounded up to whole minibatches
+        (a multiple of m): a minibatch's replays are all plain or all adversarial, so δ's
+        replay count stays aligned with the batches."""
+        whole = -(-self.settings.warmup_steps // self.replays) * self.replays
+        return self.steps_done < whole
 
     def _step(self, model, inputs, backward):
         s = self.settings
@@ -68,14 +81,18 @@ class FreeAT(TrainingMethod):
         with torch.no_grad():
             like = self.adapter.embed(inputs)
         mask = self.adapter.mask(inputs, like)
+        ids = inputs.get("input_ids")
         if self.replay_index % self.replays == 0 or self.delta is None:
             self.delta = torch.zeros_like(like)
-        elif self.delta.shape != like.shape:
+            self._batch_ids = None if ids is None else ids.detach().clone()
+        elif self.delta.shape != like.shape or not self._same_batch(ids):
             raise AdvembedError(
-                "FreeAT replays must see the same minibatch; got a batch of another shape "
-                "(replay each batch `replays` times, or use AdvTrainer)"
+                "FreeAT replays must see the same minibatch; got another batch before its "
+                f"{self.replays} replays were done (replay each batch `replays` times, or use "
+                "AdvTrainer)"
             )
-        self.delta = self.delta.to(like.device)  # a resumed δ is loaded on the CPU
+        # a resumed δ is loaded on the CPU; padding never carries δ
+        self.delta = self.delta.to(like.device) * mask
         self.replay_index += 1
         delta = self.delta.detach().requires_grad_(True)
         loss = outer.forward(inputs, delta).loss

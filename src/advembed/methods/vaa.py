@@ -25,7 +25,7 @@ class VAASettings(Settings):
     base_run: str | None = setting(None, "--base-run", "VAA's model A: a finished run "
                                    "(classification) whose model is frozen and copied into B",
                                    paper="paper 002 §3.2")
-    epsilon: float = setting(0.02, EPSILON, paper="paper 002 §4.3")
+    epsilon: float = setting(0.02, EPSILON, paper="paper 002 §4.3", exclusive_minimum=True)
     norm: str = setting("l2", NORM, paper="paper 002 §4.3")
     placement: str = setting("add", "--vaa-placement", "where A's vulnerability vector "
                              "enters B: add = added to every token's embedding; position = an "
