@@ -300,6 +300,8 @@ def test_lm_trains_and_evaluates_through_the_command_line(tmp_path, capsys):
         metrics["test"]["perplexity"], rel=1e-5)
     assert main(["predict", "--run", str(out), WORDS[0]]) == 0
     assert capsys.readouterr().out.startswith(WORDS[0])
+    long_prompt = " ".join(WORDS[:25] * 12)  # 300 words: more than the model's positions
+    assert main(["generate", "--run", str(out), long_prompt]) == 0  # cut to its last tokens
 
 
 def test_the_perturbed_next_word_probe_runs_on_a_language_model():

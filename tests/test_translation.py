@@ -105,6 +105,17 @@ def test_sources_match_up_to_case_spacing_and_sentence_punctuation_only():
     assert source_key("...") == "..." != source_key("!!!")  # punctuation alone: itself
 
 
+def test_a_sentences_first_word_is_encoded_as_the_word_the_bpe_learned():
+    """The BPE is trained with a space before every word ("Ġhouse"); the wrapped tokenizer
+    must add it before the first word too, or a sentence's first word is encoded in pieces
+    that never start a word elsewhere.  Catches: add_prefix_space lost by the wrapper."""
+    from advembed.tasks.translation import train_joint_bpe
+
+    tokenizer = train_joint_bpe(["the house is big", "a house and a garden"] * 50, 300)
+    first = tokenizer.convert_ids_to_tokens(tokenizer("house is big")["input_ids"])
+    assert first[:3] == ["Ġhouse", "Ġis", "Ġbig"]
+
+
 def test_bleu_is_sacrebleus_on_the_decoded_ids_with_padding_ignored():
     import sacrebleu
     from transformers import EvalPrediction
@@ -320,17 +331,19 @@ def test_translation_trains_evaluates_and_translates_through_the_command_line(tm
                  "--batch-size", "16", "--epochs", "2", "--lr", "3e-3", "--method", "fgm",
                  "--objective", "atcl", "--no-progress", "--output", str(out),
                  "--eval-batch-size", "8"]) == 0
+    printed = capsys.readouterr().out  # the summary carries the BLEU signature
     metrics = json.loads((out / "metrics.json").read_text())
     config = json.loads((out / "config.json").read_text())
     assert metrics["test"]["loss"] == pytest.approx(_token_weighted_loss(out, config), rel=1e-4)
     assert config["task"] == "translation" and "tok:13a" in config["bleu_signature"]
+    assert f"(BLEU signature {config['bleu_signature']})" in printed
     assert metrics["best_dev"]["bleu"] == pytest.approx(max(r["bleu"] for r in metrics["dev"]))
     assert limits == [16]  # dev and test decoded up to the run's --max-length
     assert {"bleu", "chrf", "loss"} <= set(metrics["test"])
-    capsys.readouterr()
     assert main(["eval", "--run", str(out), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["bleu"] == pytest.approx(
-        metrics["test"]["bleu"], abs=1e-6)
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["bleu"] == pytest.approx(metrics["test"]["bleu"], abs=1e-6)
+    assert evaluated["bleu_signature"] == config["bleu_signature"]  # of this scoring
     assert main(["eval", "--run", str(out)]) == 0  # sacrebleu's signature beside the scores
     assert f"BLEU signature: {config['bleu_signature']}" in capsys.readouterr().out
     assert main(["translate", "--run", str(out), "apple pear", "--json"]) == 0

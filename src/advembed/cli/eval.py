@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     shown = ", ".join(f"{labels.get(key, key)} {value:.4f}" for key, value in result.items()
                       if key not in ("dataset", "split", "examples") and isinstance(value, float))
     print(f"{result['dataset']} {result['split']} ({result['examples']} examples): {shown}")
-    if config.get("bleu_signature"):  # sacrebleu's, as BLEU scores are to be reported
-        print(f"BLEU signature: {config['bleu_signature']}")
+    signature = result.get("bleu_signature")  # sacrebleu's, as BLEU scores are to be reported
+    if signature:
+        print(f"BLEU signature: {signature}")
     return 0

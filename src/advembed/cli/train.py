@@ -109,9 +109,13 @@ def run(args: argparse.Namespace) -> int:
     from advembed.tasks import get_task
     from advembed.training.run import run_training
 
+    from advembed.runs import read_run
+
     config = config_from_args(args)
     metrics = run_training(config)
-    print(f"run {config.output_dir()}: {get_task(config.task).summary(metrics)} "
+    task = get_task(config.task)
+    task.load_run_state(read_run(config.output_dir())[0])  # e.g. the BLEU signature it recorded
+    print(f"run {config.output_dir()}: {task.summary(metrics)} "
           f"({metrics['train']['seconds']:.0f} s training)")
     if metrics.get("collapsed") and config.collapse_guard:
         print(f"advembed train: collapsed (dev at a trivial predictor's score): stopped at step "

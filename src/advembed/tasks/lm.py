@@ -193,12 +193,21 @@ class LanguageModellingTask(Task):
             raise AdvembedError("a language model takes one prompt: --pair does not apply")
 
     def predict(self, loaded, text, pair, run_config):
-        """``advembed predict`` on an LM run: the prompt continued greedily (40 tokens)."""
+        """``advembed predict`` on an LM run: the prompt continued greedily (40 tokens).  A
+        prompt longer than the model's positions leave room for is cut to its last tokens
+        (what the continuation depends on most), so prompt and continuation fit."""
         self.check_input(text, pair, run_config)
+        new_tokens = 40
+        config = loaded.model.config
+        positions = getattr(config, "n_positions", None) or getattr(
+            config, "max_position_embeddings", None)
         inputs = loaded.tokenizer(text, return_tensors="pt")
+        if positions is not None and inputs["input_ids"].shape[1] > positions - new_tokens:
+            keep = positions - new_tokens
+            inputs = {key: value[:, -keep:] for key, value in inputs.items()}
         with torch.no_grad():
             out = loaded.model.eval().generate(
-                **inputs, max_new_tokens=40, do_sample=False,
+                **inputs, max_new_tokens=new_tokens, do_sample=False,
                 pad_token_id=loaded.tokenizer.eos_token_id)
         continuation = loaded.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:],
                                                skip_special_tokens=True)

@@ -70,8 +70,10 @@ def train_joint_bpe(texts: list[str], vocab_size: int = MT_VOCAB):
                                      add_prefix_space=True)
     tokenizer.post_processor = processors.TemplateProcessing(
         single="$A </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))])
+    # add_prefix_space must be given again: the wrapper otherwise resets the pre-tokenizer to
+    # False, and a sentence's first word (trained as "Ġword") falls apart into rare pieces
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>",
-                                   eos_token="</s>", unk_token="<unk>",
+                                   eos_token="</s>", unk_token="<unk>", add_prefix_space=True,
                                    model_max_length=MT_SIZES["max_position_embeddings"])
 
 
@@ -257,7 +259,7 @@ class TranslationTask(Task):
             batch = {k: v.to(device) for k, v in collate(items[start:start + batch_size]).items()}
             hypotheses += self.decode(self.generate(model, batch, max_length).cpu())
         scores, self.signature = bleu_and_chrf(hypotheses, [e.text_pair for e in examples])
-        return scores
+        return scores | {"bleu_signature": self.signature}  # of this scoring, as it is reported
 
     def collapse_baseline(self, examples, tokenizer=None, *, max_length=128):
         """Dev BLEU of one fixed output for every source, the most frequent dev target (0 or
@@ -276,6 +278,7 @@ class TranslationTask(Task):
 
     def load_run_state(self, config):
         self.max_new_tokens = config.get("max_length", 128)
+        self.signature = config.get("bleu_signature", "")
 
     def representation(self, outputs: Any, inputs: dict[str, Any] | None = None):
         """Mean final encoder state over the source tokens (drift, sentence-level objectives)."""
