@@ -106,10 +106,9 @@ def _given_or_recorded(recorded: dict, group: str, given: dict, same: bool) -> d
 
 
 def run(args: argparse.Namespace) -> int:
+    from advembed.runs import read_run
     from advembed.tasks import get_task
     from advembed.training.run import run_training
-
-    from advembed.runs import read_run
 
     config = config_from_args(args)
     metrics = run_training(config)
