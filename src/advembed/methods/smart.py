@@ -44,7 +44,10 @@ class SMART(TrainingMethod):
     teacher) is left out, as paper 003 leaves it out of its SMART baseline.  In the final
     regulariser each side is
     compared with the other's detached prediction (mt-dnn's ``stable_kl`` both ways), so
-    gradients flow through both the clean and the perturbed pass.  Perturbed passes take
+    gradients flow through both the clean and the perturbed pass; the two halves averaged, its
+    value is λ·sKL but its gradient is half that of λ·sKL(f(x), f(x + δ)) with both sides
+    differentiated — mt-dnn's convention, kept since SMART's λ was tuned under it.  VDA's term
+    is differentiated in full, so under ``--augment vda`` SMART's λ pulls half as hard as VDA's.  Perturbed passes take
     ``inputs_embeds`` = word embeddings + δ: the model adds position and segment embeddings and
     LayerNorm once (mt-dnn's current code applies them twice).
     """

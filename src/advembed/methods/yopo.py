@@ -42,14 +42,16 @@ class YOPO(TrainingMethod):
     forward) take the identity as the first layer, h₀ = e + δ: the adjoint is then ∂L/∂(e + δ)
     and the n inner updates step along it (choice; documented, tested).  The inner updates move
     δ only: Zhang et al.'s code also updates the first layer's weights from them; here the
-    parameters change once per step, from the m full passes.
+    parameters change once per step, from the m full passes.  δ starts at zero by default
+    (``init_mag=0``; the paper starts uniformly in the ε-ball): the first full pass is then the
+    clean loss, so with m = 2 half of each step's parameter gradient is clean.
     """
 
     name = "yopo"
     Settings = YOPOSettings
     paper = "Zhang et al. 2019; paper 000 §2"
-    summary = ("m full passes; after each, n δ-updates through the embedding block only, "
-               "adjoint p fixed")
+    summary = ("m full passes; after each but the last, n δ-updates through the embedding "
+               "block only, adjoint p fixed ((m − 1)·n in all)")
 
     def __init__(self, model, settings=None, *, objective=None, **options) -> None:
         super().__init__(model, settings, objective=objective, **options)
