@@ -9,9 +9,9 @@ includes the model, optimiser state and the Python runtime, so CPU memory ratios
 
 Targets (issue 3): every time ratio <= 1.05 × passes; YOPO cheaper than PGD with as many
 ascent updates (``pgd``, 3 steps, vs ``yopo`` 2×3, whose (m − 1)·n = 3 δ-updates follow the
-first full pass only; ``pgd-6`` is kept as the row an earlier reading compared with).  VDA (issue 13): its step (sparse top-64 mixture)
-costs <= 1.05 × (two classifier forward/backward passes + one MLM forward), timed by hand in
-the same worker; ``vda-dense`` is the full-vocabulary mixture.  VAA (issue 16): its stage-two
+first full pass only; ``pgd-6`` is kept as the row an earlier reading compared with).
+VDA (issue 13): its step (sparse top-64 mixture) costs <= 1.05 × (two classifier
+forward/backward passes + one MLM forward), timed by hand in the same worker; ``vda-dense`` is the full-vocabulary mixture.  VAA (issue 16): its stage-two
 step costs <= 1.05 × (one training step of B + two forwards and one backward to the
 embeddings of A), each part timed on its own in the same worker on the same batches (A and B
 both the default model).
@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 # name → (method, options, objective).  ``pgd`` (3 steps) has as many ascent updates as
-# ``yopo`` (2 outer × 3 inner: 3 updates after the first pass, none after the last).  Objective rows are compared with their adversary's row.
+# ``yopo`` (2 outer × 3 inner: 3 updates after the first pass, none after the last).
+# Objective rows are compared with their adversary's row.
 CONFIGS: dict[str, tuple[str, dict, str]] = {
     "none": ("none", {}, "ce"),
     "fgsm": ("fgsm", {}, "ce"),
