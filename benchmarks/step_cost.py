@@ -7,14 +7,14 @@ same order, for every method).  Each method runs in a fresh worker process so pe
 its own: on CUDA ``torch.cuda.max_memory_allocated``, on CPU the process's peak RSS (which
 includes the model, optimiser state and the Python runtime, so CPU memory ratios are diluted).
 
-Targets (issue 3): every time ratio <= 1.05 × passes; YOPO cheaper than PGD with as many
-ascent updates (``pgd``, 3 steps, vs ``yopo`` 2×3, whose (m − 1)·n = 3 δ-updates follow the
-first full pass only; ``pgd-6`` is kept as the row an earlier reading compared with).
-VDA (issue 13): its step (sparse top-64 mixture) costs <= 1.05 × (two classifier
-forward/backward passes + one MLM forward), timed by hand in the same worker; ``vda-dense`` is the full-vocabulary mixture.  VAA (issue 16): its stage-two
-step costs <= 1.05 × (one training step of B + two forwards and one backward to the
-embeddings of A), each part timed on its own in the same worker on the same batches (A and B
-both the default model).
+Targets (issue 3): every time ratio <= 1.05 × passes; YOPO cheaper than PGD with as many ascent
+updates (``pgd``, 3 steps, vs ``yopo`` 2×3, whose (m − 1)·n = 3 δ-updates follow the first full
+pass only; ``pgd-6`` is kept as the row an earlier reading compared with). VDA (issue 13): its
+step (sparse top-64 mixture) costs <= 1.05 × (two classifier forward/backward passes + one MLM
+forward), timed by hand in the same worker; ``vda-dense`` is the full-vocabulary mixture. VAA
+(issue 16): its stage-two step costs <= 1.05 × (one training step of B + two forwards and one
+backward to the embeddings of A), each part timed on its own in the same worker on the same
+batches (A and B both the default model).
 
     python benchmarks/step_cost.py [--steps 10] [--json]
 """

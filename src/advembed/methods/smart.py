@@ -41,15 +41,15 @@ class SMART(TrainingMethod):
     run before 2026-12-07 did, which is how runs that record no norm are read — at η = 1e-3 and
     384 hidden units that step is about 6× shorter than the L∞ one.  Only the smoothness
     regulariser is implemented: SMART's Bregman proximal point optimisation (its momentum
-    teacher) is left out, as paper 003 leaves it out of its SMART baseline.  In the final
-    regulariser each side is
-    compared with the other's detached prediction (mt-dnn's ``stable_kl`` both ways), so
-    gradients flow through both the clean and the perturbed pass; the two halves averaged, its
-    value is λ·sKL but its gradient is half that of λ·sKL(f(x), f(x + δ)) with both sides
-    differentiated — mt-dnn's convention, kept since SMART's λ was tuned under it.  VDA's term
-    is differentiated in full, so under ``--augment vda`` SMART's λ pulls half as hard as VDA's.  Perturbed passes take
-    ``inputs_embeds`` = word embeddings + δ: the model adds position and segment embeddings and
-    LayerNorm once (mt-dnn's current code applies them twice).
+    teacher) is left out, as paper 003 leaves it out of its SMART baseline. In the final
+    regulariser each side is compared with the other's detached prediction (mt-dnn's
+    ``stable_kl`` both ways), so gradients flow through both the clean and the perturbed pass;
+    the two halves averaged, its value is λ·sKL but its gradient is half that of λ·sKL(f(x),
+    f(x + δ)) with both sides differentiated — mt-dnn's convention, kept since SMART's λ was
+    tuned under it. VDA's term is differentiated in full, so under ``--augment vda`` SMART's λ
+    pulls half as hard as VDA's. Perturbed passes take ``inputs_embeds`` = word embeddings + δ:
+    the model adds position and segment embeddings and LayerNorm once (mt-dnn's current code
+    applies them twice).
     """
 
     name = "smart"
