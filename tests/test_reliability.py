@@ -278,13 +278,19 @@ def test_overwrite_replaces_only_a_run_and_never_a_file_or_other_folder(
     (data / "train.csv").write_text(small_csv.read_text())
     before = sorted(p.name for p in tmp_path.iterdir())
     monkeypatch.chdir(data)
+    model_copy = tmp_path / "model-copy"  # a model folder has a config.json of its own
+    shutil.copytree(tiny_model_dir, model_copy)
+    model_files = sorted(p.name for p in model_copy.iterdir())
+    before = sorted(p.name for p in tmp_path.iterdir())
     cases = ((data, "is a folder that is not an advembed run (no config.json)"),
              (data / "train.csv", "is a file, not a run folder"),
-             (Path("."), "must name the run's own folder"))
+             (Path("."), "must name the run's own folder"),
+             (model_copy, "is not a run's: a model folder?"))
     for out, fragment in cases:
         assert main(train_argv(data / "train.csv", tiny_model_dir, out, "--overwrite")) == 2
         one_line_error(capsys, fragment)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert sorted(p.name for p in model_copy.iterdir()) == model_files
     assert sorted(p.name for p in data.iterdir()) == ["train.csv"]
     assert (data / "train.csv").read_text() == small_csv.read_text()
     run = tmp_path / "run"

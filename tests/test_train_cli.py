@@ -350,15 +350,20 @@ def test_reconstruct_writes_text_samples_and_flip_flags(tmp_path, tiny_model_dir
         assert r["adversarial"] == (r["original_prediction"] == r["label"]
                                     and r["reconstructed_prediction"] != r["label"])
     # An --out that cannot be written is refused before the attack, leaving nothing behind.
+    config_text = (run / "config.json").read_text()
     for out, message in ((tmp_path / "none" / "r.jsonl", "folder '" + str(tmp_path / "none")
                           + "' does not exist"), (run, "is a folder; give a file name"),
-                         (data_csv / "r.jsonl", "is not a folder")):
+                         (data_csv / "r.jsonl", "is not a folder"),
+                         (run / "config.json", "already exists and is not this command's")):
         before = sorted(p.name for p in tmp_path.iterdir())
         assert main(["reconstruct", "--run", str(run), "--out", str(out)]) == 2
         error = capsys.readouterr().err.strip()
         assert message in error and len(error.splitlines()) == 1, error
         assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert not list(run.glob(".*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+    assert (run / "config.json").read_text() == config_text  # a typo overwrites nothing
+    assert main(["reconstruct", "--run", str(run), "--n-examples", "2", "--out",
+                 str(run / "reconstruct-dev.jsonl")]) == 0  # its own earlier output: replaced
     # A run without the reconstructor gets a one-line error.
     code, plain = _train(tmp_path, tiny_model_dir, data_csv, "plain", "--max-steps", "1")
     capsys.readouterr()

@@ -179,9 +179,25 @@ def check_output(output: Path, overwrite: bool) -> None:
         return
     if not overwrite:
         raise AdvembedError(f"output directory '{output}' already exists (pass --overwrite)")
-    if not (output / CONFIG_FILE).is_file() and any(output.iterdir()):
+    if not any(output.iterdir()):
+        return
+    if not (output / CONFIG_FILE).is_file():
         raise AdvembedError(f"--output '{output}' is a folder that is not an advembed run (no "
                             f"{CONFIG_FILE}); --overwrite replaces only runs")
+    if not _is_run_config(output / CONFIG_FILE):  # a model folder has a config.json too
+        raise AdvembedError(f"--output '{output}' is a folder that is not an advembed run (its "
+                            f"{CONFIG_FILE} is not a run's: a model folder?); --overwrite "
+                            "replaces only runs")
+
+
+def _is_run_config(path: Path) -> bool:
+    """Whether ``path`` is a run's ``config.json`` (a JSON object naming its dataset), not a
+    model's (which has ``model_type``) or another file of that name."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(config, dict) and "dataset" in config and "model_type" not in config
 
 
 def has_checkpoint(staging: Path) -> bool:
@@ -206,16 +222,30 @@ def _remove_stale_staging(output: Path) -> None:
             shutil.rmtree(candidate, ignore_errors=True)
 
 
-def check_output_file(path: Path, flag: str) -> None:
+def check_output_file(path: Path, flag: str, replaces: str | None = None) -> None:
     """Refuse, before any work, an output file that cannot be written: a folder, or a path
-    whose folder does not exist (or is a file)."""
+    whose folder does not exist (or is a file); and an existing file unless it is this
+    command's own earlier output (a JSONL file whose first record has the key ``replaces``) —
+    a typo must not overwrite a dataset or a run's ``config.json``."""
     path = Path(path)
     if path.is_dir():
         raise AdvembedError(f"{flag} '{path}' is a folder; give a file name")
+    if path.exists() and not (replaces is not None and _first_record_has(path, replaces)):
+        raise AdvembedError(f"{flag} '{path}' already exists and is not this command's earlier "
+                            "output; give a new file name or remove it")
     if path.parent.exists() and not path.parent.is_dir():
         raise AdvembedError(f"{flag} '{path}': '{path.parent}' is not a folder")
     if not path.parent.is_dir():
         raise AdvembedError(f"{flag} '{path}': folder '{path.parent}' does not exist")
+
+
+def _first_record_has(path: Path, key: str) -> bool:
+    try:
+        with path.open(encoding="utf-8") as lines:
+            first = json.loads(lines.readline() or "null")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(first, dict) and key in first
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -260,14 +290,16 @@ def read_run(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     config_path = run / CONFIG_FILE
     if not config_path.is_file():
         raise AdvembedError(f"'{run}' is not an advembed run: {CONFIG_FILE} is missing")
+    metrics_path = run / METRICS_FILE
+    reading = config_path
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
-        metrics_path = run / METRICS_FILE
+        reading = metrics_path
         metrics = (
             json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
         )
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AdvembedError(f"run '{run}' has a corrupt JSON file: {exc}") from None
+        raise AdvembedError(f"run '{run}' has a corrupt {reading.name}: {exc}") from None
     if not isinstance(config, dict) or not isinstance(metrics, dict):
         raise AdvembedError(f"run '{run}': {CONFIG_FILE} and {METRICS_FILE} must hold JSON "
                             "objects (edited by hand?)")

@@ -100,7 +100,7 @@ def reconstruct_run(run: Path, *, data: DataOptions | None = None,
     settings = settings or ReconstructSettings()
     sample = ReconstructSampleSettings.from_options(sample_options, sample)
     if out is not None:
-        check_output_file(out, "--out")
+        check_output_file(out, "--out", replaces="reconstructed")
     config = read_checked_run(run)
     if config.get("task", "classification") not in ("classification", "qa-matching"):
         raise AdvembedError(f"run '{run}' is a {config['task']} run: `advembed reconstruct` "
