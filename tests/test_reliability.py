@@ -824,11 +824,14 @@ def test_resuming_an_attack_with_other_settings_sample_or_model_is_refused(tmp_p
     assert header["model_sha256"] and header["n_examples"] == 10 and header["seed"] == 0
     monkeypatch.setattr(robustness, "attack_batch", _never)
     before = sorted(p.name for p in run.iterdir())
-    for extra in (["--adv-steps", "2"], ["--n-examples", "8"], ["--seed", "1"]):
+    for extra, differ in ((["--adv-steps", "2"], "settings"),
+                          (["--n-examples", "8"], "examples_sha256, n_examples"),
+                          (["--seed", "1"], "examples_sha256, seed")):
         capsys.readouterr()
         assert main([*argv, *extra, "--resume"]) == 2, extra
         one_line_error(capsys, "'.attack-pgd.partial.jsonl' holds an interrupted attack with "
-                               "other settings; run it with the same options to resume")
+                               f"other settings ({differ} differ); run it with the same "
+                               "options to resume")
         assert partial.read_text() == interrupted and sorted(p.name for p in run.iterdir()) == \
             before
     other_model = interrupted.replace(header["model_sha256"], "0" * 64, 1)
@@ -842,8 +845,32 @@ def test_resuming_an_attack_with_other_settings_sample_or_model_is_refused(tmp_p
     assert main([*argv, "--resume"]) == 2
     one_line_error(capsys, "holds an interrupted attack on other examples (the data changed "
                            "since)")
+    partial.write_text(interrupted + "[1, 2]\n" + interrupted.splitlines()[1] + "\n")
+    assert main([*argv, "--resume"]) == 2  # a hand-edited record: named, not a traceback
+    one_line_error(capsys, "'.attack-pgd.partial.jsonl' line 12 is not an attack record")
     partial.write_text(interrupted)
     assert main([*argv, "--resume"]) == 0  # the same options: resumed, nothing recomputed
+
+
+def test_an_attack_that_fails_before_its_first_result_leaves_no_log(tmp_path, finished_run,
+                                                                     capsys, monkeypatch):
+    """A model that will not load (or an MLM, a similarity model) fails after the log is
+    opened: no ``.attack-pgd.partial.jsonl`` may stay behind, or the next attack warns of an
+    interrupted one that never was."""
+    from advembed.errors import AdvembedError
+    from advembed.evaluation import attack as attack_module
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+
+    def broken(*args, **kwargs):
+        raise AdvembedError("run 'run': its model will not load")
+
+    monkeypatch.setattr(attack_module, "load_run_model", broken)
+    assert main(["attack", "--run", str(run), "--attack", "pgd", "--n-examples", "4",
+                 "--no-progress"]) == 2
+    one_line_error(capsys, "its model will not load")
+    assert not (run / ".attack-pgd.partial.jsonl").exists()
 
 
 def test_a_word_attacks_resume_key_names_its_mlm_build_and_not_its_workers(tmp_path):

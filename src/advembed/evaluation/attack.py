@@ -72,6 +72,9 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
         settings = dataclasses.replace(settings, attack=attack, batch_size=sample.batch_size)
         settings.resolved()  # bad options fail before anything is loaded
     config = read_checked_run(run)
+    if attack not in WORD_ATTACKS and run_task(config).token_level:
+        raise AdvembedError(f"run '{run}' is a {config['task']} run: the {attack} attack scores "
+                            "a classifier's predictions (class labels), which it has none of")
     split = run_split(config, sample.split, data)
     examples = sample_examples(split, sample.n_examples, sample.seed)
     header = {"attack": attack, "settings": _result_settings(attack, settings), "data": (data or
@@ -107,6 +110,9 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
         raise AdvembedError(f"cannot write the results of {attack} into '{run}' "
                             f"({exc.strerror}); those computed so far are in '{log.path.name}' "
                             "(run again with --resume)") from None
+    except BaseException:
+        log.discard_if_empty()  # a failure before any result leaves no log to resume
+        raise
     finally:
         log.close()
     log.finish()

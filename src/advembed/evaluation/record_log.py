@@ -55,16 +55,22 @@ class RecordLog:
             differ = sorted(k for k in set(found or {}) | set(header)
                             if (found or {}).get(k) != header.get(k))
             what = ("on other examples (the data changed since)"
-                    if differ == ["examples_sha256"] else "with other settings")
+                    if differ == ["examples_sha256"] else
+                    f"with other settings ({', '.join(differ)} differ)")
             raise AdvembedError(f"'{self.path.name}' holds an interrupted attack {what}; run it "
                                 "with the same options to resume, or without --resume to start "
                                 "again")
-        for line in lines[1:]:
+        for number, line in enumerate(lines[1:], 2):
             try:
                 record = json.loads(line)
             except ValueError:  # the line being written when the process died
                 break
-            self.done[key(record)] = record
+            try:
+                self.done[key(record)] = record
+            except (AttributeError, KeyError, TypeError, ValueError):
+                raise AdvembedError(f"'{self.path.name}' line {number} is not an attack record "
+                                    "(edited by hand?); run without --resume to start "
+                                    "again") from None
         # Rewrite the intact part, so that a cut-off last line is not kept: by a temporary
         # file and a rename, since this log is the only copy of the records (a kill or a
         # full disk during an in-place rewrite would lose them; one line here instead).
@@ -82,6 +88,13 @@ class RecordLog:
         """Every record (of one ``temperature``, if given), in temperature and example order."""
         return [self.done[k] for k in sorted(self.done)
                 if temperature is None or k[0] == float(temperature)]
+
+    def discard_if_empty(self) -> None:
+        """Remove the log if it holds no record (an attack that failed before its first
+        result): otherwise the next attack warns of an interrupted one that never was."""
+        if not self.done:
+            self.close()
+            self.path.unlink(missing_ok=True)
 
     def finish(self) -> None:
         """The attack's final files are written: the log is no longer needed."""
