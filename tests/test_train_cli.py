@@ -105,6 +105,34 @@ def test_eval_and_predict_read_a_saved_run(tmp_path, tiny_model_dir, data_csv, c
                                       key=prediction["probabilities"].get)
 
 
+def test_eval_refuses_its_own_data_changed_since_and_data_of_the_other_kind(
+        tmp_path, tiny_model_dir, data_csv, capsys):
+    """A run scores its own splits only as they were (data_sha256): a reshuffled file or
+    another --split-seed would move training examples into "test" without a word; naming
+    --dataset scores the data as it is now.  Pair data for a single-sentence run is refused."""
+    data = tmp_path / "data.csv"
+    data.write_text(data_csv.read_text())
+    code, run = _train(tmp_path, tiny_model_dir, data, "own", "--max-steps", "2")
+    assert code == 0
+    assert main(["eval", "--run", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--run", str(run), "--split-seed", "7"]) == 2
+    assert "test split is not the one the run was scored on" in capsys.readouterr().err
+    header, *rows = data_csv.read_text().splitlines()
+    data.write_text("\n".join([header, *reversed(rows)]) + "\n")
+    assert main(["eval", "--run", str(run), "--split", "dev"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "dev split is not the one the run was scored on" in error and "\n" not in error
+    assert main(["eval", "--run", str(run), "--dataset", str(data), "--text-column",
+                 "sentence"]) == 0
+    pairs = write_sentiment_csv(tmp_path / "pairs.csv", pair=True)
+    capsys.readouterr()
+    assert main(["eval", "--run", str(run), "--dataset", str(pairs), "--text-column", "sentence",
+                 "--text-pair-column", "second"]) == 2
+    assert ("holds sentence pairs, but the run was trained on single sentences"
+            in capsys.readouterr().err)
+
+
 def test_sentence_pairs_train_and_predict(tmp_path, tiny_model_dir, capsys):
     data = write_sentiment_csv(tmp_path / "pairs.csv", pair=True)
     code, run = _train(tmp_path, tiny_model_dir, data, "pairs", "--text-pair-column", "second",

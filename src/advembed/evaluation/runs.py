@@ -45,7 +45,25 @@ def run_split(config: dict[str, Any], split: str, data: DataOptions | None = Non
     examples = dataset.splits[split]
     if not examples:
         raise AdvembedError(f"dataset '{options.dataset}' has an empty {split} split")
+    if same:
+        _check_unchanged(config, split, examples, options.dataset)
     return examples
+
+
+def _check_unchanged(config: dict[str, Any], split: str, examples: list, name: str) -> None:
+    """The run's own split must be the one it was scored on (``data_sha256`` in its
+    ``config.json``): an edited file or another ``--split-seed`` would silently move training
+    examples into "test".  The train split of an ``--augment-file`` run held the augmented
+    examples too, so it is not compared; runs from before the fingerprints are not either."""
+    from advembed.data.base import examples_sha256
+
+    recorded = (config.get("data_sha256") or {}).get(split)
+    if recorded is None or (split == "train" and config.get("augment_file")):
+        return
+    if examples_sha256(examples) != recorded:
+        raise AdvembedError(f"dataset '{name}': its {split} split is not the one the run was "
+                            "scored on (the data changed since it was trained, or --split-seed "
+                            "differs); give --dataset to score it on this data anyway")
 
 
 def open_run_model(run: Path, config: dict[str, Any]) -> LoadedModel:

@@ -72,6 +72,11 @@ class ClassificationTask(Task):
                                 "least two label names (edited by hand?)")
 
     def check_run_data(self, run_config, data, spec):
+        recorded_pair = run_config.get("is_pair")
+        if recorded_pair is not None and bool(data.is_pair) != bool(recorded_pair):
+            kinds = ("single sentences", "sentence pairs")
+            raise AdvembedError(f"dataset '{spec}' holds {kinds[bool(data.is_pair)]}, but the "
+                                f"run was trained on {kinds[bool(recorded_pair)]}")
         if data.label_names != run_config["label_names"]:
             raise AdvembedError(
                 f"dataset '{spec}' has labels {data.label_names}, but the run was trained on "
