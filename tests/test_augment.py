@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,56 @@ def test_records_of_dev_or_test_examples_are_refused(tmp_path):
                                                 f"\\('{held}'\\): make the file with "
                                                 "`advembed attack --split train`"):
             augmented(data, path)
+
+
+def _one_record(path: Path, **fields) -> Path:
+    record = {"status": "successful", "text": "adversarial", "text_pair": None, "label": 0}
+    path.write_text(json.dumps({"status": "successful", "text": "fine", "label": 1}) + "\n"
+                    + json.dumps(record | fields) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"text": ["a"]}, "'text' must be a non-empty string, got [\"a\"]"),
+    ({"text": None}, "'text' must be a non-empty string, got null"),
+    ({"text": ""}, "'text' must be a non-empty string, got \"\""),
+    ({"text": " "}, "'text' must be a non-empty string, got \" \""),
+    ({"text_pair": ["b"]}, "'text_pair' must be a non-empty string or null, got [\"b\"]"),
+    ({"original_text": ["c"]}, "'original_text' must be a string or null, got [\"c\"]"),
+    ({"label": 1.7}, "'label' must be an integer label index, got 1.7"),
+    ({"label": True}, "'label' must be an integer label index, got true"),
+    ({"label": "positive"}, "'label' must be an integer label index, got \"positive\""),
+    ({"label": [1]}, "'label' must be an integer label index, got [1]"),
+])
+def test_a_bad_record_field_is_one_line_naming_file_and_line(tmp_path, fields, message):
+    path = _one_record(tmp_path / "a.jsonl", **fields)
+    with pytest.raises(AdvembedError) as caught:
+        augmented(_data(), path)
+    assert str(caught.value) == f"--augment-file {path} line 2: {message}"
+
+
+def test_integral_labels_in_other_spellings_are_still_read(tmp_path):
+    for label in (1, 1.0, "1"):
+        path = _one_record(tmp_path / "a.jsonl", label=label)
+        assert augmented(_data(), path).splits["train"][-1] == Example("adversarial", 1)
+
+
+def test_a_records_pairing_must_match_the_datasets(tmp_path):
+    """A pair record in single-sentence data would silently make the run a pair run; a
+    record without a pair in pair data would train on half an example."""
+    path = _one_record(tmp_path / "a.jsonl", text_pair="second")
+    with pytest.raises(AdvembedError, match=re.escape(
+            f"--augment-file {path} line 2 has a text_pair but the dataset is "
+            "single-sentence data")):
+        augmented(_data(), path)
+    pairs = [Example("a", 0, "x"), Example("b", 1, "y")]
+    pair_data = TextDataset("pairs", ["no", "yes"],
+                            {"train": pairs, "dev": pairs[:1], "test": pairs[1:]})
+    record = {"status": "successful", "text": "adversarial", "text_pair": "second", "label": 0}
+    path.write_text(json.dumps(record) + "\n")
+    assert augmented(pair_data, path).splits["train"][-1] == Example("adversarial", 0, "second")
+    path.write_text(json.dumps(record) + "\n" + json.dumps(record | {"text_pair": None}) + "\n")
+    with pytest.raises(AdvembedError, match=re.escape(
+            f"--augment-file {path} line 2 has no text_pair but the dataset is "
+            "sentence-pair data")):
+        augmented(pair_data, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -210,6 +211,99 @@ def test_a_json_nan_is_a_missing_value_not_the_word_nan(tmp_path: Path, line, wh
     path = _write(tmp_path / "d.jsonl", "\n".join(rows[:5] + [line] + rows[5:]) + "\n")
     with pytest.raises(AdvembedError, match=f"d.jsonl line 6: empty {what} in column"):
         load_dataset(str(path))
+
+
+
+@pytest.mark.parametrize(("value", "what", "kind"), [
+    ('{"text": ["a", "b"], "label": 0}', "text", "list, not a text"),
+    ('{"text": {"a": 1}, "label": 0}', "text", "JSON object, not a text"),
+    ('{"text": "fine", "label": [1]}', "label", "list, not a label"),
+    ('{"text": "fine", "label": {"y": 1}}', "label", "JSON object, not a label"),
+    ('{"text": "fine", "pair": ["b"], "label": 1}', "pair", "list, not a text pair")])
+def test_a_json_list_or_object_is_refused_not_read_as_its_python_spelling(
+        tmp_path: Path, value, what, kind) -> None:
+    rows = [f'{{"text": "film {i}", "pair": "p", "label": {i % 2}}}' for i in range(12)]
+    path = _write(tmp_path / "d.jsonl", "\n".join(rows[:5] + [value] + rows[5:]) + "\n")
+    with pytest.raises(AdvembedError, match=re.escape(
+            f"d.jsonl line 6: column '{what}' holds a {kind}")):
+        load_dataset(str(path), text_pair_column="pair")
+
+
+def test_json_true_false_labels_are_two_classes_unless_mixed_with_others(tmp_path: Path) -> None:
+    """true/false alone are the classes False (0) and True (1); mixed with 0/1 they would be
+    four classes '0', '1', 'False', 'True', so the mix is refused naming the row."""
+    rows = [{"text": f"film {i}", "label": i % 2 == 1} for i in range(20)]
+    ds = load_dataset(str(_jsonl(tmp_path / "b.jsonl", rows)))
+    assert ds.label_names == ["False", "True"]
+    assert all(e.label == int(e.text.endswith(("1", "3", "5", "7", "9"))) for e in _all(ds))
+    mixed = _jsonl(tmp_path / "m.jsonl", [{"text": f"film {i}", "label": i % 2}
+                                          for i in range(12)] + [{"text": "x", "label": True}])
+    with pytest.raises(AdvembedError, match=re.escape(
+            "m.jsonl line 13: label true in column 'label' mixes JSON true/false with other "
+            "labels (line 1 has 0)")):
+        load_dataset(str(mixed))
+    mixed = _jsonl(tmp_path / "n.jsonl", [{"text": "x", "label": False}]
+                   + [{"text": f"film {i}", "label": "pos"} for i in range(12)])
+    with pytest.raises(AdvembedError, match=re.escape(
+            "n.jsonl line 2: label \"pos\" in column 'label' mixes JSON true/false with other "
+            "labels (line 1 has false)")):
+        load_dataset(str(mixed))
+
+
+@pytest.mark.parametrize(("name", "head"), [("d.csv", "sentence,sentence,label"),
+                                            ("d.tsv", "sentence\tlabel\tsentence")])
+def test_a_header_naming_a_column_twice_is_refused(tmp_path: Path, name, head) -> None:
+    sep = "," if name.endswith(".csv") else "\t"
+    rows = "".join(sep.join(["a", "0", "b"] if sep == "\t" else ["a", "b", "0"]) + "\n"
+                   for _ in range(12))
+    path = _write(tmp_path / name, "\n" + head + "\n" + rows)  # a blank first line counts
+    with pytest.raises(AdvembedError, match=re.escape(
+            f"{name} line 2: column 'sentence' appears twice in the header")):
+        load_dataset(str(path))
+
+
+@pytest.mark.parametrize("option", ["label_column", "text_column", "text_pair_column"])
+def test_an_empty_column_name_is_refused_not_read_as_the_default(tmp_path: Path,
+                                                                 option) -> None:
+    from advembed.data.options import DataOptions
+
+    path = _csv(tmp_path / "d.csv")
+    flag = "--" + option.replace("_", "-")
+    with pytest.raises(AdvembedError, match=f"^option {flag} must not be empty for the data "
+                                            "options, got ''$"):
+        DataOptions(dataset=str(path), **{option: ""})
+    with pytest.raises(AdvembedError, match="has no (label|text|text-pair) column ''"):
+        load_dataset(str(path), **{option: ""})  # the loader itself reads no default either
+
+
+def test_an_empty_dataset_is_refused_not_read_as_mr(tmp_path: Path, capsys) -> None:
+    from advembed.cli import main
+    from advembed.data.options import DataOptions
+
+    for spec in ("", "  "):
+        with pytest.raises(AdvembedError, match="^option --dataset must not be empty for the "
+                                                "data options"):
+            DataOptions(dataset=spec)
+    assert main(["train", "--dataset", "", "--output", str(tmp_path / "run"),
+                 "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == ("advembed train: error: option --dataset must "
+                                               "not be empty for train, got ''")
+    assert not (tmp_path / "run").exists()
+    assert DataOptions().over({"dataset": "mr", "label_column": ""}).label_column is None
+
+
+def test_a_non_utf8_byte_in_a_glue_header_is_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    rows = "".join(f"t{i}\t{i % 2}\n" for i in range(20)).encode()
+    (folder).mkdir()
+    (folder / "train.tsv").write_bytes(b"\xef\xbb\xbftext\xff\tlabel\n" + rows)
+    _write(folder / "dev.tsv", "text\tlabel\nd\t0\n")
+    with pytest.raises(AdvembedError, match=re.escape(
+            f"{folder / 'train.tsv'} line 1 is not UTF-8 (byte 0xff); save the file as UTF-8")):
+        load_dataset(str(folder))
+    (folder / "train.tsv").write_bytes(b"\xef\xbb\xbftext\tlabel\n\xfe" + rows)  # after a BOM
+    with pytest.raises(AdvembedError, match=re.escape("train.tsv line 2 is not UTF-8 (byte 0xfe)")):
+        load_dataset(str(folder))
 
 
 def test_bad_json_line(tmp_path: Path) -> None:

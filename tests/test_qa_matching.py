@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from advembed.data import load_dataset
+from advembed.data import Example, load_dataset
 from advembed.errors import AdvembedError
 from advembed.tasks import get_task
 from advembed.tasks.qa_matching import best_threshold, scores_at
@@ -210,6 +210,36 @@ def test_bad_lines_are_one_line_errors(tmp_path, line, message):
     reply.write_text("\n\n" + reply.read_text(encoding="utf-8"), encoding="utf-8")
     with pytest.raises(AdvembedError, match=re.escape(message.replace("121", "123"))):
         load_dataset(str(folder))
+
+
+
+@pytest.mark.parametrize(("name", "line", "message"), [
+    ("train.reply.tsv", "0\t9\t \t1\n",
+     "train.reply.tsv line 121: empty reply to question id '0'"),
+    ("train.query.tsv", "77\t  \n",
+     "train.query.tsv line 31: question id '77' has an empty question"),
+])
+def test_an_empty_question_or_reply_is_refused(tmp_path, name, line, message):
+    """A CSV with an empty text is refused; a QA folder's empty texts are no different."""
+    folder = write_qa_folder(tmp_path / "qa")
+    with (folder / name).open("a", encoding="utf-8") as handle:
+        handle.write(line)
+    with pytest.raises(AdvembedError, match=re.escape(message)):
+        load_dataset(str(folder))
+
+
+@pytest.mark.parametrize(("present", "missing"), [("test.reply.tsv", "test.query.tsv"),
+                                                  ("test.query.tsv", "test.reply.tsv")])
+def test_one_test_file_without_the_other_names_the_missing_one(tmp_path, present, missing):
+    """A labelled test file alone is not ignored (test carved out of train instead)."""
+    folder = write_qa_folder(tmp_path / "qa")
+    lines = {"test.reply.tsv": "0\t0\tsome reply\t1\n", "test.query.tsv": "0\ta question\n"}
+    (folder / present).write_text(lines[present], encoding="utf-8")
+    with pytest.raises(AdvembedError, match=re.escape(
+            f"QA-matching folder is missing {missing} ({folder / missing})")):
+        load_dataset(str(folder))
+    (folder / missing).write_text(lines[missing], encoding="utf-8")
+    assert load_dataset(str(folder)).splits["test"] == [Example("a question", 1, "some reply")]
 
 
 def test_qa_matching_trains_and_evaluates_with_its_dev_threshold(tmp_path, tiny_model_dir,

@@ -477,3 +477,16 @@ def test_smarts_divergence_on_a_translation_batch_skips_padded_targets():
     expected = (skl(p[0, 0], q[0, 0]) + skl(p[0, 1], q[0, 1])) / 2  # the padded one left out
     assert symmetric_kl(p, q, positions).item() == pytest.approx(expected, rel=1e-5)
     assert target_positions({"labels": torch.tensor([1])}, p[:, 0]) is None  # a classifier
+
+
+def test_a_non_utf8_parallel_file_is_one_line_naming_file_and_line(tmp_path, capsys):
+    from advembed.cli import main
+
+    data = tmp_path / "latin1.tsv"
+    data.write_bytes(b"one\ttwo\n" * 5 + "caf\xe9\tcoffee\n".encode("latin-1"))
+    assert main(["train", "--task", "translation", "--dataset", str(data), "--no-progress",
+                 "--output", str(tmp_path / "mt")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"advembed train: error: {data} line 6 is not UTF-8 (byte 0xe9); save the file as "
+        "UTF-8"]
+    assert not (tmp_path / "mt").exists()

@@ -15,7 +15,6 @@ from advembed.data.tables import (
     Columns,
     Table,
     assemble,
-    open_text,
     read_delimited,
     resolve_columns,
     to_examples,
@@ -76,9 +75,23 @@ def _task_from_name(folder: Path) -> GlueTask | None:
     return GLUE_TASKS.get(key)
 
 
+def _header_fields(path: Path) -> list[str]:
+    """The tab-separated fields of the first line of ``path`` (only that line is read); a
+    byte that is not UTF-8 in it is a one-line error, as :func:`read_text` gives."""
+    try:
+        with path.open("rb") as fh:
+            raw = re.split(rb"\r|\n", fh.readline(), maxsplit=1)[0]
+    except OSError as exc:
+        raise AdvembedError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return raw.decode("utf-8-sig").split("\t")
+    except UnicodeDecodeError as exc:
+        raise AdvembedError(f"{path} line 1 is not UTF-8 (byte "
+                            f"0x{exc.object[exc.start]:02x}); save the file as UTF-8") from None
+
+
 def _task_from_header(train: Path) -> GlueTask | None:
-    with open_text(train) as fh:
-        first = fh.readline().rstrip("\r\n").split("\t")
+    first = _header_fields(train)
     cols = set(first)
     by_columns = [
         ("mnli", {"sentence1", "sentence2", "gold_label"}),

@@ -33,6 +33,16 @@ class DataOptions(Settings):
     label_column: str | None = setting(None, LABEL_COLUMN)
     split_seed: int | None = setting(None, SPLIT_SEED)
 
+    def __post_init__(self) -> None:
+        """The declared checks, and no empty dataset or column name: ``--dataset ""`` would
+        otherwise read ``mr`` and ``--label-column ""`` the column ``label``."""
+        super().__post_init__()
+        for flag in (DATASET, TEXT_COLUMN, TEXT_PAIR_COLUMN, LABEL_COLUMN):
+            value = getattr(self, flag.dest)
+            if isinstance(value, str) and not value.strip():
+                raise AdvembedError(f"option {flag.name} must not be empty for {self.owner}, "
+                                    f"got {value!r}")
+
     @property
     def columns(self) -> dict[str, str | None]:
         return {"text_column": self.text_column, "text_pair_column": self.text_pair_column,
@@ -50,12 +60,12 @@ class DataOptions(Settings):
         if same and given:
             raise AdvembedError(f"{given[0]} needs --dataset: without it the run's own dataset "
                                 "is read with the run's own columns")
-        return DataOptions(
+        return DataOptions(  # a run's "" column (before these were refused) meant the default
             dataset=run_dataset(run_config) if same else self.dataset,
-            text_column=run_config.get("text_column") if same else self.text_column,
-            text_pair_column=(run_config.get("text_pair_column") if same
+            text_column=run_config.get("text_column") or None if same else self.text_column,
+            text_pair_column=(run_config.get("text_pair_column") or None if same
                               else self.text_pair_column),
-            label_column=run_config.get("label_column") if same else self.label_column,
+            label_column=run_config.get("label_column") or None if same else self.label_column,
             split_seed=(self.split_seed if self.split_seed is not None
                         else run_config.get("split_seed", 2024)),
         )

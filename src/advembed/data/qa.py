@@ -19,8 +19,8 @@ test: 80/10/10 of the question ids (seeded by ``split_seed``), or, with labeled 
 (their replies merged under the first id).  A training question whose text is also a labeled
 test question's ("在吗", "hello" in real chat data) is left out of training and dev, so that the
 test set is scored whole and nothing of it is trained on; the dataset's description counts them.
-An id given twice in a query file is an error.  Questions that differ in
-case or punctuation stay apart.
+An id given twice in a query file, an empty question or reply, and one of the two test files
+without the other are errors.  Questions that differ in case or punctuation stay apart.
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ def read_groups(folder: Path, split: str) -> dict[str, Group]:
         if qid in queries:
             raise AdvembedError(f"{query_file} line {number}: question id '{qid}' is given "
                                 "twice")
+        if not text.strip():
+            raise AdvembedError(f"{query_file} line {number}: question id '{qid}' has an empty "
+                                "question")
         queries[qid] = text
     groups: dict[str, Group] = {qid: (text, []) for qid, text in queries.items()}
     reply_file = REPLY_FILE.format(split=split)
@@ -78,6 +81,9 @@ def read_groups(folder: Path, split: str) -> dict[str, Group]:
         if label not in ("0", "1"):
             raise AdvembedError(f"{reply_file} line {number}: label '{label}' is not 0 or 1 "
                                 "(unlabeled competition test files cannot be scored)")
+        if not reply.strip():
+            raise AdvembedError(f"{reply_file} line {number}: empty reply to question id "
+                                f"'{qid}'")
         groups[qid][1].append((reply, int(label)))
     return groups
 
@@ -165,7 +171,8 @@ def load_qa_folder(folder: Path, split_seed: int = 2024) -> TextDataset:
     with ``train.group.tsv``)."""
     train, unanswered = _answered(read_groups(folder, "train"))
     train, group_of = _merge_repeated_questions(train, read_question_groups(folder, train))
-    has_test = (folder / QUERY_FILE.format(split="test")).is_file()
+    has_test = any((folder / name.format(split="test")).is_file()  # one alone: name the other
+                   for name in (QUERY_FILE, REPLY_FILE))
     test: dict[str, Group] = {}
     if has_test:
         test, unanswered_test = _answered(read_groups(folder, "test"))

@@ -12,7 +12,11 @@ Label: ``label_column``, else ``label``.
 
 **Labels.**  If every label is an integer, labels are ordered numerically, so labels ``0..K-1``
 keep their values (names ``"0"``, ``"1"``, …); other integers (e.g. ``-1``/``1``) are renumbered
-in numeric order.  Otherwise the label strings are sorted and numbered in that order.
+in numeric order.  Otherwise the label strings are sorted and numbered in that order.  JSON
+``true``/``false`` labels are the classes ``False`` (0) and ``True`` (1) when every label of the
+file is one of them; mixed with other labels (``0``/``1``, names) they are an error, as they
+would be two more classes.  A JSON list or object as a text or label is an error.  A CSV/TSV
+header that names a column twice is an error.
 
 Errors name the file, the line (the physical line, header = line 1) and the bad value.
 """
@@ -83,10 +87,10 @@ def read_text(path: Path) -> str:
         raise AdvembedError(f"cannot read {path}: {exc.strerror}") from None
     try:
         return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise AdvembedError(f"{path} line {line} is not UTF-8 (byte 0x{data[exc.start]:02x}); "
-                            "save the file as UTF-8") from None
+    except UnicodeDecodeError as exc:  # exc.object: the bytes after a byte-order mark
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise AdvembedError(f"{path} line {line} is not UTF-8 (byte "
+                            f"0x{exc.object[exc.start]:02x}); save the file as UTF-8") from None
 
 
 _FIELD_HINT = {",": "a comma inside a text must be quoted: \"like, this\"",
@@ -115,7 +119,7 @@ def read_delimited(path: Path, delimiter: str, header: Sequence[str] | None = No
             if not fields:  # a blank line
                 continue
             if columns is None:
-                columns = fields
+                columns = _header(path, start, fields)
                 continue
             if len(fields) != len(columns):
                 if strict:
@@ -130,6 +134,18 @@ def read_delimited(path: Path, delimiter: str, header: Sequence[str] | None = No
     except csv.Error as exc:
         raise AdvembedError(f"cannot parse {path} line {reader.line_num}: {exc}") from None
     return Table(str(path), columns or [], rows, where, dropped)
+
+
+def _header(path: Path, line: int, fields: list[str]) -> list[str]:
+    """The header's column names; a name given twice is an error (a row would keep only the
+    last of its fields)."""
+    seen = set()
+    for name in fields:
+        if name in seen:
+            raise AdvembedError(f"{path} line {line}: column '{name}' appears twice in the "
+                                "header")
+        seen.add(name)
+    return fields
 
 
 def _read_json(path: Path) -> Table:
@@ -217,7 +233,7 @@ def resolve_columns(table: Table, text: str | None, pair: str | None, label: str
         pair = next((c for c in PAIR_COLUMNS if c in table.columns and c != text), None)
     else:
         _require(table, pair, "text-pair")
-    label = _require(table, label or LABEL_COLUMN, "label")
+    label = _require(table, LABEL_COLUMN if label is None else label, "label")
     roles = [("text", text), ("text-pair", pair), ("label", label)]
     for i, (role, column) in enumerate(roles):
         other = next((r for r, c in roles[i + 1:] if c is not None and c == column), None)
@@ -255,6 +271,7 @@ def label_vocabulary(labels: Sequence[str]) -> list[str]:
 
 def _cell(table: Table, i: int, column: str, role: str) -> str:
     value = table.rows[i].get(column)
+    _refuse_nested(table, i, column, value, role)
     text = "" if value is None or _not_finite(value) else str(value).strip()
     if not text:
         raise AdvembedError(f"{table.source} {table.where[i]}: empty {role} in column '{column}'"
@@ -262,10 +279,37 @@ def _cell(table: Table, i: int, column: str, role: str) -> str:
     return text
 
 
+def _refuse_nested(table: Table, i: int, column: str, value: Any, role: str) -> None:
+    """A JSON list or object where a text or label belongs is an error naming the row (it
+    would otherwise be read as its Python spelling, ``"['a', 'b']"``)."""
+    if isinstance(value, list | dict):
+        kind = "list" if isinstance(value, list) else "JSON object"
+        raise AdvembedError(f"{table.source} {table.where[i]}: column '{column}' holds a "
+                            f"{kind}, not a {role}")
+
+
+def _refuse_mixed_booleans(table: Table, column: str) -> None:
+    """JSON ``true``/``false`` labels mixed with other labels (``0``/``1``, names) are an
+    error naming the first row of the minority kind: ``true`` and ``1`` would be two classes."""
+    kinds = [isinstance(row.get(column), bool) for row in table.rows]
+    if all(kinds) or not any(kinds):
+        return
+    odd = kinds.index(not kinds[0])
+    shown = [json.dumps(table.rows[i].get(column), ensure_ascii=False, default=str)
+             for i in (odd, 0)]
+    raise AdvembedError(
+        f"{table.source} {table.where[odd]}: label {shown[0]} in column '{column}' mixes JSON "
+        f"true/false with other labels ({table.where[0]} has {shown[1]}); write every label "
+        "as true/false or none of them")
+
+
 def raw_labels(table: Table, column: str) -> list[str]:
-    """Every row's label as a string; an empty label is an error naming the row."""
+    """Every row's label as a string; an empty label, a list or object, or true/false mixed
+    with other labels is an error naming the row."""
+    _refuse_mixed_booleans(table, column)
     labels = []
     for i, row in enumerate(table.rows):
+        _refuse_nested(table, i, column, row.get(column), "label")
         label = label_string(row.get(column))
         if label is None:
             raise AdvembedError(

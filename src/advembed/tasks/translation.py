@@ -311,9 +311,10 @@ def read_parallel_file(path: Path, split_seed: int):
     """A ``source<TAB>target`` file as a dataset split 80/10/10 by line."""
     from advembed.data.base import Example, TextDataset
     from advembed.data.splits import split_three
+    from advembed.data.tables import read_text
 
     examples = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         fields = line.split("\t")
