@@ -302,6 +302,10 @@ def test_lm_trains_and_evaluates_through_the_command_line(tmp_path, capsys):
     assert capsys.readouterr().out.startswith(WORDS[0])
     long_prompt = " ".join(WORDS[:25] * 12)  # 300 words: more than the model's positions
     assert main(["generate", "--run", str(out), long_prompt]) == 0  # cut to its last tokens
+    capsys.readouterr()
+    assert main(["attack", "--run", str(out), "--attack", "pgd", "--n-examples", "2"]) == 2
+    assert "is a lm run: the pgd attack scores a classifier" in capsys.readouterr().err
+    assert not list(out.glob(".attack-*"))
 
 
 def test_the_perturbed_next_word_probe_runs_on_a_language_model():
@@ -312,3 +316,30 @@ def test_the_perturbed_next_word_probe_runs_on_a_language_model():
     assert clean.perturbed == clean.clean and clean.perturbed_word == "too"  # "funny" is split
     moved = perturbed_generation(model, tokenizer, texts[0], epsilon=5.0, max_new_tokens=4)
     assert moved.clean == clean.clean and moved.clean_perplexity > 1.0
+
+
+def test_a_non_utf8_text_file_is_one_line_naming_file_and_line(tmp_path, capsys):
+    from advembed.cli import main
+
+    text = tmp_path / "latin1.txt"
+    text.write_bytes("a first line\nthe caf\xe9 line\n".encode("latin-1") * 20)
+    assert main(["train", "--task", "lm", "--dataset", str(text), "--no-progress",
+                 "--output", str(tmp_path / "lm")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"advembed train: error: {text} line 2 is not UTF-8 (byte 0xe9); save the file as "
+        "UTF-8"]
+    assert not (tmp_path / "lm").exists()
+
+
+def test_a_model_without_an_end_of_text_token_is_refused_for_lm(tmp_path, tiny_model_dir,
+                                                                  capsys):
+    """--task lm joins documents with the tokenizer's end-of-text token: a BERT folder (none)
+    is refused in one line naming the model, not a collator error mid-training."""
+    from advembed.cli import main
+
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n".join(" ".join(WORDS[i:i + 12]) for i in range(40)))
+    assert main(["train", "--task", "lm", "--dataset", str(text), "--model", str(tiny_model_dir),
+                 "--max-steps", "1", "--no-progress", "--output", str(tmp_path / "lm")]) == 2
+    assert "has no end-of-text token" in capsys.readouterr().err
+    assert not (tmp_path / "lm").exists()

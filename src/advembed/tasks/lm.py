@@ -80,9 +80,9 @@ class LanguageModellingTask(Task):
         if path.suffix == ".txt" and path.is_file():
             from advembed.data.base import Example, TextDataset
             from advembed.data.splits import split_three
+            from advembed.data.tables import read_text
 
-            lines = [line for line in path.read_text(encoding="utf-8").splitlines()
-                     if line.strip()]
+            lines = [line for line in read_text(path).splitlines() if line.strip()]
             splits = split_three([Example(line) for line in lines], options.split_seed,
                                  f"file '{path}'")
             data = TextDataset(path.stem, [], splits)
@@ -110,6 +110,10 @@ class LanguageModellingTask(Task):
         from advembed.models import load_pretrained
 
         loaded = load_pretrained(name, AutoModelForCausalLM, random_init=random_init)
+        if loaded.tokenizer.eos_token is None:  # the blocks are joined by it
+            raise AdvembedError(f"model '{name}' has no end-of-text token in its tokenizer, "
+                                "which --task lm separates documents with (a causal LM such as "
+                                "GPT-2 has one; a BERT-style encoder does not)")
         if loaded.tokenizer.pad_token is None:
             loaded.tokenizer.pad_token = loaded.tokenizer.eos_token
         return LoadedModel(loaded.model, loaded.tokenizer, loaded.source)
