@@ -88,6 +88,38 @@ def test_a_one_class_dataset_is_refused_before_training(tmp_path, tiny_model_dir
 # -------------------------------------------------------------------------------- options
 
 
+def _damaged_model(source, path, damage):
+    shutil.copytree(source, path)
+    damage(path)
+    return path
+
+
+@pytest.mark.parametrize(("damage", "fragment"), [
+    (lambda p: (p / "model.safetensors").write_bytes(
+        (p / "model.safetensors").read_bytes()[:100]), "cannot load model"),
+    (lambda p: (p / "tokenizer.json").write_bytes(b"\xff\xfe{"),
+     "cannot load the tokenizer of model"),
+    (lambda p: (p / "config.json").write_text((p / "config.json").read_text().replace(
+        '"hidden_size": 16', '"hidden_size": 32').replace('"intermediate_size": 32',
+                                                           '"intermediate_size": 64')),
+     "do not have the shapes its config.json gives"),
+    (lambda p: [(p / "tokenizer.json").unlink(), (p / "vocab.txt").write_text(
+        (p / "vocab.txt").read_text() + "zebra\nyak\ngnu\n")],
+     "its tokenizer has"),
+])
+def test_a_damaged_model_folder_is_one_line_naming_it(tmp_path, tiny_model_dir, small_csv,
+                                                      capsys, damage, fragment):
+    """A truncated weights file, a corrupt tokenizer.json, a config whose sizes are not the
+    weights' (whose layers ``ignore_mismatched_sizes`` would silently re-initialise: only a
+    head may be replaced), a vocabulary larger than the embedding matrix (an IndexError
+    mid-training): each refused before training, naming the model."""
+    model = _damaged_model(tiny_model_dir, tmp_path / "model", damage)
+    assert main(train_argv(small_csv, model, tmp_path / "run")) == 2
+    assert str(model) in one_line_error(capsys, fragment)
+    assert not (tmp_path / "run").exists()
+
+
+
 @pytest.mark.parametrize(("extra", "fragment"), [
     (["--epochs", "inf"], "argument --epochs: expected a finite number, got 'inf'"),
     (["--lr", "nan"], "argument --lr: expected a finite number"),

@@ -115,6 +115,9 @@ def load_pretrained(
             f"unknown model '{name}': not 'default', not a local model directory, and not "
             f"loadable from the Hugging Face hub ({_first_line(exc)})"
         ) from exc
+    except Exception as exc:  # noqa: BLE001 - a damaged tokenizer.json raises a bare Exception
+        raise AdvembedError(f"cannot load the tokenizer of model '{name}': "
+                            f"{_first_line(exc)}") from exc
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized head" warning is expected here
     try:
@@ -123,14 +126,36 @@ def load_pretrained(
         else:
             # A head of another size (a model fine-tuned for 2 labels, trained here for 3)
             # is replaced by a fresh one, as a missing head is.
-            model = auto_class.from_pretrained(
-                source, config=config, ignore_mismatched_sizes="num_labels" in config_overrides)
-    except (OSError, ValueError) as exc:
+            model, info = auto_class.from_pretrained(
+                source, config=config, ignore_mismatched_sizes="num_labels" in config_overrides,
+                output_loading_info=True)
+            _refuse_mismatched_body(name, model, info)
+    except AdvembedError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a truncated safetensors file, a bad config, …
         raise AdvembedError(f"cannot load model '{name}': {_first_line(exc)}") from exc
     finally:
         hf_logging.set_verbosity(verbosity)
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise AdvembedError(f"model '{name}': its tokenizer has {len(tokenizer)} tokens but its "
+                            f"embedding matrix only {rows} rows (a vocabulary of another model?)")
     logging.getLogger(__name__).debug("loaded %s from %s", name, source)
     return LoadedClassifier(model=model, tokenizer=tokenizer, source=source)
+
+
+def _refuse_mismatched_body(name: str, model: Any, info: dict[str, Any]) -> None:
+    """Only a head may be replaced for its size (``ignore_mismatched_sizes`` would silently
+    re-initialise any weight whose shape differs from the config's, e.g. a config.json whose
+    hidden size is not the weights')."""
+    prefix = getattr(model, "base_model_prefix", "")
+    keys = [entry if isinstance(entry, str) else entry[0]  # names, or (name, shapes…)
+            for entry in info.get("mismatched_keys", [])]
+    body = [key for key in keys if prefix and key.startswith(prefix + ".")]
+    if body:
+        raise AdvembedError(f"model '{name}': {len(body)} weights do not have the shapes its "
+                            f"config.json gives (first: {body[0]}); the config and the weights "
+                            "are of different models")
 
 
 def load_classifier(

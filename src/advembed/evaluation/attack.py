@@ -71,10 +71,7 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
     if attack in WORD_ATTACKS:
         settings = dataclasses.replace(settings, attack=attack, batch_size=sample.batch_size)
         settings.resolved()  # bad options fail before anything is loaded
-    config = read_checked_run(run)
-    if attack not in WORD_ATTACKS and run_task(config).token_level:
-        raise AdvembedError(f"run '{run}' is a {config['task']} run: the {attack} attack scores "
-                            "a classifier's predictions (class labels), which it has none of")
+    config = _attackable_run(run, attack)
     split = run_split(config, sample.split, data)
     examples = sample_examples(split, sample.n_examples, sample.seed)
     header = {"attack": attack, "settings": _result_settings(attack, settings), "data": (data or
@@ -117,6 +114,16 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
         log.close()
     log.finish()
     return summary
+
+
+def _attackable_run(run: Path, attack: str) -> dict[str, Any]:
+    """The run's checked config; an embedding attack on a run without class predictions (a
+    language model, a translator) is one line, not a tensor-size error."""
+    config = read_checked_run(run)
+    if attack not in WORD_ATTACKS and run_task(config).token_level:
+        raise AdvembedError(f"run '{run}' is a {config['task']} run: the {attack} attack scores "
+                            "a classifier's predictions (class labels), which it has none of")
+    return config
 
 
 def other_dataset(config: dict[str, Any], data: DataOptions | None) -> str | None:
