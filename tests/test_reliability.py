@@ -119,13 +119,14 @@ def test_a_damaged_model_folder_is_one_line_naming_it(tmp_path, tiny_model_dir, 
     assert not (tmp_path / "run").exists()
 
 
-
 @pytest.mark.parametrize(("extra", "fragment"), [
     (["--epochs", "inf"], "argument --epochs: expected a finite number, got 'inf'"),
     (["--lr", "nan"], "argument --lr: expected a finite number"),
     (["--method", "fgm", "--adv-epsilon", "nan"], "argument --adv-epsilon: expected a finite"),
-    (["--seed", "-1"], "argument --seed: must be >= 0"),
-    (["--split-seed", "-1"], "argument --split-seed: must be >= 0"),
+    (["--seed", "-1"], "argument --seed: must be in [0, 4294967295]"),
+    (["--split-seed", "-1"], "argument --split-seed: must be in [0, 4294967295]"),
+    (["--seed", "4294967296"], "argument --seed: must be in [0, 4294967295]"),  # numpy's limit
+    (["--batch-size", "99999999999999999999"], "argument --batch-size: must be in [1, 1048576]"),
 ])
 def test_options_must_be_finite_and_in_range(tmp_path, tiny_model_dir, small_csv, capsys, extra,
                                              fragment):

@@ -34,6 +34,8 @@ from typing import Any, ClassVar, TypeVar
 from advembed.errors import AdvembedError
 
 META_KEY = "advembed"
+MAX_SEED = 2**32 - 1  # numpy and scikit-learn take seeds below 2**32
+MAX_BATCH = 2**20  # far beyond memory, and below what slicing and islice take
 S = TypeVar("S", bound="Settings")
 
 
@@ -58,14 +60,15 @@ class Flag:
         """The valid range in words: ``>= 0``, ``> 0``, ``in [0, 1)``, ``one of l2, linf``."""
         if self.choices:
             return "one of " + ", ".join(self.choices)
+        low_text, high_text = _number(self.minimum), _number(self.maximum)
         low = None if self.minimum is None else (
-            f"> {self.minimum:g}" if self.exclusive_minimum else f">= {self.minimum:g}")
+            f"> {low_text}" if self.exclusive_minimum else f">= {low_text}")
         high = None if self.maximum is None else (
-            f"< {self.maximum:g}" if self.exclusive_maximum else f"<= {self.maximum:g}")
+            f"< {high_text}" if self.exclusive_maximum else f"<= {high_text}")
         if low and high:
             left = "(" if self.exclusive_minimum else "["
             right = ")" if self.exclusive_maximum else "]"
-            return f"in {left}{self.minimum:g}, {self.maximum:g}{right}"
+            return f"in {left}{low_text}, {high_text}{right}"
         return low or high or ""
 
     def admits(self, value: Any) -> bool:
@@ -79,6 +82,13 @@ class Flag:
             return False
         return self.maximum is None or not (value >= self.maximum if self.exclusive_maximum
                                             else value > self.maximum)
+
+
+def _number(value: float | None) -> str:
+    """A bound as written: integers whole (4294967295, not 4.29497e+09), floats short."""
+    if value is None:
+        return ""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 NO_LEGACY = object()  # a setting whose absence from an older run means its default

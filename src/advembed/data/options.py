@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from advembed.errors import AdvembedError
-from advembed.settings import Flag, Settings, setting
+from advembed.settings import MAX_SEED, Flag, Settings, setting
 
 DATASET = Flag("--dataset", "named dataset, CSV/TSV/JSONL file or folder, GLUE folder, or "
                "hf:NAME")
@@ -19,7 +19,7 @@ TEXT_COLUMN = Flag("--text-column", "text column of a CSV/TSV/JSONL file or hf: 
 TEXT_PAIR_COLUMN = Flag("--text-pair-column", "second-sentence column (sentence pairs)")
 LABEL_COLUMN = Flag("--label-column", "label column of a CSV/TSV/JSONL file or hf: dataset")
 SPLIT_SEED = Flag("--split-seed", "seed of the train/dev/test split this package makes",
-                  minimum=0)
+                  minimum=0, maximum=MAX_SEED)
 
 
 @dataclass(frozen=True)

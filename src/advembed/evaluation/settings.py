@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from advembed.flags import ALPHA, ALPHA_RATIO, EPSILON, N_EXAMPLES, NORM, PROGRESS, SPLIT, STEPS
-from advembed.settings import Settings, setting
+from advembed.settings import MAX_BATCH, MAX_SEED, Settings, setting
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,9 @@ class SampleSettings(Settings):
     owner = "attack"
     split: str = setting("test", SPLIT)
     n_examples: int = setting(1000, N_EXAMPLES)
-    seed: int = setting(0, "--seed", "seed of the sample", minimum=0)
+    seed: int = setting(0, "--seed", "seed of the sample", minimum=0, maximum=MAX_SEED)
     batch_size: int = setting(32, "--batch-size", "examples (embedding attacks) or queries (word "
-                              "attacks) per forward pass", minimum=1)
+                              "attacks) per forward pass", minimum=1, maximum=MAX_BATCH)
     progress: bool = setting(True, PROGRESS)
     resume: bool = setting(False, "--resume", "continue an interrupted attack of the same "
                            "settings: keep the examples already attacked")
@@ -72,4 +72,5 @@ class ReconstructSampleSettings(SampleSettings):
 class EvalSettings(Settings):
     owner = "eval"
     split: str = setting("test", SPLIT)
-    batch_size: int = setting(64, "--batch-size", "examples per forward pass", minimum=1)
+    batch_size: int = setting(64, "--batch-size", "examples per forward pass", minimum=1,
+                              maximum=MAX_BATCH)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from advembed.errors import AdvembedError
 from advembed.files import follow_umask, replace_folder
-from advembed.settings import Settings, setting
+from advembed.settings import MAX_BATCH, MAX_SEED, Settings, setting
 
 STATE = "state"  # the resumable checkpoint's folder inside OUTPUT.partial/
 METRICS_FILE = "mlm_metrics.json"
@@ -46,7 +46,8 @@ class MLMBuildSettings(Settings):
     output: str | None = setting(None, "--output", "where the finished MLM goes (default: "
                                  "$ADVEMBED_CACHE/mlm/minilm, the default --mlm / --vda-mlm)")
     steps: int = setting(6000, "--steps", "optimiser steps", minimum=1)
-    batch_size: int = setting(64, "--batch-size", "sentences per step", minimum=1)
+    batch_size: int = setting(64, "--batch-size", "sentences per step", minimum=1,
+                              maximum=MAX_BATCH)
     lr: float = setting(1e-4, "--lr", "peak learning rate (AdamW; linear warm-up and decay)",
                         minimum=0, exclusive_minimum=True)
     warmup_steps: int = setting(300, "--warmup-steps", "steps of rising learning rate",
@@ -54,7 +55,8 @@ class MLMBuildSettings(Settings):
     max_length: int = setting(64, "--max-length", "longest sentence in word pieces", minimum=8)
     held_out: int = setting(2000, "--held-out", "sentences kept apart to measure accuracy",
                             minimum=1)
-    seed: int = setting(0, "--seed", "corpus shuffle, masking and initialisation", minimum=0)
+    seed: int = setting(0, "--seed", "corpus shuffle, masking and initialisation", minimum=0,
+                        maximum=MAX_SEED)
     save_every: int = setting(250, "--save-every", "steps between resumable checkpoints",
                               minimum=1)
     fp16: bool = setting(True, "--fp16", "save the weights in half precision (--no-fp16: "

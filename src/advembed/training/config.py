@@ -9,7 +9,7 @@ from typing import Any
 
 from advembed.data.options import DATASET, SPLIT_SEED, DataOptions
 from advembed.flags import PROGRESS
-from advembed.settings import setting
+from advembed.settings import MAX_BATCH, MAX_SEED, setting
 
 POSITIVE = {"minimum": 0, "exclusive_minimum": True}
 
@@ -32,8 +32,10 @@ class TrainConfig(DataOptions):
     output: str | None = setting(None, "--output", "run directory (default "
                                  "runs/DATASET-METHOD-sSEED)")
     epochs: float = setting(3.0, "--epochs", "training epochs", **POSITIVE)
-    batch_size: int = setting(32, "--batch-size", "training batch size", minimum=1)
-    eval_batch_size: int = setting(64, "--eval-batch-size", "evaluation batch size", minimum=1)
+    batch_size: int = setting(32, "--batch-size", "training batch size", minimum=1,
+                              maximum=MAX_BATCH)
+    eval_batch_size: int = setting(64, "--eval-batch-size", "evaluation batch size", minimum=1,
+                                   maximum=MAX_BATCH)
     lr: float = setting(2e-5, "--lr", "peak learning rate (AdamW, linear decay)", **POSITIVE)
     weight_decay: float = setting(0.01, "--weight-decay", "AdamW weight decay", minimum=0)
     warmup_ratio: float = setting(0.1, "--warmup-ratio", "share of steps with a rising "
@@ -41,7 +43,7 @@ class TrainConfig(DataOptions):
     max_length: int = setting(128, "--max-length", "longest input in tokens (longer inputs are "
                               "truncated)", minimum=1)
     seed: int = setting(13, "--seed", "training seed (model head, data order, dropout)",
-                        minimum=0)
+                        minimum=0, maximum=MAX_SEED)
     max_steps: int | None = setting(None, "--max-steps", "cap the number of training steps",
                                     minimum=1)
     limit: int | None = setting(None, "--limit", "cap the examples taken from each split",
