@@ -1345,3 +1345,22 @@ def test_resuming_an_attack_log_never_rewrites_it_in_place(tmp_path, monkeypatch
     with pytest.warns(UserWarning, match="held an interrupted attack's records; starting "
                                          "again discards them"):
         RecordLog(path, header).close()  # without --resume: said, not silent
+
+
+def test_predict_refuses_text_that_is_not_utf8_in_one_line(tiny_trained_run, capsys,
+                                                           monkeypatch):
+    """Bytes that are not UTF-8 — in an argument (Python hands them over as surrogate
+    escapes), in --pair, or on standard input — are named, not a tokenizer TypeError."""
+    import io
+
+    run = str(tiny_trained_run)
+    assert main(["predict", "--run", run, "good", "fun \udcff movie"]) == 2
+    one_line_error(capsys, "text 2 is not UTF-8 (byte 0xff)")
+    assert main(["predict", "--run", run, "good", "--pair", "bad\udce9"]) == 2
+    one_line_error(capsys, "--pair is not UTF-8 (byte 0xe9)")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"good movie\n\xff bad\n")))
+    assert main(["predict", "--run", run, "-"]) == 2
+    one_line_error(capsys, "standard input line 2 is not UTF-8 (byte 0xff)")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO("café fun\r\n".encode())))
+    assert main(["predict", "--run", run, "-", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["probabilities"]) == {"negative", "positive"}

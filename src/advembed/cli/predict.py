@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
                             f"needs a --task {wanted} run (`advembed predict` takes any)")
     task.check_run_config(config, args.run)
     texts = texts_of(args.text)
+    if args.pair is not None:
+        utf8_or_error(args.pair, "--pair")
     if args.pair is not None and len(texts) != 1:
         raise AdvembedError(f"--pair goes with one text, not {len(texts)}")
     for text in texts:
@@ -55,12 +57,39 @@ def texts_of(given: list[str]) -> list[str]:
     texts = []
     for text in given:
         if text == "-":
-            texts += [line.rstrip("\n") for line in sys.stdin if line.strip()]
+            texts += [line.rstrip("\r\n") for line in _stdin_lines() if line.strip()]
         else:
             texts.append(text)
     if not texts:
         raise AdvembedError("no text to predict (standard input was empty)")
+    for number, text in enumerate(texts, 1):
+        utf8_or_error(text, f"text {number}")
     return texts
+
+
+def _stdin_lines() -> list[str]:
+    """Standard input's lines, read as UTF-8 whatever the locale; one line of error else."""
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    if isinstance(data, str):
+        return data.splitlines()
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise AdvembedError(f"standard input line {line} is not UTF-8 (byte "
+                            f"0x{data[exc.start]:02x})") from None
+
+
+def utf8_or_error(text: str, what: str) -> str:
+    """``text`` if it is valid Unicode; a command-line argument with bytes that are not UTF-8
+    arrives with surrogate escapes, which the tokenizer cannot take: one line naming it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        byte = ord(text[exc.start]) - 0xDC00 if 0xDC80 <= ord(text[exc.start]) <= 0xDCFF else None
+        shown = f" (byte 0x{byte:02x})" if byte is not None else ""
+        raise AdvembedError(f"{what} is not UTF-8{shown}") from None
+    return text
 
 
 def answer_line(answer: dict, as_json: bool) -> str:
