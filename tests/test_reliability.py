@@ -1364,3 +1364,32 @@ def test_predict_refuses_text_that_is_not_utf8_in_one_line(tiny_trained_run, cap
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO("café fun\r\n".encode())))
     assert main(["predict", "--run", run, "-", "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)["probabilities"]) == {"negative", "positive"}
+
+
+def test_a_checkpoint_damaged_since_it_was_saved_is_named_on_resume(tmp_path, tiny_model_dir,
+                                                                   small_csv, monkeypatch,
+                                                                   capsys):
+    """complete.json records each file's size: a checkpoint whose weights were deleted or cut
+    short after it was marked complete is one line naming it and the file, not a
+    SafetensorError or a ValueError from inside Trainer; removing it resumes from the one
+    before."""
+    extra = ["--save-steps", "3", "--limit", "80"]
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 7)
+        assert main(train_argv(small_csv, tiny_model_dir, out, *extra)) == 130
+    checkpoints = tmp_path / ".run.partial" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-6"]  # the last kept
+    weights = checkpoints / "checkpoint-6" / "model.safetensors"
+    intact = weights.read_bytes()
+    weights.write_bytes(intact[:64])
+    capsys.readouterr()
+    assert main(train_argv(small_csv, tiny_model_dir, out, *extra, "--resume")) == 2
+    error = one_line_error(capsys, "checkpoint-6' is damaged (model.safetensors has 64 bytes")
+    assert error.endswith("start again with --overwrite")
+    shutil.copytree(checkpoints / "checkpoint-6", checkpoints / "checkpoint-3")
+    (checkpoints / "checkpoint-3" / "model.safetensors").write_bytes(intact)
+    weights.unlink()
+    assert main(train_argv(small_csv, tiny_model_dir, out, *extra, "--resume")) == 2
+    one_line_error(capsys, "is damaged (model.safetensors is missing): remove that folder to "
+                           "resume from checkpoint-3")

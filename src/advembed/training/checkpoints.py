@@ -12,6 +12,7 @@ written; the arguments are in ``config.json``.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -35,6 +36,30 @@ def last_checkpoint(folder: Path) -> Path | None:
         else:
             shutil.rmtree(candidate, ignore_errors=True)
     return max(complete, key=lambda c: int(c.name.rsplit("-", 1)[1]), default=None)
+
+
+def checkpoint_sizes(folder: Path) -> dict[str, int]:
+    """The size of each file of a finished checkpoint, so that a resume notices one deleted
+    or cut short since (under DDP every rank's files are in: :meth:`_save_rng_state` waits
+    for all of them before process 0 gets here)."""
+    return {str(path.relative_to(folder)): path.stat().st_size
+            for path in sorted(folder.rglob("*")) if path.is_file() and path.name != COMPLETE}
+
+
+def damaged_checkpoint(folder: Path) -> str | None:
+    """What is missing or cut short in a complete checkpoint (``None``: nothing, or one
+    marked before the sizes were recorded)."""
+    try:
+        sizes = json.loads((folder / COMPLETE).read_text(encoding="utf-8")).get("sizes") or {}
+    except (OSError, ValueError, AttributeError):
+        return f"its {COMPLETE} cannot be read"
+    for name, size in sizes.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size} bytes, {size} when it was saved"
+    return None
 
 
 class LossSumOnResume(TrainerCallback):
@@ -170,7 +195,8 @@ class CheckpointMixin:
     def _rotate_checkpoints(self, use_mtime=False, output_dir=None):
         folder = Path(output_dir or self.args.output_dir) / f"checkpoint-{self.state.global_step}"
         if folder.is_dir() and self.args.should_save:  # every file written: mark it complete
-            write_json(folder / COMPLETE, {"step": self.state.global_step})
+            write_json(folder / COMPLETE, {"step": self.state.global_step,
+                                           "sizes": checkpoint_sizes(folder)})
         return super()._rotate_checkpoints(use_mtime=use_mtime, output_dir=output_dir)
 
     def _save(self, output_dir=None, state_dict=None):

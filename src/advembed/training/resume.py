@@ -67,7 +67,7 @@ def recorded_options(output: str | Path) -> dict[str, Any]:
 
 def resume_point(config: TrainConfig, staging: Path) -> Path | None:
     """The checkpoint to resume from (``None``: a new run, whose request is recorded)."""
-    from advembed.training.checkpoints import last_checkpoint
+    from advembed.training.checkpoints import damaged_checkpoint, last_checkpoint
 
     request = _request(config)
     recorded = staging / REQUEST_FILE
@@ -91,6 +91,14 @@ def resume_point(config: TrainConfig, staging: Path) -> Path | None:
     if checkpoint is None:
         raise AdvembedError(f"the interrupted run in '{staging}' has no complete checkpoint "
                             "yet: start again with --overwrite")
+    damage = damaged_checkpoint(checkpoint)
+    if damage:
+        earlier = [c.name for c in checkpoint.parent.glob("checkpoint-*")
+                   if c != checkpoint and (c / "complete.json").is_file()]
+        latest = max(earlier, key=lambda name: int(name.rsplit("-", 1)[1]), default=None)
+        advice = (f"remove that folder to resume from {latest}" if latest else
+                  "start again with --overwrite")
+        raise AdvembedError(f"checkpoint '{checkpoint}' is damaged ({damage}): {advice}")
     return checkpoint
 
 
