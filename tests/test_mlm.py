@@ -144,6 +144,12 @@ def test_without_a_progress_bar_each_checkpoint_prints_one_line(tmp_path, tiny_m
         "2 steps", "2 steps", "1 step"]
 
 
+def test_a_build_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path):
+    with pytest.raises(AdvembedError, match="nonexistent"):
+        build.build_mlm(_settings(tmp_path, tmp_path / "nonexistent"))
+    assert not (tmp_path / "mlm.partial").exists() and not (tmp_path / "mlm").exists()
+
+
 def test_a_build_never_deletes_or_writes_over_what_is_not_an_mlm(tmp_path, tiny_model_dir,
                                                                    tiny_corpus):
     """An --output folder holding other files, or a file, is refused before any work, with or

@@ -311,8 +311,6 @@ def _train(model, tokenizer, train: list[str], settings: MLMBuildSettings, work:
 
 def build_mlm(settings: MLMBuildSettings) -> dict[str, Any]:
     """Train, evaluate and install the MLM; returns its metrics (also in ``mlm_metrics.json``)."""
-    from advembed.mlm.corpus import CORPUS_VERSION, SPLIT_SEED, corpus, corpus_sha256
-    from advembed.provider import sha256_of
 
     out = settings.output_dir()
     if out.exists() and not out.is_dir():
@@ -324,10 +322,24 @@ def build_mlm(settings: MLMBuildSettings) -> dict[str, Any]:
         raise AdvembedError(f"--output {out} is a folder that holds no built MLM (no "
                             f"{METRICS_FILE}); choose a new or empty folder")
     work = out.with_name(out.name + ".partial")
+    created = not work.exists()
     try:
-        work.mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)  # writable? checked before anything is loaded
     except OSError as exc:
         raise AdvembedError(f"--output {out}: cannot create {work} ({exc.strerror})") from None
+    try:
+        return _build_in(settings, out, work)
+    except BaseException:
+        if created and work.is_dir() and not any(work.iterdir()):
+            work.rmdir()  # a failure before the first checkpoint leaves no empty folder
+        raise
+
+
+def _build_in(settings: MLMBuildSettings, out: Path, work: Path) -> dict[str, Any]:
+    """Load, train (resuming from ``work``), evaluate and install the MLM into ``out``."""
+    from advembed.mlm.corpus import CORPUS_VERSION, SPLIT_SEED, corpus, corpus_sha256
+    from advembed.provider import sha256_of
+
     started = time.perf_counter()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, tokenizer = _load_model(settings)
