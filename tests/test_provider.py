@@ -284,3 +284,14 @@ def test_two_versions_of_a_debian_package_are_refused_not_picked_by_name(
                                             "sword-text-kjv_14.3-1_all.deb, "
                                             "sword-text-kjv_2.0-1_all.deb"):
         locate_debs(("sword-text-kjv",), "hint")
+
+
+def test_a_cache_path_that_is_a_file_is_one_line(tmp_path, monkeypatch):
+    from advembed.errors import AdvembedError
+    from advembed.provider import cache_dir
+
+    not_a_folder = tmp_path / "reviews.csv"
+    not_a_folder.write_text("text,label\n")
+    monkeypatch.setenv("ADVEMBED_CACHE", str(not_a_folder))
+    with pytest.raises(AdvembedError, match="ADVEMBED_CACHE .*reviews.csv' is a file"):
+        cache_dir()

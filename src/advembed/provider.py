@@ -128,7 +128,10 @@ PACKAGES: dict[str, PinnedPackage] = {
 def cache_dir() -> Path:
     """The cache root: ``$ADVEMBED_CACHE`` if set, else the per-user cache folder."""
     env = os.environ.get("ADVEMBED_CACHE")
-    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("advembed"))
+    root = Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("advembed"))
+    if root.exists() and not root.is_dir():
+        raise AdvembedError(f"ADVEMBED_CACHE '{root}' is a file, not a folder for the cache")
+    return root
 
 
 def _offline() -> bool:
