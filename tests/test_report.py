@@ -8,6 +8,8 @@ import re
 import statistics
 from pathlib import Path
 
+import pytest
+
 from advembed.cli import main
 from advembed.report.plots import sweep_curve
 from advembed.report.runs import group_runs, load_runs
@@ -253,3 +255,18 @@ def test_a_figure_only_some_seeds_have_says_so_and_labels_never_collide_across_d
                       ("none [scratch:esim]", "cr")]
     labels = sorted((g.label, g.dataset) for g in group_runs(load_runs([same, moved])))
     assert labels == [("none", "cr"), ("none", "mr")]
+
+
+@pytest.mark.parametrize(("summary", "fragment"), [
+    ({"results": "x"}, "attack-pgd.json': 'results' must be a list"),
+    ({"results": [{"epsilon": "a"}]}, "attack-pgd.json': 'results' must be a list"),
+])
+def test_a_hand_edited_attack_summary_is_one_line_and_writes_nothing(tmp_path, capsys, summary,
+                                                                      fragment):
+    run = make_run(tmp_path / "runs", "a", method="none", seed=0, test_accuracy=0.7)
+    _dump(run / "attack-pgd.json", summary)
+    assert main(["report", str(run), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and fragment in err
+    assert not (tmp_path / "r").exists()
+

@@ -110,7 +110,13 @@ def write_report(paths, out: Path) -> list[Path]:
     the previous complete page or the new complete page.  PNGs of plots skipped this time are
     removed so ``out`` never mixes old plots into the new report.
     """
-    report = build_report(paths)
+    try:
+        report = build_report(paths)
+        rendered = (render_markdown(report), render_html(report))
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise AdvembedError("cannot read the runs' metrics and attack summaries as advembed "
+                            f"wrote them (edited by hand?): {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     out = _prepare_out(out)
     written = []
     for plot in report.plots:
@@ -120,8 +126,7 @@ def write_report(paths, out: Path) -> list[Path]:
             continue
         write_atomic(target, plot.png)
         written.append(target)
-    for name, text in ((MARKDOWN_FILE, render_markdown(report)),
-                       (HTML_FILE, render_html(report))):
+    for name, text in zip((MARKDOWN_FILE, HTML_FILE), rendered, strict=True):
         write_atomic(out / name, text.encode("utf-8"))
         written.append(out / name)
     return written

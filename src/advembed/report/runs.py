@@ -88,6 +88,13 @@ def load_run(path: Path) -> Run:
         if payload.get("dataset", config.get("dataset")) != config.get("dataset"):
             continue  # an attack on other data (--dataset) is not the run's robustness
         if name == "pgd":
+            results = payload.get("results", [])
+            if not (isinstance(results, list) and all(
+                    isinstance(row, dict) and isinstance(row.get("epsilon", 0), int | float)
+                    for row in results)):
+                raise AdvembedError(f"'{attack_file}': 'results' must be a list of rows with a "
+                                    "numeric epsilon, as `advembed attack` writes (edited by "
+                                    "hand?)")
             run.pgd = payload
         elif name == "vulnerability":
             run.vulnerability = payload
