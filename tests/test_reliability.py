@@ -300,6 +300,8 @@ def test_a_second_writer_is_refused_and_the_first_run_stays_intact(tmp_path, tin
     assert len(metrics["dev"]) == 6 and not (out.parent / ".shared.lock").exists()
     assert main(train_argv(small_csv, tiny_model_dir, out)) == 2  # finished: not replaced
     one_line_error(capsys, "already exists (pass --overwrite)")
+    assert main(train_argv(small_csv, tiny_model_dir, out, "--resume")) == 2
+    one_line_error(capsys, "is finished: there is nothing to resume (pass --overwrite instead")
 
 
 def test_overwrite_replaces_only_a_run_and_never_a_file_or_other_folder(

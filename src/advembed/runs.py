@@ -165,7 +165,7 @@ class RunWriter:
         self._locked = False
 
 
-def check_output(output: Path, overwrite: bool) -> None:
+def check_output(output: Path, overwrite: bool, resume: bool = False) -> None:
     """Refuse, before any work, an ``--output`` that a finished run could not take the place
     of: ``.``, ``..`` or a root; an existing file; an existing folder without ``overwrite``;
     with ``overwrite``, a non-empty folder that is not a run (no ``config.json``: a dataset,
@@ -177,6 +177,9 @@ def check_output(output: Path, overwrite: bool) -> None:
         raise AdvembedError(f"--output '{output}' is a file, not a run folder")
     if not output.exists():
         return
+    if resume and not overwrite and (output / CONFIG_FILE).is_file():
+        raise AdvembedError(f"run '{output}' is finished: there is nothing to resume (pass "
+                            "--overwrite instead of --resume to train it again)")
     if not overwrite:
         raise AdvembedError(f"output directory '{output}' already exists (pass --overwrite)")
     if not any(output.iterdir()):
@@ -285,6 +288,8 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 def read_run(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return ``(config, metrics)`` of a finished run, or a one-line error."""
     run = Path(run)
+    if run.exists() and not run.is_dir():
+        raise AdvembedError(f"'{run}' is a file, not a run directory")
     if not run.is_dir():
         raise AdvembedError(f"run directory '{run}' does not exist")
     config_path = run / CONFIG_FILE

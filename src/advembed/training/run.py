@@ -30,6 +30,7 @@ from advembed.runs import (
     Resumable,
     RunWriter,
     WriteFailed,
+    check_output,
     sha256_of,
     write_json,
 )
@@ -238,8 +239,7 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
             f"{launched_processes()} (torchrun / accelerate launch); for DDP, train with "
             "advembed.AdvTrainer in your own script (README: Python and Trainer usage)")
     output = config.output_dir()
-    if output.exists() and not config.overwrite:
-        raise AdvembedError(f"output directory '{output}' already exists (pass --overwrite)")
+    check_output(output, config.overwrite, config.resume)  # before anything is loaded
     with RunWriter(output, overwrite=config.overwrite, resume=config.resume) as writer:
         checkpoint = resume_point(config, writer.staging)
         built = build(config)
