@@ -48,7 +48,7 @@ ALLOWED: dict[str, set[str]] = {
     "tasks": {"errors", "data", "models", "encoding", "metrics", "inference", "objectives",
               "scratch"},
     "training": {"errors", "settings", "flags", "data", "methods", "objectives", "tasks",
-                 "runs", "state_io", "distributed", "evaluation", "vaa", "vda"},
+                 "runs", "files", "state_io", "distributed", "evaluation", "vaa", "vda"},
     "evaluation": {"errors", "settings", "flags", "data", "tasks", "runs", "adapter",
                    "adversaries", "objectives", "inference", "modes", "models", "provider",
                    "vaa", "mlm", "debian", "words", "nltk_data"},

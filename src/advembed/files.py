@@ -13,11 +13,27 @@ from pathlib import Path
 MANIFEST = ".manifest.json"
 
 
+def file_sizes(folder: Path, *, skip: tuple[str, ...] = ()) -> dict[str, int]:
+    """The size of every file under ``folder`` (but those named in ``skip``), by relative
+    path: what :func:`size_mismatch` checks a folder against later."""
+    return {str(path.relative_to(folder)): path.stat().st_size
+            for path in sorted(folder.rglob("*")) if path.is_file() and path.name not in skip}
+
+
+def size_mismatch(folder: Path, sizes: dict[str, int]) -> str | None:
+    """The first file of ``sizes`` missing from ``folder`` or of another size, in words."""
+    for name, size in sizes.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size} bytes, {size} expected"
+    return None
+
+
 def write_manifest(folder: Path) -> None:
     """The size of every extracted file, so a truncated or missing one is noticed on use."""
-    sizes = {str(path.relative_to(folder)): path.stat().st_size
-             for path in sorted(folder.rglob("*")) if path.is_file()}
-    (folder / MANIFEST).write_text(json.dumps(sizes), encoding="utf-8")
+    (folder / MANIFEST).write_text(json.dumps(file_sizes(folder)), encoding="utf-8")
 
 
 def damaged_files(folder: Path) -> str | None:
@@ -30,13 +46,7 @@ def damaged_files(folder: Path) -> str | None:
         sizes = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return "its manifest cannot be read"
-    for name, size in sizes.items():
-        path = folder / name
-        if not path.is_file():
-            return f"{name} is missing"
-        if path.stat().st_size != size:
-            return f"{name} has {path.stat().st_size} bytes, {size} expected"
-    return None
+    return size_mismatch(folder, sizes)
 
 
 def temporary_folder(parent: Path) -> Path:

@@ -19,6 +19,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from advembed.errors import AdvembedError
+from advembed.files import file_sizes, size_mismatch
 from advembed.runs import Resumable, WriteFailed, write_json
 from advembed.state_io import load_state, save_state
 from advembed.training.callbacks import EpochRandomState, random_state, set_random_state
@@ -42,8 +43,7 @@ def checkpoint_sizes(folder: Path) -> dict[str, int]:
     """The size of each file of a finished checkpoint, so that a resume notices one deleted
     or cut short since (under DDP every rank's files are in: :meth:`_save_rng_state` waits
     for all of them before process 0 gets here)."""
-    return {str(path.relative_to(folder)): path.stat().st_size
-            for path in sorted(folder.rglob("*")) if path.is_file() and path.name != COMPLETE}
+    return file_sizes(folder, skip=(COMPLETE,))
 
 
 def damaged_checkpoint(folder: Path) -> str | None:
@@ -53,13 +53,7 @@ def damaged_checkpoint(folder: Path) -> str | None:
         sizes = json.loads((folder / COMPLETE).read_text(encoding="utf-8")).get("sizes") or {}
     except (OSError, ValueError, AttributeError):
         return f"its {COMPLETE} cannot be read"
-    for name, size in sizes.items():
-        path = folder / name
-        if not path.is_file():
-            return f"{name} is missing"
-        if path.stat().st_size != size:
-            return f"{name} has {path.stat().st_size} bytes, {size} when it was saved"
-    return None
+    return size_mismatch(folder, sizes)
 
 
 class LossSumOnResume(TrainerCallback):
