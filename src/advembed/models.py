@@ -136,8 +136,11 @@ def load_pretrained(
         raise AdvembedError(f"cannot load model '{name}': {_first_line(exc)}") from exc
     finally:
         hf_logging.set_verbosity(verbosity)
-    rows = model.get_input_embeddings().num_embeddings
-    if len(tokenizer) > rows:
+    try:
+        rows = model.get_input_embeddings().num_embeddings
+    except (AttributeError, NotImplementedError):  # no embedding table to compare with
+        rows = None
+    if rows is not None and len(tokenizer) > rows:
         raise AdvembedError(f"model '{name}': its tokenizer has {len(tokenizer)} tokens but its "
                             f"embedding matrix only {rows} rows (a vocabulary of another model?)")
     logging.getLogger(__name__).debug("loaded %s from %s", name, source)
