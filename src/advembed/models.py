@@ -136,15 +136,22 @@ def load_pretrained(
         raise AdvembedError(f"cannot load model '{name}': {_first_line(exc)}") from exc
     finally:
         hf_logging.set_verbosity(verbosity)
-    try:
-        rows = model.get_input_embeddings().num_embeddings
-    except (AttributeError, NotImplementedError):  # no embedding table to compare with
-        rows = None
-    if rows is not None and len(tokenizer) > rows:
-        raise AdvembedError(f"model '{name}': its tokenizer has {len(tokenizer)} tokens but its "
-                            f"embedding matrix only {rows} rows (a vocabulary of another model?)")
+    _refuse_larger_vocabulary(name, model, tokenizer)
     logging.getLogger(__name__).debug("loaded %s from %s", name, source)
     return LoadedClassifier(model=model, tokenizer=tokenizer, source=source)
+
+
+def _refuse_larger_vocabulary(name: str, model: Any, tokenizer: Any) -> None:
+    """A tokenizer with more tokens than the embedding matrix has rows (a vocabulary of
+    another model) would fail with an IndexError mid-training; a model without an
+    ``nn.Embedding`` input table (an own model type) is not compared."""
+    try:
+        rows = model.get_input_embeddings().num_embeddings
+    except (AttributeError, NotImplementedError):
+        return
+    if len(tokenizer) > rows:
+        raise AdvembedError(f"model '{name}': its tokenizer has {len(tokenizer)} tokens but its "
+                            f"embedding matrix only {rows} rows (a vocabulary of another model?)")
 
 
 def _refuse_mismatched_body(name: str, model: Any, info: dict[str, Any]) -> None:
