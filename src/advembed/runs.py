@@ -84,7 +84,7 @@ class RunWriter:
         self._locked = False
 
     def __enter__(self) -> RunWriter:
-        check_output(self.output, self.overwrite)
+        check_output(self.output, self.overwrite, self.resume)
         try:
             self.output.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -30,7 +30,6 @@ from advembed.runs import (
     Resumable,
     RunWriter,
     WriteFailed,
-    check_output,
     sha256_of,
     write_json,
 )
@@ -239,7 +238,6 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
             f"{launched_processes()} (torchrun / accelerate launch); for DDP, train with "
             "advembed.AdvTrainer in your own script (README: Python and Trainer usage)")
     output = config.output_dir()
-    check_output(output, config.overwrite, config.resume)  # before anything is loaded
     with RunWriter(output, overwrite=config.overwrite, resume=config.resume) as writer:
         checkpoint = resume_point(config, writer.staging)
         built = build(config)
