@@ -328,3 +328,23 @@ def test_a_bert_attack_summary_names_the_weights_of_the_mlm_it_used(tmp_path, mo
     assert recipe_details(WordAttackOptions(attack="bae", mlm=str(folder)))[
         "mlm_weights_sha256"] == hashlib.sha256(b"other weights").hexdigest()
     assert mlm_weights_sha256(str(tmp_path / "missing")) is None
+
+
+def test_a_damaged_metrics_file_or_an_unloadable_mlm_is_one_line_naming_it(tmp_path):
+    from advembed.mlm.load import mlm_weights_sha256
+
+    folder = tmp_path / "mlm"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "mlm_metrics.json").write_text('{"top1": 0.3')  # cut short
+    with pytest.raises(AdvembedError, match=r"mlm_metrics.json is not readable JSON.*"
+                                            r"advembed mlm build --overwrite"):
+        mlm_weights_sha256(str(folder))
+    (folder / "mlm_metrics.json").write_text("[0.3]")
+    with pytest.raises(AdvembedError, match="mlm_metrics.json holds no JSON object"):
+        load_masked_lm(str(folder))
+    (folder / "mlm_metrics.json").unlink()  # no metrics: a plain folder, loaded as a model
+    with pytest.raises(AdvembedError, match=r"^--vda-mlm: cannot load masked LM '.*mlm': "):
+        load_masked_lm(str(folder), flag="--vda-mlm")
+    with pytest.raises(AdvembedError, match=r"^--mlm: cannot load masked LM"):
+        load_masked_lm(str(folder))

@@ -594,3 +594,15 @@ def test_the_stop_word_record_is_read_in_a_process_that_attacks_nothing_itself()
                          check=True, env={**os.environ, "PYTHONPATH": package_path()}).stdout
     record = json.loads(out)
     assert record is not None and record["count"] in (174, 179)
+
+
+def test_an_unloadable_similarity_model_is_one_line_naming_its_option(tmp_path):
+    from advembed.evaluation.attack_resources import import_textattack
+    from advembed.evaluation.word_constraints import build_encoder_class
+
+    encoder = build_encoder_class(import_textattack())
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(AdvembedError, match=r"^--similarity-model: cannot load '.*not-a-model'"):
+        encoder(str(folder), threshold=0.8)

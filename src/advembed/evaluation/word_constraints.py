@@ -60,8 +60,8 @@ def build_encoder_class(textattack):
             try:
                 self.tokenizer = AutoTokenizer.from_pretrained(path)
                 self.encoder = AutoModel.from_pretrained(path).eval()
-            except OSError as exc:
-                raise AdvembedError(f"cannot load similarity model '{model_name}': "
+            except (OSError, ValueError) as exc:
+                raise AdvembedError(f"--similarity-model: cannot load '{model_name}': "
                                     f"{str(exc).strip().splitlines()[0]}") from None
             self.batch_size = batch_size
 

@@ -40,8 +40,7 @@ def mlm_weights_sha256(spec: str) -> str | None:
         path = Path(resolve_mlm(spec))
     except AdvembedError:
         return None
-    metrics = path / "mlm_metrics.json"
-    recorded = json.loads(metrics.read_text()).get("weights_sha256") if metrics.is_file() else None
+    recorded = _read_metrics(path).get("weights_sha256")
     if recorded:
         return recorded
     if (path / "model.safetensors").is_file():
@@ -51,8 +50,9 @@ def mlm_weights_sha256(spec: str) -> str | None:
     return None
 
 
-def load_masked_lm(spec: str):
-    """A masked LM (eval mode) and its tokenizer; refuse one whose MLM head is untrained."""
+def load_masked_lm(spec: str, flag: str = "--mlm"):
+    """A masked LM (eval mode) and its tokenizer; refuse one whose MLM head is untrained.
+    ``flag`` is the option that named ``spec``, for the one-line errors."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     path = resolve_mlm(spec)
@@ -61,10 +61,10 @@ def load_masked_lm(spec: str):
         tokenizer = AutoTokenizer.from_pretrained(path)
         model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
     except (OSError, ValueError) as exc:
-        raise AdvembedError(f"cannot load masked LM '{spec}': "
+        raise AdvembedError(f"{flag}: cannot load masked LM '{spec}': "
                             f"{str(exc).strip().splitlines()[0]}") from None
     if info.get("missing_keys"):
-        raise AdvembedError(f"masked LM '{spec}' has no trained masked-LM head (missing "
+        raise AdvembedError(f"{flag}: masked LM '{spec}' has no trained masked-LM head (missing "
                             f"{info['missing_keys'][0]}, …): its candidates would be random")
     return model.eval(), tokenizer
 
@@ -80,10 +80,9 @@ def _check_built(path: Path) -> None:
     from advembed.mlm.corpus import CORPUS_VERSION
     from advembed.provider import sha256_of
 
-    metrics_file = path / "mlm_metrics.json"
-    if not metrics_file.is_file():
+    metrics = _read_metrics(path)
+    if not metrics:
         return
-    metrics = json.loads(metrics_file.read_text())
     weights = path / "model.safetensors"
     recorded = metrics.get("weights_sha256")
     if recorded and weights.is_file() and sha256_of(weights) != recorded:
@@ -96,3 +95,20 @@ def _check_built(path: Path) -> None:
                       "held near-copies of dev and test sentences (a quarter of mr's test "
                       "sentences): rebuild it with `advembed mlm build --overwrite`",
                       stacklevel=2)
+
+
+def _read_metrics(path: Path) -> dict:
+    """A built MLM's ``mlm_metrics.json`` (``{}`` where there is none); a damaged one is one
+    line naming the file, not a traceback."""
+    metrics_file = path / "mlm_metrics.json"
+    if not metrics_file.is_file():
+        return {}
+    try:
+        metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AdvembedError(f"{metrics_file} is not readable JSON ({exc}): damaged since the "
+                            "build; rebuild it with `advembed mlm build --overwrite`") from None
+    if not isinstance(metrics, dict):
+        raise AdvembedError(f"{metrics_file} holds no JSON object: damaged since the build; "
+                            "rebuild it with `advembed mlm build --overwrite`")
+    return metrics

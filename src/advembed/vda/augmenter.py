@@ -79,7 +79,7 @@ class VirtualAugmenter:
         if mlm is None:
             from advembed.mlm import load_masked_lm
 
-            mlm, tokenizer = load_masked_lm(self.settings.mlm)
+            mlm, tokenizer = load_masked_lm(self.settings.mlm, flag="--vda-mlm")
             # [UNK] is a real word the vocabulary lacks: eq. 2–5 replace it like any word
             special_ids = [i for i in tokenizer.all_special_ids if i != tokenizer.unk_token_id]
         self.mlm = mlm.eval().requires_grad_(False)
