@@ -150,6 +150,25 @@ def test_a_build_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_pat
     assert not (tmp_path / "mlm.partial").exists() and not (tmp_path / "mlm").exists()
 
 
+def test_a_second_build_of_the_same_output_is_refused_while_the_first_lives(
+        tmp_path, tiny_model_dir, tiny_corpus):
+    import subprocess
+
+    lock = tmp_path / ".mlm.lock"
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        lock.write_text(str(other.pid))
+        with pytest.raises(AdvembedError, match=rf"being built by another advembed process "
+                                                rf"\(pid {other.pid}\)"):
+            build.build_mlm(_settings(tmp_path, tiny_model_dir))
+        assert lock.read_text() == str(other.pid) and not (tmp_path / "mlm").exists()
+    finally:
+        other.kill()
+        other.wait()
+    build.build_mlm(_settings(tmp_path, tiny_model_dir))  # its owner is gone: taken over
+    assert (tmp_path / "mlm" / "mlm_metrics.json").is_file() and not lock.exists()
+
+
 def test_a_build_never_deletes_or_writes_over_what_is_not_an_mlm(tmp_path, tiny_model_dir,
                                                                    tiny_corpus):
     """An --output folder holding other files, or a file, is refused before any work, with or

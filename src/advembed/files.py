@@ -1,6 +1,6 @@
 """File-system helpers for the cache and run folders: temporary folders of live processes,
 manifests that notice a truncated file, file modes that follow the umask, whether a process
-still lives."""
+still lives, a lock file that names its live owner."""
 
 from __future__ import annotations
 
@@ -94,3 +94,37 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def take_lock(lock: Path) -> int | None:
+    """Create ``lock`` holding this process's id; ``None`` once it is this process's, else the
+    id of the live process that holds it.  A lock left by a process that no longer exists is
+    taken over.  Other ``OSError`` (an unwritable folder) propagates."""
+    for _ in range(2):
+        try:
+            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = lock_owner(lock)
+            if owner is not None and alive(owner) and owner != os.getpid():
+                return owner
+            lock.unlink(missing_ok=True)  # left by a process that no longer exists
+            continue
+        with os.fdopen(handle, "w") as stream:
+            stream.write(str(os.getpid()))
+        return None
+    raise FileExistsError(f"cannot take {lock}: it reappears as fast as it is removed")
+
+
+def release_lock(lock: Path) -> None:
+    """Remove ``lock`` if this process holds it."""
+    if lock_owner(lock) == os.getpid():
+        lock.unlink(missing_ok=True)
+
+
+def lock_owner(path: Path) -> int | None:
+    """The process id a lock file holds, ``None`` when unreadable."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from advembed.errors import AdvembedError
-from advembed.files import alive, follow_umask, replace_folder
+from advembed.files import alive, follow_umask, release_lock, replace_folder, take_lock
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -99,26 +99,16 @@ class RunWriter:
         return self
 
     def _acquire(self) -> None:
-        for _ in range(2):
-            try:
-                handle = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = _read_pid(self.lock)
-                if owner is not None and alive(owner) and owner != os.getpid():
-                    raise AdvembedError(
-                        f"output '{self.output}' is being written by another advembed process "
-                        f"(pid {owner}); wait for it to finish or choose another --output"
-                    ) from None
-                self.lock.unlink(missing_ok=True)  # left by a process that no longer exists
-                continue
-            except OSError as exc:
-                raise AdvembedError(f"cannot write into the folder of --output '{self.output}':"
-                                    f" {exc.strerror}") from None
-            with os.fdopen(handle, "w") as stream:
-                stream.write(str(os.getpid()))
-            self._locked = True
-            return
-        raise AdvembedError(f"cannot lock output '{self.output}' ({self.lock})")
+        try:
+            owner = take_lock(self.lock)
+        except OSError as exc:
+            raise AdvembedError(f"cannot write into the folder of --output '{self.output}': "
+                                f"{exc.strerror or exc}") from None
+        if owner is not None:
+            raise AdvembedError(
+                f"output '{self.output}' is being written by another advembed process "
+                f"(pid {owner}); wait for it to finish or choose another --output")
+        self._locked = True
 
     def _prepare_staging(self) -> None:
         _remove_stale_staging(self.output)
@@ -160,8 +150,8 @@ class RunWriter:
         replace_folder(self.staging, self.output)
 
     def _release(self) -> None:
-        if self._locked and _read_pid(self.lock) == os.getpid():
-            self.lock.unlink(missing_ok=True)
+        if self._locked:
+            release_lock(self.lock)
         self._locked = False
 
 
@@ -206,14 +196,6 @@ def _is_run_config(path: Path) -> bool:
 def has_checkpoint(staging: Path) -> bool:
     """Whether a run's staging folder holds a complete checkpoint to resume from."""
     return any(staging.glob("checkpoints/checkpoint-*/complete.json"))
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
 
 
 def _remove_stale_staging(output: Path) -> None:

@@ -6,7 +6,8 @@ head (transform + bias; the decoder is tied to the word embeddings, as in BERT) 
 and the whole model is trained with BERT's masking (15 % of real word pieces: 80 % ``[MASK]``,
 10 % a random word, 10 % kept) on the sentences of :mod:`advembed.mlm.corpus`.  The build is
 resumable: its state is saved every ``--save-every`` steps in ``OUTPUT.partial/`` and a rerun
-of the same command continues from there.  The finished model goes to ``OUTPUT`` (default
+of the same command continues from there; a second build of the same ``OUTPUT`` while one runs
+is refused (``.OUTPUT.lock`` names the process).  The finished model goes to ``OUTPUT`` (default
 ``$ADVEMBED_CACHE/mlm/minilm``) with ``mlm_metrics.json``: masked-token top-1 and top-10
 accuracy on held-out sentences (15 % of real tokens replaced by ``[MASK]``, fixed seed), the
 accuracy of always guessing the most frequent training token, and the SHA-256 of the weights.
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from advembed.errors import AdvembedError
-from advembed.files import follow_umask, replace_folder
+from advembed.files import follow_umask, release_lock, replace_folder, take_lock
 from advembed.settings import MAX_BATCH, MAX_SEED, Settings, setting
 
 STATE = "state"  # the resumable checkpoint's folder inside OUTPUT.partial/
@@ -325,14 +326,20 @@ def build_mlm(settings: MLMBuildSettings) -> dict[str, Any]:
     created = not work.exists()
     try:
         work.mkdir(parents=True, exist_ok=True)  # writable? checked before anything is loaded
+        owner = take_lock(lock := out.with_name(f".{out.name}.lock"))
     except OSError as exc:
         raise AdvembedError(f"--output {out}: cannot create {work} ({exc.strerror})") from None
+    if owner is not None:  # two builds would write over each other's checkpoints
+        raise AdvembedError(f"--output {out} is being built by another advembed process (pid "
+                            f"{owner}); wait for it to finish, or stop it and run this again")
     try:
         return _build_in(settings, out, work)
     except BaseException:
         if created and work.is_dir() and not any(work.iterdir()):
             work.rmdir()  # a failure before the first checkpoint leaves no empty folder
         raise
+    finally:
+        release_lock(lock)
 
 
 def _build_in(settings: MLMBuildSettings, out: Path, work: Path) -> dict[str, Any]:
