@@ -880,6 +880,15 @@ def test_resuming_an_attack_with_other_settings_sample_or_model_is_refused(tmp_p
     assert main([*argv, "--resume"]) == 2
     one_line_error(capsys, "holds an interrupted attack on other examples (the data changed "
                            "since)")
+    assert set(header["versions"]) == {"torch", "transformers"}  # no TextAttack for PGD
+    assert set(attack_module.library_versions("pwws")) == {"torch", "transformers", "textattack"}
+    old_torch = interrupted.replace(json.dumps(header["versions"]["torch"]), '"1.0.0"', 1)
+    partial.write_text(old_torch)  # started before an upgrade of torch
+    assert main([*argv, "--resume"]) == 2
+    one_line_error(capsys, "holds an interrupted attack with other library versions (torch "
+                           f"1.0.0, transformers {header['versions']['transformers']} then, "
+                           f"torch {header['versions']['torch']}, transformers")
+    assert partial.read_text() == old_torch
     partial.write_text(interrupted + "[1, 2]\n" + interrupted.splitlines()[1] + "\n")
     assert main([*argv, "--resume"]) == 2  # a hand-edited record: named, not a traceback
     one_line_error(capsys, "'.attack-pgd.partial.jsonl' line 12 is not an attack record")

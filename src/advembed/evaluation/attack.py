@@ -74,10 +74,7 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
     config = _attackable_run(run, attack)
     split = run_split(config, sample.split, data)
     examples = sample_examples(split, sample.n_examples, sample.seed)
-    header = {"attack": attack, "settings": _result_settings(attack, settings), "data": (data or
-              DataOptions()).as_dict(), "split": sample.split, "n_examples": sample.n_examples,
-              "seed": sample.seed, "model_sha256": config.get("model_sha256"),
-              "examples_sha256": examples_sha256(examples)}  # a resume needs the same texts
+    header = _log_header(attack, settings, data, sample, config, examples)
     stem = attack_stem(attack, sample.split, other_dataset(config, data))
     log = RecordLog(Path(run) / f".{stem}.partial.jsonl", header, resume=sample.resume)
     try:
@@ -114,6 +111,31 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
         log.close()
     log.finish()
     return summary
+
+
+def _log_header(attack, settings, data, sample, config, examples) -> dict[str, Any]:
+    """What a resumed attack must share with the interrupted one (its log's first line)."""
+    return {"attack": attack, "settings": _result_settings(attack, settings),
+            "data": (data or DataOptions()).as_dict(), "split": sample.split,
+            "n_examples": sample.n_examples, "seed": sample.seed,
+            "model_sha256": config.get("model_sha256"),
+            "examples_sha256": examples_sha256(examples),  # a resume needs the same texts
+            "versions": library_versions(attack)}  # and the same libraries computing them
+
+
+def library_versions(attack: str) -> dict[str, str | None]:
+    """The versions of the libraries an attack's records depend on (TextAttack only for the
+    word attacks), so that a resume after an upgrade does not mix records of two versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["torch", "transformers"] + (["textattack"] if attack in WORD_ATTACKS else [])
+    found: dict[str, str | None] = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
 
 
 def _attackable_run(run: Path, attack: str) -> dict[str, Any]:

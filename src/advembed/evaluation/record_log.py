@@ -56,6 +56,8 @@ class RecordLog:
                             if (found or {}).get(k) != header.get(k))
             what = ("on other examples (the data changed since)"
                     if differ == ["examples_sha256"] else
+                    f"with other library versions ({_versions(found)} then, "
+                    f"{_versions(header)} now)" if differ == ["versions"] else
                     f"with other settings ({', '.join(differ)} differ)")
             raise AdvembedError(f"'{self.path.name}' holds an interrupted attack {what}; run it "
                                 "with the same options to resume, or without --resume to start "
@@ -104,3 +106,10 @@ class RecordLog:
     def close(self) -> None:
         if not self._stream.closed:
             self._stream.close()
+
+
+def _versions(header: dict[str, Any] | None) -> str:
+    versions = (header or {}).get("versions") or {}
+    if not isinstance(versions, dict):
+        return "unknown"
+    return ", ".join(f"{name} {value}" for name, value in sorted(versions.items())) or "unknown"
