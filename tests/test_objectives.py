@@ -193,6 +193,21 @@ def _carl_context(model, inputs, index, step):
                             example_index=index, step=step)
 
 
+def test_carl_banks_filled_from_mid_epoch_are_full_only_after_the_next_epoch():
+    """Batches of one, warm-up 2 steps, epochs in the order 0,1,2,3 then 3,2,1,0: examples 0
+    and 1 pass during the warm-up and come back only at steps 6 and 7, so L_D is zero on all
+    8 steps of an 8-step run, and the schedule warning says so (full at step 8, not at
+    warm-up + one epoch = 6)."""
+    model = tiny_model()
+    model.eval()
+    inputs = tiny_batch(batch=1, num_labels=2, seed=2)
+    carl = CARL([0, 1, 0, 1], dim=model.config.hidden_size, num_negatives=3, warmup=2)
+    for step, index in enumerate([0, 1, 2, 3, 3, 2, 1, 0]):
+        assert carl.loss(_carl_context(model, inputs, torch.tensor([index]), step)).item() == 0.0
+        assert carl.active == (step == 7), step
+    assert "at step 8, and the run has 8" in carl.schedule_warning(4, 8)
+
+
 def test_carl_term_is_zero_before_warmup_and_until_the_banks_are_full():
     model = tiny_model()
     model.eval()

@@ -324,21 +324,27 @@ def test_paper_compositions_train_from_the_cli(tmp_path, tiny_model_dir, data_cs
 
 def test_a_carl_run_too_short_for_its_contrastive_term_is_warned_about(tmp_path, tiny_model_dir,
                                                                        data_csv):
-    """At the default warm-up (a third of the run) L_D starts after warm-up + one epoch of bank
-    filling: a 1-epoch run never reaches it and would silently be FreeLB."""
-    with pytest.warns(UserWarning, match=r"CARL's contrastive term would never act: it starts "
-                      r"after the warm-up \(3 steps, --carl-warmup 0\.333333\) and one epoch "
-                      r"that fills its memory banks \(8 steps\), at step 11, and the run has 8"):
+    """At the default warm-up (a third of the run) the banks fill from step 3 and are certainly
+    full only at the end of epoch 2 (step 16): a 1-epoch run never reaches L_D and would
+    silently be FreeLB."""
+    with pytest.warns(UserWarning, match=r"CARL's contrastive term may never act: it acts once "
+                      r"the memory banks hold every training example, filled from the end of "
+                      r"the warm-up \(3 steps, --carl-warmup 0\.333333\) on, which only the "
+                      r"end of the next whole epoch \(8 steps each\) guarantees, at step 16, "
+                      r"and the run has 8"):
         code, _ = _train(tmp_path, tiny_model_dir, data_csv, "short", "--method", "freelb",
                          "--objective", "carl", "--limit", "64", "--epochs", "1")
     assert code == 0
 
 
-def test_carl_schedule_warning_counts_warm_up_and_one_epoch():
+def test_carl_schedule_warning_rounds_the_warm_up_to_its_epoch_and_adds_one():
     carl = CARL([0, 1, 0, 1], dim=4, total_steps=30, warmup=1 / 3)  # warm-up: 10 steps
     assert carl.warmup_steps == 10
-    assert carl.schedule_warning(steps_per_epoch=19, total_steps=30) is None  # acts at 29
-    assert "at step 30, and the run has 30" in carl.schedule_warning(20, 30)
+    # warm-up ends in epoch 1 (steps 0-18): full by the end of epoch 2, step 38 > 30
+    assert "at step 38, and the run has 30" in carl.schedule_warning(19, 30)
+    assert carl.schedule_warning(19, 39) is None
+    assert "at step 20, and the run has 20" in carl.schedule_warning(10, 20)  # ends on a boundary
+    assert carl.schedule_warning(10, 21) is None
 
 
 def test_objective_option_without_its_objective_is_refused(tmp_path, tiny_model_dir, data_csv,

@@ -35,9 +35,10 @@ class CARLSettings(Settings):
                                  minimum=1)
     warmup: float = setting(1 / 3, "--carl-warmup", "CARL: steps before the banks start "
                             "filling (< 1: a fraction of training); L_D starts once they are "
-                            "full, one epoch later, so Table 3's step counts (the step L_D "
-                            "starts) less one epoch's steps", minimum=0,
-                            paper="paper 001 Table 3 (the step L_D starts, less one epoch)")
+                            "full, within the first whole epoch after the one the warm-up ends "
+                            "in, so Table 3's step counts (the step L_D starts) less one or two "
+                            "epochs' steps", minimum=0,
+                            paper="paper 001 Table 3 (the step L_D starts, less the bank filling)")
     weight: float = setting(1.0, "--carl-weight", "CARL: weight of L_D", minimum=0)
     nce: bool = setting(False, "--carl-nce", "CARL: approximate eq. 2's softmax by "
                         "noise-contrastive estimation")
@@ -245,15 +246,22 @@ class CARL(Objective):
         self.log_z = dict(state["log_z"])
 
     def schedule_warning(self, steps_per_epoch: int, total_steps: int) -> str | None:
-        """L_D starts after the warm-up and one pass over the training set that fills the
-        banks: a run no longer than that is its method alone, with a clean pass wasted."""
-        start = self.warmup_steps + steps_per_epoch
-        if start < total_steps:
+        """L_D acts once both banks hold a row of every training example.  Rows are written
+        from the end of the warm-up on; the examples an epoch showed before the warm-up ended
+        come back at random points of the next epoch, so the banks are certainly full only at
+        the end of the first whole epoch after the one the warm-up ends in (step
+        ``(⌈warm-up / epoch⌉ + 1) · epoch``).  A run no longer than that may be its method
+        alone, with a clean pass wasted: warned."""
+        epochs_of_warmup = math.ceil(self.warmup_steps / steps_per_epoch)
+        full = (epochs_of_warmup + 1) * steps_per_epoch
+        if full < total_steps:
             return None
-        return (f"CARL's contrastive term would never act: it starts after the warm-up "
-                f"({self.warmup_steps} steps, --carl-warmup {self.settings.warmup:g}) and one "
-                f"epoch that fills its memory banks ({steps_per_epoch} steps), at step {start}, "
-                f"and the run has {total_steps}; lower --carl-warmup or train longer")
+        return (f"CARL's contrastive term may never act: it acts once the memory banks hold "
+                f"every training example, filled from the end of the warm-up "
+                f"({self.warmup_steps} steps, --carl-warmup {self.settings.warmup:g}) on, which "
+                f"only the end of the next whole epoch ({steps_per_epoch} steps each) "
+                f"guarantees, at step {full}, and the run has {total_steps}; lower "
+                "--carl-warmup or train longer")
 
     @property
     def active(self) -> bool:
