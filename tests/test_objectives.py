@@ -352,6 +352,20 @@ def test_rar_loss_is_cross_entropy_on_real_non_special_positions():
     assert again.item() == pytest.approx(got.item(), rel=1e-4)
 
 
+def test_rar_on_a_batch_with_no_real_token_gives_its_reconstructor_zero_gradients_not_none():
+    """Under DDP the reconstructor's gradients are all-reduced by hand: a process whose batch
+    holds only special tokens must still take part, with zeros (None would skip it there)."""
+    model = tiny_model()
+    inputs = {"input_ids": torch.tensor([[2, 3, 0, 0]]),
+              "attention_mask": torch.tensor([[1, 1, 0, 0]])}
+    rar = RAR(model, special_ids={0, 2, 3})
+    outputs = model(**inputs, output_hidden_states=True)
+    loss = rar.loss(ObjectiveContext(model, inputs, outputs, None, None, 0))
+    assert loss.item() == 0.0
+    loss.backward()
+    grads = [p.grad for p in rar.local_parameters()]
+    assert grads and all(g is not None and not g.any() for g in grads)
+
 
 def test_rar_lr_puts_only_the_reconstructor_in_its_own_group():
     model = tiny_model()

@@ -115,6 +115,13 @@ class RAR(Objective):
     rate (2e-5) learned little beyond frequent tokens (92.7 % of dev tokens decoded wrong after
     PGD on cr), while at 1e-3 it decodes readable text (21.4 %) at the same test accuracy
     (``docs/rar-samples-cr.md``).
+
+    ``L_R`` is a mean over the real tokens of each micro-batch (of each process under DDP); the
+    paper does not say how it is averaged.  With gradient accumulation or several processes
+    the micro-batches' means are then weighted as the task weights its own loss (equally for
+    classification; by each micro-batch's share of target tokens for the token-level tasks),
+    so, unlike those losses, ``L_R`` is not exactly the mean over every token of the full
+    batch when micro-batches hold different numbers of tokens.
     """
 
     name = "rar"
@@ -180,7 +187,9 @@ class RAR(Objective):
     def loss(self, context: ObjectiveContext) -> torch.Tensor:
         states = input_token_states(context.adversarial)
         mask = real_token_mask(context.inputs, self.special_ids)
-        if not mask.any():
-            return states.sum() * 0.0
+        if not mask.any():  # through the reconstructor all the same, on no row: its
+            # gradients are zeros, not None, which the cross-process average needs (a process
+            # that skipped the all-reduce would leave the others waiting)
+            return self.logits(context.model, states[mask]).sum() * 0.0 + states.sum() * 0.0
         logits = self.logits(context.model, states[mask])
         return self.weight * F.cross_entropy(logits.float(), context.inputs["input_ids"][mask])
