@@ -180,8 +180,40 @@ def load_classifier(
 
     id2label = dict(enumerate(label_names))
     label2id = {label: i for i, label in id2label.items()}
-    return load_pretrained(name, AutoModelForSequenceClassification, random_init=random_init,
-                           num_labels=len(label_names), id2label=id2label, label2id=label2id)
+    loaded = load_pretrained(name, AutoModelForSequenceClassification, random_init=random_init,
+                             num_labels=len(label_names), id2label=id2label, label2id=label2id)
+    pad_where_the_head_reads(name, loaded.model, loaded.tokenizer)
+    return loaded
+
+
+def reads_last_token(model: Any) -> bool:
+    """A decoder-only sequence classifier (GPT-2, Llama, Qwen, Mistral, …): its ``score`` head
+    is applied at every position and the logits taken at the last non-padding token."""
+    import torch
+
+    return (isinstance(getattr(model, "score", None), torch.nn.Linear)
+            and not hasattr(model, "classifier")
+            and not getattr(model.config, "is_encoder_decoder", False))
+
+
+def pad_where_the_head_reads(name: str, model: Any, tokenizer: Any) -> None:
+    """Pad a decoder-only classifier's inputs on the left.  It finds its last real token from
+    ``input_ids``; from ``inputs_embeds`` — every embedding-space adversary's input — it cannot,
+    and reads the last position, which right padding makes a padding token (silently: another
+    example's logits for every padded sentence).  With left padding the last position is the
+    last real token both ways.  A tokenizer without a padding token pads with its end-of-text
+    token, and the model's config is told (as the Hub's decoder classifiers are set up)."""
+    if not reads_last_token(model):
+        return
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise AdvembedError(f"model '{name}' classifies from its last token but its "
+                                "tokenizer has neither a padding nor an end-of-text token to "
+                                "pad with")
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    tokenizer.init_kwargs["padding_side"] = "left"  # what save_pretrained writes
+    model.config.pad_token_id = tokenizer.pad_token_id
 
 
 def load_saved_classifier(model_dir: Path) -> LoadedClassifier:
@@ -193,6 +225,7 @@ def load_saved_classifier(model_dir: Path) -> LoadedClassifier:
         raise AdvembedError(f"run has no saved model: '{model_dir}' is missing config.json")
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+    pad_where_the_head_reads(str(model_dir), model, tokenizer)
     return LoadedClassifier(model=model, tokenizer=tokenizer, source=str(model_dir))
 
 

@@ -10,9 +10,14 @@ the label that threshold gives, so that y_pred is the prediction A's run reports
 * L∞ (eq. 4): ``Ẽ = E + ε · sign(g)``.
 
 ``V1 = A⁻(E)`` and ``V2 = A⁻(Ẽ)`` are the outputs of A⁻, A without its final classifier
-(``source="hidden"``, the paper's: vectors in ``R^h``, what A's classification head reads —
-BERT's pooled output, the first token's state for a RoBERTa-style head, ESIM's pooled
-composition), ``ΔV = V1 − V2`` and ``V3 = [V1; V2; ΔV]`` (eq. 6–7).  ``source="logits"`` takes
+(``source="hidden"``, the paper's: vectors in ``R^h``, what A's classification head — its
+``classifier`` or ``score`` module — reads: BERT's pooled output, the first token's state for a
+RoBERTa-style head (whose module holds its dense + tanh layer too), the last real token's state
+for a decoder's ``score`` head, and for ESIM the output of its tanh hidden layer, the input of
+its final linear layer (``h`` wide: the cut is wherever the model's own ``classifier`` module
+begins; the paper's "final MLP classifier" of ESIM also holds that hidden layer, so its V
+would be the ``8h``-wide pooled composition — a documented departure, one layer later)),
+``ΔV = V1 − V2`` and ``V3 = [V1; V2; ΔV]`` (eq. 6–7).  ``source="logits"`` takes
 A's class logits instead (``R^num_labels``): the form every VAA result before session 40 was
 measured with (``docs/results-vaa.md``), kept so those runs load and reproduce.  Padding is
 never perturbed.
@@ -68,12 +73,15 @@ def head_width(model: torch.nn.Module) -> int:
 
 @contextmanager
 def _head_input(model: torch.nn.Module, into: list):
-    """Record what the classifier head reads on each forward (its first token, where a
-    RoBERTa-style head is handed every position)."""
+    """Record what the classifier head reads on each forward: where it is handed every
+    position, the one it classifies from — the first token for a RoBERTa-style ``classifier``,
+    the last for a decoder's ``score`` head (the last real token: such models are padded on
+    the left, :func:`advembed.models.pad_where_the_head_reads`)."""
+    position = -1 if getattr(model, "score", None) is classifier_head(model) else 0
 
     def hook(_module, args):
         features = args[0]
-        into.append(features[:, 0] if features.dim() == 3 else features)
+        into.append(features[:, position] if features.dim() == 3 else features)
 
     handle = classifier_head(model).register_forward_pre_hook(hook)
     try:
