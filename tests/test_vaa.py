@@ -287,6 +287,27 @@ def test_theorem1_fit_on_scores_drawn_as_the_theorem_assumes():
     assert fit["measured_accuracy"] == pytest.approx(fit["predicted_accuracy"], abs=0.01)
 
 
+def test_theorem1_fit_compares_p_with_the_label_balanced_accuracy():
+    """Three labels in shares 0.6 / 0.2 / 0.2, d = 0.9, σ = 0.6: the outer labels are right
+    with 0.5 + S, the middle one with 2S (S = Φ(0.75) − ½ = 0.2734), so the label-balanced
+    accuracy is eq. 9's P = 0.6979 while the accuracy over the examples is 0.6·0.7734 +
+    0.2·0.5468 + 0.2·0.7734 = 0.7281."""
+    import numpy as np
+
+    from advembed.vaa.theory import theorem1_fit
+
+    rng = np.random.default_rng(2)
+    labels = rng.choice(3, size=120_000, p=[0.6, 0.2, 0.2])
+    scores = 0.9 * labels + rng.normal(0, 0.6, len(labels))
+    fit = theorem1_fit(scores.tolist(), labels.tolist())
+    area = theorem1_area(0.9, 0.6)
+    assert area == pytest.approx(0.2734, abs=1e-4)
+    assert fit["balanced_accuracy"] == pytest.approx(theorem1_accuracy(3, 0.9, 0.6), abs=0.01)
+    assert fit["balanced_accuracy"] == pytest.approx(fit["predicted_accuracy"], abs=0.01)
+    assert fit["measured_accuracy"] == pytest.approx(0.6 * (0.5 + area) + 0.2 * 2 * area
+                                                     + 0.2 * (0.5 + area), abs=0.01)
+
+
 @pytest.mark.parametrize("arch", ["bert", "roberta", "distilbert"])
 def test_a_minus_is_what_each_architectures_classifier_reads(arch):
     """BERT's head reads the pooled output, RoBERTa's every position (its first token is A⁻'s

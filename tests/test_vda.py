@@ -352,6 +352,26 @@ def test_augment_adds_vdas_term_to_the_adversarys_gradient():
     assert torch.allclose(both, alone + term, atol=1e-6)
 
 
+def test_the_adversarial_warm_up_delays_the_adversary_and_not_vdas_term():
+    """FreeLB + VDA with one warm-up step: the first step is plain CE's gradient + VDA's term
+    (no FreeLB), not plain CE alone."""
+
+    def grads(method_name, augment, **options):
+        model = _model(seed=3)
+        batch = tiny_batch(batch=3, length=8, seed=4)
+        augmenter = _augmenter(model, seed=9, weight=0.4)[0] if augment else None
+        torch.manual_seed(11)
+        build_training_method(method_name, model, augment=augmenter, **options).step(model,
+                                                                                     batch)
+        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
+                          for p in model.parameters()])
+
+    plain, vda_alone = grads("none", False), grads("vda", True, weight=0.4)
+    warm = grads("freelb", True, warmup_steps=1)
+    assert not torch.allclose(warm, plain, atol=1e-6)
+    assert torch.allclose(warm, vda_alone, atol=1e-6)  # plain CE + λ·sKL: VDA's own step
+
+
 def test_a_masked_lm_of_another_vocabulary_is_refused():
     from transformers import BertForMaskedLM
 
@@ -396,5 +416,7 @@ def test_vda_from_the_command_line(tmp_path, tiny_model_dir, capsys):
     assert "--vda-weight does not apply to method 'freelb'" in capsys.readouterr().err
     assert main(["train", *common, "--augment", "vda"]) == 2
     assert "needs an adversarial --method" in capsys.readouterr().err
+    assert main(["train", *common, "--method", "vaa", "--augment", "vda"]) == 2
+    assert "--augment vda does not go with --method vaa" in capsys.readouterr().err
     assert main(["train", *common, "--method", "vda", "--vda-mlm", str(tiny_model_dir)]) == 2
     assert "no trained masked-LM head" in capsys.readouterr().err

@@ -67,11 +67,10 @@ def config_from_args(args: argparse.Namespace):
                                             recorded.get("method") == method)
     augment_options = {}
     if augment:
-        from advembed.vda import VDASettings
+        from advembed.vda import VDASettings, refused_augment
 
-        if method in ("none", "vda"):
-            raise AdvembedError(f"--augment {augment} needs an adversarial --method (with "
-                                f"'{method}', use --method vda alone)")
+        if method in ("none", "vda", "vaa"):
+            raise AdvembedError(refused_augment(method))
         augment_options = _given_or_recorded(recorded, "augment_options",
                                              chosen(args, VDASettings),
                                              recorded.get("augment") == augment)

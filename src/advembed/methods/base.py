@@ -135,9 +135,10 @@ class TrainingMethod:
         inputs = dict(inputs)
         self._example_index = inputs.pop("example_index", None)
         try:
-            if self.in_warmup():
-                return plain_step(model, inputs, backward)
-            loss = self._step(model, inputs, backward)
+            # The warm-up delays the adversary, not VDA (no adversary in it): its term is
+            # added to the warm-up's plain steps as to the adversarial ones.
+            loss = (plain_step(model, inputs, backward) if self.in_warmup()
+                    else self._step(model, inputs, backward))
             if self.augment is not None:
                 loss = loss + self._augment_step(model, inputs, backward)
             return loss

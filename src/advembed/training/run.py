@@ -39,6 +39,7 @@ from advembed.training.callbacks import BestModel, CollapseGuard, LogLines
 from advembed.training.config import TrainConfig
 from advembed.training.outcome import final_metrics
 from advembed.training.resume import check_settings, resume_point
+from advembed.vda import refused_augment
 
 
 @dataclass
@@ -85,9 +86,8 @@ def build_method(config: TrainConfig, model, tokenizer=None, train_labels=None,
     )
     settings = method_settings(config.method, config.method_options, objective=objective)
     augment = augment_settings(config)
-    if augment is not None and config.method in ("none", "vda"):
-        raise AdvembedError(f"--augment vda needs an adversarial --method (got "
-                            f"'{config.method}'; plain fine-tuning with VDA is --method vda)")
+    if augment is not None and config.method in ("none", "vda", "vaa"):
+        raise AdvembedError(refused_augment(config.method))
     vda = augment if augment is not None else settings if config.method == "vda" else None
     if vda is not None and vda.loss == "ce" and task is not None and task.token_level:
         raise AdvembedError(f"--vda-loss ce is cross-entropy against a class label (paper "

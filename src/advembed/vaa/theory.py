@@ -41,7 +41,11 @@ def simulated_accuracy(n: int, d: float, sigma: float, *, samples: int = 100_000
 def theorem1_fit(scores: list[float], labels: list[int]) -> dict[str, float | int]:
     """Theorem 1 on measured vulnerabilities: fit its n, d and σ (d the mean spacing of the
     sorted class means, σ the pooled within-class standard deviation) and compare the P it
-    predicts with the accuracy of the nearest-class-mean classifier on the same scores."""
+    predicts with the accuracy of the nearest-class-mean classifier on the same scores.  The
+    theorem assumes equally many examples of each label, so ``balanced_accuracy`` (the mean of
+    the per-label accuracies) is the figure to set beside P; ``measured_accuracy`` weights the
+    labels as the data does, which with three labels or more differs from P under unequal label
+    shares even where the theorem's normal classes hold exactly."""
     import numpy as np
 
     values, classes = np.asarray(scores, dtype=float), np.asarray(labels)
@@ -53,7 +57,10 @@ def theorem1_fit(scores: list[float], labels: list[int]) -> dict[str, float | in
                          for c, m in zip(present, means, strict=True)) / len(values))
     spacing = float(np.ptp(means) / (len(present) - 1))
     nearest = np.abs(values[:, None] - means[None, :]).argmin(1)
-    measured = float((np.asarray(present)[nearest] == classes).mean())
+    right = np.asarray(present)[nearest] == classes
+    measured = float(right.mean())
+    balanced = float(np.mean([right[classes == c].mean() for c in present]))
     predicted = theorem1_accuracy(len(present), spacing, float(spread)) if spread > 0 else 1.0
     return {"n": len(present), "d": spacing, "sigma": float(spread),
-            "predicted_accuracy": predicted, "measured_accuracy": measured}
+            "predicted_accuracy": predicted, "measured_accuracy": measured,
+            "balanced_accuracy": balanced}

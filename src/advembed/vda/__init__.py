@@ -1,7 +1,8 @@
 """Virtual data augmentation (paper 003): the mixture (:mod:`advembed.vda.mixture`) and the
 regularised term with its frozen masked LM (:mod:`advembed.vda.augmenter`)."""
 
-from advembed.vda.augmenter import VDASettings, VirtualAugmenter
+from advembed.vda.augmenter import VDASettings, VirtualAugmenter, refused_augment
 from advembed.vda.mixture import Substitutes, replaceable, substitutes
 
-__all__ = ["Substitutes", "VDASettings", "VirtualAugmenter", "replaceable", "substitutes"]
+__all__ = ["Substitutes", "VDASettings", "VirtualAugmenter", "refused_augment", "replaceable",
+           "substitutes"]

@@ -27,7 +27,13 @@ PAPER = "paper 003 §5"
 @dataclass(frozen=True)
 class VDASettings(Settings):
     """Paper 003 §5: σ² = 1e-2 (tuned in {1e-3, 4e-3, 1e-2, 4e-2}), λ = 1 (tuned in {0.04,
-    0.1, 0.4, 1, 4}), one virtual sample; its 5 % learning-rate warm-up is ``--warmup-ratio``."""
+    0.1, 0.4, 1, 4}), one virtual sample.  Its learning rate 1e-5 and 5 % warm-up are not VDA's
+    settings but the run's, ``--lr`` and ``--warmup-ratio``, whose defaults (2e-5, 10 %, chosen
+    for every method on our encoder) VDA runs take unless given: pass ``--lr 1e-5
+    --warmup-ratio 0.05`` for the paper's.  With k > 1 virtual samples the k sKL terms are
+    averaged into one step (eq. 6); Algorithm 1's listing, which places "optimize θ using eq. 1"
+    inside its loop over the k samples (k steps), contradicts its own eq. 6 and is not
+    followed; the two agree at the default k = 1."""
 
     owner = "VDA"
     mlm: str = setting("default", "--vda-mlm", "VDA: the frozen masked LM giving the "
@@ -134,3 +140,13 @@ class VirtualAugmenter:
             logits = self.mlm_logits(inputs)
         original = adapter.embed(inputs)
         return self.substitutes(inputs, logits).embed(adapter.word_embeddings.weight, original)
+
+
+def refused_augment(method: str) -> str:
+    """Why ``--augment vda`` does not go with ``method`` (``none``, ``vda``, ``vaa``)."""
+    if method == "vaa":
+        return ("--augment vda does not go with --method vaa: VAA's model A is frozen and reads "
+                "its own embeddings of the real tokens, which a virtual mixture of model B's "
+                "embedding rows is not, and VDA's gradient would flow through A's features")
+    return (f"--augment vda needs an adversarial --method (got '{method}'; plain fine-tuning "
+            "with VDA is --method vda alone)")
