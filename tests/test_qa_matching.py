@@ -9,11 +9,12 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from advembed.data import Example, load_dataset
 from advembed.errors import AdvembedError
 from advembed.tasks import get_task
-from advembed.tasks.qa_matching import best_threshold, scores_at
+from advembed.tasks.qa_matching import answer_probability, best_threshold, scores_at
 
 POSITIVE = ["great", "good", "brilliant", "fun", "best"]
 NEGATIVE = ["awful", "bad", "boring", "dull", "worst"]
@@ -49,7 +50,7 @@ def _threshold_by_scoring_each_candidate(probability, labels):
     """The definition, one F1 per candidate (what ``best_threshold`` computed until it
     counted all of them at once)."""
     values = np.unique(probability)
-    candidates = np.concatenate([[0.5], (values[:-1] + values[1:]) / 2, values[:1]])
+    candidates = np.concatenate([[0.5], (values[:-1] + values[1:]) / 2, [0.0]])
     return float(max((scores_at(probability, labels, t)["f1"], -abs(t - 0.5), t)
                      for t in candidates)[2])
 
@@ -91,18 +92,32 @@ def test_a_constant_model_on_dev_scores_the_trivial_f1_not_zero():
     from advembed.data import Example
 
     # P(answer) = 0.3 for every reply: 0.5 and every midpoint call nothing an answer (F1 0);
-    # the lowest probability itself is the threshold that calls everything one: 2 answers
-    # among 5 replies → P 2/5, R 1, F1 2·2/(2 + 5) = 4/7, the collapse baseline
+    # the threshold 0 calls everything one: 2 answers among 5 replies → P 2/5, R 1,
+    # F1 2·2/(2 + 5) = 4/7, the collapse baseline
     labels = [1, 0, 0, 1, 0]
     probability = np.full(5, 0.3)
-    assert best_threshold(probability, np.array(labels)) == pytest.approx(0.3)
+    assert best_threshold(probability, np.array(labels)) == 0.0
     task = get_task("qa-matching")
     dev = task.metrics(np.log(np.tile([0.7, 0.3], (5, 1))), labels)
-    assert dev["threshold"] == pytest.approx(0.3)
+    assert dev["threshold"] == 0.0
     assert (dev["f1"], dev["precision"], dev["recall"]) == (
         pytest.approx(4 / 7), pytest.approx(2 / 5), 1.0)
     baseline = task.collapse_baseline([Example("q", label, "r") for label in labels])
     assert dev["f1"] == pytest.approx(baseline)
+
+
+def test_when_dev_calls_every_reply_an_answer_so_does_test():
+    """Dev p = 0.30, 0.31, 0.32 with labels 1, 0, 1: 0.5 and 0.305 / 0.315 score F1 0, 1/2 and
+    2/3, everything-an-answer 4/5, the best.  On test p = 0.29, 0.33 with labels 1, 0 that rule
+    scores 2/3; the lowest dev probability (0.30) as the threshold would drop the 0.29 answer
+    and score 0."""
+    task = get_task("qa-matching")
+    to_logits = lambda p: np.log(np.stack([1 - np.asarray(p), np.asarray(p)], axis=1))  # noqa: E731
+    dev = task.metrics(to_logits([0.30, 0.31, 0.32]), [1, 0, 1])
+    assert dev["f1"] == pytest.approx(0.8) and dev["threshold"] == 0.0
+    task.set_split("test")
+    test = task.metrics(to_logits([0.29, 0.33]), [1, 0])
+    assert test["f1"] == pytest.approx(2 / 3) and test["recall"] == 1.0
 
 
 def test_the_threshold_is_chosen_on_dev_and_only_applied_on_test():
@@ -151,10 +166,29 @@ def test_with_a_group_file_the_folder_is_split_by_group(tmp_path):
     with pytest.raises(AdvembedError, match="train.group.tsv gives no group for question id "
                                             "'1' \\(29 in all\\)"):
         load_dataset(str(folder))
+    (folder / "train.group.tsv").write_text(  # a typo: question 99 does not exist
+        "".join(f"{q}\tpage{q // 3}\n" for q in range(30)) + "99\tpage9\n", encoding="utf-8")
+    with pytest.raises(AdvembedError, match="train.group.tsv line 31: question id '99' is not "
+                                            "in train.query.tsv"):
+        load_dataset(str(folder))
     (folder / "train.group.tsv").write_text(  # 30 questions on 2 pages: no split by page
         "".join(f"{q}\tpage{q % 2}\n" for q in range(30)), encoding="utf-8")
     with pytest.raises(AdvembedError, match="has 2 question group\\(s\\) in train.group.tsv; "
                                             "at least 3 are needed to split by group"):
+        load_dataset(str(folder))
+
+
+def test_a_reply_given_twice_to_one_question_is_refused_naming_both_lines(tmp_path):
+    folder = write_qa_folder(tmp_path / "qa")
+    replies = folder / "train.reply.tsv"
+    first = replies.read_text(encoding="utf-8").splitlines()[0]
+    qid, rid, text, label = first.split("\t")
+    with replies.open("a", encoding="utf-8") as stream:  # the same reply, the other label
+        stream.write(f"{qid}\t{rid}\t{text}\t{1 - int(label)}\n")
+    lines = len(replies.read_text(encoding="utf-8").splitlines())
+    with pytest.raises(AdvembedError, match=rf"train.reply.tsv line {lines}: reply id '{rid}' "
+                                            rf"of question id '{qid}' is given twice \(first "
+                                            r"on line 1\)"):
         load_dataset(str(folder))
 
 
@@ -406,3 +440,17 @@ def test_vaa_on_a_qa_run_attacks_the_label_model_a_decides_by_its_dev_threshold(
                         lambda *a, **k: seen.append(k["threshold"]) or real(*a, **k))
     model(input_ids=torch.tensor([[2, 7, 3]]))
     assert seen == [threshold]
+
+
+def test_predict_decides_by_the_float64_probability_as_eval_does():
+    """Logits (0, 17): P(answer) = 0.9999999586 in float64 but 1.0 in a float32 softmax.  At
+    the threshold half-way between that P and 1, eval says not-answer: so must predict."""
+    task = get_task("qa-matching")
+    logits = np.array([0.0, 17.0], dtype=np.float32)
+    probability = answer_probability(logits[None])[0]
+    task.threshold = (probability + 1.0) / 2
+    assert np.float32(1) / (np.float32(1) + np.exp(np.float32(-17))) == 1.0  # float32 rounds
+    task.predict_logits = lambda *_: logits
+    config = {"label_names": ["no", "yes"]}
+    assert task.predict(None, "q", "r", config)["label"] == "no"
+    assert task.decision_logits(torch.from_numpy(logits[None])).argmax(-1).item() == 0

@@ -17,6 +17,9 @@ TRAIN = [Example("open file", 1, "open the file dialog"), Example("save file", 0
 
 def test_words_are_lower_cased_runs_and_single_cjk_characters():
     assert reference.words("打开文件 Open-File_2") == ["打", "开", "文", "件", "open", "file", "2"]
+    # a Latin run or digit glued to Chinese characters stays apart from them
+    assert reference.words("在LibreOffice中使用 3个") == ["在", "libreoffice", "中", "使", "用",
+                                                         "3", "个"]
 
 
 def test_the_cosine_uses_training_idf_and_sublinear_term_frequency():

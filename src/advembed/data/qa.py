@@ -74,7 +74,13 @@ def read_groups(folder: Path, split: str) -> dict[str, Group]:
         queries[qid] = text
     groups: dict[str, Group] = {qid: (text, []) for qid, text in queries.items()}
     reply_file = REPLY_FILE.format(split=split)
-    for number, (qid, _, reply, label) in _rows(folder / reply_file, 4):
+    seen: dict[tuple[str, str], int] = {}
+    for number, (qid, reply_id, reply, label) in _rows(folder / reply_file, 4):
+        if (qid, reply_id) in seen:  # counted twice, or two labels for one reply
+            raise AdvembedError(f"{reply_file} line {number}: reply id '{reply_id}' of question "
+                                f"id '{qid}' is given twice (first on line "
+                                f"{seen[qid, reply_id]})")
+        seen[qid, reply_id] = number
         if qid not in groups:
             raise AdvembedError(f"{reply_file} line {number}: question id '{qid}' is not in "
                                 f"{QUERY_FILE.format(split=split)}")
@@ -147,9 +153,11 @@ def _split_ids(ids: list[str], seed: int, fractions: tuple[float, ...],
             for part in (order[start:], *parts)]
 
 
-def read_question_groups(folder: Path, questions: dict[str, Group]) -> dict[str, str] | None:
+def read_question_groups(folder: Path, questions: dict[str, Group],
+                         known: set[str] | None = None) -> dict[str, str] | None:
     """Question id → group from ``train.group.tsv`` (``None`` without one); every question
-    with replies must have one."""
+    with replies must have one, and every id it names must be a question of ``known`` (the
+    query file's ids) — a typo there would pass unnoticed otherwise."""
     group_file = folder / GROUP_FILE.format(split="train")
     if not group_file.is_file():
         return None
@@ -158,6 +166,9 @@ def read_question_groups(folder: Path, questions: dict[str, Group]) -> dict[str,
         if qid in group_of:
             raise AdvembedError(f"{group_file.name} line {number}: question id '{qid}' is "
                                 "given twice")
+        if known is not None and qid not in known:
+            raise AdvembedError(f"{group_file.name} line {number}: question id '{qid}' is not "
+                                f"in {QUERY_FILE.format(split='train')}")
         group_of[qid] = group
     missing = sorted(set(questions) - set(group_of))
     if missing:
@@ -169,8 +180,10 @@ def read_question_groups(folder: Path, questions: dict[str, Group]) -> dict[str,
 def load_qa_folder(folder: Path, split_seed: int = 2024) -> TextDataset:
     """The QA-matching dataset of ``folder``, split by question (or by the questions' groups,
     with ``train.group.tsv``)."""
-    train, unanswered = _answered(read_groups(folder, "train"))
-    train, group_of = _merge_repeated_questions(train, read_question_groups(folder, train))
+    asked_train = read_groups(folder, "train")
+    train, unanswered = _answered(asked_train)
+    train, group_of = _merge_repeated_questions(
+        train, read_question_groups(folder, train, known=set(asked_train)))
     has_test = any((folder / name.format(split="test")).is_file()  # one alone: name the other
                    for name in (QUERY_FILE, REPLY_FILE))
     test: dict[str, Group] = {}

@@ -138,16 +138,23 @@ class ClassificationTask(Task):
             raise AdvembedError("this run classifies single sentences: --pair does not apply")
 
     def predict(self, loaded, text, pair, run_config):
-        import torch
+        return self.labelled(self.predict_logits(loaded, text, pair, run_config), run_config)
 
+    def predict_logits(self, loaded, text, pair, run_config):
+        """The model's class logits for one input (checked first)."""
         from advembed.data import Example
         from advembed.inference import predict_logits
 
         self.check_input(text, pair, run_config)
         example = Example(text=text, label=0, text_pair=pair)
-        logits = predict_logits(loaded.model, loaded.tokenizer, [example],
-                                max_length=run_config.get("max_length", 128))
-        probabilities = torch.softmax(torch.from_numpy(logits[0]), dim=-1)
+        return predict_logits(loaded.model, loaded.tokenizer, [example],
+                              max_length=run_config.get("max_length", 128))[0]
+
+    def labelled(self, logits, run_config):
+        """The likeliest label and every label's probability, from one input's logits."""
+        import torch
+
+        probabilities = torch.softmax(torch.from_numpy(logits), dim=-1)
         if not bool(torch.isfinite(probabilities).all()):
             raise AdvembedError("the model's scores for this text are not finite")
         probabilities = probabilities.tolist()

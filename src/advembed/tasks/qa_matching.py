@@ -41,15 +41,16 @@ def scores_at(probability: np.ndarray, labels: np.ndarray, threshold: float) -> 
 
 def best_threshold(probability: np.ndarray, labels: np.ndarray) -> float:
     """The threshold with the best F1 among the midpoints between sorted distinct
-    probabilities (and 0.5, and the lowest probability: everything an answer); ties go to the
-    one closest to 0.5, then to the higher.
+    probabilities (and 0.5, and 0: everything an answer — on test too, where a score below
+    dev's lowest would fail the lowest dev probability as a threshold); ties go to the one
+    closest to 0.5, then to the higher.
 
     Every candidate is scored at once from cumulative counts over the sorted probabilities
     (O(n log n); one :func:`scores_at` per candidate was O(n²): 10.9 s on 3,122 dev pairs),
     with sklearn's F1, ``2·TP / (true + predicted)`` in float64, so the choice is the same."""
     probability, positive = np.asarray(probability), np.asarray(labels) == 1
     values = np.unique(probability)
-    candidates = np.concatenate([[0.5], (values[:-1] + values[1:]) / 2, values[:1]])
+    candidates = np.concatenate([[0.5], (values[:-1] + values[1:]) / 2, [0.0]])
     order = np.argsort(probability, kind="stable")
     ascending = probability[order]
     positives_below = np.concatenate([[0], np.cumsum(positive[order])])
@@ -137,9 +138,12 @@ class QAMatchingTask(ClassificationTask):
     def predict(self, loaded, text, pair, run_config):
         """The classification task's answer, labelled by P(answer) against the run's dev
         threshold (as ``eval`` and ``attack`` decide), not by the argmax at 0.5."""
-        answer = super().predict(loaded, text, pair, run_config)
+        logits = self.predict_logits(loaded, text, pair, run_config)
+        answer = self.labelled(logits, run_config)
         names = run_config["label_names"]
-        answered = answer["probabilities"][names[1]] >= self.threshold
+        # P(answer) in float64 from the logits, as eval and attack compute it (a float32
+        # softmax rounds to 1 within 6e-8 of it and could decide otherwise)
+        answered = bool(answer_probability(logits[None])[0] >= self.threshold)
         return answer | {"label": names[1] if answered else names[0],
                          "threshold": self.threshold}
 
