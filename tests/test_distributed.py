@@ -163,6 +163,36 @@ def test_trainer_gradient_accumulation_equals_a_double_batch(tmp_path, method):
         assert torch.allclose(whole[name], accumulated[name], atol=1e-5), name
 
 
+def test_plain_accumulation_on_a_model_taking_any_keyword_equals_a_double_batch(tmp_path):
+    """No method: the stock step.  A classifier whose forward takes ``**kwargs`` (ESIM, Llama,
+    Qwen, ModernBERT) is handed ``num_items_in_batch`` and ignores it; the stock step then
+    skips dividing by the accumulation steps, and 2 micro-batches gave twice the gradient."""
+    sys.path.insert(0, str(HERE))
+    from conftest import tiny_batch, tiny_config
+    from transformers import BertForSequenceClassification
+
+    class AnyKeyword(BertForSequenceClassification):
+        def forward(self, input_ids=None, attention_mask=None, token_type_ids=None,
+                    labels=None, **_):
+            return super().forward(input_ids=input_ids, attention_mask=attention_mask,
+                                   token_type_ids=token_type_ids, labels=labels)
+
+    batch = tiny_batch(batch=8, length=9, seed=4)
+    rows = [{k: v[i] for k, v in batch.items()} for i in range(8)]
+
+    def train(per_device: int, accumulation: int):
+        torch.manual_seed(0)
+        model = AnyKeyword(tiny_config("bert", 2, 0.0))
+        _sgd_steps(tmp_path, model, rows, None, per_device, accumulation, steps=1)
+        return model.classifier.weight.detach().clone()
+
+    torch.manual_seed(0)
+    initial = AnyKeyword(tiny_config("bert", 2, 0.0)).classifier.weight.detach()
+    whole, accumulated = train(8, 1), train(4, 2)
+    assert not torch.equal(whole, initial)
+    torch.testing.assert_close(accumulated - initial, whole - initial, atol=1e-6, rtol=1e-4)
+
+
 def test_under_deepspeed_the_loss_is_not_divided_by_the_accumulation_steps_twice():
     """advembed scales each micro-batch's loss itself; DeepSpeed's engine would divide it by
     the accumulation steps again unless passed ``scale_wrt_gas=False`` (the stock Trainer's

@@ -57,6 +57,12 @@ class AdvTrainer(CheckpointMixin, Trainer):
             self._refuse_custom_loss()
             warn_half_precision(method, self.args)
         self.task = task
+        if not self._token_level:
+            # A model whose forward takes **kwargs is handed num_items_in_batch by the stock
+            # step, which then skips dividing the loss by the accumulation steps; a classifier
+            # (ESIM's forward, Llama's, Qwen's, ModernBERT's) ignores the count and still
+            # returns a batch mean: N micro-batches would sum to N times the gradient.
+            self.model_accepts_loss_kwargs = False
         self.guard = guard if guard is not None else NonFiniteGuard()
         self.epoch_random = EpochRandomState()
         self.add_callback(self.epoch_random)
@@ -173,7 +179,9 @@ class AdvTrainer(CheckpointMixin, Trainer):
         """What turns this micro-batch's mean loss into its part of the batch's loss."""
         if not self._token_level or num_items_in_batch is None:
             # A mean over examples: dividing by the accumulation steps makes the accumulated
-            # gradient the mean over the full batch.
+            # gradient the mean over the full batch (for micro-batches of equal size; an
+            # epoch's short last micro-batch weighs each of its examples more, as the stock
+            # Trainer's classification loss does).
             return 1.0 / self.current_gradient_accumulation_steps
         share = self.task.count_items(inputs) / num_items_in_batch
         if self.args.average_tokens_across_devices:  # DDP then averages over the processes
