@@ -212,7 +212,7 @@ MUTANTS = [
     Mutant("vaa-a-minus-is-the-logits", "vaa/features.py",
            "    return logits, seen[-1]", "    return logits, logits", (VAA,)),
     Mutant("vaa-a-minus-averages-the-positions", "vaa/features.py",
-           "into.append(features[:, 0] if features.dim() == 3 else features)",
+           "into.append(features[:, position] if features.dim() == 3 else features)",
            "into.append(features.mean(1) if features.dim() == 3 else features)", (VAA,)),
     Mutant("vaa-delta-v-flipped", "vaa/features.py",
            "torch.cat([v1, v2, v1 - v2], dim=-1)", "torch.cat([v1, v2, v2 - v1], dim=-1)",
@@ -427,7 +427,7 @@ MUTANTS = [
            "call_backward(backward, 0 * clean.loss, retain=self._needs_clean)", (ADV,)),
     # --- the six survivors of the review of QA matching's threshold and ESIM ----------------
     Mutant("qa-threshold-never-calls-everything-an-answer", "tasks/qa_matching.py",
-           "(values[:-1] + values[1:]) / 2, values[:1]])", "(values[:-1] + values[1:]) / 2])",
+           "(values[:-1] + values[1:]) / 2, [0.0]])", "(values[:-1] + values[1:]) / 2])",
            (QA,)),
     Mutant("qa-threshold-ties-not-answers", "tasks/qa_matching.py",
            "predicted = (probability >= threshold)", "predicted = (probability > threshold)",
@@ -560,8 +560,8 @@ MUTANTS = [
            'step = epsilon * (direction(grad.detach(), mask, norm, "example") if norm == "linf" '
            'else grad.detach() * mask / (grad.detach() * mask).norm())', (VAA,)),
     Mutant("qa-predict-by-the-argmax", "tasks/qa_matching.py",
-           'answered = answer["probabilities"][names[1]] >= self.threshold',
-           'answered = answer["probabilities"][names[1]] >= 0.5', (QA,)),
+           "answered = bool(answer_probability(logits[None])[0] >= self.threshold)",
+           "answered = bool(answer_probability(logits[None])[0] >= 0.5)", (QA,)),
     Mutant("vulnerability-predicts-by-the-argmax", "evaluation/vulnerability.py",
            "predicted = task.decision_logits(clean_logits).argmax(-1)",
            "predicted = clean_logits.argmax(-1)", (QA,)),
@@ -720,6 +720,22 @@ MUTANTS = [
            'texts = [t for e in data.splits["train"] for t in (e.text, e.text_pair) if t]',
            'texts = [e.text for e in data.splits["train"]]', ("tests/test_scratch.py",)),
 
+    # session 50's review findings
+    Mutant("carl-banks-full-one-epoch-after-the-warm-up", "objectives/carl.py",
+           "full = (epochs_of_warmup + 1) * steps_per_epoch",
+           "full = self.warmup_steps + steps_per_epoch", (OBJ,)),
+    Mutant("decoder-classifier-padded-right", "models.py",
+           'tokenizer.padding_side = "left"\n    tokenizer.init_kwargs["padding_side"] = "left"',
+           'tokenizer.padding_side = "right"\n    tokenizer.init_kwargs["padding_side"] = "right"',
+           ("tests/test_decoder_classifier.py",)),
+    Mutant("vda-term-dropped-in-the-warm-up", "methods/base.py",
+           "            if self.augment is not None:\n"
+           "                loss = loss + self._augment_step",
+           "            if self.augment is not None and not self.in_warmup():\n"
+           "                loss = loss + self._augment_step", (VDA,)),
+    Mutant("plain-accumulation-sums-micro-batch-means", "training/trainer.py",
+           "            self.model_accepts_loss_kwargs = False",
+           "            pass", (DIST,)),
 ]
 
 
