@@ -356,11 +356,11 @@ def test_a_damaged_metrics_file_or_an_unloadable_mlm_is_one_line_naming_it(tmp_p
     folder.mkdir()
     (folder / "config.json").write_text("{}")
     (folder / "mlm_metrics.json").write_text('{"top1": 0.3')  # cut short
-    with pytest.raises(AdvembedError, match=r"mlm_metrics.json is not readable JSON.*"
+    with pytest.raises(AdvembedError, match=r"mlm_metrics.json' cannot be read.*"
                                             r"advembed mlm build --overwrite"):
         mlm_weights_sha256(str(folder))
     (folder / "mlm_metrics.json").write_text("[0.3]")
-    with pytest.raises(AdvembedError, match="mlm_metrics.json holds no JSON object"):
+    with pytest.raises(AdvembedError, match="mlm_metrics.json' holds no JSON object"):
         load_masked_lm(str(folder))
     (folder / "mlm_metrics.json").unlink()  # no metrics: a plain folder, loaded as a model
     with pytest.raises(AdvembedError, match=r"^--vda-mlm: cannot load masked LM '.*mlm': "):

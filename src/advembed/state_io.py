@@ -92,3 +92,15 @@ def load_state(folder: Path, name: str) -> Any:
     except (OSError, ValueError, KeyError) as exc:
         raise AdvembedError(f"checkpoint file {folder / name}.* cannot be read "
                             f"({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def read_json_object(path: Path, what: str, remedy: str) -> dict[str, Any]:
+    """The JSON object in ``path``; one line naming ``what`` and ``path`` and saying the
+    ``remedy`` when it cannot be read, is not JSON, or holds another JSON value."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError included
+        raise AdvembedError(f"{what} '{path}' cannot be read ({exc}); {remedy}") from None
+    if not isinstance(value, dict):
+        raise AdvembedError(f"{what} '{path}' holds no JSON object; {remedy}")
+    return value

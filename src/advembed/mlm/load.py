@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from advembed.errors import AdvembedError
+from advembed.state_io import read_json_object
 
 DEFAULT_MLM = "default"
 """The MLM ``advembed mlm build`` wrote under the cache (for the packaged MiniLM's vocabulary)."""
@@ -103,12 +103,6 @@ def _read_metrics(path: Path) -> dict:
     metrics_file = path / "mlm_metrics.json"
     if not metrics_file.is_file():
         return {}
-    try:
-        metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AdvembedError(f"{metrics_file} is not readable JSON ({exc}): damaged since the "
-                            "build; rebuild it with `advembed mlm build --overwrite`") from None
-    if not isinstance(metrics, dict):
-        raise AdvembedError(f"{metrics_file} holds no JSON object: damaged since the build; "
-                            "rebuild it with `advembed mlm build --overwrite`")
-    return metrics
+    return read_json_object(metrics_file, "the masked LM's metrics file",
+                            "damaged since the build: rebuild it with "
+                            "`advembed mlm build --overwrite`")

@@ -29,6 +29,7 @@ from typing import Any
 from advembed.errors import AdvembedError
 from advembed.runs import write_json
 from advembed.settings import NO_LEGACY, Settings
+from advembed.state_io import read_json_object
 from advembed.training.config import TrainConfig
 
 NOT_COMPARED = ("resume", "overwrite", "progress", "keep_checkpoints", "save_steps")
@@ -39,15 +40,7 @@ REQUEST_FILE = "request.json"
 
 def read_request(path: Path) -> dict[str, Any]:
     """The recorded request of an interrupted run, or a one-line error if it is damaged."""
-    try:
-        request = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise AdvembedError(f"the interrupted run's '{path}' cannot be read ({exc}); start "
-                            "again with --overwrite") from None
-    if not isinstance(request, dict):
-        raise AdvembedError(f"the interrupted run's '{path}' holds no JSON object; start again "
-                            "with --overwrite")
-    return request
+    return read_json_object(path, "the interrupted run's", "start again with --overwrite")
 
 
 def recorded_options(output: str | Path) -> dict[str, Any]:
