@@ -117,7 +117,10 @@ class ATCL(Objective):
     translation the encoder's — choice: the pre-softmax state eq. 6 names is, in an
     encoder–decoder, a decoder state, with no position of the source word —
     :func:`~advembed.objectives.base.input_token_states`), with negatives drawn from the other
-    real tokens of the batch (:func:`token_contrastive_loss`).  On ``--task lm`` a row is a
+    real tokens of the batch (:func:`token_contrastive_loss`).  Only the perturbed token is an
+    anchor (choice): eq. 5 sums "over h_kj ∈ H(S)", which could be read as every token being
+    one, but the text names "the representation of the original candidate h_kj as the anchor",
+    and only that token has an adversarial twin to be its positive.  On ``--task lm`` a row is a
     block of the token stream (128 tokens, about 3.9 sentences of ``bbc-lm``), and one word is
     perturbed per row (choice): the paper perturbs one per sentence, so this perturbs about a
     quarter as many words, keeping one anchor and the FGM norm of one token per row.
