@@ -683,6 +683,19 @@ def test_a_preset_run_resumes_despite_the_last_bits_of_its_norm_sized_settings(
     assert main(argv + ["--resume"]) == 0
 
 
+def test_a_preset_run_with_a_flag_of_its_own_resumes_from_the_output_alone(
+        tmp_path, tiny_model_dir, small_csv, monkeypatch, capsys):
+    """--preset robust --adv-steps 2 records no --method (the preset implies it): the resume
+    must still take the recorded --adv-steps, not fall back to the preset's 10 and refuse."""
+    argv = train_argv(small_csv, tiny_model_dir, tmp_path / "run", "--save-steps", "2",
+                      "--preset", "robust", "--adv-steps", "2", "--limit", "40")
+    _interrupted_request(argv, tmp_path, monkeypatch, capsys)
+    assert main(["train", "--output", str(tmp_path / "run"), "--resume", "--no-progress"]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["method_options"]["steps"] == 2 and config["preset"] == "robust"
+    assert config["method_settings"]["steps"] == 2
+
+
 def test_sigkill_then_resume(tmp_path, tiny_model_dir, small_csv):
     """A run killed with SIGKILL (no clean-up at all) continues from its last complete
     checkpoint: the dead process's lock is taken over and the result equals the uninterrupted

@@ -64,7 +64,7 @@ def config_from_args(args: argparse.Namespace):
         refuse_foreign(args, method_cls.Settings, others)
         method_options = _given_or_recorded(recorded, "method_options",
                                             chosen(args, method_cls.Settings),
-                                            recorded.get("method") == method)
+                                            _recorded_method(recorded) == method)
     augment_options = {}
     if augment:
         from advembed.vda import VDASettings, refused_augment
@@ -96,6 +96,17 @@ def _recorded(options: dict) -> dict:
     from advembed.training.resume import recorded_options
 
     return recorded_options(options["output"])
+
+
+def _recorded_method(recorded: dict) -> str | None:
+    """The method the resumed run trained (``None`` for a new run): a default is not recorded,
+    so a preset's run that named no ``--method`` trained its preset's."""
+    if not recorded:
+        return None
+    from advembed.methods.presets import PRESETS
+
+    preset = PRESETS.get(recorded.get("preset"))
+    return recorded.get("method") or (preset.method if preset else "none")
 
 
 def _given_or_recorded(recorded: dict, group: str, given: dict, same: bool) -> dict:
