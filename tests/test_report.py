@@ -270,3 +270,23 @@ def test_a_hand_edited_attack_summary_is_one_line_and_writes_nothing(tmp_path, c
     assert "\n" not in err and fragment in err
     assert not (tmp_path / "r").exists()
 
+
+
+def test_the_clean_vs_attack_plot_shows_the_headline_lowest_over_temperatures(tmp_path):
+    """0.21 at T = 1, 0.17 the lowest over temperatures: the plot must show 0.17 (the figure
+    that keeps an over-confident model from looking robust); an old summary without the
+    rescaled figure falls back to its T = 1 one."""
+    from advembed.report.plots import _attack_sources
+    from advembed.report.runs import load_runs
+
+    new = make_run(tmp_path, "new", method="freelb", seed=13, test_accuracy=0.85,
+                   attacks=False, word_attack=True)
+    old = make_run(tmp_path, "old", method="none", seed=13, test_accuracy=0.84,
+                   attacks=False, word_attack=True)
+    summary = json.loads((old / "attack-textfooler.json").read_text())
+    del summary["attack_accuracy_rescaled"]
+    _dump(old / "attack-textfooler.json", summary)
+    runs = load_runs([new, old])
+    (label, getter), = _attack_sources(runs)
+    assert "lowest over temperatures" in label
+    assert [getter(run) for run in runs] == [0.17, 0.21]

@@ -606,3 +606,32 @@ def test_an_unloadable_similarity_model_is_one_line_naming_its_option(tmp_path):
     (folder / "config.json").write_text("{}")
     with pytest.raises(AdvembedError, match=r"^--similarity-model: cannot load '.*not-a-model'"):
         encoder(str(folder), threshold=0.8)
+
+
+@pytest.mark.parametrize("temperature", ["1e17", "1e-320"])
+def test_a_temperature_that_would_change_predictions_is_refused(tiny_trained_run, capsys,
+                                                                temperature):
+    """At T = 1e17 logits (0, 1) score (0.5, 0.5) in float64 and the argmax turns to 0; at
+    1e-320 they overflow to NaN.  Dividing the logits must change no prediction."""
+    with pytest.raises(SystemExit):  # refused by the option parser, before any work
+        main(["attack", "--run", str(tiny_trained_run), "--attack", "pwws",
+              "--temperatures", "1", temperature, "--no-progress"])
+    assert (f"--temperatures: must be in [0.001, 1000], got '{temperature}'"
+            in capsys.readouterr().err)
+
+
+def test_word_attacks_refuse_text_they_have_no_candidates_for():
+    """English WordNet and an English MLM give a Chinese sentence no candidate: every attack
+    would fail and accuracy under attack would equal clean accuracy.  A pair is judged by its
+    attacked second sentence; accented Latin letters are Latin."""
+    from advembed.evaluation.word_attack import refuse_non_latin_text
+
+    chinese = [Example("这个酒店的服务很好，房间也很干净", 1), Example("not a bad film", 0)]
+    # 15 Chinese characters among 26 letters (the 11 of "not a bad film"): 58 %
+    with pytest.raises(AdvembedError, match=r"^pwws substitutes English words .* but 58% of the "
+                                            r"letters of the attacked text are not Latin"):
+        refuse_non_latin_text(chinese, "pwws")
+    refuse_non_latin_text([Example("un café naïve et déjà vu", 1)], "pwws")
+    with pytest.raises(AdvembedError, match="bert-attack substitutes English words"):
+        refuse_non_latin_text([Example("how do I save", 1, "按保存按钮")], "bert-attack")
+    refuse_non_latin_text([Example("如何保存", 1, "press the save button")], "bae")

@@ -35,7 +35,12 @@ from advembed.evaluation.runs import (
     sample_examples,
 )
 from advembed.evaluation.settings import PGDAttackSettings, SampleSettings, VulnerabilitySettings
-from advembed.evaluation.word_attack import MLM_ATTACKS, WORD_ATTACKS, WordAttackOptions
+from advembed.evaluation.word_attack import (
+    MLM_ATTACKS,
+    WORD_ATTACKS,
+    WordAttackOptions,
+    refuse_non_latin_text,
+)
 from advembed.runs import WriteFailed, attack_stem, write_together
 from advembed.settings import Settings
 
@@ -74,6 +79,8 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
     config = _attackable_run(run, attack)
     split = run_split(config, sample.split, data)
     examples = sample_examples(split, sample.n_examples, sample.seed)
+    if attack in WORD_ATTACKS:
+        refuse_non_latin_text(examples, attack)
     header = _log_header(attack, settings, data, sample, config, examples)
     stem = attack_stem(attack, sample.split, other_dataset(config, data))
     log = RecordLog(Path(run) / f".{stem}.partial.jsonl", header, resume=sample.resume)

@@ -96,8 +96,9 @@ class WordAttackOptions(Settings):
     temperatures: tuple[float, ...] = setting(
         (1.0, 100.0, 0.01), "--temperatures", "attack the model with its logits divided by each "
         "temperature too; the headline accuracy under attack is the lowest over them (an "
-        "over-confident model hides its weakness from score-based attacks)", minimum=0,
-        exclusive_minimum=True, paper="Raina et al. 2024")
+        "over-confident model hides its weakness from score-based attacks; 1e-3 to 1e3: "
+        "beyond, float64 rounds the rescaled scores and changes predictions)", minimum=1e-3,
+        maximum=1e3, paper="Raina et al. 2024")
     workers: int = setting(1, "--workers", "processes that share the sample (the records of "
                            "one process, float rounding aside)", minimum=1)
     batch_size: int = 64
@@ -363,3 +364,26 @@ def summarise(records: Sequence[dict]) -> dict:
                                    if successes else math.nan),
         "confirmed_flips": sum(bool(r.get("flip_confirmed")) for r in successes),
     }
+
+
+def refuse_non_latin_text(examples, attack: str) -> None:
+    """PWWS draws its candidates from English WordNet, BERT-Attack and BAE theirs from an
+    English masked LM: on text in another script (``chn-senti``, ``thucnews``, ``help-qa-zh``)
+    no word has a candidate, every attack fails, and accuracy under attack equals clean
+    accuracy — a robustness that is not there.  Refused where fewer than half the letters of
+    the attacked text (a pair's second sentence) are Latin."""
+    import unicodedata
+
+    letters = latin = 0
+    for example in examples:
+        text = example.text_pair if example.text_pair is not None else example.text
+        for char in text:
+            if char.isalpha():
+                letters += 1
+                latin += char.isascii() or unicodedata.name(char, "").startswith("LATIN")
+    if letters and latin < letters / 2:
+        raise AdvembedError(
+            f"{attack} substitutes English words (WordNet synonyms or an English masked LM), "
+            f"but {1 - latin / letters:.0%} of the letters of the attacked text are not Latin: "
+            "no word would have a candidate and accuracy under attack would equal clean "
+            "accuracy")
