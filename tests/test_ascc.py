@@ -107,6 +107,13 @@ def test_the_table_holds_one_token_synonyms_and_words_only(tokenizer):
     neighbours, valid = table.lookup(dict(encoded), allowed)
     assert valid[0].sum(-1).tolist() == [1, 3, 1, 1, 1, 1, 1, 1, 1]  # "un" starts a longer word
     assert neighbours[0, 1].tolist() == [ids("good"), ids("great"), ids("fine")]
+    # a language-modelling block cut from "good un|##real": its last piece may be half a
+    # word, so with cut_edges it keeps no synonym (ASCC on --task lm)
+    block = tokenizer(["good un"], add_special_tokens=False, return_tensors="pt")
+    assert table.lookup(dict(block), block["attention_mask"].bool())[1][0].sum(-1).tolist() == [
+        3, 2]
+    cut = table.lookup(dict(block), block["attention_mask"].bool(), cut_edges=True)[1]
+    assert cut[0].sum(-1).tolist() == [3, 1]
 
 
 def test_wordnet_synonyms_are_pwws_candidates():
@@ -161,7 +168,8 @@ def test_the_loss_is_clean_loss_plus_beta_kl_at_the_searched_hull_point(monkeypa
 
     def recording_search(*args, **kwargs):
         found["logits"] = search_hull(*args, **kwargs)
-        found["settings"] = {k: kwargs[k] for k in ("steps", "step_size", "sparsity")}
+        found["settings"] = {k: kwargs[k] for k in ("steps", "step_size", "sparsity",
+                                                    "loss_scale")}
         return found["logits"]
 
     divergences = []  # whether each KL's first side (f(x) in the outer loss) is in the graph
@@ -171,8 +179,10 @@ def test_the_loss_is_clean_loss_plus_beta_kl_at_the_searched_hull_point(monkeypa
     monkeypatch.setattr(ascc, "search_hull", recording_search)
     method = build_training_method("ascc", model, synonyms=table, weight=800.0, steps=3,
                                    step_size=0.7, sparsity=0.05)
+    method.inner_loss_scale = 1.0  # mixed precision's scale reaches the search (fp16 underflow)
     loss = method.step(model, batch)
-    assert found["settings"] == {"steps": 3, "step_size": 0.7, "sparsity": 0.05}
+    assert found["settings"] == {"steps": 3, "step_size": 0.7, "sparsity": 0.05,
+                                 "loss_scale": 1.0}
     # the search's target f(x) is fixed (detached); the outer KL(f(x) ‖ f(v̂)) trains f(x) too
     assert divergences[0] is False and divergences[-1] is True
     with torch.no_grad():
@@ -186,6 +196,27 @@ def test_the_loss_is_clean_loss_plus_beta_kl_at_the_searched_hull_point(monkeypa
         reversed_term = 800.0 * kl_divergence(adversarial.logits, clean.logits)
     assert float(loss) == pytest.approx(float(clean.loss + term), rel=1e-5)
     assert float(term) > 0.01 and abs(float(term - reversed_term)) > 1e-4  # the order tells
+
+
+def test_the_searchs_loss_scale_is_divided_out_before_its_adam_step():
+    """fp16's loss scale (2^16) keeps small inner gradients from flushing to zero and is divided
+    out before Adam's step (whose ε makes it scale-dependent): the searched point is the
+    same as unscaled in float32 (scaling without unscaling moves it by up to 2.0 here)."""
+    model = _sharp_model()
+    batch = tiny_batch()
+    table = tiny_synonyms(model)
+    ids, valid = table.lookup(batch, batch["attention_mask"].bool())
+    rows = model.get_input_embeddings()(ids).detach()
+    inputs = {k: v for k, v in batch.items() if k != "input_ids"}
+    with torch.no_grad():
+        target = model(**batch).logits
+
+    def search(scale):
+        return search_hull(lambda e: kl_divergence(target, model(**inputs, inputs_embeds=e)
+                                                   .logits), rows, valid, steps=3,
+                           step_size=0.5, sparsity=0.05, loss_scale=scale)
+
+    torch.testing.assert_close(search(2.0 ** 16), search(1.0), atol=1e-4, rtol=1e-4)
 
 
 def test_the_search_finds_a_worse_point_than_the_centroid():

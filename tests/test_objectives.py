@@ -526,6 +526,10 @@ def test_the_lm_task_builds_atcl_for_blocks_cut_from_a_stream(monkeypatch):
                          task=get_task(task))
     # LM blocks are cut from a stream; translation and classification rows are whole sentences
     assert seen == [(True, True), (True, False), (False, False)]
+    monkeypatch.undo()
+    for task, cut in (("lm", True), ("translation", False), ("classification", False)):
+        method = build_method(TrainConfig(method="fgm"), tiny_model(), task=get_task(task))[0]
+        assert method.cut_stream is cut  # what ASCC's synonym lookup is told
 
 
 def test_atcl_mask_with_a_real_wordpiece_tokenizer(tiny_model_dir):

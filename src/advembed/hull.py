@@ -55,15 +55,18 @@ class SynonymTable:
             return self
         return replace(self, neighbours=self.neighbours.to(device), valid=self.valid.to(device))
 
-    def lookup(self, inputs: dict, allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def lookup(self, inputs: dict, allowed: torch.Tensor,
+               cut_edges: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``(ids, valid)``, each ``(B, L, K)``, for the batch: a position's hull is its own
         token plus, where ``allowed`` (``(B, L)`` bool) and it is a complete word, its
-        synonyms."""
+        synonyms.  ``cut_edges``: rows cut from a token stream (language-modelling blocks),
+        whose first and last pieces may be parts of words cut in two."""
         input_ids = inputs["input_ids"]
         attention = inputs.get("attention_mask")
         if attention is None:
             attention = torch.ones_like(input_ids)
-        words = complete_word_mask(input_ids, attention, self.flags) & allowed
+        words = complete_word_mask(input_ids, attention, self.flags,
+                                   cut_edges=cut_edges) & allowed
         ids = self.neighbours.to(input_ids.device)[input_ids]
         valid = self.valid.to(input_ids.device)[input_ids] & words.unsqueeze(-1)
         valid[..., 0] = True
@@ -260,19 +263,23 @@ def hull_entropy(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
 def search_hull(loss_at: Callable[[torch.Tensor], torch.Tensor], neighbour_embeds: torch.Tensor,
                 valid: torch.Tensor, *, steps: int, step_size: float,
-                sparsity: float) -> torch.Tensor:
+                sparsity: float, loss_scale: float = 1.0) -> torch.Tensor:
     """The inner maximisation: ``max_ŵ loss_at(v̂(ŵ)) − α·H(w)`` by ``steps`` Adam steps of
     learning rate ``step_size`` on ŵ, from ŵ = 0 (the hull's centroid; TextDefender starts at
     Kaiming-normal noise of std ≈ 0.04, which Adam's first step of size 1 swamps).  The entropy
-    penalty α pushes each w_i toward one vertex — one real substitution.  Returns ŵ (detached);
-    no parameter gradient is touched."""
+    penalty α pushes each w_i toward one vertex — one real substitution.  ``loss_scale`` (mixed
+    precision's, as the other methods' inner gradients take it) multiplies the whole objective
+    before its backward, so fp16 does not flush small gradients to zero, and divides the
+    gradient after it, as a gradient scaler does (Adam's ε makes its step depend on the
+    gradient's scale, unlike the other methods' normalised directions).
+    Returns ŵ (detached); no parameter gradient is touched."""
     neighbour_embeds = neighbour_embeds.detach()
     logits = torch.zeros(valid.shape, device=valid.device, requires_grad=True)
     optimizer = torch.optim.Adam([logits], lr=step_size)
     for _ in range(steps):
         objective = loss_at(hull_embeddings(logits, neighbour_embeds, valid))
         objective = objective - sparsity * hull_entropy(logits, valid)
-        (grad,) = torch.autograd.grad(-objective, logits)
-        logits.grad = grad
+        (grad,) = torch.autograd.grad(-objective * loss_scale, logits)
+        logits.grad = grad / loss_scale  # unscaled: Adam's ε makes its step scale-dependent
         optimizer.step()
     return logits.detach()

@@ -105,12 +105,13 @@ class ASCCTraining(TrainingMethod):
         positions = target_positions(inputs, clean.logits)
         allowed = mask[..., 0] > 0
         self.synonyms = self.synonyms.to(inputs["input_ids"].device)
-        ids, valid = self.synonyms.lookup(inputs, allowed)
+        ids, valid = self.synonyms.lookup(inputs, allowed, cut_edges=self.cut_stream)
         table = vertex_embeddings(self.adapter.word_embeddings, ids)  # (B, L, K, d), in graph
         weights = search_hull(
             lambda embeds: kl_divergence(target, self.adapter.forward(inputs, embeds=embeds)
                                          .logits, positions),
-            table, valid, steps=s.steps, step_size=s.step_size, sparsity=s.sparsity)
+            table, valid, steps=s.steps, step_size=s.step_size, sparsity=s.sparsity,
+            loss_scale=self.inner_loss_scale)
         perturbed = outer.forward(inputs, embeds=hull_embeddings(weights, table, valid),
                                   output_hidden_states=self._hidden or None)
         extra = self._objective_term(model, inputs, perturbed, clean)

@@ -112,6 +112,9 @@ class TrainingMethod:
         # does not flush them to zero; every ascent direction is normalised, so the step is
         # the same.
         self.inner_loss_scale = 1.0
+        # Rows cut from a token stream (language modelling: words may be cut at both ends;
+        # the training run sets it from the task) for methods that pick whole words.
+        self.cut_stream = False
         self._example_index: torch.Tensor | None = None
 
     @classmethod

@@ -97,6 +97,7 @@ def build_method(config: TrainConfig, model, tokenizer=None, train_labels=None,
         return None, settings, chosen
     method = build_training_method(config.method, model, objective=objective, settings=settings,
                                    augment=augment, tokenizer=tokenizer)
+    method.cut_stream = bool(task is not None and task.cut_stream)
     return method, settings, chosen
 
 
