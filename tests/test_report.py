@@ -290,3 +290,24 @@ def test_the_clean_vs_attack_plot_shows_the_headline_lowest_over_temperatures(tm
     (label, getter), = _attack_sources(runs)
     assert "lowest over temperatures" in label
     assert [getter(run) for run in runs] == [0.17, 0.21]
+
+
+def test_the_rescaled_column_names_the_temperatures_and_flags_runs_attacked_at_others(tmp_path):
+    from advembed.report.columns import build_columns
+    from advembed.report.runs import load_runs
+
+    three = make_run(tmp_path, "three", method="freelb", seed=13, test_accuracy=0.85,
+                     attacks=False, word_attack=True)
+    one = make_run(tmp_path, "one", method="none", seed=13, test_accuracy=0.84,
+                   attacks=False, word_attack=True)
+    for run, temperatures in ((three, ("1", "100", "0.01")), (one, ("1",))):
+        summary = json.loads((run / "attack-textfooler.json").read_text())
+        summary["temperatures"] = {t: {"attack_accuracy": 0.2} for t in temperatures}
+        _dump(run / "attack-textfooler.json", summary)
+
+    def meaning(runs):
+        column, = [c for c in build_columns(load_runs(runs)) if c.header.endswith("rescaled")]
+        return column.explanation
+
+    assert "(temperatures 0.01, 1, 100)" in meaning([three])
+    assert "runs attacked at different temperatures: (0.01, 1, 100); (1)" in meaning([three, one])

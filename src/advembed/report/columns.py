@@ -126,6 +126,17 @@ def _pgd_columns(runs: Sequence[Run]) -> list[Column]:
     return columns
 
 
+def _word_temperatures(runs: Sequence[Run], name: str) -> str:
+    """The temperatures the runs' ``name`` attacks scored; several sets are named, since the
+    cells then average lowest-over-temperature figures over different sets."""
+    sets = sorted({", ".join(sorted((run.word_attacks[name].get("temperatures") or {"1": 0}),
+                                    key=float))
+                   for run in runs if isinstance(run.word_attacks.get(name), dict)})
+    if len(sets) > 1:
+        return "runs attacked at different temperatures: " + "; ".join(f"({s})" for s in sets)
+    return f"temperatures {sets[0]}" if sets else "1, 100, 0.01 by default"
+
+
 def _word_columns(runs: Sequence[Run]) -> list[Column]:
     columns = []
     for name in word_attack_names(runs):
@@ -134,8 +145,8 @@ def _word_columns(runs: Sequence[Run]) -> list[Column]:
             ("original_accuracy", "orig acc", "accuracy on the attacked sample before attack", 4),
             ("attack_accuracy", "acc", "accuracy after the attack", 4),
             ("attack_accuracy_rescaled", "acc rescaled", "the lowest accuracy after the attack "
-             "over the logits divided by each temperature (1, 100, 0.01 by default): an "
-             "over-confident model cannot hide behind saturated scores", 4),
+             f"over the logits divided by each temperature ({_word_temperatures(runs, name)}): "
+             "an over-confident model cannot hide behind saturated scores", 4),
             ("success_rate", "success", "fraction of attacked examples whose label flipped", 4),
             ("mean_queries", "queries", "mean model queries per attacked example", 1),
             ("mean_perturbed_percent", "perturbed %", "mean percentage of words changed, over "
