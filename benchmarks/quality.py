@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import platform
 import statistics
@@ -209,8 +210,11 @@ def method_row(args, dataset: str, method: str, metrics: dict[int, dict],
     dev = [m["best_dev"][args.metric] for m in runs]
     test = {seed: m["test"][args.metric] for seed, m in metrics.items()}
     scale = 100.0 if args.metric in POINT_METRICS else 1.0
-    delta = "" if not plain else mean_std(
-        paired_points(test, plain, scale=scale), digits=2, signed=True)
+    if plain:
+        delta = mean_std(paired_points(test, plain, scale=scale), digits=2, signed=True,
+                         of=len(test))
+    else:  # plain itself has no Δ; a method without plain runs says so
+        delta = "" if plain_of(method) is None else f"no {plain_of(method)} runs"
     seconds = statistics.mean(m["train"]["seconds"] for m in runs)
     collapsed = sum(bool(m.get("collapsed")) for m in runs)
     return (f"| {dataset} | {method} | {len(runs)} | {mean_std(dev)} | "
@@ -233,6 +237,21 @@ def same_data(dataset: str, fingerprints: dict[str, dict | None]) -> dict | None
     return next(iter(known.values()), None)
 
 
+def check_recipe(args, method: str, name: str, config: dict) -> None:
+    """A run whose lr or batch size (or epochs, for a method without ``@E``) is not the
+    header's exits in one line: the table is matched by run names, and would otherwise
+    average it in under a header it did not train with.  (The model is not compared: a
+    device copy of the default model is recorded under its folder's name.)"""
+    expected = {"lr": args.lr, "batch_size": args.batch_size}
+    if "@" not in method:
+        expected["epochs"] = args.epochs
+    for key, value in expected.items():
+        if key in config and not math.isclose(float(config[key]), float(value)):
+            raise SystemExit(f"quality.py: run {name} trained with {key} {config[key]}, not "
+                             f"the {value} this table's header states; give its options or "
+                             "another --runs-dir")
+
+
 def load_runs(args, dataset: str, methods_used: dict, recorded: dict,
               fingerprints: dict | None = None, sizes: dict | None = None) -> dict[str, dict]:
     """Every finished run of ``dataset``: method → seed → its ``metrics.json``; the settings
@@ -246,6 +265,7 @@ def load_runs(args, dataset: str, methods_used: dict, recorded: dict,
             if path.is_file():
                 found.setdefault(method, {})[seed] = json.loads(path.read_text())
                 config = json.loads((path.parent / "config.json").read_text())
+                check_recipe(args, method, path.parent.name, config)
                 if fingerprints is not None:
                     fingerprints[path.parent.name] = config.get("data_sha256")
                 if sizes is not None:
@@ -305,7 +325,8 @@ def aggregate(args) -> str:
         f"seeds {', '.join(map(str, args.seeds))}"
         + (f", at most {args.limit} examples per split" if args.limit else "")
         + (f", task {args.task}" if args.task != "classification" else "")
-        + f". {args.metric.capitalize()} as mean ± std over seeds; Δ test is the method's test "
+        + f". {args.metric.capitalize()} as mean ± sample std (n − 1) over seeds, collapsed "
+        "runs included (counted in the last column); Δ test is the method's test "
         f"{args.metric} minus plain (`none`)'s on the same dataset and seed, mean ± std over "
         "the seeds both have" + (", in points" if args.metric in POINT_METRICS else "")
         + ("; a row `m@E` pairs with `none@E` (as many epochs), `none@E` with `none`"

@@ -58,8 +58,7 @@ def test_vaa_features_of_a_decoder_classifier_are_its_last_real_tokens_state(tin
     batch = loaded.tokenizer(["good film", "a dull plot"], padding=True, return_tensors="pt")
     seen: list[torch.Tensor] = []
     with torch.no_grad(), _head_input(model, seen):
-        model(**batch)
-        states = model.transformer(**batch).last_hidden_state
+        states = model(**batch, output_hidden_states=True).hidden_states[-1]
     torch.testing.assert_close(seen[0], states[:, -1])
 
 
@@ -76,3 +75,36 @@ def test_an_adversarial_run_of_a_decoder_classifier_keeps_left_padding(tmp_path,
     assert saved.tokenizer.padding_side == "left"
     assert saved.model.config.pad_token_id == saved.tokenizer.pad_token_id
     assert json.loads((out / "metrics.json").read_text())["test"]
+
+
+def test_a_left_padded_sentence_scores_as_it_does_alone(tiny_gpt2_dir):
+    """Positions count from each row's first real token: padded in a batch with a longer
+    sentence, "good film" gets the logits it gets alone (GPT-2 would number the pads 0…)."""
+    loaded = load_classifier(str(tiny_gpt2_dir), ["neg", "pos"])
+    tokenizer, model = loaded.tokenizer, loaded.model.eval()
+    alone = tokenizer(["good film"], return_tensors="pt")
+    batch = tokenizer(["good film", "a very very dull plot was the film"], padding=True,
+                      return_tensors="pt")
+    assert batch["attention_mask"][0].sum() < batch["attention_mask"].shape[1]
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits[0], model(**alone).logits[0],
+                                   atol=1e-5, rtol=1e-5)
+
+
+def test_drift_and_objectives_of_a_decoder_classifier_read_its_last_real_token(tiny_gpt2_dir):
+    from advembed.tasks import get_task
+
+    task = get_task("classification")
+    saved = tiny_gpt2_dir.parent / "saved-gpt2"
+    loaded = load_classifier(str(tiny_gpt2_dir), ["neg", "pos"])
+    loaded.model.save_pretrained(saved)
+    loaded.tokenizer.save_pretrained(saved)
+    model = task.load_saved(saved).model.eval()
+    batch = loaded.tokenizer(["good film", "a dull plot"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**batch, output_hidden_states=True)
+    torch.testing.assert_close(task.representation(outputs, batch),
+                               outputs.hidden_states[-1][:, -1])
+    assert not torch.equal(task.representation(outputs, batch), outputs.hidden_states[-1][:, 0])
+    bert = get_task("classification")  # a fresh task: an encoder's is [CLS]'s
+    assert torch.equal(bert.representation(outputs, batch), outputs.hidden_states[-1][:, 0])

@@ -46,8 +46,11 @@ def test_the_gain_over_plain_is_paired_by_seed_in_points(tmp_path):
     table = quality.aggregate(_args(tmp_path, "f1", ["none", "fgm"]))
     fgm = _row(table, "fgm")
     assert fgm[2] == "3" and fgm[4] == "0.6033 ± 0.0874"
-    assert fgm[5] == "+0.50 ± 3.54"
+    assert fgm[5] == "+0.50 ± 3.54 (2 of 3 seeds)"  # the Δ's seeds are not the row's
     assert _row(table, "none")[5] == ""
+    alone = quality.aggregate(_args(tmp_path, "f1", ["fgm"]))  # no plain row to pair with
+    assert _row(alone, "fgm")[5] == "no none runs"
+    assert "mean ± sample std (n − 1)" in table
     assert "in points" in table
 
 
@@ -210,3 +213,21 @@ def test_a_run_without_a_checkpoint_to_go_on_from_starts_again(tmp_path, monkeyp
                         lambda command, **_: calls.append(command) or 0)
     quality.run_one(_train_args(tmp_path, rerun=case == "rerun"), "help-qa-en", "fgm", 13, {})
     assert len(calls) == 1 and "--overwrite" in calls[0] and "--resume" not in calls[0]
+
+
+def test_a_run_trained_with_another_recipe_is_not_averaged_under_this_header(tmp_path):
+    """Runs are found by name: one trained at lr 1e-3 among a table headed lr 2e-5 (or at
+    other epochs, unless its method is written `m@E`) exits naming it."""
+    quality = _load("quality")
+    for seed in (13, 14):
+        _run(tmp_path, f"help-qa-en-fgm-s{seed}", "f1", 0.5, 0.5)
+    config = tmp_path / "help-qa-en-fgm-s14" / "config.json"
+    config.write_text(json.dumps({"method_settings": {}, "lr": 0.001, "epochs": 3}))
+    assert "| fgm |" in quality.aggregate(_args(tmp_path, "f1", ["fgm"]))  # the header's
+    config.write_text(json.dumps({"method_settings": {}, "lr": 2e-5, "epochs": 3}))
+    with pytest.raises(SystemExit, match="run help-qa-en-fgm-s14 trained with lr 2e-05, not the "
+                                         "0.001 this table's header states"):
+        quality.aggregate(_args(tmp_path, "f1", ["fgm"]))
+    config.write_text(json.dumps({"method_settings": {}, "lr": 0.001, "epochs": 9}))
+    with pytest.raises(SystemExit, match="trained with epochs 9, not the 3.0"):
+        quality.aggregate(_args(tmp_path, "f1", ["fgm"]))

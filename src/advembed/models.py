@@ -214,6 +214,19 @@ def pad_where_the_head_reads(name: str, model: Any, tokenizer: Any) -> None:
     tokenizer.padding_side = "left"
     tokenizer.init_kwargs["padding_side"] = "left"  # what save_pretrained writes
     model.config.pad_token_id = tokenizer.pad_token_id
+    # Left padding would shift the real tokens' positions (GPT-2 numbers them 0…L−1 whatever
+    # the mask): count positions from each row's first real token, on every call.
+    model.register_forward_pre_hook(_positions_from_mask, with_kwargs=True)
+
+
+def _positions_from_mask(_module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """``position_ids`` from ``attention_mask`` (0 at each row's first real token), so that a
+    left-padded sentence gets the positions it has alone: its scores do not depend on the
+    batch it is padded in."""
+    mask = kwargs.get("attention_mask")
+    if mask is not None and kwargs.get("position_ids") is None:
+        kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    return args, kwargs
 
 
 def load_saved_classifier(model_dir: Path) -> LoadedClassifier:

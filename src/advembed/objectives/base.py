@@ -37,6 +37,12 @@ def first_token_representation(outputs: Any, inputs: dict[str, Any] | None = Non
     return outputs.hidden_states[-1][:, 0]
 
 
+def last_token_representation(outputs: Any, inputs: dict[str, Any] | None = None) -> torch.Tensor:
+    """Final hidden state of the last position: a left-padded decoder classifier's (GPT-2,
+    Llama) last real token, the one its head reads, as ``[CLS]`` is an encoder's."""
+    return outputs.hidden_states[-1][:, -1]
+
+
 @dataclass
 class ObjectiveContext:
     """What an objective sees on a training step."""

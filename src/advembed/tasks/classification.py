@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from advembed.errors import AdvembedError
+from advembed.models import reads_last_token
+from advembed.objectives.base import first_token_representation, last_token_representation
 from advembed.tasks.base import LoadedModel, Task, require_splits
 
 
@@ -51,13 +53,24 @@ class ClassificationTask(Task):
             return LoadedModel(model, tokenizer, f"{name} (vocabulary of the training split)")
 
         loaded = load_classifier(name, data.label_names, random_init=random_init)
+        self._reads_last = reads_last_token(loaded.model)
         return LoadedModel(loaded.model, loaded.tokenizer, loaded.source)
 
     def load_saved(self, model_dir: Path) -> LoadedModel:
         from advembed.models import load_saved_classifier
 
         loaded = load_saved_classifier(model_dir)
+        self._reads_last = reads_last_token(loaded.model)
         return LoadedModel(loaded.model, loaded.tokenizer, loaded.source)
+
+    _reads_last = False  # a decoder classifier was loaded: its head reads the last token
+
+    def representation(self, outputs, inputs=None):
+        """The state the classifier head reads: ``[CLS]``'s, or a decoder classifier's last
+        real token's (left-padded: the last position) — what drift and objectives compare."""
+        if self._reads_last:
+            return last_token_representation(outputs, inputs)
+        return first_token_representation(outputs, inputs)
 
     def encode(self, examples, tokenizer, *, max_length, with_index=False):
         from advembed.encoding import EncodedDataset
