@@ -530,7 +530,8 @@ MUTANTS = [
            "kl_divergence(perturbed.logits, clean.logits, positions)",
            ("tests/test_ascc.py",)),
     Mutant("ascc-synonyms-inside-split-words", "hull.py",
-           "        words = complete_word_mask(input_ids, attention, self.flags) & allowed",
+           "        words = complete_word_mask(input_ids, attention, self.flags,\n"
+           "                                   cut_edges=cut_edges) & allowed",
            "        words = attention.bool() & allowed", ("tests/test_ascc.py",)),
     Mutant("hull-piece-vertex-counts-padding", "hull.py",
            "    return total / (ids >= 0).sum(-1, keepdim=True).clamp(min=1).to(total.dtype)",
@@ -676,8 +677,8 @@ MUTANTS = [
            (ROB,)),
     # --- session 46: a review of the robust preset, ASCC and ADA -----------------------------
     Mutant("ascc-ignores-its-search-settings", "methods/ascc.py",
-           "table, valid, steps=s.steps, step_size=s.step_size, sparsity=s.sparsity)",
-           "table, valid, steps=1, step_size=2.0, sparsity=0.0)", ("tests/test_ascc.py",)),
+           "table, valid, steps=s.steps, step_size=s.step_size, sparsity=s.sparsity,",
+           "table, valid, steps=1, step_size=2.0, sparsity=0.0,", ("tests/test_ascc.py",)),
     Mutant("ascc-outer-kl-clean-side-detached", "methods/ascc.py",
            "loss = clean.loss + s.weight * kl_divergence(clean.logits, perturbed.logits,",
            "loss = clean.loss + s.weight * kl_divergence(clean.logits.detach(), "
@@ -736,6 +737,15 @@ MUTANTS = [
     Mutant("plain-accumulation-sums-micro-batch-means", "training/trainer.py",
            "            self.model_accepts_loss_kwargs = False",
            "            pass", (DIST,)),
+    Mutant("hull-search-keeps-the-loss-scale", "hull.py",
+           "logits.grad = grad / loss_scale", "logits.grad = grad", ("tests/test_ascc.py",)),
+    Mutant("decoder-positions-from-zero", "models.py",
+           "kwargs[\"position_ids\"] = (mask.long().cumsum(-1) - 1).clamp(min=0)",
+           "pass", ("tests/test_decoder_classifier.py",)),
+    Mutant("decoder-drift-reads-the-first-token", "tasks/classification.py",
+           "        if self._reads_last:\n            return last_token_representation",
+           "        if False:\n            return last_token_representation",
+           ("tests/test_decoder_classifier.py",)),
 ]
 
 
