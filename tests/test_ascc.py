@@ -202,24 +202,18 @@ def test_the_searchs_loss_scale_is_divided_out_before_its_adam_step():
     """fp16's loss scale (2^16) keeps small inner gradients from flushing to zero and is divided
     out before Adam's step (whose ε makes it scale-dependent): the searched point is the
     same as unscaled in float32 (scaling without unscaling moves it by up to 2.0 here)."""
-    model = _sharp_model()
-    batch = tiny_batch()
-    table = tiny_synonyms(model)
-    ids, valid = table.lookup(batch, batch["attention_mask"].bool())
-    rows = model.get_input_embeddings()(ids).detach()
-    inputs = {k: v for k, v in batch.items() if k != "input_ids"}
-    with torch.no_grad():
-        target = model(**batch).logits
+    kl_at, rows, valid = _hull_search_problem()
 
     def search(scale):
-        return search_hull(lambda e: kl_divergence(target, model(**inputs, inputs_embeds=e)
-                                                   .logits), rows, valid, steps=3,
-                           step_size=0.5, sparsity=0.05, loss_scale=scale)
+        return search_hull(kl_at, rows, valid, steps=3, step_size=0.5, sparsity=0.05,
+                           loss_scale=scale)
 
     torch.testing.assert_close(search(2.0 ** 16), search(1.0), atol=1e-4, rtol=1e-4)
 
 
-def test_the_search_finds_a_worse_point_than_the_centroid():
+def _hull_search_problem():
+    """``(kl_at, rows, valid)``: the inner objective of a sharp tiny model's batch, its hulls'
+    vertex embeddings and which vertices exist."""
     model = _sharp_model()
     batch = tiny_batch()
     table = tiny_synonyms(model)
@@ -232,6 +226,11 @@ def test_the_search_finds_a_worse_point_than_the_centroid():
     def kl_at(embeds):
         return kl_divergence(target, model(**inputs, inputs_embeds=embeds).logits)
 
+    return kl_at, rows, valid
+
+
+def test_the_search_finds_a_worse_point_than_the_centroid():
+    kl_at, rows, valid = _hull_search_problem()
     centroid = kl_at(hull_embeddings(torch.zeros(valid.shape), rows, valid))
     found = search_hull(kl_at, rows, valid, steps=5, step_size=1.0, sparsity=0.3)
     assert float(kl_at(hull_embeddings(found, rows, valid))) > 2 * float(centroid)
