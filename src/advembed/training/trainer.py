@@ -57,11 +57,12 @@ class AdvTrainer(CheckpointMixin, Trainer):
             self._refuse_custom_loss()
             warn_half_precision(method, self.args)
         self.task = task
-        if not self._token_level:
+        if self._classifies(self.model):
             # A model whose forward takes **kwargs is handed num_items_in_batch by the stock
             # step, which then skips dividing the loss by the accumulation steps; a classifier
             # (ESIM's forward, Llama's, Qwen's, ModernBERT's) ignores the count and still
-            # returns a batch mean: N micro-batches would sum to N times the gradient.
+            # returns a batch mean: N micro-batches would sum to N times the gradient.  (A
+            # language model uses the count: left as the stock Trainer sets it.)
             self.model_accepts_loss_kwargs = False
         self.guard = guard if guard is not None else NonFiniteGuard()
         self.epoch_random = EpochRandomState()
@@ -82,6 +83,15 @@ class AdvTrainer(CheckpointMixin, Trainer):
             raise AdvembedError(f"AdvTrainer with a method trains on the model's own loss "
                                 f"(outputs.loss) in every pass: {custom} would change only "
                                 "the evaluation loss; put the loss in the model's forward")
+
+    def _classifies(self, model) -> bool:
+        """A classification run: its task says so, or without a task the model is (a subclass
+        of) a sequence classifier (a mean over examples, whatever its forward accepts)."""
+        if self.task is not None:
+            return not self._token_level
+        inner = getattr(model, "module", model)
+        return any(cls.__name__.endswith("ForSequenceClassification")
+                   for cls in type(inner).__mro__)
 
     @property
     def _token_level(self) -> bool:
