@@ -53,7 +53,7 @@ def config_from_args(args: argparse.Namespace):
     if preset and options.get("method", preset.method) != preset.method:
         raise AdvembedError(f"--preset {options['preset']} trains with --method "
                             f"{preset.method}, not {options['method']}")
-    method = options.get("method") or (preset.method if preset else "none")
+    method = _method_of(options)
     objective = options.get("objective", "ce")
     method_cls = methods.get(method)
     method_options = {}
@@ -98,15 +98,18 @@ def _recorded(options: dict) -> dict:
     return recorded_options(options["output"])
 
 
-def _recorded_method(recorded: dict) -> str | None:
-    """The method the resumed run trained (``None`` for a new run): a default is not recorded,
-    so a preset's run that named no ``--method`` trained its preset's."""
-    if not recorded:
-        return None
+def _method_of(options: dict) -> str:
+    """The method ``options`` train: ``--method``, else the preset's, else ``none`` (a default
+    is not recorded, so a preset's run that named no ``--method`` trained its preset's)."""
     from advembed.methods.presets import PRESETS
 
-    preset = PRESETS.get(recorded.get("preset"))
-    return recorded.get("method") or (preset.method if preset else "none")
+    preset = PRESETS.get(options.get("preset"))
+    return options.get("method") or (preset.method if preset else "none")
+
+
+def _recorded_method(recorded: dict) -> str | None:
+    """The method the resumed run trained (``None`` for a new run)."""
+    return _method_of(recorded) if recorded else None
 
 
 def _given_or_recorded(recorded: dict, group: str, given: dict, same: bool) -> dict:
