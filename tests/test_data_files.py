@@ -73,6 +73,15 @@ def test_jsonl_integer_labels_keep_their_values(tmp_path: Path) -> None:
     assert all(ex.label == int(ex.text[1:]) % 3 for ex in _all(ds))
 
 
+def test_jsonl_written_with_unicode_line_separators_inside_strings(tmp_path: Path) -> None:
+    # json.dumps(..., ensure_ascii=False) leaves U+2028, U+2029 and U+0085 unescaped
+    odd = ["\u2028", "\u2029", "\x85"]
+    rows = [{"text": f"a{odd[i % 3]}b{i}", "label": i % 2} for i in range(30)]
+    body = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\r\n"
+    ds = load_dataset(str(_write(tmp_path / "u.jsonl", body)))
+    assert sorted(ex.text for ex in _all(ds)) == sorted(r["text"] for r in rows)
+
+
 def test_other_integer_labels_are_renumbered_in_numeric_order(tmp_path: Path) -> None:
     rows = [{"text": f"t{i}", "label": [-1, 1, 10][i % 3]} for i in range(30)]
     ds = load_dataset(str(_jsonl(tmp_path / "d.jsonl", rows)))
@@ -430,6 +439,25 @@ def test_tsv_folder_that_is_not_glue_uses_the_file_loader(tmp_path: Path) -> Non
     _write(tmp_path / "mine" / "dev.tsv", "text\tlabel\nd\t0\n")
     ds = load_dataset(str(tmp_path / "mine"))
     assert ds.name == "mine" and ds.splits["test"] == [Example("d", 0)]
+
+
+def test_a_folder_with_a_labelled_test_tsv_is_the_users_split_not_glue(tmp_path: Path) -> None:
+    rows = "".join(f"t{i}\t{i % 2}\n" for i in range(20))
+    _write(tmp_path / "mydata" / "train.tsv", "sentence\tlabel\n" + rows)
+    _write(tmp_path / "mydata" / "dev.tsv", "sentence\tlabel\nd\t0\n")
+    _write(tmp_path / "mydata" / "test.tsv", "sentence\tlabel\nt one\t1\nt two\t0\n")
+    ds = load_dataset(str(tmp_path / "mydata"))
+    assert ds.name == "mydata"
+    assert ds.splits["test"] == [Example("t one", 1), Example("t two", 0)]
+    assert ds.splits["dev"] == [Example("d", 0)]
+    cola_rows = "".join(f"src\t{i % 2}\t\tsentence {i} .\n" for i in range(20))
+    _write(tmp_path / "CoLA" / "train.tsv", cola_rows)
+    _write(tmp_path / "CoLA" / "dev.tsv", "src\t0\t*\tbad .\n")
+    _write(tmp_path / "CoLA" / "test.tsv", "index\tsentence\n0\tunlabelled .\n")
+    assert load_dataset(str(tmp_path / "CoLA")).name == "glue-cola"
+    _write(tmp_path / "CoLA" / "test.tsv", "src\t1\t\tlabelled .\n")
+    with pytest.raises(AdvembedError, match="CoLA"):  # the user's own, header-less: refused
+        load_dataset(str(tmp_path / "CoLA"))
 
 
 # --- hf: -----------------------------------------------------------------------------------

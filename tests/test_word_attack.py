@@ -75,6 +75,14 @@ def test_a_debian_package_is_read_without_dpkg(tmp_path):
     (tmp_path / "bad.deb").write_bytes(b"not a deb")
     with pytest.raises(AdvembedError, match="not a Debian package"):
         nltk_data.deb_files(tmp_path / "bad.deb")
+    whole = deb.read_bytes()
+    (tmp_path / "cut.deb").write_bytes(whole[: len(whole) // 2])  # truncated download
+    with pytest.raises(AdvembedError, match=r"cannot read Debian package .*cut\.deb"):
+        nltk_data.deb_files(tmp_path / "cut.deb")
+    size_field = whole.index(b"2.0\n") - 12  # the ar size field of debian-binary
+    (tmp_path / "size.deb").write_bytes(whole[:size_field] + b"x" + whole[size_field + 1 :])
+    with pytest.raises(AdvembedError, match=r"cannot read Debian package .*size\.deb"):
+        nltk_data.deb_files(tmp_path / "size.deb")
 
 
 def test_nltk_data_is_built_from_the_debian_files(tmp_path):

@@ -5,11 +5,13 @@ into ``$ADVEMBED_CACHE/downloads`` (no root needed), or a ``.deb`` already there
 from __future__ import annotations
 
 import io
+import lzma
 import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 
 from advembed.errors import AdvembedError, ResourceUnavailable
@@ -22,7 +24,18 @@ FETCH_HINT = ("get it with `apt-get download {package}` into a folder named by "
 
 def deb_files(deb: Path, prefix: str = "") -> dict[str, bytes]:
     """Regular files of a ``.deb`` (an ``ar`` archive holding ``data.tar.*``) whose path
-    starts with ``prefix``, by path."""
+    starts with ``prefix``, by path.  A truncated or damaged package, or one whose payload
+    Python cannot read (``data.tar.zst``), is a one-line error naming the file."""
+    try:
+        return _deb_files(deb, prefix)
+    except (ValueError, EOFError, OSError, tarfile.TarError, lzma.LZMAError, zlib.error) as exc:
+        raise AdvembedError(
+            f"cannot read Debian package {deb} ({type(exc).__name__}: {exc}); it is damaged, "
+            "truncated or compressed in a format Python cannot read (zstd): delete it and "
+            "download it again with `apt-get download`") from None
+
+
+def _deb_files(deb: Path, prefix: str) -> dict[str, bytes]:
     data = deb.read_bytes()
     if not data.startswith(b"!<arch>\n"):
         raise AdvembedError(f"{deb} is not a Debian package")

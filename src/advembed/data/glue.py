@@ -113,7 +113,9 @@ def _task_from_header(train: Path) -> GlueTask | None:
 def glue_task(folder: Path) -> GlueTask | None:
     """The GLUE task stored in ``folder`` (by folder name, else by header), or ``None``.
 
-    Only folders that hold ``train.tsv`` and the task's dev file qualify.
+    Only folders that hold ``train.tsv`` and the task's dev file qualify, and not one whose
+    ``test.tsv`` has labels: GLUE's test files have none, so such a folder is the user's own
+    train/dev/test split (read as given by :func:`advembed.data.files.load_files`).
     """
     train = folder / "train.tsv"
     if not train.is_file():
@@ -121,7 +123,19 @@ def glue_task(folder: Path) -> GlueTask | None:
     task = _task_from_name(folder) or _task_from_header(train)
     if task is None or not (folder / task.dev_file).is_file():
         return None
+    if _has_labels(folder / "test.tsv", task):
+        return None
     return task
+
+
+def _has_labels(test: Path, task: GlueTask) -> bool:
+    """Whether ``test`` exists and carries the task's label column (GLUE's own has none)."""
+    if not test.is_file():
+        return False
+    first = _header_fields(test)
+    if task.header is not None:  # CoLA: no header line; GLUE's test is "index<TAB>sentence"
+        return len(first) == len(task.header)
+    return task.label in first
 
 
 def _glue_table(path: Path, task: GlueTask) -> Table:

@@ -153,7 +153,9 @@ def _read_json(path: Path) -> Table:
     if content.lstrip().startswith("["):
         return _json_array(path, content)
     rows, where = [], []
-    for number, line in enumerate(content.splitlines(), start=1):
+    # "\n" only: str.splitlines also breaks at U+2028/U+2029/U+0085, which JSON written with
+    # ensure_ascii=False leaves unescaped inside strings
+    for number, line in enumerate(content.split("\n"), start=1):
         if line.strip():
             rows.append(_json_object(path, line, f"line {number}"))
             where.append(f"line {number}")
