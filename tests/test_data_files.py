@@ -486,6 +486,9 @@ def test_hf_json_saved_dataset_dict_with_class_labels(tmp_path: Path) -> None:
     assert ds.label_names == ["no", "yes"]
     assert ds.splits["test"] == [Example("d", 1)]  # unlabelled test dropped, dev → test
     assert len(ds.splits["train"]) + len(ds.splits["dev"]) == 20
+    train.save_to_disk(tmp_path / "single")  # one Dataset, not a DatasetDict: all of it trains
+    one = load_dataset(f"hf:{tmp_path / 'single'}")
+    assert one.label_names == ["no", "yes"] and sum(len(v) for v in one.splits.values()) == 20
 
 
 def test_hf_failure_is_a_user_error(tmp_path: Path) -> None:

@@ -34,7 +34,8 @@ def _hf_load(ref: str) -> Any:
             if not rest:
                 raise AdvembedError(f"hf:{name} needs data files, e.g. hf:{name}:data.{name}")
             return datasets.load_dataset(name, data_files=rest)
-        if Path(ref).is_dir() and (Path(ref) / "dataset_dict.json").is_file():
+        saved = ("dataset_dict.json", "state.json")  # a DatasetDict, or one Dataset
+        if Path(ref).is_dir() and any((Path(ref) / f).is_file() for f in saved):
             return datasets.load_from_disk(ref)
         if not Path(name).exists():
             from advembed.provider import hub_reachable
