@@ -303,7 +303,7 @@ def aggregate(args) -> str:
         fingerprints: dict[str, dict | None] = {}
         sizes: dict[str, dict | None] = {}
         found = load_runs(args, dataset, methods_used, recorded, fingerprints, sizes)
-        # with --limit each seed draws its own subset: nothing to compare
+        # with --limit the runs saw a subset: the reference rows (whole splits) do not apply
         data_sha256 = None if args.limit else same_data(dataset, fingerprints)
         rows_before = len(rows)
         for method, metrics in found.items():

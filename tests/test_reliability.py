@@ -183,6 +183,17 @@ def _weights(run):
     return run / "model" / "model.safetensors"
 
 
+def test_limit_draws_the_same_subsets_for_every_training_seed(finished_run, tmp_path,
+                                                               tiny_model_dir, small_csv):
+    other = tmp_path / "seed8"
+    argv = train_argv(small_csv, tiny_model_dir, other, "--limit", "40", "--max-steps", "1")
+    argv[argv.index("--seed") + 1] = "8"
+    assert main(argv) == 0
+    seen = [json.loads((run / "config.json").read_text())["data_sha256"]
+            for run in (finished_run, other)]
+    assert seen[0] == seen[1] and set(seen[0]) == {"train", "dev", "test"}
+
+
 def _rewrite_config(run, change):
     path = run / "config.json"
     config = json.loads(path.read_text())

@@ -46,7 +46,8 @@ class TrainConfig(DataOptions):
                         minimum=0, maximum=MAX_SEED)
     max_steps: int | None = setting(None, "--max-steps", "cap the number of training steps",
                                     minimum=1)
-    limit: int | None = setting(None, "--limit", "cap the examples taken from each split",
+    limit: int | None = setting(None, "--limit", "cap the examples taken from each split (a "
+                                "subset drawn with --split-seed, so the same for every --seed)",
                                 minimum=1)
     gradient_accumulation_steps: int = setting(1, "--gradient-accumulation-steps", "micro-batches"
                                                " per optimiser step", minimum=1)

@@ -118,7 +118,7 @@ def build(config: TrainConfig) -> Built:
     if config.augment_limit and not config.augment_file:
         raise AdvembedError("--augment-limit needs --augment-file")
     task = get_task(config.task)
-    data = task.load_data(config.data_options(), limit=config.limit, seed=config.seed)
+    data = task.load_data(config.data_options(), limit=config.limit, seed=config.split_seed)
     if config.augment_file:
         from advembed.data.augment import augmented
 
