@@ -311,3 +311,65 @@ def test_the_rescaled_column_names_the_temperatures_and_flags_runs_attacked_at_o
 
     assert "(temperatures 0.01, 1, 100)" in meaning([three])
     assert "runs attacked at different temperatures: (0.01, 1, 100); (1)" in meaning([three, one])
+
+
+def _edit(run: Path, **changes) -> Path:
+    config = json.loads((run / "config.json").read_text())
+    _dump(run / "config.json", config | changes)
+    return run
+
+
+def test_runs_are_seeds_of_one_row_only_when_everything_but_the_seed_agrees(tmp_path, capsys):
+    """Another learning rate is another row (its label says which); a per-seed path (a
+    continued run's model, VAA's base run, relative or absolute) is one configuration; the
+    same seed twice, or two test sets, is refused rather than averaged."""
+    runs = tmp_path / "runs"
+    a = _edit(make_run(runs, "a-s1", method="fgm", seed=1, test_accuracy=0.70),
+              model="runs/base-s1/model", method_options={"base_run": "runs/base-s1"})
+    b = _edit(make_run(runs, "a-s2", method="fgm", seed=2, test_accuracy=0.80),
+              model="/abs/runs/base-s2/model", method_options={"base_run": "/abs/runs/base-s2"})
+    c = _edit(make_run(runs, "c-s1", method="fgm", seed=1, test_accuracy=0.60),
+              model="runs/base-s1/model", method_options={"base_run": "runs/base-s1"}, lr=1e-4)
+    groups = group_runs(load_runs([a, b, c]))
+    assert [(len(g.runs), g.label) for g in groups] == [(2, "fgm [lr=2e-05]"),
+                                                        (1, "fgm [lr=0.0001]")]
+    out = tmp_path / "report"
+    assert main(["report", str(a), str(b), str(c), "--out", str(out)]) == 0
+    assert "| fgm [lr=2e-05] | mr | 2 | 0.7500 ± 0.0707 |" in (out / "report.md").read_text()
+
+    twin = _edit(make_run(runs, "twin", method="fgm", seed=2, test_accuracy=0.9),
+                 model="runs/base-s2/model", method_options={"base_run": "runs/base-s2"})
+    assert main(["report", str(a), str(b), str(twin), "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "same configuration and seed 2" in err and "\n" not in err
+    _edit(a, data_sha256={"test": "1" * 64}, split_sizes={"test": 100})
+    _edit(b, data_sha256={"test": "2" * 64}, split_sizes={"test": 100})
+    assert main(["report", str(a), str(b), "--out", str(tmp_path / "r3")]) == 2
+    assert "different test sets" in capsys.readouterr().err
+    _edit(b, data_sha256=None)  # a run from before the sha256 was recorded: the same set
+    assert len(group_runs(load_runs([a, b]))) == 1
+    _edit(b, split_sizes={"test": 90}, task="qa-matching")
+    labels = [g.label for g in group_runs(load_runs([a, b]))]
+    assert labels == ["fgm [task=classification; test examples=100]",
+                      "fgm [task=qa-matching; test examples=90]"]
+
+
+@pytest.mark.parametrize("damage", ["dangling link", "folder", "options list", "jsonl list"])
+def test_an_unreadable_or_hand_edited_run_file_is_one_line_naming_it(tmp_path, capsys, damage):
+    run = make_run(tmp_path / "runs", "a", method="fgm", seed=0, test_accuracy=0.7)
+    if damage == "dangling link":
+        (run / "attack-bae.json").symlink_to(tmp_path / "nowhere.json")
+        named = "attack-bae.json"
+    elif damage == "folder":
+        (run / "attack-bae.json").mkdir()
+        named = "attack-bae.json"
+    elif damage == "options list":
+        _edit(run, method_options=["x"])
+        named = "config.json': 'method_options' must be a JSON object"
+    else:
+        (run / "attack-vulnerability.jsonl").write_text('{"F1": 1}\n[1, 2]\n')
+        named = "attack-vulnerability.jsonl' line 2 is not a JSON object"
+    assert main(["report", str(run), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and named in err
+    assert not (tmp_path / "r").exists()
