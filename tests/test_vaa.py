@@ -260,6 +260,11 @@ def test_vaa_refuses_what_it_cannot_use(tmp_path, tiny_trained_run, tiny_model_d
         (["--method", "vaa", "--base-run", str(tmp_path / "none")], "does not exist"),
         (["--method", "vaa", "--base-run", str(tiny_trained_run), "--objective", "carl"],
          "does not take an objective"),
+        # another split seed: A's training examples would be in B's test split
+        (["--method", "vaa", "--base-run", str(tiny_trained_run), "--split-seed", "1"],
+         "was trained on other data (dev, test differ"),
+        (["--method", "vaa", "--base-run", str(tiny_trained_run), "--limit", "20"],
+         "was trained on other data (dev, test differ"),
     ]
     for extra, message in cases:
         capsys.readouterr()

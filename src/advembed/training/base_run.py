@@ -39,6 +39,7 @@ def vaa_model(config: TrainConfig, task: Task, data, settings) -> LoadedModel:
         raise AdvembedError(f"base run '{run}' was trained for task "
                             f"'{run_config.get('task')}', not '{task.name}'")
     task.check_run_data(run_config, data, config.dataset)
+    _same_held_out(run, run_config, data, config)
     loaded = open_run_model(run, run_config)
     if getattr(loaded.model.config, "model_type", None) == "advembed-vaa":
         raise AdvembedError(f"base run '{run}' is itself a VAA run: give the run of model A")
@@ -48,6 +49,28 @@ def vaa_model(config: TrainConfig, task: Task, data, settings) -> LoadedModel:
         base_run_sha256=run_config.get("model_sha256"),
         threshold=run_config.get("qa_threshold"))  # A's dev threshold, where it decides by one
     return LoadedModel(model, loaded.tokenizer, f"{run} (VAA model A)")
+
+
+def _same_held_out(run: Path, run_config: dict[str, Any], data, config: TrainConfig) -> None:
+    """Model B's dev and test examples must be model A's: A never trained on them.  Another
+    dataset with the same labels, another ``--split-seed`` or another ``--limit`` would put
+    examples frozen A memorised into B's test split (its features there are then those of a
+    model that saw them).  Runs that recorded no data fingerprints are checked by dataset and
+    split seed."""
+    recorded = run_config.get("data_sha256")
+    if isinstance(recorded, dict) and {"dev", "test"} <= set(recorded):
+        ours = data.fingerprints()
+        differ = [split for split in ("dev", "test") if ours[split] != recorded[split]]
+    else:
+        differ = [name for name, ours in (("dataset", config.dataset),
+                                          ("split_seed", config.split_seed))
+                  if run_config.get(name) != ours]
+    if differ:
+        raise AdvembedError(
+            f"base run '{run}' was trained on other data ({', '.join(differ)} differ: "
+            f"dataset '{run_config.get('dataset')}', --split-seed "
+            f"{run_config.get('split_seed')}, --limit {run_config.get('limit')}); model B must "
+            "train on model A's data, or its dev and test would hold examples A trained on")
 
 
 def base_run_record(model: Any) -> dict[str, Any]:
