@@ -108,3 +108,26 @@ def test_drift_and_objectives_of_a_decoder_classifier_read_its_last_real_token(t
     assert not torch.equal(task.representation(outputs, batch), outputs.hidden_states[-1][:, 0])
     bert = get_task("classification")  # a fresh task: an encoder's is [CLS]'s
     assert torch.equal(bert.representation(outputs, batch), outputs.hidden_states[-1][:, 0])
+
+
+def test_vaa_on_a_decoder_starts_as_a_and_scores_a_padded_sentence_as_alone(tiny_gpt2_dir):
+    """B is built from A's config (no loaded model's hooks): its positions must count from the
+    mask as A's did, so that B starts as exactly A and "good film" scores the same padded in a
+    batch as alone; ``position`` placement (V after a left pad) is refused."""
+    from advembed.errors import AdvembedError
+    from advembed.vaa.model import VulnerabilityAwareModel
+
+    loaded = load_classifier(str(tiny_gpt2_dir), ["neg", "pos"])
+    tokenizer, a = loaded.tokenizer, loaded.model.eval()
+    b = VulnerabilityAwareModel.from_model_a(a).eval()
+    torch.nn.init.normal_(b.projection.weight, std=0.5)  # V now moves B's inputs
+    alone = tokenizer(["good film"], return_tensors="pt")
+    batch = tokenizer(["good film", "a very very dull plot was the film"], padding=True,
+                      return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(b(**batch).logits[0], b(**alone).logits[0],
+                                   atol=1e-5, rtol=1e-5)
+        torch.nn.init.zeros_(b.projection.weight)
+        torch.testing.assert_close(b(**batch).logits, a(**batch).logits)
+    with pytest.raises(AdvembedError, match="position does not apply to a decoder"):
+        VulnerabilityAwareModel.from_model_a(a, placement="position")

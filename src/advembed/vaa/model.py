@@ -106,7 +106,23 @@ class VulnerabilityAwareModel(PreTrainedModel):
                  else base.num_labels)
         self.projection = torch.nn.Linear(3 * width, size)
         self.model_a.requires_grad_(False)
+        self._positions_from_mask_on_decoders(config.placement)
         self.post_init()
+
+    def _positions_from_mask_on_decoders(self, placement: str) -> None:
+        """A decoder-only classifier (padded on the left, :func:`advembed.models.
+        pad_where_the_head_reads`) numbers its positions from the mask, in A and in B alike, as
+        the run of A did: else a padded sentence's scores depend on its batch and B does not
+        start as A.  ``position`` would put V after a left pad: refused for such models."""
+        from advembed.models import _positions_from_mask, reads_last_token
+
+        if not reads_last_token(self.model_a):
+            return
+        if placement == "position":
+            raise AdvembedError("--vaa-placement position does not apply to a decoder-only "
+                                "classifier (padded on the left, V would follow a pad): use add")
+        for model in (self.model_a, self.model_b):
+            model.register_forward_pre_hook(_positions_from_mask, with_kwargs=True)
 
     def _init_weights(self, module: torch.nn.Module) -> None:
         if module is getattr(self, "projection", None):
