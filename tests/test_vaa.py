@@ -349,3 +349,30 @@ def test_a_vaa_config_saved_before_the_feature_source_existed_reads_logits():
     config = VAAConfig(base_config=a.config.to_dict(), num_labels=3)  # no vaa_features key
     assert config.vaa_features == "logits"
     assert VulnerabilityAwareModel(config).projection.weight.shape[1] == 3 * 3
+
+
+@pytest.mark.parametrize("arch", ["bert", "roberta"])
+def test_position_placement_leaves_v_a_position_at_the_longest_length_a_run_fits(arch):
+    """RoBERTa's tokenizer allows 2 positions fewer than its model (its padding offset): the
+    length a run fits to the model and tokenizer must leave V's position free in both."""
+    from advembed.tasks import LoadedModel
+    from advembed.training.base_run import room_for_v
+    from advembed.training.config import TrainConfig
+    from advembed.training.run import fit_max_length
+
+    a = tiny_model(arch, num_labels=2, seed=2).eval()
+    b = VulnerabilityAwareModel.from_model_a(a, placement="position").eval()
+    offset = 2 if arch == "roberta" else 0
+    tokenizer = SimpleNamespace(model_max_length=a.config.max_position_embeddings - offset)
+    room_for_v(tokenizer, "position")
+    config = fit_max_length(TrainConfig(), LoadedModel(b, tokenizer, "A"))
+    assert config.max_length == a.config.max_position_embeddings - offset - 1
+    batch = tiny_batch(batch=2, length=config.max_length)
+    batch.pop("labels")
+    if arch == "roberta":
+        batch.pop("token_type_ids")
+    with torch.no_grad():
+        assert torch.isfinite(b(**batch).logits).all()
+    unchanged = SimpleNamespace(model_max_length=77)
+    room_for_v(unchanged, "add")
+    assert unchanged.model_max_length == 77

@@ -48,7 +48,17 @@ def vaa_model(config: TrainConfig, task: Task, data, settings) -> LoadedModel:
         epsilon=settings.epsilon, features=settings.features, base_run=str(run.resolve()),
         base_run_sha256=run_config.get("model_sha256"),
         threshold=run_config.get("qa_threshold"))  # A's dev threshold, where it decides by one
+    room_for_v(loaded.tokenizer, settings.placement)
     return LoadedModel(model, loaded.tokenizer, f"{run} (VAA model A)")
+
+
+def room_for_v(tokenizer: Any, placement: str) -> None:
+    """Under ``position`` V takes one of the model's positions: the tokenizer's limit drops by
+    one as the model's does, so that the length a run fits to both (RoBERTa's tokenizer limit
+    is 2 under its positions) still leaves V its position at full length."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    if placement == "position" and isinstance(limit, int) and 1 < limit < 1_000_000:
+        tokenizer.model_max_length = limit - 1
 
 
 def _same_held_out(run: Path, run_config: dict[str, Any], data, config: TrainConfig) -> None:
