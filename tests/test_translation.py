@@ -143,6 +143,38 @@ def test_bleu_is_sacrebleus_on_the_decoded_ids_with_padding_ignored():
     assert task.decode(padded(references)) == references
 
 
+def test_bleu_during_training_is_against_the_splits_own_texts_in_any_row_order():
+    """A tokenizer that lowercases gives back "mango …" for "Mango …": the decoded label ids
+    are not the references.  Rows come in the trainer's (length-grouped) order: each finds
+    its own text by its label ids, the same reference twice included."""
+    import sacrebleu
+    from tokenizers import normalizers
+    from transformers import EvalPrediction
+
+    _, tokenizer, _ = _tiny()
+    tokenizer.backend_tokenizer.normalizer = normalizers.Lowercase()
+    references = ["Mango Quince lime Kiwi", "apple Pear fig plum", "Kiwi", "Kiwi"]
+    hypotheses = ["fig plum", "mango quince lime kiwi", "kiwi", "kiwi"]  # as it decodes
+    task = get_task("translation")
+    task.tokenizer, task.max_new_tokens = tokenizer, 64
+    task._references = {"dev": references, "test": ["unused"]}
+    order = [1, 0, 2, 3]  # the trainer's order: row k is reference order[k]
+
+    def padded(texts):
+        ids = [tokenizer(text_target=t, truncation=True, max_length=64)["input_ids"]
+               for t in texts]
+        width = max(map(len, ids)) + 1
+        return torch.tensor([row + [-100] * (width - len(row)) for row in ids])
+
+    labels = padded([references[i] for i in order])
+    assert task.decode(labels)[1] == "mango quince lime kiwi"  # not the reference
+    scores = task.compute_metrics(EvalPrediction(padded(hypotheses), labels))
+    expected = sacrebleu.corpus_bleu(hypotheses, [[references[i] for i in order]]).score
+    assert scores["bleu"] == pytest.approx(expected)
+    lowered = sacrebleu.corpus_bleu(hypotheses, [task.decode(labels)]).score
+    assert abs(expected - lowered) > 1
+
+
 def test_a_translation_run_collapses_at_the_bleu_of_one_fixed_output():
     """The most frequent dev target for every source: "a b c d" twice right, once all wrong;
     every n-gram precision is 2/3 and the lengths agree, so BLEU = 66.67 (not the 0 of the

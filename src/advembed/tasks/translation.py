@@ -32,10 +32,10 @@ encoder's input); ATCL's token-level states are the encoder's final states of th
 source token.  Metrics: **BLEU** and chrF of ``sacrebleu`` (default settings: 13a tokenisation,
 exponential smoothing for BLEU; the signature is recorded in ``config.json`` as
 ``bleu_signature``) on **greedy** decodes (at most ``--max-length`` new tokens), against the
-references decoded from the label ids (the byte-level BPE gives the text back unchanged, short
-of a reference cut at ``--max-length``) during training, and against the split's full
-reference text in ``advembed eval`` — so the two differ where a reference is longer than
-``--max-length`` tokens (on ``help-en-de`` at 128: 14 dev and 10 test references).  The
+split's own reference texts, during training as in ``advembed eval`` (each evaluated row finds
+its text by its label ids: the trainer may score a split in length-grouped order; text decoded
+from the label ids would be cut at ``--max-length`` and, with a tokenizer that lowercases or
+normalises, would no longer be the reference).  The
 signature is printed with the training summary and by ``advembed eval``.  The best checkpoint
 is the one with the highest dev BLEU.
 """
@@ -142,6 +142,9 @@ class TranslationTask(Task):
         self.tokenizer = None  # set with the model: compute_metrics decodes with it
         self.max_new_tokens = 128
         self.signature = ""
+        self._split = "dev"
+        self._references: dict[str, list[str]] = {}  # the run's dev and test target texts
+        self._by_labels: dict[str, dict[tuple[int, ...], list[str]]] = {}
 
     def load_data(self, options, *, limit=None, seed=0):
         path = Path(options.dataset).expanduser()
@@ -155,7 +158,36 @@ class TranslationTask(Task):
         if any(e.text_pair is None for e in data.splits["train"][:100]):
             raise AdvembedError(f"dataset '{options.dataset}' is not parallel text (no target "
                                 "side): translation needs source and target pairs")
+        self._references = {split: [e.text_pair for e in data.splits[split]]
+                            for split in ("dev", "test")}
+        self._by_labels = {}
         return data
+
+    def set_split(self, split: str) -> None:
+        self._split = split
+
+    def references(self, label_ids) -> list[str]:
+        """The split's own target texts for rows of ``label_ids``, each found by its label ids
+        (the trainer may score a split in length-grouped order, not the data's); without the
+        run's data (a task built by hand), the texts decoded from the label ids."""
+        texts = self._references.get(self._split)
+        if texts is None:
+            return self.decode(label_ids)
+        if self._split not in self._by_labels:
+            encoded = self.tokenizer(text_target=texts, truncation=True,  # targets alone:
+                                     max_length=self.max_new_tokens)["input_ids"]  # as labels
+            table: dict[tuple[int, ...], list[str]] = {}
+            for ids, text in zip(encoded, texts, strict=True):
+                table.setdefault(tuple(ids), []).append(text)
+            self._by_labels[self._split] = table
+        table = {key: list(values) for key, values in self._by_labels[self._split].items()}
+        found = []
+        for row in torch.as_tensor(label_ids).tolist():
+            texts_here = table.get(tuple(i for i in row if i >= 0))
+            if not texts_here:
+                raise ValueError(f"a {self._split} target is not among the split's references")
+            found.append(texts_here.pop(0))
+        return found
 
     def build_model(self, name, data, *, random_init=False):
         if name.startswith("scratch:") and name not in SCRATCH_NAMES:
@@ -242,7 +274,7 @@ class TranslationTask(Task):
         if isinstance(predictions, tuple | list):
             predictions, stats = predictions
         scores, self.signature = bleu_and_chrf(self.decode(predictions),
-                                               self.decode(eval_prediction.label_ids))
+                                               self.references(eval_prediction.label_ids))
         if stats is not None:
             totals = torch.as_tensor(stats).double().sum(0)
             scores["loss"] = float(totals[0] / totals[1])
