@@ -343,3 +343,23 @@ def test_a_model_without_an_end_of_text_token_is_refused_for_lm(tmp_path, tiny_m
                  "--max-steps", "1", "--no-progress", "--output", str(tmp_path / "lm")]) == 2
     assert "has no end-of-text token" in capsys.readouterr().err
     assert not (tmp_path / "lm").exists()
+
+
+def test_generate_is_plain_greedy_and_fits_a_model_of_few_positions():
+    """A saved generation config's search settings (n-gram blocking, penalties) are not
+    applied: the continuation is the argmax at every step; a model of 32 positions (fewer
+    than the 40 new tokens asked) keeps at least one prompt token and does not overflow."""
+    from advembed.tasks import LoadedModel, get_task
+
+    model, tokenizer, _ = _tiny_lm_model()
+    model.eval()
+    model.generation_config.no_repeat_ngram_size = 1
+    model.generation_config.repetition_penalty = 5.0
+    task = get_task("lm")
+    prompt = " ".join(WORDS[:3] * 20)  # longer than the model's positions
+    out = task.predict(LoadedModel(model, tokenizer, "tiny"), prompt, None, {})
+    ids = tokenizer(prompt, return_tensors="pt")["input_ids"][:, -1:]
+    with torch.no_grad():
+        for _ in range(31):
+            ids = torch.cat([ids, model(ids).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert out["continuation"] == tokenizer.decode(ids[0, 1:], skip_special_tokens=True)

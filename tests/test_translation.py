@@ -289,6 +289,28 @@ def test_decoding_is_greedy_the_best_checkpoint_has_the_highest_bleu_and_marian_
     assert marian.generation_config.forced_eos_token_id is None
 
 
+def test_a_saved_generation_configs_search_settings_do_not_change_the_greedy_decode():
+    """n-gram blocking and a repetition penalty in the model's generation config (as Hub
+    BART checkpoints carry) are not applied: every step takes the argmax."""
+    model, tokenizer, pairs = _tiny(seed=3)
+    model.eval()
+    model.generation_config.no_repeat_ngram_size = 1
+    model.generation_config.repetition_penalty = 5.0
+    task = get_task("translation")
+    encoded = tokenizer([pairs[0][0]], return_tensors="pt")
+    inputs = {key: encoded[key] for key in ("input_ids", "attention_mask")}
+    got = task.generate(model, inputs, max_new_tokens=12)[0].tolist()
+    ids = torch.tensor([[model.config.decoder_start_token_id]])
+    with torch.no_grad():
+        for _ in range(12):
+            logits = model(**inputs, decoder_input_ids=ids).logits[:, -1]
+            ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], dim=1)
+            if ids[0, -1] == model.config.eos_token_id:
+                break
+    assert got == ids[0].tolist()
+    assert len(set(got[1:])) < len(got[1:])  # repeats that either setting would have blocked
+
+
 def test_the_decoding_limit_is_the_runs_max_length_not_the_last_encoding(monkeypatch):
     from advembed.evaluation.runs import run_task
 

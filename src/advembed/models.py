@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from advembed import provider
+from advembed.decoders import positions_from_mask, reads_last_token
 from advembed.errors import AdvembedError
 
 DEFAULT_MODEL = "default"
@@ -186,16 +187,6 @@ def load_classifier(
     return loaded
 
 
-def reads_last_token(model: Any) -> bool:
-    """A decoder-only sequence classifier (GPT-2, Llama, Qwen, Mistral, …): its ``score`` head
-    is applied at every position and the logits taken at the last non-padding token."""
-    import torch
-
-    return (isinstance(getattr(model, "score", None), torch.nn.Linear)
-            and not hasattr(model, "classifier")
-            and not getattr(model.config, "is_encoder_decoder", False))
-
-
 def pad_where_the_head_reads(name: str, model: Any, tokenizer: Any) -> None:
     """Pad a decoder-only classifier's inputs on the left.  It finds its last real token from
     ``input_ids``; from ``inputs_embeds`` — every embedding-space adversary's input — it cannot,
@@ -216,17 +207,7 @@ def pad_where_the_head_reads(name: str, model: Any, tokenizer: Any) -> None:
     model.config.pad_token_id = tokenizer.pad_token_id
     # Left padding would shift the real tokens' positions (GPT-2 numbers them 0…L−1 whatever
     # the mask): count positions from each row's first real token, on every call.
-    model.register_forward_pre_hook(_positions_from_mask, with_kwargs=True)
-
-
-def _positions_from_mask(_module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-    """``position_ids`` from ``attention_mask`` (0 at each row's first real token), so that a
-    left-padded sentence gets the positions it has alone: its scores do not depend on the
-    batch it is padded in."""
-    mask = kwargs.get("attention_mask")
-    if mask is not None and kwargs.get("position_ids") is None:
-        kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
-    return args, kwargs
+    model.register_forward_pre_hook(positions_from_mask, with_kwargs=True)
 
 
 def load_saved_classifier(model_dir: Path) -> LoadedClassifier:

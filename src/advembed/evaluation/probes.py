@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from advembed.errors import AdvembedError
+from advembed.tasks.base import GREEDY
 from advembed.words import WordFlags, complete_word_mask, word_flags
 
 
@@ -96,7 +97,7 @@ def perturbed_generation(model, tokenizer, text: str, *, epsilon: float,
     def generate(inputs_embeds) -> torch.Tensor:
         with torch.no_grad():
             out = model.generate(inputs_embeds=inputs_embeds, attention_mask=attention,
-                                 max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                 max_new_tokens=max_new_tokens, **GREEDY,
                                  pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
         return out[0]
 

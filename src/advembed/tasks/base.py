@@ -174,6 +174,16 @@ class Task:
         raise AdvembedError(f"task '{self.name}' has no predict command")
 
 
+GREEDY: dict[str, Any] = {
+    "do_sample": False, "num_beams": 1, "num_beam_groups": 1, "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0, "repetition_penalty": 1.0, "min_length": 0,
+    "min_new_tokens": None, "bad_words_ids": None, "suppress_tokens": None,
+    "begin_suppress_tokens": None, "diversity_penalty": 0.0,
+}
+"""``generate`` options for plain greedy decoding: the argmax at every step, whatever search
+settings (n-gram blocking, penalties, minimum lengths) a saved generation config carries."""
+
+
 def token_nll_and_count(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """``(batch, 2)``: per example, the summed NLL of its target tokens and how many there
     are (labels ``-100`` ignored); ``logits[:, t]`` predicts ``labels[:, t]`` (shift a causal

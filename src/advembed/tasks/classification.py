@@ -14,8 +14,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from advembed.decoders import reads_last_token
 from advembed.errors import AdvembedError
-from advembed.models import reads_last_token
 from advembed.objectives.base import first_token_representation, last_token_representation
 from advembed.tasks.base import LoadedModel, Task, require_splits
 

@@ -26,7 +26,13 @@ import torch
 
 from advembed.errors import AdvembedError
 from advembed.scratch import train_byte_level_bpe
-from advembed.tasks.base import LoadedModel, Task, require_splits, token_nll_and_count
+from advembed.tasks.base import (
+    GREEDY,
+    LoadedModel,
+    Task,
+    require_splits,
+    token_nll_and_count,
+)
 
 LM_SIZES = {"n_layer": 3, "n_embd": 256, "n_head": 4, "n_positions": 256}
 LM_VOCAB = 8000
@@ -205,13 +211,19 @@ class LanguageModellingTask(Task):
         config = loaded.model.config
         positions = getattr(config, "n_positions", None) or getattr(
             config, "max_position_embeddings", None)
-        inputs = loaded.tokenizer(text, return_tensors="pt")
+        if isinstance(positions, int):  # a small model: at least one prompt token kept
+            if positions < 2:
+                raise AdvembedError(f"the run's model has {positions} position(s): no room "
+                                    "for a prompt and its continuation")
+            new_tokens = min(new_tokens, positions - 1)
+        encoded = loaded.tokenizer(text, return_tensors="pt")  # token_type_ids: GPT-2 would
+        inputs = {key: encoded[key] for key in ("input_ids", "attention_mask")}  # add wte[0]
         if positions is not None and inputs["input_ids"].shape[1] > positions - new_tokens:
             keep = positions - new_tokens
             inputs = {key: value[:, -keep:] for key, value in inputs.items()}
         with torch.no_grad():
             out = loaded.model.eval().generate(
-                **inputs, max_new_tokens=new_tokens, do_sample=False,
+                **inputs, max_new_tokens=new_tokens, **GREEDY,
                 pad_token_id=loaded.tokenizer.eos_token_id)
         continuation = loaded.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:],
                                                skip_special_tokens=True)

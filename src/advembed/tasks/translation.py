@@ -50,7 +50,13 @@ import torch
 
 from advembed.errors import AdvembedError
 from advembed.scratch import train_byte_level_bpe
-from advembed.tasks.base import LoadedModel, Task, require_splits, token_nll_and_count
+from advembed.tasks.base import (
+    GREEDY,
+    LoadedModel,
+    Task,
+    require_splits,
+    token_nll_and_count,
+)
 
 MT_SIZES = {"encoder_layers": 3, "decoder_layers": 3, "d_model": 256,
             "encoder_attention_heads": 4, "decoder_attention_heads": 4,
@@ -250,8 +256,7 @@ class TranslationTask(Task):
                 return model.generate(input_ids=inputs["input_ids"],
                                       attention_mask=inputs.get("attention_mask"),
                                       max_new_tokens=max_new_tokens or self.max_new_tokens,
-                                      num_beams=1,
-                                      do_sample=False)
+                                      **GREEDY)
         finally:
             model.train(was_training)
 

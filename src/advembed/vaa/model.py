@@ -43,6 +43,7 @@ from transformers import (
     PreTrainedModel,
 )
 
+from advembed.decoders import positions_from_mask, reads_last_token
 from advembed.errors import AdvembedError
 from advembed.vaa.features import SOURCES, head_width, vulnerability_features
 
@@ -114,15 +115,13 @@ class VulnerabilityAwareModel(PreTrainedModel):
         pad_where_the_head_reads`) numbers its positions from the mask, in A and in B alike, as
         the run of A did: else a padded sentence's scores depend on its batch and B does not
         start as A.  ``position`` would put V after a left pad: refused for such models."""
-        from advembed.models import _positions_from_mask, reads_last_token
-
         if not reads_last_token(self.model_a):
             return
         if placement == "position":
             raise AdvembedError("--vaa-placement position does not apply to a decoder-only "
                                 "classifier (padded on the left, V would follow a pad): use add")
         for model in (self.model_a, self.model_b):
-            model.register_forward_pre_hook(_positions_from_mask, with_kwargs=True)
+            model.register_forward_pre_hook(positions_from_mask, with_kwargs=True)
 
     def _init_weights(self, module: torch.nn.Module) -> None:
         if module is getattr(self, "projection", None):
