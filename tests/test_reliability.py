@@ -183,15 +183,24 @@ def _weights(run):
     return run / "model" / "model.safetensors"
 
 
-def test_limit_draws_the_same_subsets_for_every_training_seed(finished_run, tmp_path,
-                                                               tiny_model_dir, small_csv):
-    other = tmp_path / "seed8"
-    argv = train_argv(small_csv, tiny_model_dir, other, "--limit", "40", "--max-steps", "1")
-    argv[argv.index("--seed") + 1] = "8"
-    assert main(argv) == 0
-    seen = [json.loads((run / "config.json").read_text())["data_sha256"]
-            for run in (finished_run, other)]
+def test_limit_draws_the_same_subsets_for_every_training_seed(tmp_path, tiny_model_dir,
+                                                               small_csv, capsys):
+    """``--limit`` below every split's size: two training seeds see the same subsets, and
+    ``advembed eval`` finds the run's own test subset again (its fingerprint checked)."""
+    runs = []
+    for seed in ("7", "8"):
+        out = tmp_path / f"seed{seed}"
+        argv = train_argv(small_csv, tiny_model_dir, out, "--limit", "8", "--max-steps", "1")
+        argv[argv.index("--seed") + 1] = seed
+        assert main(argv) == 0
+        runs.append(out)
+    seen = [json.loads((run / "config.json").read_text())["data_sha256"] for run in runs]
     assert seen[0] == seen[1] and set(seen[0]) == {"train", "dev", "test"}
+    capsys.readouterr()
+    assert main(["eval", "--run", str(runs[1]), "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    test = json.loads((runs[1] / "metrics.json").read_text())["test"]
+    assert scored["accuracy"] == pytest.approx(test["accuracy"])
 
 
 def _rewrite_config(run, change):

@@ -40,7 +40,7 @@ def run_split(config: dict[str, Any], split: str, data: DataOptions | None = Non
     task = run_task(config)
     dataset = task.load_data(options)  # the task reads its own formats (a .txt corpus, …)
     if same and config.get("limit"):
-        dataset = dataset.limit(config["limit"], seed=config["seed"])
+        dataset = _limited(dataset, config, split)
     task.check_run_data(config, dataset, options.dataset)
     examples = dataset.splits[split]
     if not examples:
@@ -48,6 +48,20 @@ def run_split(config: dict[str, Any], split: str, data: DataOptions | None = Non
     if same:
         _check_unchanged(config, split, examples, options.dataset)
     return examples
+
+
+def _limited(dataset, config: dict[str, Any], split: str):
+    """The run's ``--limit`` subset: drawn with its split seed (since 2026-12-08), or, for a
+    run made before whose fingerprint says so, with its training seed."""
+    from advembed.data.base import examples_sha256
+
+    limited = dataset.limit(config["limit"], seed=config.get("split_seed", 2024))
+    recorded = (config.get("data_sha256") or {}).get(split)
+    if recorded is not None and examples_sha256(limited.splits[split]) != recorded:
+        older = dataset.limit(config["limit"], seed=config["seed"])
+        if examples_sha256(older.splits[split]) == recorded:
+            return older
+    return limited
 
 
 def _check_unchanged(config: dict[str, Any], split: str, examples: list, name: str) -> None:
