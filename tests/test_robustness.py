@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -255,9 +256,18 @@ def test_an_attack_on_other_data_never_replaces_the_runs_own_figures(tiny_traine
     word = {"dataset": str(other), "split": "test", "attack_accuracy": 0.5}
     (run / "attack-pwws-on-other.json").write_text(json.dumps(word))
     assert not load_run(run).word_attacks  # another dataset's word attack is skipped too
-    (run / "attack-pwws.json").write_text(json.dumps(word | {"dataset": load_run(run).config[
-        "dataset"]}))
+    own_data = load_run(run).config["dataset"]
+    (run / "attack-pwws-on-own.json").write_text(json.dumps(word | {"dataset": own_data}))
+    assert not load_run(run).word_attacks  # --dataset given: not the run's own figure
+    (run / "attack-pwws.json").write_text(json.dumps(word | {"dataset": own_data}))
     assert list(load_run(run).word_attacks) == ["pwws"]
+    # the run's own dataset named again, with another split seed: its test split holds
+    # training examples, so the summary goes beside the run's own, never over it
+    capsys.readouterr()
+    assert main([*common, "--n-examples", "12", "--dataset", own_data, "--split-seed", "5",
+                 "--text-column", "sentence"]) == 0
+    assert (run / "attack-pgd.json").read_text() == own
+    assert f"attack-pgd-on-{Path(own_data).stem}.json" in capsys.readouterr().out
 
 
 def test_pgd_attack_runs_on_sentence_pairs(tiny_model_dir):

@@ -29,9 +29,10 @@ def attack_stem(attack: str, split: str = "test", dataset: str | None = None) ->
     """Name of an attack's files in a run: ``attack-NAME`` (``.json`` summary, ``.jsonl``
     records) for the test split of the run's own data, which the report and tables read as
     the run's robustness; ``attack-NAME-SPLIT`` for another split (``--split train`` for ADA,
-    ``dev`` for a search), and ``attack-NAME-on-DATA[-SPLIT]`` for another ``dataset`` than the
-    run's (``--dataset other.csv``: ``on-other``), so that neither overwrites, or passes for,
-    the run's own test figures."""
+    ``dev`` for a search), and ``attack-NAME-on-DATA[-SPLIT]`` for data given by ``--dataset``
+    (``--dataset other.csv``: ``on-other``; the run's own dataset named again too, since it is
+    then read without the run's ``--limit`` and split check), so that neither overwrites, or
+    passes for, the run's own test figures."""
     stem = f"attack-{attack}"
     if dataset:
         tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(dataset).stem or dataset).strip("-.")

@@ -156,9 +156,10 @@ def _attackable_run(run: Path, attack: str) -> dict[str, Any]:
 
 
 def other_dataset(config: dict[str, Any], data: DataOptions | None) -> str | None:
-    """``--dataset`` where it names other data than the run was trained on, else ``None``."""
-    chosen = data.dataset if data is not None else None
-    return chosen if chosen and chosen != config.get("dataset") else None
+    """``--dataset`` wherever it is given, else ``None``.  Even the run's own dataset named
+    again is read as other data (without the run's ``--limit`` and split check, perhaps with
+    another ``--split-seed``), so its summary must not replace the run's own figures."""
+    return data.dataset if data is not None and data.dataset else None
 
 
 def _result_settings(attack: str, settings: Settings) -> dict[str, Any]:

@@ -107,6 +107,8 @@ def load_run(path: Path) -> Run:
     run = Run(path=path, config=config, metrics=metrics)
     for attack_file in sorted(path.glob("attack-*.json")):
         name = attack_file.stem.removeprefix("attack-")
+        if "-on-" in name:  # on data given by --dataset: not the run's own test figures
+            continue
         payload = _read_json(attack_file)
         if payload.get("split", "test") != "test":  # ADA's train or a search's dev sample
             continue
