@@ -238,6 +238,11 @@ DAMAGE = {
         k: v for k, v in c.items() if k != "label_names"}), "label_names must be a list"),
     "max_length text": (lambda r: _rewrite_config(r, lambda c: c | {"max_length": "abc"}),
                         "max_length 'abc'"),
+    "limit text": (lambda r: _rewrite_config(r, lambda c: c | {"limit": "5"}),
+                   "limit '5' (edited by hand?); it must be an integer"),
+    "dataset a number": (lambda r: _rewrite_config(r, lambda c: c | {"dataset": 5}),
+                         "dataset 5 (edited by hand?); it must be a string"),
+    "seed text": (lambda r: _rewrite_config(r, lambda c: c | {"seed": "x"}), "seed 'x'"),
     "model config edited": (lambda r: (r / "model" / "config.json").write_text("{oops"),
                             "its model cannot be loaded"),
 }
@@ -1437,3 +1442,21 @@ def test_a_checkpoint_damaged_since_it_was_saved_is_named_on_resume(tmp_path, ti
     assert main(train_argv(small_csv, tiny_model_dir, out, *extra, "--resume")) == 2
     one_line_error(capsys, "is damaged (model.safetensors is missing): remove that folder to "
                            "resume from checkpoint-3")
+
+
+@pytest.mark.parametrize("damage", ["header of the same size", "json cut"])
+def test_a_damaged_checkpoint_state_file_is_one_line_naming_it(tmp_path, damage):
+    """The size manifest cannot see damage that keeps a file's size: safetensors' own error
+    (not an OSError or ValueError) must still become one line."""
+    from advembed.errors import AdvembedError
+    from advembed.state_io import load_state, save_state
+
+    save_state(tmp_path, "optimizer", {"step": 3, "moments": torch.ones(4, 3)})
+    if damage == "json cut":
+        (tmp_path / "optimizer.json").write_text('{"step": ')
+    else:
+        weights = tmp_path / "optimizer.safetensors"
+        raw = weights.read_bytes()
+        weights.write_bytes(b"\xff\xff\xff\x7f" + raw[4:])  # an absurd header length
+    with pytest.raises(AdvembedError, match=r"checkpoint file .*optimizer\.\* cannot be read"):
+        load_state(tmp_path, "optimizer")

@@ -300,4 +300,16 @@ def read_run(run: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise AdvembedError(f"run '{run}': {CONFIG_FILE} has max_length {length!r}; it must be "
                             "a positive integer")
+    for name, kinds in _RECORDED_TYPES.items():
+        value = config.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            raise AdvembedError(f"run '{run}': {CONFIG_FILE} has {name} {value!r} (edited by "
+                                f"hand?); it must be {_KIND_NAMES[kinds]}")
     return config, metrics
+
+
+_RECORDED_TYPES: dict[str, type | tuple[type, ...]] = {
+    "dataset": str, "seed": int, "split_seed": int, "limit": int, "task": str, "model": str}
+"""Fields of ``config.json`` that reading a run back uses, with their types (absent or null:
+the default)."""
+_KIND_NAMES = {str: "a string", int: "an integer"}

@@ -81,6 +81,7 @@ def save_state(folder: Path, name: str, state: Any) -> None:
 
 def load_state(folder: Path, name: str) -> Any:
     """Read what :func:`save_state` wrote; a missing or corrupt file is a one-line error."""
+    from safetensors import SafetensorError  # a damaged header of the right size
     from safetensors.torch import load_file
 
     folder = Path(folder)
@@ -89,7 +90,7 @@ def load_state(folder: Path, name: str) -> Any:
         weights = folder / f"{name}.safetensors"
         tensors = load_file(str(weights)) if weights.is_file() else {}
         return decode(payload, tensors)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, SafetensorError) as exc:
         raise AdvembedError(f"checkpoint file {folder / name}.* cannot be read "
                             f"({type(exc).__name__}: {str(exc)[:120]})") from None
 
