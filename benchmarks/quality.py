@@ -237,6 +237,20 @@ def same_data(dataset: str, fingerprints: dict[str, dict | None]) -> dict | None
     return next(iter(known.values()), None)
 
 
+def check_reused(args, folder: Path) -> None:
+    """A search reuses a finished run of its grid point: one trained with another lr, batch
+    size, epochs, ``--limit`` or ``--max-steps`` (a smoke test's, in a shared runs folder)
+    exits in one line instead of being scored as this search's point."""
+    config = json.loads((folder / "config.json").read_text())
+    for key in ("lr", "batch_size", "epochs", "limit", "max_steps"):
+        want, got = getattr(args, key, None), config.get(key)
+        same = (want is None and got is None) or (
+            want is not None and got is not None and math.isclose(float(want), float(got)))
+        if not same:
+            raise SystemExit(f"{folder} was trained with {key} {got}, not this search's {want}: "
+                             "give another --runs-dir, or delete it to train it again")
+
+
 def check_recipe(args, method: str, name: str, config: dict) -> None:
     """A run whose lr or batch size (or epochs, for a method without ``@E``) is not the
     header's exits in one line: the table is matched by run names, and would otherwise

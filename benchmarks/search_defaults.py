@@ -3,7 +3,8 @@
 The papers' values were tuned for other encoders (ALBERT, BERT-base, NEZHA); the default
 MiniLM's token embeddings have norm ≈ 1.07, and an FGM with ε = 1 (L2 over the example)
 collapsed it to chance in a quick trial.  For each method this trains one seed per grid point
-on ``mr`` and keeps the value with the best **dev** accuracy (test is never looked at); the
+on ``mr`` and keeps the value with the best **dev** accuracy (each run scores test, as
+``advembed train`` does, but test is never used for selection); the
 table goes to ``--out`` (the committed one: ``docs/defaults.md``) and a JSON of the winners that
 ``quality.py --method-options`` accepts to ``--json-out`` (``docs/defaults.json``), each only
 when given and written whole or not at all; the table is always printed.
@@ -67,6 +68,8 @@ def main() -> int:
         local.runs_dir.mkdir(parents=True, exist_ok=True)
         name, code, seconds = quality.run_one(local, args.dataset, method, args.seed, options)
         path = local.runs_dir / quality.run_name(args.dataset, method, args.seed) / "metrics.json"
+        if code == 0 and path.is_file():
+            quality.check_reused(args, path.parent)  # not a smoke test's run in a shared folder
         metrics = json.loads(path.read_text()) if code == 0 and path.is_file() else None
         status = "ok" if metrics else "FAILED"
         print(f"{tag(method, options)}: {status} {seconds:.0f} s", flush=True)

@@ -4,7 +4,8 @@ accuracy (issue 12).
 Every grid point is a FreeLB run on the dataset's training split (one seed); the score is its
 accuracy under PWWS on a fixed, seeded sample of the **dev** split, with the logits also divided
 by 100 and 1/100 (the lowest of the three), subject to clean dev accuracy no lower than plain
-fine-tuning's minus ``--max-drop``.  The test split is never read.  Step size and random start
+fine-tuning's minus ``--max-drop``.  The test split is not used for selection (each run scores
+it, as ``advembed train`` does, but only dev figures are read).  Step size and random start
 are multiples of the model's mean word-embedding norm (as the preset declares them).
 
     python benchmarks/search_robust.py --dataset mr --jobs 4 --out docs/search-robust.md
@@ -86,9 +87,11 @@ def main() -> int:
         metrics = folder / "metrics.json"
         if not metrics.is_file():
             return tag, point, None, None
+        quality.check_reused(args, folder)
         dev = json.loads(metrics.read_text())["best_dev"]["accuracy"]
-        return tag, point, dev, attack_summary(folder, "pwws", args.sample, args.attack_workers,
-                                               split="dev")
+        summary = attack_summary(folder, "pwws", args.sample, args.attack_workers, split="dev")
+        check_sample(folder, summary, args.sample)
+        return tag, point, dev, summary
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(run, grid))
@@ -96,11 +99,29 @@ def main() -> int:
     return 0
 
 
+def check_sample(folder: Path, summary: dict | None, sample: int) -> None:
+    """A reused dev attack summary must cover this search's sample (not a smoke test's)."""
+    if summary is None:
+        return
+    sizes = json.loads((folder / "config.json").read_text()).get("split_sizes") or {}
+    expected = min(sample, sizes.get("dev", sample))
+    if summary.get("examples") != expected:
+        raise SystemExit(f"{folder}: its dev PWWS summary attacked {summary.get('examples')} "
+                         f"examples, not this search's {expected}: delete "
+                         "attack-pwws-dev.json to attack it again")
+
+
 def write(rows, norm: float, args) -> None:
     plain = next(dev for tag, _, dev, _ in rows if tag == "plain")
-    floor = plain - args.max_drop if plain is not None else 0.0
+    if plain is None:  # no floor to apply: every point would pass it
+        raise SystemExit("search_robust.py: plain fine-tuning has no dev accuracy (its run "
+                         f"failed: see its log under {args.runs_dir}/plain); nothing written")
+    floor = plain - args.max_drop
     scored = [(tag, point, dev, attack["attack_accuracy"], attack["attack_accuracy_rescaled"])
               for tag, point, dev, attack in rows if dev is not None and attack]
+    if not any(row[0] != "plain" for row in scored):
+        raise SystemExit("search_robust.py: no grid point finished training and its attack "
+                         f"(see the logs under {args.runs_dir}); nothing written")
     eligible = [row for row in scored if row[0] != "plain" and row[2] >= floor]
     best = max(eligible, key=lambda row: (row[4], row[2]), default=None)
     lines = ["# The search behind `--preset robust`", "",
