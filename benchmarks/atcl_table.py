@@ -154,6 +154,24 @@ def paper_cell(task_key: str, variant: str) -> str:
     return "; ".join(cells) or "–"
 
 
+def same_held_out(args, dataset: str, data) -> None:
+    """The trivial rows score today's build of ``dataset``: its dev and test must be the ones
+    the runs were scored on (their ``data_sha256``, or ``split_sizes`` for runs made before
+    fingerprints), else the script exits in one line rather than set other splits' scores
+    beside the runs'."""
+    today = data.fingerprints()
+    sizes = {split: len(examples) for split, examples in data.splits.items()}
+    for path in sorted(args.runs_dir.glob(f"*/{dataset}-*-s*/config.json")):
+        config = json.loads(path.read_text())
+        recorded, what, ours = config.get("data_sha256"), "data_sha256", today
+        if not recorded:
+            recorded, what, ours = config.get("split_sizes"), "split_sizes", sizes
+        if recorded and any(recorded.get(s) != ours[s] for s in ("dev", "test")):
+            raise SystemExit(f"atcl_table.py: {dataset} as built today is not the data "
+                             f"{path.parent} was scored on ({what} in its config.json); the "
+                             "trivial rows would score other splits")
+
+
 def trivial_scores(args, dataset: str) -> list[tuple[str, dict, dict]]:
     """``--trivial``: ``(label, dev scores, test scores)`` of the predictors that ignore their
     input, the bar a model has to clear — for language modelling the best context-free one
@@ -165,7 +183,9 @@ def trivial_scores(args, dataset: str) -> list[tuple[str, dict, dict]]:
     from advembed.tasks.translation import bleu_and_chrf, fixed_output
 
     task = get_task(task_of(args, dataset))
-    data = task.load_data(DataOptions(dataset=dataset, split_seed=2024), limit=args.limit)
+    data = task.load_data(DataOptions(dataset=dataset, split_seed=2024), limit=args.limit,
+                          seed=2024)  # --limit draws with the split seed, as training does
+    same_held_out(args, dataset, data)
     dev, test = data.splits["dev"], data.splits["test"]
     if task.name == "lm":
         configs = sorted(args.runs_dir.glob(f"base/{dataset}-none-s*/config.json"))

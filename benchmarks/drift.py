@@ -26,19 +26,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from summary_stats import mean_std, write_atomic  # noqa: E402
 
 
-def reusable(summary: dict, settings: PGDAttackSettings, n_examples: int) -> bool:
+def reusable(summary: dict, settings: PGDAttackSettings, n_examples: int,
+             test_size: int | None = None) -> bool:
     """Whether a run's ``attack-pgd.json`` is this table's attack: the same norm, steps and
     step size, every radius asked for, sample seed 0 of test and as many examples as
-    ``n_examples`` gives (``n_examples`` itself, or a smaller whole test split); otherwise the
-    run is attacked again (rows are picked by radius, not position)."""
+    ``n_examples`` gives (``n_examples`` itself, or a smaller whole test split: its size from
+    the summary, or for a summary written before it recorded one, ``test_size`` from the run's
+    ``config.json``); otherwise the run is attacked again (rows are picked by radius)."""
     radii = {r.get("epsilon") for r in summary.get("results", [])}
+    whole = summary.get("split_size", test_size)
     return (summary.get("norm") == settings.norm and summary.get("steps") == settings.steps
             and summary.get("alpha_ratio") == settings.alpha_ratio
             and summary.get("alpha") == settings.alpha and set(settings.epsilon) <= radii
             and summary.get("split", "test") == "test" and summary.get("seed", 0) == 0
             and (summary.get("examples") == n_examples
                  or summary.get("examples", 0) < n_examples
-                 and summary.get("examples") == summary.get("split_size")))
+                 and summary.get("examples") == whole))
+
+
+def _test_size(run: Path) -> int | None:
+    sizes = json.loads((run / "config.json").read_text()).get("split_sizes") or {}
+    return sizes.get("test")
 
 
 def main() -> int:
@@ -66,19 +74,22 @@ def main() -> int:
         "| dataset | method | ε | accuracy under attack | cosine(R, R_adv) | ‖R − R_adv‖ |",
         "|---|---|---|---|---|---|",
     ]
+    found = False
     for dataset in args.datasets:
         for method in args.methods:
             runs = sorted(args.runs_dir.glob(f"{dataset}-{method}-s*"))
             runs = [r for r in runs if (r / "metrics.json").is_file()]
             if not runs:
                 continue
+            found = True
             summaries = []
             settings = PGDAttackSettings(epsilon=tuple(args.epsilons), steps=args.steps)
             for run in runs:
                 cached = run / "attack-pgd.json"
                 summary = json.loads(cached.read_text()) if args.reuse and cached.is_file() \
                     else None
-                if summary is None or not reusable(summary, settings, args.n_examples):
+                if summary is None or not reusable(summary, settings, args.n_examples,
+                                                   _test_size(run)):
                     summary = run_attack(run, "pgd", settings=settings,
                                          n_examples=args.n_examples)
                 summaries.append(summary)
@@ -91,6 +102,9 @@ def main() -> int:
                     f"{mean_std([r['cosine'] for r in rows])} | "
                     f"{mean_std([r['euclidean'] for r in rows])} |"
                 )
+    if not found:
+        raise SystemExit(f"drift.py: no finished runs of {', '.join(args.datasets)} × "
+                         f"{', '.join(args.methods)} in {args.runs_dir}; nothing written")
     if args.out:
         write_atomic(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -23,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from qa_reference import words  # noqa: E402
+from summary_stats import write_atomic  # noqa: E402
 
 
 def jaccard(a: str, b: str) -> float:
@@ -81,15 +82,24 @@ def main(argv: list[str] | None = None) -> int:
              "not edit by hand.  Predictors that train no network, on the splits the runs "
              "used (split seed 2024); accuracy.", "",
              "| dataset | predictor | dev acc | test acc |", "|---|---|---|---|"]
+    from advembed.errors import AdvembedError
+
     for dataset in args.datasets:
-        data = load_dataset(dataset)
+        try:
+            data = load_dataset(dataset)
+        except AdvembedError as exc:
+            raise SystemExit(f"pair_reference.py: {exc}") from None
         if not data.is_pair or len(data.label_names) != 2:
             raise SystemExit(f"pair_reference.py: {dataset} is not a two-label pair dataset")
         lines += [f"| {dataset} | *{name}* | {dev:.4f} | {test:.4f} |"
                   for name, dev, test in reference_rows(data)]
     text = "\n".join(lines) + "\n"
     if args.out:
-        args.out.write_text(text, encoding="utf-8")
+        try:
+            write_atomic(args.out, text)  # whole or not at all
+        except OSError as exc:
+            raise SystemExit(f"pair_reference.py: cannot write --out {args.out}: "
+                             f"{exc.strerror}") from None
     print(text, end="")
     return 0
 

@@ -208,13 +208,20 @@ def worker(name: str, steps: int, warmup: int, batch_size: int, model_name: str)
     return result
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per method")
+    parser.add_argument("--steps", type=_positive, default=10, help="timed steps per method")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--model", default="default")
-    parser.add_argument("--methods", nargs="+", default=list(CONFIGS))
+    parser.add_argument("--methods", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--json", action="store_true", help="print one JSON list only")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()

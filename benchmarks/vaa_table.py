@@ -192,6 +192,8 @@ def main() -> int:
     args = parser.parse_args()
     code = 0 if args.aggregate_only else run_all(args)
     table = rows(args)
+    if not table:  # a mistyped --runs-dir: never an empty table over the committed one
+        raise SystemExit(f"vaa_table.py: no finished runs in {args.runs_dir}; nothing written")
     text = markdown(table, args.machine)
     if args.summary:
         write_atomic(args.summary, json.dumps(table, indent=1) + "\n")

@@ -154,3 +154,11 @@ def test_trivial_rows_score_predictors_that_ignore_their_input(atcl_table, tmp_p
     lines = atcl_table.trivial_lines(args, "help-en-de", "bleu")
     assert lines[1].startswith("| *a copy of the source* | – | 33.33 | 100.00 | 100.00 |")
     assert all(line.count("|") == 11 for line in lines)  # chrF: one column more
+
+    # runs scored on other splits than today's build: no trivial rows beside them
+    config.write_text(json.dumps({"max_length": 3, "data_sha256": text.fingerprints()}))
+    assert atcl_table.trivial_lines(args, "bbc-lm", "perplexity")
+    config.write_text(json.dumps({"max_length": 3, "split_sizes": {"dev": 3, "test": 1}}))
+    with pytest.raises(SystemExit, match="not the data .*bbc-lm-none-s13 was scored on "
+                                         r"\(split_sizes"):
+        atcl_table.trivial_lines(args, "bbc-lm", "perplexity")
