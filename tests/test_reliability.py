@@ -550,7 +550,8 @@ def test_a_resume_after_the_best_evaluation_keeps_the_best_model(tmp_path, tiny_
     equals the uninterrupted run."""
     data = _noisy_csv(tmp_path / "noisy.csv")
     _poison(monkeypatch, {3})
-    extra = ["--method", "none", "--epochs", "6", "--lr", "1e-2", "--limit", "80"]
+    # --seed 1 (the last --seed wins): a seed whose dev history has that shape on this data
+    extra = ["--method", "none", "--epochs", "6", "--lr", "1e-2", "--limit", "80", "--seed", "1"]
     whole, out = _interrupted_then_resumed(tmp_path, tiny_model_dir, data, extra, (53,),
                                            monkeypatch, capsys)
     metrics = json.loads((out / "metrics.json").read_text())

@@ -376,3 +376,40 @@ def test_position_placement_leaves_v_a_position_at_the_longest_length_a_run_fits
     unchanged = SimpleNamespace(model_max_length=77)
     room_for_v(unchanged, "add")
     assert unchanged.model_max_length == 77
+
+
+def test_a_vaa_run_resumes_only_from_the_model_a_it_started_with(tmp_path, tiny_trained_run,
+                                                                  monkeypatch, capsys):
+    """Interrupted, its base run retrained (other weights, its sha256 recorded anew), then
+    resumed: the checkpoint holds the old model A, so the resume is refused in one line."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    import advembed.training.run as run_module
+    from advembed.runs import sha256_of
+
+    base = tmp_path / "a"
+    shutil.copytree(tiny_trained_run, base)
+    config = json.loads((base / "config.json").read_text())
+    out = tmp_path / "b"
+    argv = ["train", "--dataset", config["dataset"], "--text-column", "sentence", "--method",
+            "vaa", "--base-run", str(base), "--output", str(out), "--epochs", "1",
+            "--save-steps", "2", "--no-progress"]
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(run_module, "final_metrics", killed)
+        assert main(argv) == 130
+    weights = base / "model" / "model.safetensors"
+    state = load_file(str(weights))
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    state[key] = state[key] + 0.01
+    save_file(state, str(weights), metadata={"format": "pt"})
+    (base / "config.json").write_text(json.dumps(config | {"model_sha256": sha256_of(weights)}))
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "is not the one this run started from" in error and "\n" not in error

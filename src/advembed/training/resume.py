@@ -38,6 +38,10 @@ OPTIONS_OF = {"method_settings": "method_options", "objective_settings": "object
 REQUEST_FILE = "request.json"
 
 
+AFTER_BUILD = {"settings", "base_run_record"}
+"""What a request records once the model is built (:func:`check_settings`), not options."""
+
+
 def read_request(path: Path) -> dict[str, Any]:
     """The recorded request of an interrupted run, or a one-line error if it is damaged."""
     return read_json_object(path, "the interrupted run's", "start again with --overwrite")
@@ -71,7 +75,7 @@ def resume_point(config: TrainConfig, staging: Path) -> Path | None:
         raise AdvembedError(f"cannot resume '{staging}': it holds no {REQUEST_FILE}")
     before = with_defaults(read_request(recorded))
     skip = set(OPTIONS_OF.values()) if "settings" in before else set()  # settings say it all
-    changed = sorted(k for k in (set(before) | set(request)) - skip - {"settings"}
+    changed = sorted(k for k in (set(before) | set(request)) - skip - AFTER_BUILD
                      if before.get(k) != request.get(k))
     if changed:
         flags = {item.name: item.flag.name for item in TrainConfig.declared()}
@@ -96,16 +100,29 @@ def resume_point(config: TrainConfig, staging: Path) -> Path | None:
 
 
 def check_settings(config: TrainConfig, staging: Path,
-                   settings: Mapping[str, Settings | None]) -> None:
-    """Once built: a new run adds its effective settings (by group: ``method_settings``, …) to
-    its request; a resumed one must have the ones it recorded."""
+                   settings: Mapping[str, Settings | None],
+                   base_run: Mapping[str, Any] | None = None) -> None:
+    """Once built: a new run adds its effective settings (by group: ``method_settings``, …),
+    and the run it was built from (VAA's model A: path and weights' sha256), to its request;
+    a resumed one must have the ones it recorded — a base run retrained since would be
+    recorded as the model A that the checkpoint's weights are not."""
     recorded = staging / REQUEST_FILE
     request = read_request(recorded)
     effective = json.loads(json.dumps(
         {group: s.as_dict() if s is not None else {} for group, s in settings.items()}))
     if not config.resume:
-        write_json(recorded, request | {"settings": effective})
-    elif "settings" in request:
+        write_json(recorded, request | {"settings": effective,
+                                         "base_run_record": dict(base_run or {})})
+        return
+    before = request.get("base_run_record") or {}
+    now = dict(base_run or {})
+    if before.get("base_run_sha256") and before != now:
+        raise AdvembedError(
+            f"the base run '{before.get('base_run')}' is not the one this run started from "
+            f"(its model sha256 was {before['base_run_sha256']}, now "
+            f"{now.get('base_run_sha256')}: retrained since?); the checkpoint holds the old "
+            "model A: start again with --overwrite")
+    if "settings" in request:
         _compare(request["settings"], effective, settings, _request(config))
 
 

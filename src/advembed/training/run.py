@@ -242,7 +242,8 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     with RunWriter(output, overwrite=config.overwrite, resume=config.resume) as writer:
         checkpoint = resume_point(config, writer.staging)
         built = build(config)
-        check_settings(config, writer.staging, settings_of(built, config))
+        check_settings(config, writer.staging, settings_of(built, config),
+                       base_run_record(built.loaded.model))
         note = fine_tuning_rate_note(config)
         if note:  # after every refusal, so that an error stays one line
             warnings.warn(note, stacklevel=2)
