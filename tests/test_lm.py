@@ -363,3 +363,25 @@ def test_generate_is_plain_greedy_and_fits_a_model_of_few_positions():
         for _ in range(31):
             ids = torch.cat([ids, model(ids).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
     assert out["continuation"] == tokenizer.decode(ids[0, 1:], skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("task_name", ["lm", "translation"])
+def test_a_saved_model_without_its_tokenizer_is_one_line_naming_it(tmp_path, task_name):
+    from advembed.errors import AdvembedError
+    from advembed.tasks import get_task
+
+    model, _, _ = _tiny_lm_model()
+    model.save_pretrained(tmp_path / "model")  # weights and config, no tokenizer files
+    with pytest.raises(AdvembedError, match=r"model' has no tokenizer \(tokenizer\.json"):
+        get_task(task_name).load_saved(tmp_path / "model")
+    with pytest.raises(AdvembedError, match="is missing config.json"):
+        get_task(task_name).load_saved(tmp_path / "nothing")
+
+
+def test_generate_and_translate_name_themselves_in_usage_and_errors(capsys):
+    from advembed.cli import main
+
+    for command in ("generate", "translate"):
+        with pytest.raises(SystemExit):
+            main([command, "--run", "x"])
+        assert f"advembed {command}: error: the following arguments" in capsys.readouterr().err

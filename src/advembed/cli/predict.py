@@ -14,16 +14,27 @@ NAME = "predict"
 ALIASES = {"generate": "lm", "translate": "translation"}  # the same command, for that task only
 
 
+HELP = {NAME: "label one text (or a text pair) with a saved run; on a language-model run "
+        "(--task lm) continue it, on a translation run translate it (also as `advembed "
+        "generate` / `advembed translate`)",
+        "generate": "continue a prompt with a saved --task lm run (greedy)",
+        "translate": "translate a text with a saved --task translation run (greedy)"}
+
+
 def add(sub) -> None:
-    p = sub.add_parser(NAME, aliases=list(ALIASES),
-                       help="label one text (or a text pair) with a saved run; on a language-"
-                       "model run (--task lm) continue it, on a translation run translate it "
-                       "(also as `advembed generate` / `advembed translate`)")
-    add_run_argument(p)
-    p.add_argument("text", nargs="+", help="the text(s) to classify, one answer line each; "
-                   "'-' reads them from standard input, one per line")
-    p.add_argument("--pair", help="second sentence, for sentence-pair runs (one text only)")
-    p.add_argument("--json", action="store_true", help="print JSON only (one object a line)")
+    # one parser per name (not argparse aliases): its usage and errors name the command typed
+    for name in (NAME, *ALIASES):
+        p = sub.add_parser(name, help=HELP[name])
+        add_run_argument(p)
+        p.add_argument("text", nargs="+", help="the text(s), one answer line each; '-' reads "
+                       "them from standard input, one per line")
+        if name == NAME:
+            p.add_argument("--pair", help="second sentence, for sentence-pair runs (one text "
+                           "only)")
+        else:
+            p.set_defaults(pair=None)
+        p.add_argument("--json", action="store_true", help="print JSON only (one object a "
+                       "line)")
 
 
 def run(args: argparse.Namespace) -> int:

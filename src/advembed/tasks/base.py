@@ -31,6 +31,17 @@ class LoadedModel:
     source: str
 
 
+def require_saved_model(model_dir: Path) -> None:
+    """A run's saved model folder holds a model config and a tokenizer (one line otherwise,
+    naming what is missing, not the loader's ``TypeError`` on a ``None`` path)."""
+    if not (model_dir / "config.json").is_file():
+        raise AdvembedError(f"run has no saved model: '{model_dir}' is missing config.json")
+    if not any((model_dir / name).is_file() for name in ("tokenizer.json",
+                                                          "tokenizer_config.json")):
+        raise AdvembedError(f"run's model folder '{model_dir}' has no tokenizer "
+                            "(tokenizer.json / tokenizer_config.json are missing)")
+
+
 def require_splits(data, spec: str) -> None:
     """One line naming the dataset and split when a split is empty."""
     for split in SPLITS:

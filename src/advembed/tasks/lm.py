@@ -30,6 +30,7 @@ from advembed.tasks.base import (
     GREEDY,
     LoadedModel,
     Task,
+    require_saved_model,
     require_splits,
     token_nll_and_count,
 )
@@ -127,8 +128,7 @@ class LanguageModellingTask(Task):
     def load_saved(self, model_dir: Path) -> LoadedModel:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if not (model_dir / "config.json").is_file():
-            raise AdvembedError(f"run has no saved model: '{model_dir}' is missing config.json")
+        require_saved_model(model_dir)
         return LoadedModel(AutoModelForCausalLM.from_pretrained(model_dir),
                            AutoTokenizer.from_pretrained(model_dir), str(model_dir))
 

@@ -54,6 +54,7 @@ from advembed.tasks.base import (
     GREEDY,
     LoadedModel,
     Task,
+    require_saved_model,
     require_splits,
     token_nll_and_count,
 )
@@ -219,8 +220,7 @@ class TranslationTask(Task):
     def load_saved(self, model_dir: Path) -> LoadedModel:
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-        if not (model_dir / "config.json").is_file():
-            raise AdvembedError(f"run has no saved model: '{model_dir}' is missing config.json")
+        require_saved_model(model_dir)
         loaded = LoadedModel(AutoModelForSeq2SeqLM.from_pretrained(model_dir),
                              AutoTokenizer.from_pretrained(model_dir), str(model_dir))
         self.tokenizer = loaded.tokenizer
