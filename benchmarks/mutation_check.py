@@ -331,8 +331,8 @@ MUTANTS = [
            "                pass", (VDA,)),
     # --- translation, its data and paper 004's probes (issue 15), bible-para (issue 14) -----
     Mutant("bleu-against-the-hypotheses", "tasks/translation.py",
-           "self.decode(eval_prediction.label_ids))",
-           "self.decode(eval_prediction.predictions))", (MT,)),
+           "self.references(eval_prediction.label_ids))",
+           "self.decode(predictions))", (MT,)),
     Mutant("parallel-dev-keeps-train-sources", "data/parallel.py",
            "source_key(source) not in earlier and (", "True and (", (MT,)),
     Mutant("parallel-untranslated-kept", "data/parallel.py",
