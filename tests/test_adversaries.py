@@ -20,6 +20,7 @@ from advembed.methods import (
     FreeAT,
     FreeLB,
     build_training_method,
+    method_settings,
 )
 from advembed.perturbation import direction, l2_norm, project, random_init
 
@@ -754,3 +755,29 @@ def test_the_fp16_scalers_state_is_checkpointed_without_pickle(tmp_path):
     trainer._load_scaler(str(tmp_path))
     state = trainer.accelerator.scaler.state_dict()
     assert (state["scale"], state["growth_interval"]) == (1024.0, 7)
+
+
+def test_yopo_steps_with_a_frozen_embedding_block():
+    """Linear probing or a frozen embedding layer: no weight of the first block wants a
+    gradient, yet YOPO's adjoint p there must exist (δ wants one)."""
+    model = tiny_model("bert", seed=1)
+    model.bert.embeddings.requires_grad_(False)
+    loss = build_training_method("yopo", model).step(model, tiny_batch())
+    assert torch.isfinite(loss)
+    assert model.bert.embeddings.word_embeddings.weight.grad is None
+
+
+def test_adversaries_and_methods_refuse_what_would_silently_be_another_attack():
+    with pytest.raises(AdvembedError, match="norm 'l2' does not apply"):
+        FGSM(epsilon=0.5, norm="l2")
+    for adversary in (FGSM, FGM):
+        with pytest.raises(AdvembedError, match="epsilon must be > 0, got -0.5"):
+            adversary(epsilon=-0.5)
+    model = tiny_model("bert", seed=1)
+    with pytest.raises(AdvembedError, match="method 'freelb' takes FreeLBSettings, not "
+                                            "YOPOSettings"):
+        build_training_method("freelb", model, settings=method_settings("yopo"))
+    for name in ("pgd", "yopo"):
+        with pytest.raises(AdvembedError, match="alpha"):
+            method_settings(name, {"alpha": 0.0})
+    assert method_settings("freelb", {"alpha": 0.0}).alpha == 0.0  # random noise: allowed

@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "metrics": set(),
     "settings": {"errors"},
     "perturbation": {"errors"},
-    "adversaries": {"perturbation"},
+    "adversaries": {"perturbation", "errors"},
     "adapter": {"errors", "perturbation"},
     "provider": {"errors", "files"},
     "debian": {"errors", "provider"},

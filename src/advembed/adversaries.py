@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from advembed.errors import AdvembedError
 from advembed.perturbation import check_norm, direction, project, random_init
 
 LossAt = Callable[[torch.Tensor], torch.Tensor]
@@ -70,11 +71,25 @@ class Adversary:
         raise NotImplementedError
 
 
+def _positive_epsilon(adversary: Adversary) -> None:
+    """A one-step adversary's ε is its step: 0 is no δ, a negative one a descent step."""
+    if not adversary.epsilon > 0:
+        raise AdvembedError(f"{type(adversary).__name__}'s epsilon must be > 0, got "
+                            f"{adversary.epsilon}")
+
+
 @dataclass(kw_only=True)
 class FGSM(Adversary):
     """Fast gradient sign method: one step of size ε along ``sign(g)`` (L∞ ball)."""
 
     norm: str = "linf"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.norm != "linf":
+            raise AdvembedError(f"FGSM takes the sign of the gradient, an L-inf step: norm "
+                                f"'{self.norm}' does not apply (FGM is the L2 one)")
+        _positive_epsilon(self)
 
     def find(self, loss_at, embeds, mask, *, first_grad=None):
         delta0 = self.start(embeds, mask)
@@ -86,6 +101,10 @@ class FGSM(Adversary):
 @dataclass(kw_only=True)
 class FGM(Adversary):
     """Fast gradient method: ``δ = ε·g/‖g‖`` with the L2 norm per example."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive_epsilon(self)
 
     def find(self, loss_at, embeds, mask, *, first_grad=None):
         delta0 = self.start(embeds, mask)

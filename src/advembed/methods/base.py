@@ -100,6 +100,9 @@ class TrainingMethod:
         if objective is not None and not self.takes_objective:
             raise AdvembedError(f"method '{self.name}' does not take an objective "
                                 f"({objective.name}): {self.no_objective_reason()}")
+        if settings is not None and not isinstance(settings, self.Settings):
+            raise AdvembedError(f"method '{self.name}' takes {self.Settings.__name__}, not "
+                                f"{type(settings).__name__}")
         self.settings = self.Settings.from_options(options, settings)
         self.adapter = EmbeddingAdapter(unwrap(model))
         self.objective = objective

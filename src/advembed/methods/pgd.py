@@ -18,7 +18,8 @@ class PGDSettings(GradientAttackSettings):
     epsilon: float = setting(0.1, EPSILON, paper="search on mr dev, docs/defaults.md")
     norm: str = setting("l2", NORM)
     steps: int = setting(3, STEPS, paper="paper 001 §4.5 (k = 3)")
-    alpha: float = setting(0.05, ALPHA, paper="search on mr dev, docs/defaults.md")
+    alpha: float = setting(0.05, ALPHA, paper="search on mr dev, docs/defaults.md",
+                           exclusive_minimum=True)  # 0: no δ without a random start
 
 
 class PGDTraining(GradientAttackTraining):

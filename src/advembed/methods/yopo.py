@@ -23,7 +23,8 @@ class YOPOSettings(MethodSettings):
     inner_steps: int = setting(3, "--adv-inner-steps", "YOPO: cheap inner updates n per pass",
                                minimum=1)
     epsilon: float = setting(0.1, EPSILON, paper="search on mr dev, docs/defaults.md")
-    alpha: float = setting(0.1 / 3, ALPHA, paper="search on mr dev, docs/defaults.md")
+    alpha: float = setting(0.1 / 3, ALPHA, paper="search on mr dev, docs/defaults.md",
+                           exclusive_minimum=True)  # 0: no δ without a random start
     norm: str = setting("l2", NORM)
     init_mag: float = setting(0.0, INIT)
 
@@ -68,6 +69,9 @@ class YOPO(TrainingMethod):
         total = torch.zeros((), device=like.device)
         clean = self._clean_for_objective(outer, inputs)
         for j in range(s.outer_steps):
+            # δ a leaf that wants its gradient: the first block's output then has one to keep
+            # (the adjoint p) even where the embedding block has no trainable weight
+            delta = delta.detach().requires_grad_(True)
             with capture_first_block(outer) as captured:
                 if j == s.outer_steps - 1:
                     _, loss = self._adversarial_loss(model, outer, inputs, delta, clean,
