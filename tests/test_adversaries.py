@@ -578,6 +578,10 @@ def test_every_method_trains_every_architecture(arch, pair):
         inputs.pop("token_type_ids")  # their tokenizers produce none
     for name in [name for name in METHODS if name != "none"]:  # every registered method
         model = tiny_model(arch, dropout=0.1)
+        if name == "vaa":  # model B, reading frozen A
+            from advembed.vaa.model import VulnerabilityAwareModel
+
+            model = VulnerabilityAwareModel.from_model_a(model)
         model.train()
         before = {n: p.detach().clone() for n, p in model.named_parameters()}
         extra = {"augment": tiny_augmenter(model)} if name == "vda" else {}

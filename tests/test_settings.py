@@ -190,9 +190,16 @@ def test_every_method_takes_a_step_with_its_defaults(name, tmp_path, tiny_model_
         from transformers import AutoTokenizer
 
         extra["tokenizer"] = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    if name == "vaa":  # model B around A; on A itself it is refused
+        from advembed.vaa.model import VulnerabilityAwareModel
+
+        with pytest.raises(AdvembedError, match="method vaa trains model B"):
+            build_training_method(name, model)
+        model = VulnerabilityAwareModel.from_model_a(model).train()
     loss = build_training_method(name, model, **extra).step(model, tiny_batch())
     assert math.isfinite(float(loss))
-    assert all(p.grad is not None for p in model.classifier.parameters())
+    head = model.model_b.classifier if name == "vaa" else model.classifier
+    assert all(p.grad is not None for p in head.parameters())
 
 
 def test_an_objectives_method_defaults_are_what_the_method_runs_and_records():

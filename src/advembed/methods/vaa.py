@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from advembed.errors import AdvembedError
 from advembed.flags import EPSILON, NORM
-from advembed.methods.base import TrainingMethod, plain_step
+from advembed.methods.base import TrainingMethod, plain_step, unwrap
 from advembed.settings import Settings, setting
 
 PLACEMENT_CHOICES = ("add", "position")
@@ -56,6 +57,14 @@ class VAATraining(TrainingMethod):
     @classmethod
     def no_objective_reason(cls) -> str:
         return "it trains model B with the plain cross-entropy (paper 002)"
+
+    def __init__(self, model, settings=None, **kwargs) -> None:
+        super().__init__(model, settings, **kwargs)
+        if getattr(getattr(unwrap(model), "config", None), "model_type", None) != "advembed-vaa":
+            raise AdvembedError(
+                "method vaa trains model B, a VulnerabilityAwareModel (advembed.vaa.model."
+                "VulnerabilityAwareModel.from_model_a(model_a)), not the model given; "
+                "`advembed train --method vaa --base-run RUN` builds it")
 
     def _step(self, model, inputs, backward):
         return plain_step(model, inputs, backward)

@@ -300,7 +300,8 @@ class CARL(Objective):
         if context.step < self.warmup_steps:
             return zero
         if context.example_index is None:
-            raise AdvembedError("CARL needs example indices in each batch ('example_index')")
+            raise AdvembedError("CARL needs example indices in each batch ('example_index'): "
+                                "encode with EncodedDataset(..., with_index=True)")
         index = context.example_index
         clean = self._prepare(self.representation(context.clean, context.inputs))
         adversarial = self._prepare(adversarial)
