@@ -367,3 +367,23 @@ def test_a_damaged_metrics_file_or_an_unloadable_mlm_is_one_line_naming_it(tmp_p
         load_masked_lm(str(folder), flag="--vda-mlm")
     with pytest.raises(AdvembedError, match=r"^--mlm: cannot load masked LM"):
         load_masked_lm(str(folder))
+
+
+def test_a_built_mlm_is_refused_under_another_split_seed_of_its_corpus_datasets(tmp_path):
+    """Built from the named datasets' training splits under split seed 2024: under seed 7
+    mr's test split holds sentences it trained on."""
+    from advembed.errors import AdvembedError
+    from advembed.mlm import check_mlm_split
+
+    built = tmp_path / "mlm"
+    built.mkdir()
+    (built / "config.json").write_text("{}")
+    (built / "mlm_metrics.json").write_text(json.dumps({"split_seed": 2024}))
+    check_mlm_split(str(built), "mr", 2024, "--vda-mlm")
+    check_mlm_split(str(built), "reviews.csv", 7, "--vda-mlm")  # not in its corpus
+    for dataset in ("mr", "bbc-lm"):
+        with pytest.raises(AdvembedError, match=r"--mlm: the masked LM .* under --split-seed "
+                                                "2024; under --split-seed 7"):
+            check_mlm_split(str(built), dataset, 7, "--mlm")
+    (built / "mlm_metrics.json").unlink()  # not advembed's build: not checked
+    check_mlm_split(str(built), "mr", 7, "--mlm")

@@ -77,6 +77,7 @@ def run_attack(run: Path, attack: str, *, data: DataOptions | None = None,
         settings = dataclasses.replace(settings, attack=attack, batch_size=sample.batch_size)
         settings.resolved()  # bad options fail before anything is loaded
     config = _attackable_run(run, attack)
+    _mlm_never_saw_the_split(attack, settings, config, data)
     split = run_split(config, sample.split, data)
     examples = sample_examples(split, sample.n_examples, sample.seed)
     if attack in WORD_ATTACKS:
@@ -153,6 +154,19 @@ def _attackable_run(run: Path, attack: str) -> dict[str, Any]:
         raise AdvembedError(f"run '{run}' is a {config['task']} run: the {attack} attack scores "
                             "a classifier's predictions (class labels), which it has none of")
     return config
+
+
+def _mlm_never_saw_the_split(attack: str, settings: Any, config: dict[str, Any],
+                             data: DataOptions | None) -> None:
+    """BERT-Attack's and BAE's built MLM must not have trained on the attacked data's dev or
+    test sentences (:func:`advembed.mlm.check_mlm_split`)."""
+    from advembed.evaluation.word_attack import MLM_ATTACKS
+    from advembed.mlm import DEFAULT_MLM, check_mlm_split
+
+    if attack in MLM_ATTACKS:
+        options = (data or DataOptions()).over(config)
+        check_mlm_split(settings.mlm or DEFAULT_MLM, options.dataset, options.split_seed,
+                        "--mlm")
 
 
 def other_dataset(config: dict[str, Any], data: DataOptions | None) -> str | None:

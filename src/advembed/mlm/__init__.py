@@ -6,6 +6,6 @@ shipped packages (:mod:`advembed.mlm.build`); it is cached under ``$ADVEMBED_CAC
 and is the default wherever an MLM is needed (:func:`load_masked_lm` with ``"default"``).
 """
 
-from advembed.mlm.load import DEFAULT_MLM, built_mlm_dir, load_masked_lm
+from advembed.mlm.load import DEFAULT_MLM, built_mlm_dir, check_mlm_split, load_masked_lm
 
-__all__ = ["DEFAULT_MLM", "built_mlm_dir", "load_masked_lm"]
+__all__ = ["DEFAULT_MLM", "built_mlm_dir", "check_mlm_split", "load_masked_lm"]

@@ -97,6 +97,29 @@ def _check_built(path: Path) -> None:
                       stacklevel=2)
 
 
+def check_mlm_split(spec: str, dataset: str | None, split_seed: int, flag: str) -> None:
+    """A built MLM trained on the training splits of :data:`~advembed.mlm.corpus.DATASETS`
+    drawn with one split seed (``mlm_metrics.json``'s ``split_seed``); under another the
+    dev and test splits of those datasets (and of ``bbc-match``/``bbc-lm``) hold sentences it
+    trained on, which the issue rules out: one line naming both seeds.  Another MLM, or
+    another dataset, is not checked."""
+    from advembed.mlm.corpus import ALSO_EVALUATED, DATASETS
+
+    if dataset not in (*DATASETS, *ALSO_EVALUATED):
+        return
+    try:
+        path = Path(resolve_mlm(spec))
+    except AdvembedError:
+        return  # not built: loading it says so
+    recorded = _read_metrics(path).get("split_seed")
+    if recorded is not None and recorded != split_seed:
+        raise AdvembedError(
+            f"{flag}: the masked LM in {path} trained on {dataset}'s (and the other named "
+            f"datasets') training splits under --split-seed {recorded}; under --split-seed "
+            f"{split_seed} their dev and test splits hold sentences it trained on: use "
+            f"--split-seed {recorded}, or name another masked LM")
+
+
 def _read_metrics(path: Path) -> dict:
     """A built MLM's ``mlm_metrics.json`` (``{}`` where there is none); a damaged one is one
     line naming the file, not a traceback."""

@@ -39,7 +39,7 @@ from advembed.training.callbacks import BestModel, CollapseGuard, LogLines
 from advembed.training.config import TrainConfig
 from advembed.training.outcome import final_metrics
 from advembed.training.resume import check_settings, resume_point
-from advembed.vda import refused_augment
+from advembed.vda import check_for_run, refused_augment
 
 
 @dataclass
@@ -89,10 +89,8 @@ def build_method(config: TrainConfig, model, tokenizer=None, train_labels=None,
     if augment is not None and config.method in ("none", "vda", "vaa"):
         raise AdvembedError(refused_augment(config.method))
     vda = augment if augment is not None else settings if config.method == "vda" else None
-    if vda is not None and vda.loss == "ce" and task is not None and task.token_level:
-        raise AdvembedError(f"--vda-loss ce is cross-entropy against a class label (paper "
-                            f"003's CE-VDA); a --task {task.name} run has none: use "
-                            "--vda-loss skl")
+    if vda is not None:
+        check_for_run(vda, task, config.dataset, config.split_seed)
     if config.method == "none" and objective is None:
         return None, settings, chosen
     method = build_training_method(config.method, model, objective=objective, settings=settings,

@@ -142,6 +142,19 @@ class VirtualAugmenter:
         return self.substitutes(inputs, logits).embed(adapter.word_embeddings.weight, original)
 
 
+def check_for_run(vda: VDASettings, task: Any, dataset: str, split_seed: int) -> None:
+    """What a training run with VDA refuses before anything loads: CE-VDA on a token-level
+    task (no class label), and a built MLM that trained on this split seed's test sentences
+    (:func:`advembed.mlm.check_mlm_split`)."""
+    from advembed.mlm import check_mlm_split
+
+    if vda.loss == "ce" and task is not None and task.token_level:
+        raise AdvembedError(f"--vda-loss ce is cross-entropy against a class label (paper "
+                            f"003's CE-VDA); a --task {task.name} run has none: use "
+                            "--vda-loss skl")
+    check_mlm_split(vda.mlm, dataset, split_seed, "--vda-mlm")
+
+
 def refused_augment(method: str) -> str:
     """Why ``--augment vda`` does not go with ``method`` (``none``, ``vda``, ``vaa``)."""
     if method == "vaa":
