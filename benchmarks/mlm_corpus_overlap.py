@@ -6,9 +6,9 @@ sentence's letters and digits, lower-cased (NFKC), whatever its punctuation and 
 
 At this commit every count of 4-60-word sentences is 0 (corpus version 2); of dev and test
 texts and sentences of any length, 14 (benchmarks/results/mlm/corpus-overlap-v2.txt).
-With ``src/`` of commit bef1a86, the last with corpus version 1 (``git checkout bef1a86 -- src``), the same command printed 278
-of mr's 1,147 test sentences, 2,794 of bbc-lm's 3,611, and 163 of the 2,000 held-out
-sentences with a near-copy in training (README).
+With ``src/`` of commit bef1a86, the last with corpus version 1 (``git checkout bef1a86 --
+src``), the same command printed 278 of mr's 1,147 test sentences, 2,794 of bbc-lm's 3,611,
+and 163 of the 2,000 held-out sentences with a near-copy in training (README).
 """
 
 from __future__ import annotations
