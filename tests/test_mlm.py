@@ -387,3 +387,37 @@ def test_a_built_mlm_is_refused_under_another_split_seed_of_its_corpus_datasets(
             check_mlm_split(str(built), dataset, 7, "--mlm")
     (built / "mlm_metrics.json").unlink()  # not advembed's build: not checked
     check_mlm_split(str(built), "mr", 7, "--mlm")
+
+
+def test_the_build_refuses_a_model_that_is_not_a_bert_encoder(tmp_path, tiny_model_dir,
+                                                              tiny_corpus):
+    """Another architecture would load as a random BERT-base (transformers only warns, and
+    the build silences that warning); a BERT folder without the encoder's weights likewise."""
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertModel
+
+    distil = tmp_path / "distil"
+    DistilBertModel(DistilBertConfig(vocab_size=100, dim=16, n_layers=1, n_heads=2,
+                                     hidden_dim=32)).save_pretrained(distil)
+    AutoTokenizer.from_pretrained(str(tiny_model_dir)).save_pretrained(distil)
+    with pytest.raises(AdvembedError, match="is a distilbert model, not a BERT encoder"):
+        build.build_mlm(_settings(tmp_path, distil))
+    from safetensors.torch import load_file, save_file
+
+    empty = tmp_path / "empty-bert"
+    import shutil
+
+    shutil.copytree(tiny_model_dir, empty)
+    weights = load_file(empty / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if "encoder" not in k},
+              empty / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(AdvembedError, match="lacks BERT encoder weights"):
+        build.build_mlm(_settings(tmp_path, empty))
+
+
+def test_a_damaged_tokenizer_of_a_built_mlm_is_one_line(tmp_path, tiny_model_dir, tiny_corpus):
+    build.build_mlm(_settings(tmp_path, tiny_model_dir))
+    tokenizer_file = tmp_path / "mlm" / "tokenizer.json"
+    text = tokenizer_file.read_text()
+    tokenizer_file.write_text(text[: len(text) // 2])
+    with pytest.raises(AdvembedError, match=r"--vda-mlm: cannot load masked LM .*rebuild it"):
+        load_masked_lm(str(tmp_path / "mlm"), flag="--vda-mlm")

@@ -199,16 +199,25 @@ def _load_model(settings: MLMBuildSettings):
     from advembed.models import resolve_model
 
     path = resolve_model(settings.model)
-    tokenizer = AutoTokenizer.from_pretrained(path)
     torch.manual_seed(settings.seed)
     try:
+        from transformers import AutoConfig
         from transformers.utils import logging
 
+        kind = AutoConfig.from_pretrained(path).model_type
+        if kind != "bert":  # another encoder would load as a random BERT-base, silently
+            raise AdvembedError(f"--model '{settings.model}' is a {kind} model, not a BERT "
+                                "encoder: the build continues a BERT's masked-LM training")
+        tokenizer = AutoTokenizer.from_pretrained(path)
         logging.set_verbosity_error()  # the head is new on purpose: no "newly initialized"
-        model = BertForMaskedLM.from_pretrained(path)
-    except (OSError, ValueError) as exc:
+        model, info = BertForMaskedLM.from_pretrained(path, output_loading_info=True)
+    except (OSError, ValueError, RuntimeError) as exc:
         raise AdvembedError(f"cannot load '{settings.model}' as a BERT masked LM: "
                             f"{str(exc).strip().splitlines()[0]}") from None
+    missing = [key for key in info.get("missing_keys", []) if not key.startswith("cls.")]
+    if missing:  # only the head may be new
+        raise AdvembedError(f"--model '{settings.model}' lacks BERT encoder weights "
+                            f"({missing[0]}, …): it would train a randomly initialised encoder")
     return model, tokenizer
 
 
