@@ -639,9 +639,8 @@ MUTANTS = [
     Mutant("vda-default-variance-not-the-papers", "vda/augmenter.py",
            'variance: float = setting(1e-2, "--vda-variance"',
            'variance: float = setting(1e-1, "--vda-variance"', (VDA,)),
-    Mutant("vda-ce-on-token-level-tasks-not-refused", "training/run.py",
-           "    if vda is not None and vda.loss == \"ce\" and task is not None and "
-           "task.token_level:",
+    Mutant("vda-ce-on-token-level-tasks-not-refused", "vda/augmenter.py",
+           "    if vda.loss == \"ce\" and task is not None and task.token_level:",
            "    if False:", (LM,)),
     # --- session 46: a review of the language-modelling and translation tasks ---------------
     Mutant("lm-evaluate-keeps-the-last-batch-only", "tasks/lm.py",

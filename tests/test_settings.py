@@ -118,6 +118,10 @@ def test_every_method_setting_goes_from_flag_to_method_and_record(name, item):
         extra["augment"] = VirtualAugmenter(model, settings, mlm=mlm, special_ids=[0])
     if name == "ascc":  # a random synonym table instead of the tokenizer's WordNet one
         extra["synonyms"] = tiny_synonyms(model)
+    if name == "vaa":  # model B, around A
+        from advembed.vaa.model import VulnerabilityAwareModel
+
+        model = VulnerabilityAwareModel.from_model_a(model)
     method = build_training_method(name, model, **extra, **config.method_options)
     assert method.settings == settings  # the method runs with exactly these
     recorded = settings.as_dict()[item.name]  # what config.json records

@@ -62,9 +62,9 @@ def load_masked_lm(spec: str, flag: str = "--mlm"):
         model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
     except Exception as exc:  # noqa: BLE001 - a damaged tokenizer.json raises a bare Exception
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise AdvembedError(f"{flag}: cannot load masked LM '{spec}' ({path}): {reason}; "
-                            "if it is the built one, rebuild it with `advembed mlm build "
-                            "--overwrite`") from None
+        raise AdvembedError(f"{flag}: cannot load masked LM '{spec}': {reason[:300]} (if "
+                            "it is a built one, rebuild it with `advembed mlm build "
+                            "--overwrite`)") from None
     if info.get("missing_keys"):
         raise AdvembedError(f"{flag}: masked LM '{spec}' has no trained masked-LM head (missing "
                             f"{info['missing_keys'][0]}, …): its candidates would be random")
