@@ -348,6 +348,11 @@ def test_runs_are_seeds_of_one_row_only_when_everything_but_the_seed_agrees(tmp_
     assert "different test sets" in capsys.readouterr().err
     _edit(b, data_sha256=None)  # a run from before the sha256 was recorded: the same set
     assert len(group_runs(load_runs([a, b]))) == 1
+    _edit(a, dataset="/x/data/train.csv")  # two files of one name in two folders: two
+    _edit(b, dataset="/y/data/train.csv")  # datasets, whatever their paths' ends
+    assert len(group_runs(load_runs([a, b]))) == 2
+    _edit(a, dataset="mr")
+    _edit(b, dataset="mr")
     _edit(b, split_sizes={"test": 90}, task="qa-matching")
     labels = [g.label for g in group_runs(load_runs([a, b]))]
     assert labels == ["fgm [task=classification; test examples=100]",

@@ -163,6 +163,9 @@ KEY_FIELDS: dict[str, Any] = {
     "augment_limit": None, "preset": None, "method": "none", "objective": "ce", "augment": None,
 }
 _SHOWN_APART = ("dataset", "model", "method", "method_options")  # in the label or its own column
+_PER_SEED_PATHS = ("model", "model_source", "augment_file", "method_options",
+                   "objective_options", "augment_options")
+"""Fields that may name a per-seed path (a dataset path is the data itself: kept whole)."""
 _SEED_IN_PATH = re.compile(r"(?<=[-_/.])s\d+(?=$|[-_/.\s])")
 
 
@@ -187,7 +190,8 @@ def config_fields(config: dict[str, Any]) -> dict[str, str]:
                                      else config.get(f"{part}_options") or {})
     sizes = config.get("split_sizes")  # recorded by every run; the test set's sha256 is not
     fields["test examples"] = sizes.get("test") if isinstance(sizes, dict) else None
-    return {name: json.dumps(_portable(value), sort_keys=True) for name, value in fields.items()}
+    return {name: json.dumps(_portable(value) if name in _PER_SEED_PATHS else value,
+                             sort_keys=True) for name, value in fields.items()}
 
 
 def config_key(config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
